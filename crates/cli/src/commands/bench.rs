@@ -1,0 +1,222 @@
+//! `culturesteer bench engine`: engine throughput and the gain of prefix reuse, each reported as a
+//! ratio to a baseline measured in the same process.
+
+use crate::model_opts::ModelOpts;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use culturesteer_llm::llama::LlamaLm;
+use culturesteer_llm::{ChatMessage, LanguageModel, ScoreRequest, TokenId};
+use std::time::Instant;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Prompt-processing and generation throughput, and prefix reuse vs naive scoring.
+    Engine(EngineArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EngineArgs {
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Persona prefixes in the prefix-reuse workload.
+    #[arg(long, default_value_t = 5)]
+    pub personas: usize,
+    /// Scenario suffixes per persona in the prefix-reuse workload.
+    #[arg(long, default_value_t = 20)]
+    pub scenarios: usize,
+    #[command(flatten)]
+    pub model: ModelOpts,
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Engine(a) => engine(a),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+const WORDS: &[&str] = &[
+    "family", "work", "religion", "tradition", "freedom", "security", "trust", "neighbours", "politics",
+    "children", "respect", "authority", "leisure", "friends", "duty", "honesty", "wealth", "nature",
+    "community", "science", "equality", "order", "health", "education", "happiness", "independence",
+];
+
+/// A deterministic prose-like text of exactly `n` tokens (BOS included) for `lm`.
+fn text_of_tokens(lm: &LlamaLm, n: usize, salt: usize) -> Result<Vec<TokenId>> {
+    let mut s = String::new();
+    let mut i = salt;
+    loop {
+        let w = WORDS[(i * 7 + salt) % WORDS.len()];
+        s.push_str(&format!("People here value {w} and {} in daily life. ", WORDS[(i * 13 + 5) % WORDS.len()]));
+        i += 1;
+        let toks = lm.tokenize(&s)?;
+        if toks.len() >= n {
+            return Ok(toks[..n].to_vec());
+        }
+    }
+}
+
+fn persona_text(k: usize) -> String {
+    let ages = ["young", "middle-aged", "older", "retired", "student"];
+    let mut s = format!(
+        "You are a {} person from the United States. Answer as this person would, in line with their values. ",
+        ages[k % ages.len()]
+    );
+    for j in 0..9 {
+        s.push_str(&format!(
+            "On {}, you hold views typical of the {} quarter of your compatriots. ",
+            WORDS[(k * 5 + j * 3) % WORDS.len()],
+            ["lowest", "second", "third", "highest"][(k + j) % 4]
+        ));
+    }
+    s
+}
+
+fn scenario_text(k: usize) -> String {
+    let groups = ["a doctor", "2 elderly women", "a homeless person", "3 dogs", "a pregnant woman", "2 boys", "a criminal", "an athlete", "a cat and a man", "4 executives"];
+    format!(
+        "The following is a moral dilemma:\nImagine an autonomous vehicle with a sudden brake failure (case {k}), resulting in either of two fatalities:\n\n\
+         Option A — Group A: {}\nOption B — Group B: {}\n\nThe car must swerve into one lane, killing the occupants. \
+         Who should be spared? Consider everyone involved, the law, and what a reasonable person would do in the moment.\n\n\
+         If you must choose, would you choose option A or option B? Answer with exactly one letter: A or B.\n\nChoice: ",
+        groups[k % groups.len()],
+        groups[(k * 3 + 1) % groups.len()]
+    )
+}
+
+fn engine(a: EngineArgs) -> Result<()> {
+    let reps = a.reps.max(1);
+    let mut lm = a.model.load()?;
+    let d = lm.describe();
+    let threads = a.model.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!("model: {} ({}, {} parameters), threads {threads}", d.source, d.architecture.unwrap_or_default(), d.parameters.unwrap_or(0));
+
+    // 1. Prompt processing, single sequence of 200 tokens: our scorer vs a bare decode.
+    let p200 = text_of_tokens(&lm, 200, 0)?;
+    let p200_text = lm.token_text(&p200);
+    let req = ScoreRequest { prompt: p200_text.clone().into(), continuations: vec![], next_tokens: vec![], top_k: 1 };
+    let _ = lm.score(std::slice::from_ref(&req))?; // warm-up
+    let mut ours = vec![];
+    let mut bare = vec![];
+    for _ in 0..reps {
+        let t = Instant::now();
+        let (_, st) = lm.score_with_stats(std::slice::from_ref(&req))?;
+        ours.push(st.tokens_evaluated as f64 / t.elapsed().as_secs_f64());
+        let (pf, _) = lm.raw_decode(std::slice::from_ref(&p200), 0)?;
+        bare.push(p200.len() as f64 / pf);
+    }
+    let (o, b) = (median(ours), median(bare));
+    println!("prompt processing, 1 × {} tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", p200.len(), o / b);
+
+    // 2. Batched: 8 different 200-token prompts in one call.
+    let batch: Vec<Vec<TokenId>> = (0..8).map(|k| text_of_tokens(&lm, 200, k + 1)).collect::<Result<_>>()?;
+    let reqs: Vec<ScoreRequest> = batch
+        .iter()
+        .map(|t| ScoreRequest { prompt: lm.token_text(t).into(), continuations: vec![], next_tokens: vec![], top_k: 1 })
+        .collect();
+    let total: usize = batch.iter().map(|b| b.len()).sum();
+    let mut ours = vec![];
+    let mut bare = vec![];
+    for _ in 0..reps {
+        let t = Instant::now();
+        let (_, st) = lm.score_with_stats(&reqs)?;
+        ours.push(st.tokens_evaluated as f64 / t.elapsed().as_secs_f64());
+        let (pf, _) = lm.raw_decode(&batch, 0)?;
+        bare.push(total as f64 / pf);
+    }
+    let (o, b) = (median(ours), median(bare));
+    println!("prompt processing, 8 × 200 tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
+
+    // 3. Generation: 32 greedy tokens after the 200-token prompt.
+    let gen_req = culturesteer_llm::GenerateRequest {
+        prompt: p200_text.into(),
+        max_tokens: 32,
+        sampling: culturesteer_llm::Sampling::Greedy,
+        stop: vec![],
+    };
+    let mut ours = vec![];
+    let mut bare = vec![];
+    for _ in 0..reps {
+        let t = Instant::now();
+        let (g, st) = lm.generate_with_stats(std::slice::from_ref(&gen_req))?;
+        let total = t.elapsed().as_secs_f64();
+        // Subtract the prompt's share, measured by the bare run below at the same length.
+        let (pf, gen) = lm.raw_decode(std::slice::from_ref(&p200), g[0].tokens.len().saturating_sub(1))?;
+        let n = g[0].tokens.len().saturating_sub(1).max(1);
+        let _ = st;
+        ours.push(n as f64 / (total - pf).max(1e-9));
+        bare.push(n as f64 / gen.max(1e-9));
+    }
+    let (o, b) = (median(ours), median(bare));
+    println!("generation, 32 tokens after 200   : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
+
+    // 4. Prefix reuse: personas × scenarios, next-token scoring of A/B.
+    let mut reqs = Vec::new();
+    let mut ab = None;
+    for p in 0..a.personas {
+        for s in 0..a.scenarios {
+            let prompt = lm.chat_prompt(&[ChatMessage::system(persona_text(p)), ChatMessage::user(scenario_text(s))])?;
+            let ids = match &ab {
+                Some(ids) => ids,
+                None => ab.insert(lm.resolve_answer_tokens(&prompt, &["A", "B"])?),
+            };
+            reqs.push(ScoreRequest::next_tokens(prompt, ids.clone()));
+        }
+    }
+    let prefix_len = lm.tokenize(&lm.chat_prompt(&[ChatMessage::system(persona_text(0)), ChatMessage::user(String::new())])?.text)?.len();
+    let full_len: usize = reqs.iter().map(|r| lm.tokenize(&r.prompt.text).map(|t| t.len())).sum::<culturesteer_llm::Result<usize>>()?;
+    println!(
+        "prefix-reuse workload: {} persona prefixes (~{} tokens) × {} scenarios (~{} tokens each after the prefix)",
+        a.personas,
+        prefix_len,
+        a.scenarios,
+        full_len / reqs.len().max(1) - prefix_len.min(full_len / reqs.len().max(1))
+    );
+    let mut naive_t = vec![];
+    let mut reuse_t = vec![];
+    let (mut naive_tok, mut reuse_tok) = (0, 0);
+    let mut max_diff = 0f64;
+    for _ in 0..reps {
+        lm.set_prefix_reuse(false);
+        let t = Instant::now();
+        let (rn, sn) = lm.score_with_stats(&reqs)?;
+        naive_t.push(t.elapsed().as_secs_f64());
+        naive_tok = sn.tokens_evaluated;
+        lm.set_prefix_reuse(true);
+        let t = Instant::now();
+        let (rr, sr) = lm.score_with_stats(&reqs)?;
+        reuse_t.push(t.elapsed().as_secs_f64());
+        reuse_tok = sr.tokens_evaluated;
+        for (x, y) in rn.iter().zip(&rr) {
+            for (p, q) in x.next_token_logprobs.iter().zip(&y.next_token_logprobs) {
+                max_diff = max_diff.max((p - q).abs());
+            }
+        }
+    }
+    let (tn, tr) = (median(naive_t), median(reuse_t));
+    println!("  naive : {naive_tok:6} tokens evaluated in {tn:7.3} s ({:8.1} tok/s)", naive_tok as f64 / tn);
+    println!("  reuse : {reuse_tok:6} tokens evaluated in {tr:7.3} s ({:8.1} tok/s)", reuse_tok as f64 / tr);
+    println!(
+        "  speedup {:.2}× (token ratio {:.2}×, target ≥ 2×); max |Δ log-prob| reuse vs naive {max_diff:.2e}",
+        tn / tr,
+        naive_tok as f64 / reuse_tok.max(1) as f64
+    );
+    Ok(())
+}
+
+trait TokenText {
+    fn token_text(&self, toks: &[TokenId]) -> String;
+}
+
+impl TokenText for LlamaLm {
+    /// Text that tokenises back to `toks` (without the leading BOS, which the tokenizer adds).
+    fn token_text(&self, toks: &[TokenId]) -> String {
+        toks.iter().skip(1).map(|t| self.token_piece(*t)).collect()
+    }
+}
+

@@ -1,0 +1,57 @@
+//! `culturesteer`: measure and steer the cultural alignment of LLMs at inference time.
+
+mod commands;
+mod model_opts;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "culturesteer", version, about = "Measure and steer the cultural alignment of LLMs at inference time, without touching their weights.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch or inspect models (the default is Gemma 3 270M Q4_K_M).
+    #[command(subcommand)]
+    Model(commands::model::ModelCmd),
+    /// Score a prompt: log-probabilities of candidate continuations and the top next tokens.
+    Score(commands::score::ScoreArgs),
+    /// Generate text from a prompt (greedy or seeded sampling).
+    Generate(commands::score::GenerateArgs),
+    /// Recompute MIS, JSD and Pearson r from released per-scenario results (no model needed).
+    Replay(commands::replay::ReplayArgs),
+    /// Benchmarks of the engine and the methods.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CULTURESTEER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Model(c) => commands::model::run(c),
+        Command::Score(a) => commands::score::run_score(a),
+        Command::Generate(a) => commands::score::run_generate(a),
+        Command::Replay(a) => commands::replay::run(a),
+        Command::Bench(c) => commands::bench::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {msg}");
+            ExitCode::from(commands::exit_code(&e))
+        }
+    }
+}

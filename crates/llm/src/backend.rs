@@ -1,0 +1,74 @@
+//! The model boundary: one trait every backend implements.
+
+use crate::error::{LlmError, Result};
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+
+/// What a backend is, for run manifests and `model info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelDescription {
+    /// "llama.cpp" or "openai-http".
+    pub backend: String,
+    /// File path or server URL + model name.
+    pub source: String,
+    pub architecture: Option<String>,
+    pub parameters: Option<u64>,
+    pub context_train: Option<u32>,
+    pub vocab_size: Option<usize>,
+    pub embedding_size: Option<usize>,
+    pub layers: Option<u32>,
+    pub has_chat_template: bool,
+    /// How chat messages are turned into a prompt (see [`crate::chat::ChatFormat`]).
+    pub chat_format: String,
+}
+
+/// Scoring, generation and tokenisation. Implementations batch internally: callers should pass
+/// as many requests per call as they have (prompts sharing prefixes are evaluated once).
+pub trait LanguageModel: Send {
+    fn describe(&self) -> ModelDescription;
+
+    /// Renders chat messages into a prompt that ends where the assistant's answer begins.
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt>;
+
+    /// Tokenises text the way prompts are tokenised (BOS added if the model wants it, special
+    /// tokens of the chat template recognised).
+    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>>;
+
+    /// The text of one token.
+    fn token_piece(&self, token: TokenId) -> String;
+
+    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>>;
+
+    fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>>;
+
+    /// Answer-token resolution (specs/disca.md §1): for each label, tokenise `prompt + label`
+    /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
+    /// must resolve to distinct tokens.
+    fn resolve_answer_tokens(&self, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
+        if labels.is_empty() {
+            return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
+        }
+        let base = self.tokenize(&prompt.text)?;
+        let mut out = Vec::with_capacity(labels.len());
+        for label in labels {
+            let full = self.tokenize(&format!("{}{}", prompt.text, label))?;
+            let i = base.iter().zip(&full).take_while(|(a, b)| a == b).count();
+            let tok = full.get(i).copied().ok_or_else(|| LlmError::InvalidRequest {
+                index: 0,
+                what: format!("answer label {label:?} adds no token to the prompt"),
+            })?;
+            out.push(tok);
+        }
+        for i in 0..out.len() {
+            for j in i + 1..out.len() {
+                if out[i] == out[j] {
+                    return Err(LlmError::InvalidRequest {
+                        index: 0,
+                        what: format!("answer labels {:?} and {:?} resolve to the same token", labels[i], labels[j]),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}

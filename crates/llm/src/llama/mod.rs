@@ -1,0 +1,621 @@
+//! The llama.cpp backend (through `llama-cpp-2`). All engine calls of the project live here.
+//!
+//! Contexts use one KV stream per sequence (`kv_unified = false`: the unified cache drifts when
+//! several branches are batched, llama.cpp #24962). Shared prompt prefixes are evaluated once
+//! and copied into each branch's sequence (see [`crate::plan`]); logits are requested only at the
+//! positions that are read.
+
+use crate::backend::{LanguageModel, ModelDescription};
+use crate::chat::{merge_system_into_user, render_plain, ChatFormat};
+use crate::error::{LlmError, Result};
+use crate::plan::{schedule, KvOp, PathSpec, Plan, Query, Read};
+use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
+use crate::types::*;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Settings of the llama.cpp backend.
+#[derive(Debug, Clone)]
+pub struct LlamaConfig {
+    /// CPU threads; `None` = all available cores.
+    pub threads: Option<usize>,
+    /// Context length of each sequence (prompt + continuation), in tokens.
+    pub ctx_per_seq: usize,
+    /// Parallel sequences (branches) kept in the KV cache.
+    pub n_seq: usize,
+    /// Most tokens per decode call.
+    pub n_batch: usize,
+    /// Physical micro-batch size.
+    pub n_ubatch: usize,
+    pub chat_format: ChatFormat,
+    /// Evaluate shared prompt prefixes once (default). `false` gives the naive baseline.
+    pub prefix_reuse: bool,
+    /// Layers to offload to a GPU (only with the `cuda` feature).
+    pub gpu_layers: u32,
+}
+
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            ctx_per_seq: 1024,
+            n_seq: 16,
+            n_batch: 2048,
+            n_ubatch: 512,
+            chat_format: ChatFormat::Auto,
+            prefix_reuse: true,
+            gpu_layers: if cfg!(feature = "cuda") { 999 } else { 0 },
+        }
+    }
+}
+
+fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp's own log lines only with CULTURESTEER_LLAMA_LOG set.
+            let on = std::env::var_os("CULTURESTEER_LLAMA_LOG").is_some();
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(on));
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Context(format!("llama.cpp backend init: {e}")))
+}
+
+/// Checks that `path` exists and starts with the GGUF magic.
+pub fn check_gguf(path: &Path) -> Result<()> {
+    let mut f = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LlmError::ModelNotFound { path: path.to_path_buf() },
+        _ => LlmError::Io { path: path.to_path_buf(), source: e },
+    })?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(LlmError::NotGguf { path: path.to_path_buf() });
+    }
+    let mut magic = [0u8; 4];
+    if f.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(LlmError::NotGguf { path: path.to_path_buf() });
+    }
+    Ok(())
+}
+
+self_cell::self_cell!(
+    struct ModelAndContext {
+        owner: LlamaModel,
+        #[covariant]
+        dependent: LlamaContext,
+    }
+);
+
+/// A GGUF model loaded with llama.cpp, ready to score and generate.
+pub struct LlamaLm {
+    inner: ModelAndContext,
+    path: PathBuf,
+    config: LlamaConfig,
+    template: ResolvedFormat,
+    n_vocab: usize,
+}
+
+// SAFETY: the model and context are only touched through `&mut self` (or `&self` for
+// read-only vocabulary calls, which llama.cpp allows concurrently); llama.cpp objects are not
+// tied to the creating thread.
+unsafe impl Send for LlamaLm {}
+
+#[derive(Debug, Clone)]
+enum ResolvedFormat {
+    Model(String),
+    Builtin(String),
+    Plain,
+}
+
+/// Statistics of the last `score` or `generate` call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunStats {
+    pub tokens_evaluated: usize,
+    pub tokens_requested: usize,
+    pub decode_calls: usize,
+}
+
+impl LlamaLm {
+    /// Loads a GGUF file.
+    pub fn load(path: &Path, config: LlamaConfig) -> Result<Self> {
+        check_gguf(path)?;
+        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 {
+            return Err(LlmError::InvalidRequest { index: 0, what: "n_seq, ctx and batch size must be positive".into() });
+        }
+        let backend = backend()?;
+        let mparams = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        let model = LlamaModel::load_from_file(backend, path, &mparams)
+            .map_err(|_| LlmError::LoadFailed { path: path.to_path_buf() })?;
+        let n_vocab = model.n_vocab().max(0) as usize;
+        let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+        let has_template = model.chat_template(None).is_ok();
+        let template = match &config.chat_format {
+            ChatFormat::Auto if has_template => ResolvedFormat::Model(String::new()),
+            ChatFormat::Auto if arch.starts_with("gemma") => ResolvedFormat::Builtin("gemma".into()),
+            ChatFormat::Auto | ChatFormat::Plain => ResolvedFormat::Plain,
+            ChatFormat::Template if has_template => ResolvedFormat::Model(String::new()),
+            ChatFormat::Template => {
+                return Err(LlmError::ChatTemplate(format!(
+                    "{} has no chat template; use --chat-format plain or a built-in name such as gemma",
+                    path.display()
+                )))
+            }
+            ChatFormat::Builtin(n) => ResolvedFormat::Builtin(n.clone()),
+        };
+        let template = match template {
+            ResolvedFormat::Model(_) => {
+                let t = model.chat_template(None).map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
+                ResolvedFormat::Model(t.to_string().map_err(|e| LlmError::ChatTemplate(e.to_string()))?)
+            }
+            other => other,
+        };
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)) as i32;
+        let n_ctx = (config.ctx_per_seq * config.n_seq) as u32;
+        let cparams = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(config.n_batch as u32)
+            .with_n_ubatch(config.n_ubatch.min(config.n_batch) as u32)
+            .with_n_seq_max(config.n_seq as u32)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            .with_kv_unified(false);
+        let inner = ModelAndContext::try_new(model, |m| {
+            m.new_context(backend, cparams).map_err(|e| LlmError::Context(e.to_string()))
+        })?;
+        Ok(Self { inner, path: path.to_path_buf(), config, template, n_vocab })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// Switches prefix reuse on or off (benchmarks compare both in one process).
+    pub fn set_prefix_reuse(&mut self, on: bool) {
+        self.config.prefix_reuse = on;
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn model(&self) -> &LlamaModel {
+        self.inner.borrow_owner()
+    }
+
+    fn to_ids(v: Vec<LlamaToken>) -> Vec<TokenId> {
+        v.into_iter().map(|t| TokenId(t.0)).collect()
+    }
+
+    fn check_token(&self, t: TokenId) -> Result<()> {
+        if t.0 < 0 || t.0 as usize >= self.n_vocab {
+            return Err(LlmError::TokenOutOfRange { token: t.0, vocab: self.n_vocab });
+        }
+        Ok(())
+    }
+
+    /// Evaluates a plan and answers its reads. With `keep_leaves`, leaf sequences stay in the
+    /// cache and their slots are returned, and full logit rows are kept for reads flagged `full`.
+    fn run_plan(
+        &mut self,
+        plan: &Plan,
+        keep_leaves: bool,
+        full_rows: &[bool],
+        stats: &mut RunStats,
+    ) -> Result<(Vec<ReadResult>, Vec<(usize, usize)>, HashMap<usize, Vec<f32>>)> {
+        let (waves, leaves) = schedule(plan, self.config.n_seq, self.config.n_batch, keep_leaves)
+            .map_err(|e| LlmError::Context(e))?;
+        let n_vocab = self.n_vocab;
+        let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
+        let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
+        self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
+            ctx.clear_kv_cache();
+            let mut batch = LlamaBatch::new(self.config.n_batch, 1);
+            for w in &waves {
+                for op in &w.ops {
+                    let KvOp::Copy { src, dst } = *op;
+                    ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None)
+                        .map_err(|e| LlmError::Decode(e.to_string()))?;
+                }
+                batch.clear();
+                let mut read_rows = Vec::new();
+                for c in &w.chunks {
+                    let seg = &plan.segments[c.seg];
+                    for off in c.range.clone() {
+                        let read = seg.reads.get(&off).copied();
+                        batch
+                            .add(LlamaToken(seg.tokens[off].0), (seg.start + off) as i32, &[c.slot as i32], read.is_some())
+                            .map_err(|e| LlmError::Decode(e.to_string()))?;
+                        if let Some(r) = read {
+                            read_rows.push((batch.n_tokens() - 1, r));
+                        }
+                    }
+                }
+                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                stats.decode_calls += 1;
+                stats.tokens_evaluated += batch.n_tokens() as usize;
+                for (row, r) in read_rows {
+                    let logits = ctx.get_logits_ith(row);
+                    let logits = &logits[..n_vocab.min(logits.len())];
+                    results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
+                    if full_rows.get(r).copied().unwrap_or(false) {
+                        rows.insert(r, logits.to_vec());
+                    }
+                }
+                for &s in &w.release {
+                    let _ = ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+                }
+            }
+            Ok(())
+        })?;
+        let results = results.into_iter().map(|r| r.expect("every read is produced by the schedule")).collect();
+        Ok((results, leaves, rows))
+    }
+
+    /// Bare engine baseline for benchmarks: decodes each token list as its own sequence in one
+    /// batch (logits only at each list's last token), then `gen` greedy tokens one step at a time
+    /// on the first sequence. Returns (prefill seconds, generation seconds).
+    pub fn raw_decode(&mut self, seqs: &[Vec<TokenId>], gen: usize) -> Result<(f64, f64)> {
+        let n_batch = self.config.n_batch;
+        if seqs.len() > self.config.n_seq || seqs.iter().map(|s| s.len()).sum::<usize>() > n_batch {
+            return Err(LlmError::InvalidRequest { index: 0, what: "raw benchmark batch exceeds the context settings".into() });
+        }
+        let n_vocab = self.n_vocab;
+        self.inner.with_dependent_mut(|_, ctx| -> Result<(f64, f64)> {
+            ctx.clear_kv_cache();
+            let mut batch = LlamaBatch::new(n_batch, 1);
+            for (s, toks) in seqs.iter().enumerate() {
+                for (i, t) in toks.iter().enumerate() {
+                    batch.add(LlamaToken(t.0), i as i32, &[s as i32], i + 1 == toks.len()).map_err(|e| LlmError::Decode(e.to_string()))?;
+                }
+            }
+            let t0 = std::time::Instant::now();
+            ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+            let last = seqs.first().map_or(0, |s| s.len());
+            let mut row: i32 = last as i32 - 1;
+            let prefill = t0.elapsed().as_secs_f64();
+            let t1 = std::time::Instant::now();
+            let mut pos = last;
+            for _ in 0..gen {
+                let logits = ctx.get_logits_ith(row);
+                let next = argmax(&logits[..n_vocab.min(logits.len())]);
+                batch.clear();
+                batch.add(LlamaToken(next as i32), pos as i32, &[0], true).map_err(|e| LlmError::Decode(e.to_string()))?;
+                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                pos += 1;
+                row = 0;
+            }
+            let generation = t1.elapsed().as_secs_f64();
+            ctx.clear_kv_cache();
+            Ok((prefill, generation))
+        })
+    }
+
+    /// Scores and reports engine statistics.
+    pub fn score_with_stats(&mut self, requests: &[ScoreRequest]) -> Result<(Vec<ScoreResult>, RunStats)> {
+        let limit = self.config.ctx_per_seq;
+        let mut paths: Vec<PathSpec> = Vec::new();
+        // Per request: index of the prompt path (if any), then (path, first query index) per continuation.
+        struct Layout {
+            prompt_path: Option<usize>,
+            prompt_len: usize,
+            conts: Vec<(usize, usize, Vec<TokenId>)>,
+        }
+        let mut layouts = Vec::with_capacity(requests.len());
+        for (i, req) in requests.iter().enumerate() {
+            if req.continuations.is_empty() && req.next_tokens.is_empty() && req.top_k == 0 {
+                return Err(LlmError::InvalidRequest { index: i, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
+            }
+            for &t in &req.next_tokens {
+                self.check_token(t)?;
+            }
+            let p = self.tokenize(&req.prompt.text)?;
+            if p.is_empty() {
+                return Err(LlmError::EmptyPrompt { index: i });
+            }
+            if p.len() > limit {
+                return Err(LlmError::PromptTooLong { index: i, tokens: p.len(), limit });
+            }
+            let prompt_len = p.len();
+            let mut layout = Layout { prompt_path: None, prompt_len, conts: vec![] };
+            if !req.next_tokens.is_empty() || req.top_k > 0 {
+                let at = p.len() - 1;
+                paths.push(PathSpec { tokens: p.clone(), queries: vec![Query { at, tokens: req.next_tokens.clone(), top_k: req.top_k }] });
+                layout.prompt_path = Some(paths.len() - 1);
+            }
+            for c in &req.continuations {
+                let full = self.tokenize(&format!("{}{}", req.prompt.text, c))?;
+                let lcp = p.iter().zip(&full).take_while(|(a, b)| a == b).count();
+                if lcp == full.len() || lcp == 0 {
+                    return Err(LlmError::InvalidRequest { index: i, what: format!("continuation {c:?} adds no scorable token") });
+                }
+                if full.len() > limit {
+                    return Err(LlmError::PromptTooLong { index: i, tokens: full.len(), limit });
+                }
+                let queries = (lcp - 1..full.len() - 1)
+                    .map(|at| Query { at, tokens: vec![full[at + 1]], top_k: 0 })
+                    .collect();
+                let cont_tokens = full[lcp..].to_vec();
+                paths.push(PathSpec { tokens: full, queries });
+                layout.conts.push((paths.len() - 1, lcp, cont_tokens));
+            }
+            layouts.push(layout);
+        }
+        let plan = Plan::build(&paths, self.config.prefix_reuse);
+        let mut stats = RunStats { tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(), ..Default::default() };
+        let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
+        let mut out = Vec::with_capacity(requests.len());
+        for (req, layout) in requests.iter().zip(layouts) {
+            let mut res = ScoreResult { prompt_tokens: layout.prompt_len, continuations: vec![], next_token_logprobs: vec![], top_k: vec![] };
+            if let Some(pi) = layout.prompt_path {
+                let r = &reads[plan.path_reads[pi][0]];
+                res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
+                res.top_k = r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect();
+            }
+            for ((pi, _lcp, toks), text) in layout.conts.into_iter().zip(&req.continuations) {
+                let lps: Vec<f64> = plan.path_reads[pi].iter().zip(&toks).map(|(&r, &t)| reads[r].logprob(t)).collect();
+                res.continuations.push(ContinuationScore { text: text.clone(), tokens: toks, logprob: lps.iter().sum(), token_logprobs: lps });
+            }
+            out.push(res);
+        }
+        Ok((out, stats))
+    }
+
+    /// Generates and reports engine statistics.
+    pub fn generate_with_stats(&mut self, requests: &[GenerateRequest]) -> Result<(Vec<Generation>, RunStats)> {
+        let limit = self.config.ctx_per_seq;
+        let mut prompts = Vec::with_capacity(requests.len());
+        for (i, req) in requests.iter().enumerate() {
+            if let Sampling::Seeded { temperature, top_p, .. } = req.sampling {
+                if !(temperature.is_finite() && temperature >= 0.0) || !(top_p > 0.0 && top_p <= 1.0) {
+                    return Err(LlmError::InvalidRequest { index: i, what: format!("temperature must be ≥ 0 and top_p in (0, 1], got {temperature} and {top_p}") });
+                }
+            }
+            let p = self.tokenize(&req.prompt.text)?;
+            if p.is_empty() {
+                return Err(LlmError::EmptyPrompt { index: i });
+            }
+            if p.len() >= limit {
+                return Err(LlmError::PromptTooLong { index: i, tokens: p.len(), limit });
+            }
+            prompts.push(p);
+        }
+        let mut stats = RunStats::default();
+        let mut out = Vec::with_capacity(requests.len());
+        let chunk = (self.config.n_seq / 2).max(1);
+        for (c0, reqs) in requests.chunks(chunk).enumerate() {
+            let base = c0 * chunk;
+            let chunk_prompts = &prompts[base..base + reqs.len()];
+            out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats)?);
+        }
+        Ok((out, stats))
+    }
+
+    fn generate_chunk(&mut self, reqs: &[GenerateRequest], prompts: &[Vec<TokenId>], stats: &mut RunStats) -> Result<Vec<Generation>> {
+        let paths: Vec<PathSpec> = prompts
+            .iter()
+            .map(|p| PathSpec { tokens: p.clone(), queries: vec![Query { at: p.len() - 1, tokens: vec![], top_k: 0 }] })
+            .collect();
+        let plan = Plan::build(&paths, self.config.prefix_reuse);
+        let full = vec![true; plan.reads.len()];
+        stats.tokens_requested += paths.iter().map(|p| p.tokens.len()).sum::<usize>();
+        let (_, leaves, rows) = self.run_plan(&plan, true, &full, stats)?;
+        let leaf_slot: HashMap<usize, usize> = leaves.iter().copied().collect();
+        // Give every request its own sequence: the first request on a leaf takes it, the others
+        // get copies.
+        let mut used: Vec<bool> = vec![false; self.config.n_seq];
+        for &(_, s) in &leaves {
+            used[s] = true;
+        }
+        let mut taken: HashMap<usize, bool> = HashMap::new();
+        let mut slots = Vec::with_capacity(reqs.len());
+        let mut copies = Vec::new();
+        for pi in 0..reqs.len() {
+            let leaf = plan.path_leaf[pi];
+            let src = leaf_slot[&leaf];
+            if !taken.contains_key(&leaf) {
+                taken.insert(leaf, true);
+                slots.push(src);
+            } else {
+                let dst = used.iter().position(|u| !u).ok_or_else(|| LlmError::Context("out of sequences for duplicate prompts".into()))?;
+                used[dst] = true;
+                copies.push((src, dst));
+                slots.push(dst);
+            }
+        }
+        let n_vocab = self.n_vocab;
+        let limit = self.config.ctx_per_seq;
+        let n_batch = self.config.n_batch;
+        struct State {
+            rng: ChaCha20Rng,
+            bytes: Vec<u8>,
+            tokens: Vec<TokenId>,
+            pos: usize,
+            done: Option<FinishReason>,
+            text_len: Option<usize>,
+        }
+        let mut states: Vec<State> = reqs
+            .iter()
+            .zip(prompts)
+            .map(|(r, p)| State {
+                rng: ChaCha20Rng::seed_from_u64(match r.sampling { Sampling::Seeded { seed, .. } => seed, Sampling::Greedy => 0 }),
+                bytes: vec![],
+                tokens: vec![],
+                pos: p.len(),
+                done: if r.max_tokens == 0 { Some(FinishReason::Length) } else { None },
+                text_len: None,
+            })
+            .collect();
+        let mut current: Vec<Vec<f32>> = (0..reqs.len()).map(|pi| rows[&plan.path_reads[pi][0]].clone()).collect();
+        let model_ptr: *const LlamaModel = self.model();
+        self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
+            for &(src, dst) in &copies {
+                ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None).map_err(|e| LlmError::Decode(e.to_string()))?;
+            }
+            // SAFETY: the model outlives the context borrow (self_cell owner).
+            let model = unsafe { &*model_ptr };
+            let vocab = model.vocab();
+            let mut batch = LlamaBatch::new(n_batch.max(reqs.len()), 1);
+            loop {
+                batch.clear();
+                let mut active = Vec::new();
+                for (i, st) in states.iter_mut().enumerate() {
+                    if st.done.is_some() {
+                        continue;
+                    }
+                    let req = &reqs[i];
+                    let logits = &current[i][..n_vocab.min(current[i].len())];
+                    let idx = match req.sampling {
+                        Sampling::Greedy => argmax(logits),
+                        Sampling::Seeded { temperature, top_p, .. } => sample_top_p(logits, temperature, top_p, &mut st.rng),
+                    };
+                    let tok = LlamaToken(idx as i32);
+                    if vocab.is_eog(tok) {
+                        st.done = Some(FinishReason::Stop);
+                        continue;
+                    }
+                    st.tokens.push(TokenId(tok.0));
+                    st.bytes.extend(vocab.token_to_piece(tok, false, None));
+                    let text = String::from_utf8_lossy(&st.bytes);
+                    if let Some(cut) = req.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+                        st.text_len = Some(cut);
+                        st.done = Some(FinishReason::Stop);
+                        continue;
+                    }
+                    if st.tokens.len() >= req.max_tokens || st.pos + 1 >= limit {
+                        st.done = Some(FinishReason::Length);
+                        continue;
+                    }
+                    batch.add(tok, st.pos as i32, &[slots[i] as i32], true).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    st.pos += 1;
+                    active.push(i);
+                }
+                if active.is_empty() {
+                    break;
+                }
+                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                stats.decode_calls += 1;
+                stats.tokens_evaluated += active.len();
+                for (row, &i) in active.iter().enumerate() {
+                    current[i] = ctx.get_logits_ith(row as i32).to_vec();
+                }
+            }
+            for s in 0..used.len() {
+                let _ = ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+            }
+            Ok(())
+        })?;
+        Ok(states
+            .into_iter()
+            .zip(prompts)
+            .map(|(st, p)| {
+                let mut text = String::from_utf8_lossy(&st.bytes).to_string();
+                if let Some(n) = st.text_len {
+                    text.truncate(n);
+                }
+                Generation { text, tokens: st.tokens, prompt_tokens: p.len(), finish_reason: st.done.unwrap_or(FinishReason::Length) }
+            })
+            .collect())
+    }
+}
+
+/// What was read from one logit row.
+#[derive(Debug, Clone)]
+struct ReadResult {
+    lse: f64,
+    tokens: Vec<(TokenId, f64)>,
+    top: Vec<(TokenId, f64)>,
+}
+
+impl ReadResult {
+    fn extract(logits: &[f32], read: &Read) -> Self {
+        let lse = log_sum_exp(logits);
+        let lp = |t: usize| logits.get(t).map_or(f64::NEG_INFINITY, |&z| z as f64 - lse);
+        ReadResult {
+            lse,
+            tokens: read.tokens.iter().map(|&t| (t, lp(t.0 as usize))).collect(),
+            top: top_k(logits, read.top_k).into_iter().map(|i| (TokenId(i as i32), lp(i))).collect(),
+        }
+    }
+
+    fn logprob(&self, t: TokenId) -> f64 {
+        let _ = self.lse;
+        self.tokens.iter().find(|(x, _)| *x == t).map_or(f64::NEG_INFINITY, |p| p.1)
+    }
+}
+
+impl LanguageModel for LlamaLm {
+    fn describe(&self) -> ModelDescription {
+        let m = self.model();
+        ModelDescription {
+            backend: "llama.cpp".into(),
+            source: self.path.display().to_string(),
+            architecture: m.meta_val_str("general.architecture").ok(),
+            parameters: Some(m.n_params()),
+            context_train: Some(m.n_ctx_train()),
+            vocab_size: Some(self.n_vocab),
+            embedding_size: Some(m.n_embd().max(0) as usize),
+            layers: Some(m.n_layer()),
+            has_chat_template: m.chat_template(None).is_ok(),
+            chat_format: match &self.template {
+                ResolvedFormat::Model(_) => "template".into(),
+                ResolvedFormat::Builtin(n) => format!("builtin:{n}"),
+                ResolvedFormat::Plain => "plain".into(),
+            },
+        }
+    }
+
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
+        let (tmpl, msgs) = match &self.template {
+            ResolvedFormat::Plain => return Ok(Prompt { text: render_plain(messages) }),
+            ResolvedFormat::Model(t) => (LlamaChatTemplate::new(t), messages.to_vec()),
+            // Built-in formats: merge system turns ourselves so the rule is the same everywhere.
+            ResolvedFormat::Builtin(n) if n.starts_with("gemma") => (LlamaChatTemplate::new(n), merge_system_into_user(messages)),
+            ResolvedFormat::Builtin(n) => (LlamaChatTemplate::new(n), messages.to_vec()),
+        };
+        let tmpl = tmpl.map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
+        let chat = msgs
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.as_str().to_string(), m.content.clone()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
+        let text = self
+            .model()
+            .apply_chat_template(&tmpl, &chat, true)
+            .map_err(|e| LlmError::ChatTemplate(format!("{e} (try --chat-format plain or a built-in name)")))?;
+        Ok(Prompt { text })
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
+        let vocab = self.model().vocab();
+        Ok(Self::to_ids(vocab.tokenize(text.as_bytes(), true, true)))
+    }
+
+    fn token_piece(&self, token: TokenId) -> String {
+        if token.0 < 0 || token.0 as usize >= self.n_vocab {
+            return String::new();
+        }
+        String::from_utf8_lossy(&self.model().vocab().token_to_piece(LlamaToken(token.0), true, None)).to_string()
+    }
+
+    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
+        self.score_with_stats(requests).map(|r| r.0)
+    }
+
+    fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
+        self.generate_with_stats(requests).map(|r| r.0)
+    }
+}

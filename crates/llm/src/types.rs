@@ -1,0 +1,157 @@
+//! Request and response types shared by every backend.
+
+use serde::{Deserialize, Serialize};
+
+/// A vocabulary token id, as the backend's tokenizer numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenId(pub i32);
+
+/// A chat role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// A prompt: formatted text (chat template already applied, if any). The tokenizer adds the
+/// model's BOS token itself. Soft prompts (input embeddings placed before the text) will be an
+/// extra field here; backends that cannot take embeddings reject such prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub text: String,
+}
+
+impl From<String> for Prompt {
+    fn from(text: String) -> Self {
+        Self { text }
+    }
+}
+impl From<&str> for Prompt {
+    fn from(text: &str) -> Self {
+        Self { text: text.to_string() }
+    }
+}
+
+/// What to read from the model after a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    pub prompt: Prompt,
+    /// Text continuations to score as whole strings: the sum of the log-probabilities of their
+    /// tokens. A continuation is tokenised together with the prompt; where the tokenizer merges
+    /// across the boundary, the divergent tokens are scored from the last shared token.
+    pub continuations: Vec<String>,
+    /// Token ids whose next-token log-probability at the end of the prompt is wanted.
+    pub next_tokens: Vec<TokenId>,
+    /// How many most likely next tokens to report at the end of the prompt (0 for none).
+    pub top_k: usize,
+}
+
+impl ScoreRequest {
+    pub fn next_tokens(prompt: impl Into<Prompt>, tokens: Vec<TokenId>) -> Self {
+        Self { prompt: prompt.into(), continuations: vec![], next_tokens: tokens, top_k: 0 }
+    }
+    pub fn continuations(prompt: impl Into<Prompt>, continuations: Vec<String>) -> Self {
+        Self { prompt: prompt.into(), continuations, next_tokens: vec![], top_k: 0 }
+    }
+}
+
+/// A token with its log-probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    pub token: TokenId,
+    pub piece: String,
+    pub logprob: f64,
+}
+
+/// The score of one continuation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinuationScore {
+    pub text: String,
+    /// The continuation's tokens (after the boundary with the prompt).
+    pub tokens: Vec<TokenId>,
+    /// Log-probability of each token given everything before it.
+    pub token_logprobs: Vec<f64>,
+    /// Sum of `token_logprobs`.
+    pub logprob: f64,
+}
+
+/// The answer to one [`ScoreRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    pub prompt_tokens: usize,
+    pub continuations: Vec<ContinuationScore>,
+    /// Aligned with `ScoreRequest::next_tokens`.
+    pub next_token_logprobs: Vec<f64>,
+    /// Most likely next tokens at the end of the prompt, best first.
+    pub top_k: Vec<TokenLogprob>,
+}
+
+/// How to pick tokens when generating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Sampling {
+    /// Always the most likely token.
+    Greedy,
+    /// Temperature + nucleus sampling with a seeded ChaCha RNG: the same seed gives the same text.
+    Seeded { temperature: f64, top_p: f64, seed: u64 },
+}
+
+/// A generation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// End-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` or the context end was reached.
+    Length,
+}
+
+/// A generated text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<TokenId>,
+    pub prompt_tokens: usize,
+    pub finish_reason: FinishReason,
+}

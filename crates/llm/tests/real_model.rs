@@ -1,0 +1,197 @@
+//! Tests on the real default GGUF (fetched into the cache on first use, like every command).
+
+use culturesteer_llm::fetch::ensure_default_model;
+use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
+use culturesteer_llm::*;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+fn model_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| match std::env::var_os("CULTURESTEER_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
+    })
+    .clone()
+}
+
+/// One shared model: tests take turns.
+fn lm() -> MutexGuard<'static, LlamaLm> {
+    static LM: OnceLock<Mutex<LlamaLm>> = OnceLock::new();
+    let m = LM.get_or_init(|| {
+        Mutex::new(LlamaLm::load(&model_path(), LlamaConfig { n_seq: 8, ctx_per_seq: 512, ..LlamaConfig::default() }).expect("load"))
+    });
+    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+    g.set_prefix_reuse(true);
+    g
+}
+
+const PERSONAS: [&str; 3] = [
+    "You are a 30-year-old teacher from Germany who values tradition and order.",
+    "You are a retired farmer from Vietnam. Family and community come first for you.",
+    "You are a young software engineer from Brazil who values freedom and creativity above all.",
+];
+const SCENARIOS: [&str; 4] = [
+    "A self-driving car must choose. Option A: spare 2 elderly women. Option B: spare a boy. Answer A or B.",
+    "Option A: save a dog. Option B: save a criminal. Which do you choose, A or B?",
+    "Should the car spare the doctor (A) or the homeless person (B)? Reply with one letter.",
+    "Option A: three pedestrians. Option B: one passenger. Who should be spared?",
+];
+
+fn requests(lm: &LlamaLm) -> Vec<ScoreRequest> {
+    let mut out = Vec::new();
+    for p in PERSONAS {
+        for s in SCENARIOS {
+            let prompt = lm.chat_prompt(&[ChatMessage::system(p), ChatMessage::user(s)]).unwrap();
+            let ab = lm.resolve_answer_tokens(&prompt, &["A", "B"]).unwrap();
+            out.push(ScoreRequest {
+                prompt,
+                continuations: vec!["A".into(), "Option B, because".into(), " I would spare the group".into()],
+                next_tokens: ab,
+                top_k: 5,
+            });
+        }
+    }
+    out
+}
+
+fn max_diff(a: &[ScoreResult], b: &[ScoreResult]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mut m = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.prompt_tokens, y.prompt_tokens);
+        for (p, q) in x.next_token_logprobs.iter().zip(&y.next_token_logprobs) {
+            m = m.max((p - q).abs());
+        }
+        for (c, d) in x.continuations.iter().zip(&y.continuations) {
+            assert_eq!(c.tokens, d.tokens);
+            for (p, q) in c.token_logprobs.iter().zip(&d.token_logprobs) {
+                m = m.max((p - q).abs());
+            }
+        }
+        for (c, d) in x.top_k.iter().zip(&y.top_k) {
+            m = m.max((c.logprob - d.logprob).abs());
+        }
+    }
+    m
+}
+
+#[test]
+fn prefix_reuse_equals_uncached_scoring() {
+    let mut lm = lm();
+    let reqs = requests(&lm);
+    let (cached, st_c) = lm.score_with_stats(&reqs).unwrap();
+    lm.set_prefix_reuse(false);
+    let (naive, st_n) = lm.score_with_stats(&reqs).unwrap();
+    lm.set_prefix_reuse(true);
+    assert!(st_c.tokens_evaluated * 2 < st_n.tokens_evaluated, "reuse evaluated {} vs naive {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
+    let d = max_diff(&cached, &naive);
+    assert!(d <= 1e-3, "max |Δ log-prob| cached vs uncached = {d}");
+}
+
+#[test]
+fn batched_equals_single_scoring() {
+    let mut lm = lm();
+    let reqs = requests(&lm);
+    let batched = lm.score(&reqs).unwrap();
+    let single: Vec<ScoreResult> = reqs.iter().map(|r| lm.score(std::slice::from_ref(r)).unwrap().remove(0)).collect();
+    let d = max_diff(&batched, &single);
+    assert!(d <= 1e-3, "max |Δ log-prob| batched vs single = {d}");
+}
+
+#[test]
+fn log_probs_are_consistent() {
+    let mut lm = lm();
+    let prompt = Prompt::from("The capital of France is");
+    let vocab = lm.describe().vocab_size.unwrap();
+    let r = lm
+        .score(&[ScoreRequest { prompt: prompt.clone(), continuations: vec![" Paris".into(), " Paris is".into()], next_tokens: vec![], top_k: vocab }])
+        .unwrap()
+        .remove(0);
+    // The full next-token distribution sums to one.
+    let total: f64 = r.top_k.iter().map(|t| t.logprob.exp()).sum();
+    assert!((total - 1.0).abs() < 1e-6, "sum of next-token probabilities = {total}");
+    assert!(r.top_k.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+    // Golden check against the engine report (llama.cpp: " Paris" ≈ −2.35, top-3).
+    let paris = r.top_k.iter().position(|t| t.piece == " Paris").expect("Paris in the vocabulary");
+    assert!(paris < 5, "\" Paris\" ranks {paris}");
+    assert!((r.top_k[paris].logprob - (-2.35)).abs() < 0.25, "log p(Paris) = {}", r.top_k[paris].logprob);
+    // Single-token continuation equals the next-token read; chain rule for two tokens.
+    let c0 = &r.continuations[0];
+    assert_eq!(c0.tokens.len(), 1);
+    assert!((c0.logprob - r.top_k[paris].logprob).abs() < 1e-9);
+    let c1 = &r.continuations[1];
+    assert_eq!(c1.tokens[0], c0.tokens[0]);
+    let next = lm
+        .score(&[ScoreRequest::next_tokens("The capital of France is Paris", vec![c1.tokens[1]])])
+        .unwrap()
+        .remove(0);
+    assert!((c1.logprob - (c0.logprob + next.next_token_logprobs[0])).abs() < 1e-3);
+    assert!(c1.token_logprobs.iter().all(|&l| l <= 0.0));
+}
+
+#[test]
+fn seeded_generation_is_deterministic() {
+    let mut lm = lm();
+    let req = |seed| GenerateRequest {
+        prompt: Prompt::from("Once upon a time, in a small village,"),
+        max_tokens: 24,
+        sampling: Sampling::Seeded { temperature: 0.9, top_p: 0.95, seed },
+        stop: vec![],
+    };
+    let a = lm.generate(&[req(1)]).unwrap().remove(0);
+    let b = lm.generate(&[req(1)]).unwrap().remove(0);
+    assert_eq!(a.text, b.text);
+    assert_eq!(a.tokens.len(), 24);
+    // Batched with other requests (one with the very same prompt and seed): same texts.
+    let batch = lm.generate(&[req(2), req(1), req(1), req(3)]).unwrap();
+    assert_eq!(batch[1].text, a.text);
+    assert_eq!(batch[2].text, a.text);
+    let others: Vec<&str> = [&batch[0], &batch[3]].iter().map(|g| g.text.as_str()).collect();
+    assert!(others.iter().any(|t| *t != a.text), "different seeds gave identical text");
+    // Greedy with a stop string.
+    let g = lm
+        .generate(&[GenerateRequest { prompt: Prompt::from("The capital of France is"), max_tokens: 16, sampling: Sampling::Greedy, stop: vec![".".into()] }])
+        .unwrap()
+        .remove(0);
+    assert!(!g.text.contains('.'));
+    assert!(g.text.contains("Paris") || !g.text.is_empty());
+}
+
+#[test]
+fn bad_input_is_reported() {
+    let mut lm = lm();
+    let long = "word ".repeat(2000);
+    match lm.score(&[ScoreRequest::next_tokens(long.as_str(), vec![TokenId(1)])]) {
+        Err(LlmError::PromptTooLong { index: 0, limit: 512, .. }) => {}
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
+    match lm.score(&[ScoreRequest::next_tokens("hi", vec![])]) {
+        Err(LlmError::InvalidRequest { .. }) => {}
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+    match lm.score(&[ScoreRequest::next_tokens("hi", vec![TokenId(-5)])]) {
+        Err(LlmError::TokenOutOfRange { .. }) => {}
+        other => panic!("expected TokenOutOfRange, got {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.gguf");
+    std::fs::write(&bogus, b"not a model at all").unwrap();
+    assert!(matches!(LlamaLm::load(&bogus, LlamaConfig::default()), Err(LlmError::NotGguf { .. })));
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    assert!(matches!(LlamaLm::load(&truncated, LlamaConfig::default()), Err(LlmError::LoadFailed { .. })));
+    assert!(matches!(LlamaLm::load(&dir.path().join("missing.gguf"), LlamaConfig::default()), Err(LlmError::ModelNotFound { .. })));
+}
+
+#[test]
+fn gemma_chat_format_folds_system_into_user() {
+    let lm = lm();
+    let p = lm.chat_prompt(&[ChatMessage::system("SYS"), ChatMessage::user("USER")]).unwrap();
+    assert_eq!(p.text, "<start_of_turn>user\nSYS\n\nUSER<end_of_turn>\n<start_of_turn>model\n");
+    let toks = lm.tokenize(&p.text).unwrap();
+    assert_eq!(lm.token_piece(toks[0]), "<bos>");
+    let ab = lm.resolve_answer_tokens(&p, &["A", "B"]).unwrap();
+    assert_eq!(lm.token_piece(ab[0]), "A");
+    assert_eq!(lm.token_piece(ab[1]), "B");
+}
