@@ -1,1 +1,114 @@
+//! Benchmarks with real human data, the resumable runner and the reports.
+//!
+//! A [`Benchmark`] turns its questions into method-agnostic [`Item`]s for a country and scores a
+//! country from the per-item records the runner wrote. The runner ([`runner`]) appends one
+//! [`ItemRecord`] per answered item to `results.jsonl` (flushed as it goes), so runs can be
+//! killed and resumed; scores are always recomputed from the records.
 
+pub mod goqa;
+pub mod multitp;
+pub mod report;
+pub mod runner;
+pub mod vsm13;
+
+use culturesteer_core::CountryCode;
+use culturesteer_data::DataError;
+use culturesteer_methods::{Country, Item, MethodError};
+use serde::{Deserialize, Serialize};
+
+/// The result of one item under one method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub method: String,
+    pub country: CountryCode,
+    pub item_id: String,
+    /// Probability of each option.
+    pub probs: Vec<f64>,
+    /// The option scores the probabilities came from.
+    pub logprobs: Vec<f64>,
+    /// The item's benchmark data (copied from [`Item::meta`]).
+    pub meta: serde_json::Value,
+    /// Method diagnostics.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub diagnostics: serde_json::Value,
+}
+
+/// One row of a per-country breakdown (e.g. a moral dimension): model vs human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub name: String,
+    pub model: f64,
+    pub human: Option<f64>,
+}
+
+/// A country's score on a benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountryScore {
+    pub country: CountryCode,
+    /// The benchmark's headline metric.
+    pub value: f64,
+    pub n_items: usize,
+    /// Per-dimension breakdown (empty when the metric has none).
+    pub components: Vec<Component>,
+    /// Secondary metrics by name (e.g. "pearson_r", "jsd").
+    #[serde(default)]
+    pub secondary: Vec<(String, f64)>,
+}
+
+/// Name and direction of a benchmark's headline metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MetricInfo {
+    pub name: &'static str,
+    pub lower_is_better: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Method(#[from] MethodError),
+    #[error("unknown country {code} for {bench}; valid: {valid}")]
+    UnknownCountry { bench: String, code: String, valid: String },
+    #[error("{country} has no human data in {bench}")]
+    NoHumanData { bench: String, country: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("I/O error on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} line {line}: {what}")]
+    Results { path: String, line: usize, what: String },
+    #[error("{0}")]
+    Manifest(String),
+}
+
+/// A benchmark: items per country, human targets, metric.
+pub trait Benchmark {
+    /// Name as given to `eval` ("multitp", "multitp-disca", "goqa", "vsm13").
+    fn name(&self) -> &'static str;
+    fn metric(&self) -> MetricInfo;
+    /// Countries with human data.
+    fn countries(&self) -> Vec<CountryCode>;
+    /// Countries evaluated when the user gives none.
+    fn default_countries(&self) -> Vec<CountryCode>;
+    /// The country with its English name; an unknown code or one without human data is an
+    /// error that lists the valid codes.
+    fn country(&self, code: CountryCode) -> Result<Country, BenchError>;
+    /// Items for a country, in evaluation order (`--limit N` takes the first N, so the order
+    /// should mix dimensions).
+    fn items(&self, country: &Country) -> Result<Vec<Item>, BenchError>;
+    /// Scores a country from its records (one per item, any order).
+    fn score(&self, country: &Country, records: &[ItemRecord]) -> Result<CountryScore, BenchError>;
+    /// Benchmark options that change results (for the manifest).
+    fn options(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Data files the benchmark reads (relative to `data/`), checksummed in the manifest.
+    fn data_files(&self) -> Vec<String>;
+}
+
+/// Builds the "unknown country" error with the benchmark's valid codes.
+pub fn unknown_country(bench: &dyn Benchmark, code: &str) -> BenchError {
+    let valid: Vec<String> = bench.countries().iter().map(|c| c.to_string()).collect();
+    BenchError::UnknownCountry { bench: bench.name().into(), code: code.into(), valid: valid.join(",") }
+}

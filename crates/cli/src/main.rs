@@ -22,6 +22,8 @@ enum Command {
     Score(commands::score::ScoreArgs),
     /// Generate text from a prompt (greedy or seeded sampling).
     Generate(commands::score::GenerateArgs),
+    /// Evaluate methods on a benchmark (resumable: re-run the same command to continue).
+    Eval(commands::eval::EvalArgs),
     /// Recompute MIS, JSD and Pearson r from released per-scenario results (no model needed).
     Replay(commands::replay::ReplayArgs),
     /// Benchmarks of the engine and the methods.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Model(c) => commands::model::run(c),
         Command::Score(a) => commands::score::run_score(a),
         Command::Generate(a) => commands::score::run_generate(a),
+        Command::Eval(a) => commands::eval::run(a),
         Command::Replay(a) => commands::replay::run(a),
         Command::Bench(c) => commands::bench::run(c),
     };

@@ -25,6 +25,11 @@ pub struct EngineArgs {
     /// Scenario suffixes per persona in the prefix-reuse workload.
     #[arg(long, default_value_t = 20)]
     pub scenarios: usize,
+    /// Path to llama.cpp's `llama-bench` built from the same llama.cpp sources (see
+    /// docs/BENCHMARKS.md): runs pp200/tg32 on the same GGUF and thread count and prints our
+    /// throughput as a ratio to it.
+    #[arg(long)]
+    pub llama_bench: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -111,6 +116,7 @@ fn engine(a: EngineArgs) -> Result<()> {
         bare.push(p200.len() as f64 / pf);
     }
     let (o, b) = (median(ours), median(bare));
+    let pp1 = o;
     println!("prompt processing, 1 × {} tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", p200.len(), o / b);
 
     // 2. Batched: 8 different 200-token prompts in one call.
@@ -153,7 +159,18 @@ fn engine(a: EngineArgs) -> Result<()> {
         bare.push(n as f64 / gen.max(1e-9));
     }
     let (o, b) = (median(ours), median(bare));
+    let gen_ours = o;
     println!("generation, 32 tokens after 200   : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
+
+    if let Some(lb) = &a.llama_bench {
+        let path = a.model.resolve_path()?;
+        let (pp, tg) = run_llama_bench(lb, &path, threads, reps)?;
+        println!(
+            "llama-bench (same GGUF, {threads} threads): pp200 {pp:8.1} tok/s, tg32 {tg:6.1} tok/s;  ours/llama-bench: pp {:.3}, tg {:.3} (target ≥ 0.9)",
+            pp1 / pp,
+            gen_ours / tg
+        );
+    }
 
     // 4. Prefix reuse: personas × scenarios, next-token scoring of A/B.
     let mut reqs = Vec::new();
@@ -220,3 +237,33 @@ impl TokenText for LlamaLm {
     }
 }
 
+
+/// Runs llama.cpp's llama-bench (pp200 and tg32) and returns the mean tokens/s of each.
+fn run_llama_bench(exe: &std::path::Path, model: &std::path::Path, threads: usize, reps: usize) -> Result<(f64, f64)> {
+    let out = std::process::Command::new(exe)
+        .args(["-m"])
+        .arg(model)
+        .args(["-t", &threads.to_string(), "-p", "200", "-n", "32", "-r", &reps.to_string(), "-o", "json"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("could not run {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        anyhow::bail!("{} exited with {}", exe.display(), out.status);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| anyhow::anyhow!("llama-bench printed no JSON: {e}"))?;
+    let mut pp = None;
+    let mut tg = None;
+    for t in v.as_array().into_iter().flatten() {
+        let ts = t["avg_ts"].as_f64();
+        if t["n_prompt"].as_u64() == Some(200) && t["n_gen"].as_u64() == Some(0) {
+            pp = ts;
+        }
+        if t["n_gen"].as_u64() == Some(32) && t["n_prompt"].as_u64() == Some(0) {
+            tg = ts;
+        }
+    }
+    match (pp, tg) {
+        (Some(p), Some(t)) => Ok((p, t)),
+        _ => anyhow::bail!("llama-bench output lacks pp200/tg32 results"),
+    }
+}

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod bench;
+pub mod eval;
 pub mod model;
 pub mod replay;
 pub mod score;

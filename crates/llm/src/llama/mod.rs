@@ -40,10 +40,21 @@ pub struct LlamaConfig {
     /// Physical micro-batch size.
     pub n_ubatch: usize,
     pub chat_format: ChatFormat,
-    /// Evaluate shared prompt prefixes once (default). `false` gives the naive baseline.
+    /// Evaluate shared prompt prefixes once and branch from a KV copy. Off by default for now:
+    /// on this llama.cpp build, tokens decoded after a copied or earlier-decoded prefix get
+    /// log-probs that differ from a full recompute by up to ~0.4 nats (see ARCHITECTURE.md,
+    /// "Known issues"), and numbers must not depend on batching.
     pub prefix_reuse: bool,
     /// Layers to offload to a GPU (only with the `cuda` feature).
     pub gpu_layers: u32,
+    /// Flash attention: `None` lets llama.cpp decide. Off by default: on CPU, llama.cpp's flash
+    /// attention gives different log-probs (up to ~0.1 nats) when several sequences share a
+    /// micro-batch, so batched and single scoring would disagree; without it they are equal.
+    pub flash_attention: Option<bool>,
+    /// Keep the KV cache in f32 instead of f16.
+    pub kv_f32: bool,
+    /// One KV cache shared by all sequences (prefix copies are metadata only).
+    pub kv_unified: bool,
 }
 
 impl Default for LlamaConfig {
@@ -55,8 +66,11 @@ impl Default for LlamaConfig {
             n_batch: 2048,
             n_ubatch: 512,
             chat_format: ChatFormat::Auto,
-            prefix_reuse: true,
+            prefix_reuse: false,
             gpu_layers: if cfg!(feature = "cuda") { 999 } else { 0 },
+            flash_attention: Some(false),
+            kv_f32: false,
+            kv_unified: false,
         }
     }
 }
@@ -172,11 +186,36 @@ impl LlamaLm {
             .with_n_seq_max(config.n_seq as u32)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
-            .with_kv_unified(false);
+            .with_kv_unified(config.kv_unified)
+            .with_type_k(if config.kv_f32 { llama_cpp_2::context::params::KvCacheType::F32 } else { llama_cpp_2::context::params::KvCacheType::F16 })
+            .with_type_v(if config.kv_f32 { llama_cpp_2::context::params::KvCacheType::F32 } else { llama_cpp_2::context::params::KvCacheType::F16 })
+            .with_flash_attention_policy(match config.flash_attention {
+                None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+                Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            });
         let inner = ModelAndContext::try_new(model, |m| {
             m.new_context(backend, cparams).map_err(|e| LlmError::Context(e.to_string()))
         })?;
-        Ok(Self { inner, path: path.to_path_buf(), config, template, n_vocab })
+        let mut lm = Self { inner, path: path.to_path_buf(), config, template, n_vocab };
+        lm.warm_up()?;
+        Ok(lm)
+    }
+
+    /// One throw-away decode: the very first decode of a fresh context gave slightly different
+    /// logits from every later one (enough to flip seeded sampling), so results would depend
+    /// on whether a call was the first.
+    fn warm_up(&mut self) -> Result<()> {
+        let bos = self.tokenize("")?.first().copied().unwrap_or(TokenId(0));
+        self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
+            let mut batch = LlamaBatch::new(8, 1);
+            for i in 0..2 {
+                batch.add(LlamaToken(bos.0), i, &[0], i == 1).map_err(|e| LlmError::Decode(e.to_string()))?;
+            }
+            ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+            ctx.clear_kv_cache();
+            Ok(())
+        })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -230,9 +269,13 @@ impl LlamaLm {
                     ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None)
                         .map_err(|e| LlmError::Decode(e.to_string()))?;
                 }
-                batch.clear();
-                let mut read_rows = Vec::new();
+                // One decode call per sequence: llama.cpp's multi-stream micro-batches (one KV
+                // stream per sequence) gave log-probs that depend on how sequences were packed
+                // (up to ~0.1 nats), while single-sequence decodes are exact; on CPU batching
+                // sequences buys only a few percent, prefix reuse is the real gain.
                 for c in &w.chunks {
+                    batch.clear();
+                    let mut read_rows = Vec::new();
                     let seg = &plan.segments[c.seg];
                     for off in c.range.clone() {
                         let read = seg.reads.get(&off).copied();
@@ -243,16 +286,16 @@ impl LlamaLm {
                             read_rows.push((batch.n_tokens() - 1, r));
                         }
                     }
-                }
-                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
-                stats.decode_calls += 1;
-                stats.tokens_evaluated += batch.n_tokens() as usize;
-                for (row, r) in read_rows {
-                    let logits = ctx.get_logits_ith(row);
-                    let logits = &logits[..n_vocab.min(logits.len())];
-                    results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
-                    if full_rows.get(r).copied().unwrap_or(false) {
-                        rows.insert(r, logits.to_vec());
+                    ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    stats.decode_calls += 1;
+                    stats.tokens_evaluated += batch.n_tokens() as usize;
+                    for (row, r) in read_rows {
+                        let logits = ctx.get_logits_ith(row);
+                        let logits = &logits[..n_vocab.min(logits.len())];
+                        results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
+                        if full_rows.get(r).copied().unwrap_or(false) {
+                            rows.insert(r, logits.to_vec());
+                        }
                     }
                 }
                 for &s in &w.release {
@@ -499,18 +542,21 @@ impl LlamaLm {
                         st.done = Some(FinishReason::Length);
                         continue;
                     }
-                    batch.add(tok, st.pos as i32, &[slots[i] as i32], true).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    active.push((i, tok, st.pos));
                     st.pos += 1;
-                    active.push(i);
                 }
                 if active.is_empty() {
                     break;
                 }
-                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
-                stats.decode_calls += 1;
-                stats.tokens_evaluated += active.len();
-                for (row, &i) in active.iter().enumerate() {
-                    current[i] = ctx.get_logits_ith(row as i32).to_vec();
+                // One sequence per decode call (see run_plan: multi-stream micro-batches are
+                // not exact on this llama.cpp build).
+                for &(i, tok, pos) in &active {
+                    batch.clear();
+                    batch.add(tok, pos as i32, &[slots[i] as i32], true).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    stats.decode_calls += 1;
+                    stats.tokens_evaluated += 1;
+                    current[i] = ctx.get_logits_ith(0).to_vec();
                 }
             }
             for s in 0..used.len() {

@@ -1,0 +1,344 @@
+//! The resumable runner.
+//!
+//! An output directory holds:
+//! * `manifest.json` — what produced the results: project version, benchmark and its options,
+//!   model (SHA-256, chat format), data checksums, seed, method configurations. A second run in
+//!   the same directory must agree on all of these (methods and countries may be added).
+//! * `results.jsonl` — one [`ItemRecord`] per line, appended and flushed after every batch. A
+//!   torn last line (a run killed mid-write) is detected and redone; a malformed line elsewhere
+//!   is an error naming the line.
+//! * `summary.md` and `plots/*.svg` — rebuilt from all records at the end of every run.
+//!
+//! Re-running the same command skips finished items, so a killed run completes with every
+//! item answered exactly once.
+
+use crate::report::{write_report, ReportInput};
+use crate::{BenchError, Benchmark, CountryScore, ItemRecord};
+use culturesteer_core::CountryCode;
+use culturesteer_data::DataSource;
+use culturesteer_llm::{LanguageModel, ModelDescription};
+use culturesteer_methods::{Country, Item, Method};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Receives progress updates (the CLI draws a bar).
+pub trait Progress {
+    fn start(&mut self, total: u64);
+    fn inc(&mut self, n: u64);
+    fn message(&mut self, msg: &str);
+    fn finish(&mut self);
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn start(&mut self, _: u64) {}
+    fn inc(&mut self, _: u64) {}
+    fn message(&mut self, _: &str) {}
+    fn finish(&mut self) {}
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub out_dir: PathBuf,
+    pub countries: Vec<CountryCode>,
+    /// Only the first N items of each country.
+    pub limit: Option<usize>,
+    /// Items per model call.
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// The run manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub culturesteer_version: String,
+    pub benchmark: String,
+    pub benchmark_options: serde_json::Value,
+    pub model: ModelDescription,
+    pub model_sha256: String,
+    /// SHA-256 of every data file the benchmark reads.
+    pub data: BTreeMap<String, String>,
+    pub seed: u64,
+    /// Configuration of every method that has written results here.
+    pub methods: BTreeMap<String, serde_json::Value>,
+    /// Countries and limit of the latest run (informational).
+    pub countries: Vec<String>,
+    pub limit: Option<usize>,
+}
+
+impl Manifest {
+    /// Why `other` (the new run) may not continue in a directory written under `self`.
+    fn mismatch(&self, other: &Manifest) -> Option<String> {
+        let short = |s: &str| s.chars().take(12).collect::<String>();
+        if self.benchmark != other.benchmark {
+            return Some(format!("benchmark is {} there, {} now", self.benchmark, other.benchmark));
+        }
+        if self.model_sha256 != other.model_sha256 {
+            return Some(format!(
+                "results come from another model (SHA-256 {}… there, {}… now: {})",
+                short(&self.model_sha256),
+                short(&other.model_sha256),
+                other.model.source
+            ));
+        }
+        if self.model.chat_format != other.model.chat_format {
+            return Some(format!("chat format is {} there, {} now", self.model.chat_format, other.model.chat_format));
+        }
+        if self.benchmark_options != other.benchmark_options {
+            return Some(format!("benchmark options differ ({} there, {} now)", self.benchmark_options, other.benchmark_options));
+        }
+        if self.data != other.data {
+            let f = self.data.iter().find(|(k, v)| other.data.get(*k) != Some(v)).map(|(k, _)| k.clone()).unwrap_or_default();
+            return Some(format!("data files differ ({f})"));
+        }
+        if self.seed != other.seed {
+            return Some(format!("seed is {} there, {} now", self.seed, other.seed));
+        }
+        for (m, cfg) in &other.methods {
+            if let Some(old) = self.methods.get(m) {
+                if old != cfg {
+                    return Some(format!("method {m} was configured differently ({old} there, {cfg} now)"));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Scores of one run, recomputed from every record in the directory.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub report: ReportInput,
+    /// (method, country, why) for pairs that could not be scored yet.
+    pub unscored: Vec<(String, CountryCode, String)>,
+    /// Items answered by this invocation.
+    pub answered: usize,
+    /// Items found already done.
+    pub skipped: usize,
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
+    move |source| BenchError::Io { path: path.display().to_string(), source }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Reads `results.jsonl`, truncating a torn last line. Returns the records in file order.
+pub fn load_results(path: &Path) -> Result<Vec<ItemRecord>, BenchError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    let mut line_no = 0usize;
+    while offset < text.len() {
+        line_no += 1;
+        let end = text[offset..].iter().position(|&b| b == b'\n').map(|p| offset + p);
+        let (line, next, complete) = match end {
+            Some(e) => (&text[offset..e], e + 1, true),
+            None => (&text[offset..], text.len(), false),
+        };
+        let parsed = std::str::from_utf8(line).ok().and_then(|l| if l.trim().is_empty() { None } else { Some(serde_json::from_str::<ItemRecord>(l)) });
+        match parsed {
+            Some(Ok(r)) if complete => records.push(r),
+            _ if next >= text.len() => {
+                // A torn (or unterminated) last line: drop it, it will be redone.
+                let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+                f.set_len(offset as u64).map_err(io_err(path))?;
+                break;
+            }
+            None if line.iter().all(|b| b.is_ascii_whitespace()) => {}
+            Some(Err(e)) => {
+                return Err(BenchError::Results { path: path.display().to_string(), line: line_no, what: format!("not a result record ({e})") })
+            }
+            _ => {
+                return Err(BenchError::Results { path: path.display().to_string(), line: line_no, what: "not valid UTF-8 JSON".into() })
+            }
+        }
+        offset = next;
+    }
+    Ok(records)
+}
+
+/// Runs `methods` on `bench` for the configured countries, resuming from `cfg.out_dir`.
+pub fn run(
+    bench: &dyn Benchmark,
+    methods: &mut [Box<dyn Method>],
+    lm: &mut dyn LanguageModel,
+    model_sha256: &str,
+    data: &DataSource,
+    cfg: &RunConfig,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, BenchError> {
+    if methods.is_empty() {
+        return Err(BenchError::Invalid("no method given".into()));
+    }
+    // Resolve countries and items first: bad input fails before anything is written.
+    let mut countries: Vec<Country> = Vec::new();
+    for &c in &cfg.countries {
+        countries.push(bench.country(c)?);
+    }
+    let mut items: Vec<Vec<Item>> = Vec::new();
+    for c in &countries {
+        let mut v = bench.items(c)?;
+        if let Some(n) = cfg.limit {
+            v.truncate(n);
+        }
+        items.push(v);
+    }
+    let mut data_sums = BTreeMap::new();
+    for f in bench.data_files() {
+        let text = data.read(&f)?;
+        data_sums.insert(f, sha256_hex(text.as_bytes()));
+    }
+    let manifest_path = cfg.out_dir.join("manifest.json");
+    let mut manifest = Manifest {
+        culturesteer_version: env!("CARGO_PKG_VERSION").to_string(),
+        benchmark: bench.name().to_string(),
+        benchmark_options: bench.options(),
+        model: lm.describe(),
+        model_sha256: model_sha256.to_string(),
+        data: data_sums,
+        seed: cfg.seed,
+        methods: methods.iter().map(|m| (m.name().to_string(), m.config())).collect(),
+        countries: cfg.countries.iter().map(|c| c.to_string()).collect(),
+        limit: cfg.limit,
+    };
+    std::fs::create_dir_all(&cfg.out_dir).map_err(io_err(&cfg.out_dir))?;
+    if let Ok(text) = std::fs::read_to_string(&manifest_path) {
+        let old: Manifest = serde_json::from_str(&text)
+            .map_err(|e| BenchError::Manifest(format!("{} is not a culturesteer manifest ({e})", manifest_path.display())))?;
+        if let Some(why) = old.mismatch(&manifest) {
+            return Err(BenchError::Manifest(format!(
+                "{} holds another run: {why}; use a new --out directory",
+                cfg.out_dir.display()
+            )));
+        }
+        for (m, c) in old.methods {
+            manifest.methods.entry(m).or_insert(c);
+        }
+    }
+    let tmp = cfg.out_dir.join("manifest.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&manifest).map_err(|e| BenchError::Invalid(e.to_string()))?).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &manifest_path).map_err(io_err(&manifest_path))?;
+
+    let results_path = cfg.out_dir.join("results.jsonl");
+    let mut records = load_results(&results_path)?;
+    let mut done: HashSet<(String, CountryCode, String)> = HashSet::new();
+    records.retain(|r| done.insert((r.method.clone(), r.country, r.item_id.clone())));
+
+    let mut todo_total = 0u64;
+    let mut skipped = 0usize;
+    for m in methods.iter() {
+        for (c, its) in countries.iter().zip(&items) {
+            for it in its {
+                if done.contains(&(m.name().to_string(), c.code, it.id.clone())) {
+                    skipped += 1;
+                } else {
+                    todo_total += 1;
+                }
+            }
+        }
+    }
+    let mut file = OpenOptions::new().create(true).append(true).open(&results_path).map_err(io_err(&results_path))?;
+    file.seek(SeekFrom::End(0)).map_err(io_err(&results_path))?;
+    progress.start(todo_total);
+    let mut answered = 0usize;
+    for m in methods.iter_mut() {
+        let mname = m.name().to_string();
+        for (c, its) in countries.iter().zip(&items) {
+            let todo: Vec<Item> = its.iter().filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone()))).cloned().collect();
+            if todo.is_empty() {
+                continue;
+            }
+            progress.message(&format!("{mname} {}", c.code));
+            for chunk in todo.chunks(cfg.batch_size.max(1)) {
+                let answers = m.answer(lm, c, chunk)?;
+                if answers.len() != chunk.len() {
+                    return Err(BenchError::Invalid(format!("method {mname} returned {} answers for {} items", answers.len(), chunk.len())));
+                }
+                let mut buf = String::new();
+                for (it, a) in chunk.iter().zip(answers) {
+                    let rec = ItemRecord {
+                        method: mname.clone(),
+                        country: c.code,
+                        item_id: it.id.clone(),
+                        probs: a.probs,
+                        logprobs: a.logprobs,
+                        meta: it.meta.clone(),
+                        diagnostics: a.diagnostics,
+                    };
+                    buf.push_str(&serde_json::to_string(&rec).map_err(|e| BenchError::Invalid(e.to_string()))?);
+                    buf.push('\n');
+                    done.insert((mname.clone(), c.code, it.id.clone()));
+                    records.push(rec);
+                }
+                write_flush(&mut file, buf.as_bytes()).map_err(io_err(&results_path))?;
+                answered += chunk.len();
+                progress.inc(chunk.len() as u64);
+            }
+        }
+    }
+    progress.finish();
+
+    // Scores from all records of the selected items.
+    let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
+    let mut scores: Vec<(String, CountryScore)> = Vec::new();
+    let mut unscored = Vec::new();
+    let mut floors = Vec::new();
+    for (c, its) in countries.iter().zip(&items) {
+        let ids: HashSet<&str> = its.iter().map(|i| i.id.as_str()).collect();
+        for m in &method_names {
+            let recs: Vec<ItemRecord> = records.iter().filter(|r| &r.method == m && r.country == c.code && ids.contains(r.item_id.as_str())).cloned().collect();
+            match bench.score(c, &recs) {
+                Ok(s) => scores.push((m.clone(), s)),
+                Err(e) => unscored.push((m.clone(), c.code, e.to_string())),
+            }
+        }
+        // Uniform answers on the same items: the constant-0.5 floor on MultiTP.
+        let uniform: Vec<ItemRecord> = its
+            .iter()
+            .map(|it| {
+                let n = it.readout.n_options();
+                ItemRecord {
+                    method: "uniform".into(),
+                    country: c.code,
+                    item_id: it.id.clone(),
+                    probs: vec![1.0 / n as f64; n],
+                    logprobs: vec![-(n as f64).ln(); n],
+                    meta: it.meta.clone(),
+                    diagnostics: serde_json::Value::Null,
+                }
+            })
+            .collect();
+        if let Ok(s) = bench.score(c, &uniform) {
+            floors.push((c.code, s.value));
+        }
+    }
+    let report = ReportInput {
+        benchmark: bench.name().to_string(),
+        metric: bench.metric(),
+        model: format!("{} (SHA-256 {}, chat format {})", manifest.model.source, model_sha256, manifest.model.chat_format),
+        methods: method_names,
+        scores,
+        floors,
+        floor_label: "uniform (p = 1/n)".to_string(),
+    };
+    write_report(&cfg.out_dir, &report)?;
+    Ok(RunOutcome { report, unscored, answered, skipped })
+}
+
+fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    f.write_all(bytes)?;
+    f.flush()
+}

@@ -1,0 +1,288 @@
+//! Tests of the run report: Markdown summary and SVG plots.
+
+use culturesteer_bench::report::{plot_file_names, render_summary, write_report, ReportInput};
+use culturesteer_bench::{Component, CountryScore, MetricInfo};
+use culturesteer_core::CountryCode;
+
+fn code(s: &str) -> CountryCode {
+    CountryCode::new(s).expect("valid code")
+}
+
+const DIMS: [&str; 6] = [
+    "Species_Humans",
+    "Gender_Female",
+    "Age_Young",
+    "Fitness_Fit",
+    "SocialValue_High",
+    "Utilitarianism_More",
+];
+
+fn score(country: &str, value: f64, n: usize, shift: f64) -> CountryScore {
+    CountryScore {
+        country: code(country),
+        value,
+        n_items: n,
+        components: DIMS
+            .iter()
+            .enumerate()
+            .map(|(k, d)| Component {
+                name: d.to_string(),
+                model: (0.2 + 0.1 * k as f64 + shift).min(1.0),
+                human: Some(0.5 + 0.05 * k as f64),
+            })
+            .collect(),
+        secondary: vec![("pearson_r".into(), 0.5 + shift), ("jsd".into(), 0.1)],
+    }
+}
+
+/// Two methods, three countries; `disca` has no score for VNM.
+fn input() -> ReportInput {
+    ReportInput {
+        benchmark: "multitp".into(),
+        metric: MetricInfo {
+            name: "MIS",
+            lower_is_better: true,
+        },
+        model: "gemma.gguf (SHA-256 abc)".into(),
+        methods: vec!["vanilla".into(), "disca".into()],
+        scores: vec![
+            ("vanilla".into(), score("USA", 0.30, 60, 0.0)),
+            ("disca".into(), score("USA", 0.20, 60, 0.05)),
+            ("vanilla".into(), score("DEU", 0.40, 60, 0.1)),
+            ("disca".into(), score("DEU", 0.45, 60, 0.02)),
+            ("vanilla".into(), score("VNM", 0.90, 60, 0.2)),
+        ],
+        floors: vec![(code("USA"), 0.5), (code("DEU"), 0.6), (code("VNM"), 0.7)],
+        floor_label: "uniform (p = 1/n)".into(),
+    }
+}
+
+/// Also writes the report under `$REPORT_TEST_KEEP/<name>` when set, to look at the plots.
+fn keep(name: &str, inp: &ReportInput) {
+    if let Ok(dir) = std::env::var("REPORT_TEST_KEEP") {
+        write_report(&std::path::Path::new(&dir).join(name), inp).expect("report");
+    }
+}
+
+fn row<'a>(md: &'a str, first_cell: &str) -> &'a str {
+    md.lines()
+        .find(|l| l.starts_with(&format!("| {first_cell} |")))
+        .unwrap_or_else(|| panic!("no row {first_cell} in\n{md}"))
+}
+
+#[test]
+fn report_summary_has_macro_bold_missing_and_floor() {
+    let md = render_summary(&input());
+    assert!(md.starts_with("# multitp — MIS\n"));
+    assert!(md.contains("Model: gemma.gguf (SHA-256 abc)"));
+    // Header: methods in display order, then the floor, then n.
+    assert!(
+        md.contains("| Country | vanilla | disca | uniform (p = 1/n) | n items |"),
+        "{md}"
+    );
+    // Countries sorted by code.
+    let deu = md.find("| DEU |").expect("DEU row");
+    let usa = md.find("| USA |").expect("USA row");
+    let vnm = md.find("| VNM |").expect("VNM row");
+    assert!(deu < usa && usa < vnm);
+    // Lower is better: disca wins USA, vanilla wins DEU.
+    assert_eq!(row(&md, "USA"), "| USA | 0.300 | **0.200** | 0.500 | 60 |");
+    assert_eq!(row(&md, "DEU"), "| DEU | **0.400** | 0.450 | 0.600 | 60 |");
+    // Missing method/country, the only method present is best.
+    assert_eq!(row(&md, "VNM"), "| VNM | **0.900** | – | 0.700 | 60 |");
+    // Macro over DEU and USA only: vanilla (0.4+0.3)/2 = 0.35, disca (0.45+0.2)/2 = 0.325,
+    // floor (0.6+0.5)/2 = 0.55.
+    assert_eq!(
+        row(&md, "**macro**"),
+        "| **macro** | 0.350 | **0.325** | 0.550 | (2 countries) |"
+    );
+    assert!(
+        md.contains("unweighted mean over the 2 countries that every method has (DEU, USA)"),
+        "{md}"
+    );
+    assert!(md.contains("VNM"));
+    // Per-dimension section and secondary metrics.
+    assert!(md.contains("## Per dimension"));
+    assert!(md.contains("### USA"));
+    assert!(
+        md.contains("| Species_Humans | 0.500 | 0.200 | 0.250 |"),
+        "{md}"
+    );
+    assert!(md.contains("| Dimension | human | vanilla | disca |"));
+    assert!(md.contains("## Secondary metrics"));
+    assert!(md.contains("| Country | Method | pearson_r | jsd |"));
+    assert!(md.contains("| USA | disca | 0.550 | 0.100 |"), "{md}");
+    // Deterministic.
+    assert_eq!(md, render_summary(&input()));
+}
+
+#[test]
+fn report_higher_is_better_bolds_the_max() {
+    let mut inp = input();
+    inp.metric = MetricInfo {
+        name: "S_align",
+        lower_is_better: false,
+    };
+    let md = render_summary(&inp);
+    assert_eq!(row(&md, "USA"), "| USA | **0.300** | 0.200 | 0.500 | 60 |");
+    assert_eq!(
+        row(&md, "**macro**"),
+        "| **macro** | **0.350** | 0.325 | 0.550 | (2 countries) |"
+    );
+}
+
+#[test]
+fn report_summary_without_floors_or_components() {
+    let mut inp = input();
+    inp.floors.clear();
+    for (_, s) in &mut inp.scores {
+        s.components.clear();
+        s.secondary.clear();
+    }
+    let md = render_summary(&inp);
+    assert!(
+        md.contains("| Country | vanilla | disca | n items |"),
+        "{md}"
+    );
+    assert_eq!(row(&md, "USA"), "| USA | 0.300 | **0.200** | 60 |");
+    assert!(!md.contains("## Per dimension"));
+    assert!(!md.contains("## Secondary metrics"));
+}
+
+#[test]
+fn report_empty_scores_say_no_results() {
+    let mut inp = input();
+    inp.scores.clear();
+    let md = render_summary(&inp);
+    assert!(md.contains("No results yet"), "{md}");
+    assert!(plot_file_names(&inp).is_empty());
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_report(dir.path(), &inp).expect("report");
+    assert!(dir.path().join("summary.md").is_file());
+    assert!(dir.path().join("plots").is_dir());
+}
+
+#[test]
+fn report_write_writes_summary_and_svgs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inp = input();
+    write_report(dir.path(), &inp).expect("report");
+    keep("basic", &inp);
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).expect("summary");
+    assert_eq!(md, render_summary(&inp));
+    let names = plot_file_names(&inp);
+    assert_eq!(
+        names,
+        [
+            "plots/mis_by_country.svg",
+            "plots/radar_DEU.svg",
+            "plots/radar_USA.svg",
+            "plots/radar_VNM.svg"
+        ]
+    );
+    for n in &names {
+        let svg = std::fs::read_to_string(dir.path().join(n)).expect("svg");
+        assert!(svg.starts_with("<svg"), "{n}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{n}");
+        assert!(md.contains(n.as_str()), "summary links {n}");
+    }
+    let bars = std::fs::read_to_string(dir.path().join("plots/mis_by_country.svg")).expect("bars");
+    assert!(bars.contains("multitp: MIS by country (lower is better)"));
+    assert!(bars.contains("uniform (p = 1/n)"), "floor in the legend");
+    // 5 bars plus 2 legend swatches (and the background / legend box).
+    assert!(bars.matches("<rect").count() >= 7);
+    // USA: human + 2 methods; VNM: human + vanilla.
+    let usa = std::fs::read_to_string(dir.path().join("plots/radar_USA.svg")).expect("radar");
+    assert_eq!(usa.matches("<polygon").count(), 3);
+    for d in DIMS {
+        assert!(usa.contains(d), "axis label {d}");
+    }
+    let vnm = std::fs::read_to_string(dir.path().join("plots/radar_VNM.svg")).expect("radar");
+    assert_eq!(vnm.matches("<polygon").count(), 2);
+}
+
+#[test]
+fn report_write_names_the_failing_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the plots directory should go.
+    std::fs::write(dir.path().join("plots"), "x").expect("write");
+    match write_report(dir.path(), &input()) {
+        Err(culturesteer_bench::BenchError::Io { path, .. }) => {
+            assert!(path.ends_with("plots"), "{path}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[test]
+fn report_odd_values_do_not_panic() {
+    let mut inp = input();
+    inp.metric = MetricInfo {
+        name: "L1 loss / VSM",
+        lower_is_better: true,
+    };
+    inp.scores[0].1.value = f64::NAN;
+    inp.scores[1].1.components[0].model = 250.0;
+    inp.scores[1].1.components[1].model = -40.0;
+    inp.scores[1].1.components[2].human = None;
+    inp.floors.push((code("USA"), f64::INFINITY));
+    inp.scores[2].1.value = f64::MAX;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_report(dir.path(), &inp).expect("report");
+    keep("odd", &inp);
+    assert!(dir
+        .path()
+        .join("plots/l1_loss_vsm_by_country.svg")
+        .is_file());
+    let md = render_summary(&inp);
+    assert!(md.contains("n/a"));
+}
+
+#[test]
+fn report_many_countries_and_methods() {
+    let codes = [
+        "ARG", "BRA", "CHN", "DEU", "EGY", "FRA", "GBR", "IND", "JPN", "KOR", "MEX", "NGA", "RUS",
+        "USA", "VNM",
+    ];
+    let methods = [
+        "vanilla",
+        "prompt-country",
+        "disca-k4",
+        "disca-k8 long name",
+    ];
+    let mut scores = Vec::new();
+    for (ci, c) in codes.iter().enumerate() {
+        for (mi, m) in methods.iter().enumerate() {
+            scores.push((
+                m.to_string(),
+                score(
+                    c,
+                    0.1 + 0.05 * ((ci * 7 + mi * 3) % 11) as f64,
+                    40,
+                    0.03 * mi as f64,
+                ),
+            ));
+        }
+    }
+    let inp = ReportInput {
+        benchmark: "multitp".into(),
+        metric: MetricInfo {
+            name: "MIS",
+            lower_is_better: true,
+        },
+        model: "m".into(),
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        scores,
+        floors: codes.iter().map(|c| (code(c), 0.6)).collect(),
+        floor_label: "uniform (p = 1/n)".into(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_report(dir.path(), &inp).expect("report");
+    keep("many", &inp);
+    let bars = std::fs::read_to_string(dir.path().join("plots/mis_by_country.svg")).expect("bars");
+    assert!(bars.matches("<rect").count() >= codes.len() * methods.len() + methods.len());
+    let md = render_summary(&inp);
+    assert!(md.contains(&format!("({} countries)", codes.len())));
+    let radar = std::fs::read_to_string(dir.path().join("plots/radar_VNM.svg")).expect("radar");
+    assert_eq!(radar.matches("<polygon").count(), 1 + methods.len());
+}

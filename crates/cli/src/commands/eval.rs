@@ -1,0 +1,186 @@
+//! `culturesteer eval BENCH`: run methods on a benchmark, resumably, and report.
+
+use crate::model_opts::ModelOpts;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use culturesteer_bench::goqa::{Goqa, GoqaOptions};
+use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
+use culturesteer_bench::multitp::{Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions};
+use culturesteer_bench::report::render_summary;
+use culturesteer_bench::runner::{self, Progress, RunConfig};
+use culturesteer_bench::Benchmark;
+use culturesteer_core::CountryCode;
+use culturesteer_data::DataSource;
+use culturesteer_llm::fetch::sha256_file;
+use culturesteer_methods::{CountryPrompt, Method, Vanilla};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BenchName {
+    /// MultiTP's own protocol: 460 English vignettes, group texts scored as continuations.
+    Multitp,
+    /// The DISCA paper's protocol: frozen 310-scenario pools, A/B frame, T = 0.5.
+    MultitpDisca,
+    /// GlobalOpinionQA as Modular Pluralism evaluates it; metric S_align (higher is better).
+    Goqa,
+    /// Hofstede's VSM 2013 (24 items); metric L1 loss against Hofstede's scores.
+    Vsm13,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The benchmark.
+    #[arg(value_enum)]
+    pub bench: BenchName,
+    /// Comma-separated methods: vanilla, country-prompt.
+    #[arg(long, value_delimiter = ',', default_value = "vanilla")]
+    pub method: Vec<String>,
+    /// Comma-separated ISO3 codes, or "all" (default: the benchmark's default set).
+    #[arg(long, value_delimiter = ',')]
+    pub countries: Option<Vec<String>>,
+    /// Only the first N items per country (items are ordered so any prefix mixes dimensions).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output directory (results.jsonl, manifest.json, summary.md, plots/). Re-running resumes.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Items per model call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Seed recorded in the manifest (used by stochastic methods).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Directory with the data/ layout to use instead of the embedded data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// multitp: system role (normal, default, expert).
+    #[arg(long, default_value = "normal")]
+    pub system_role: String,
+    /// multitp: per-dimension preference from the choice (benchmark's own) or the mean probability.
+    #[arg(long, value_enum, default_value_t = AggregationArg::Choice)]
+    pub aggregation: AggregationArg,
+    /// multitp: raw completion prompt instead of the model's chat format.
+    #[arg(long)]
+    pub completion: bool,
+    /// multitp-disca: decision temperature on [z_A, z_B].
+    #[arg(long, default_value_t = 0.5)]
+    pub decision_temperature: f64,
+    /// goqa: option reader, top-k[:N] (Modular Pluralism's, default top-k:10) or next-token.
+    #[arg(long, default_value = "top-k:10")]
+    pub goqa_reader: String,
+    /// goqa: S_align divergence: js-divergence-e (default), js-divergence-2, js-distance-e, js-distance-2.
+    #[arg(long, default_value = "js-divergence-e")]
+    pub s_align: String,
+    /// vsm13: answer mode: logits_expectation (default) or logits_argmax.
+    #[arg(long, default_value = "logits_expectation")]
+    pub vsm13_answer_mode: String,
+    #[command(flatten)]
+    pub model: ModelOpts,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AggregationArg {
+    Choice,
+    Probability,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&mut self, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn inc(&mut self, n: u64) {
+        self.0.inc(n);
+    }
+    fn message(&mut self, msg: &str) {
+        self.0.set_message(msg.to_string());
+    }
+    fn finish(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn method_by_name(name: &str) -> Result<Box<dyn Method>> {
+    match name.trim() {
+        "vanilla" => Ok(Box::new(Vanilla)),
+        "country-prompt" => Ok(Box::new(CountryPrompt)),
+        other => bail!("unknown method {other:?} (available: vanilla, country-prompt)"),
+    }
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let data = match &a.data_dir {
+        Some(d) => DataSource::dir(d),
+        None => DataSource::Embedded,
+    };
+    let bench: Box<dyn Benchmark> = match a.bench {
+        BenchName::Multitp => Box::new(MultiTp::load(
+            &data,
+            MultiTpOptions {
+                system_role: a.system_role.clone(),
+                chat: !a.completion,
+                aggregation: match a.aggregation {
+                    AggregationArg::Choice => Aggregation::Choice,
+                    AggregationArg::Probability => Aggregation::Probability,
+                },
+            },
+        )?),
+        BenchName::MultitpDisca => Box::new(MultiTpDisca::load(&data, MultiTpDiscaOptions { decision_temperature: a.decision_temperature })?),
+        BenchName::Goqa => Box::new(Goqa::load(
+            &data,
+            GoqaOptions {
+                reader: a.goqa_reader.parse().map_err(|e| anyhow::anyhow!("--goqa-reader: {e}"))?,
+                s_align: a.s_align.parse().map_err(|e| anyhow::anyhow!("--s-align: {e}"))?,
+            },
+        )?),
+        BenchName::Vsm13 => Box::new(Vsm13::load(
+            &data,
+            Vsm13Options {
+                answer_mode: a.vsm13_answer_mode.parse().map_err(|e| anyhow::anyhow!("--vsm13-answer-mode: {e}"))?,
+                ..Vsm13Options::default()
+            },
+        )?),
+    };
+    let countries: Vec<CountryCode> = match &a.countries {
+        None => bench.default_countries(),
+        Some(v) if v.len() == 1 && v[0].eq_ignore_ascii_case("all") => bench.countries(),
+        Some(v) => v
+            .iter()
+            .map(|s| {
+                CountryCode::new(&s.trim().to_ascii_uppercase())
+                    .map_err(|e| anyhow::anyhow!("--countries: {e}"))
+                    .and_then(|c| bench.country(c).map(|_| c).map_err(anyhow::Error::from))
+            })
+            .collect::<Result<_>>()?,
+    };
+    if a.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let mut methods: Vec<Box<dyn Method>> = a.method.iter().map(|m| method_by_name(m)).collect::<Result<_>>()?;
+    let model_path = a.model.resolve_path()?;
+    let mut lm = a.model.load()?;
+    let sha = sha256_file(&model_path)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed };
+    let outcome = runner::run(bench.as_ref(), &mut methods, &mut lm, &sha, &data, &cfg, &mut Bar(bar))
+        .with_context(|| format!("eval {}", bench.name()))?;
+    print!("{}", render_summary(&outcome.report));
+    for (m, c, why) in &outcome.unscored {
+        eprintln!("note: {m} {c} not scored: {why}");
+    }
+    eprintln!(
+        "{} items answered, {} already done; results in {}",
+        outcome.answered,
+        outcome.skipped,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! End-to-end tests of the `culturesteer` binary (the model tests use the real default GGUF).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).stdin(Stdio::null()).output().expect("run culturesteer")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+#[test]
+fn replay_reproduces_the_published_phi4_numbers() {
+    let o = run(&["replay"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let macro_row = out.lines().find(|l| l.contains("macro")).expect("macro row");
+    let cells: Vec<&str> = macro_row.split('|').map(str::trim).collect();
+    assert_eq!(cells[2], "0.454", "{macro_row}");
+    assert_eq!(cells[3], "0.346", "{macro_row}");
+    let o = run(&["replay", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v.is_object());
+}
+
+#[test]
+fn replay_of_a_bad_directory_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vanilla_results_USA.csv"), "country,scenario_idx\nUSA,notanumber\n").unwrap();
+    let o = run(&["replay", dir.path().to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("vanilla_results_USA.csv"), "{err}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_gguf = dir.path().join("x.gguf");
+    std::fs::write(&not_gguf, "hello").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["score".into(), "--prompt".into(), "hi".into(), "--model".into(), dir.path().join("missing.gguf").display().to_string()], "not found"),
+        (vec!["score".into(), "--prompt".into(), "hi".into(), "--model".into(), not_gguf.display().to_string()], "not a GGUF"),
+        (vec!["score".into(), "--prompt".into(), "hi".into(), "--candidates".into(), "".into()], "empty"),
+        (vec!["score".into(), "--prompt".into(), "word ".repeat(200), "--ctx".into(), "64".into()], "context"),
+        (vec!["eval".into(), "multitp-disca".into(), "--countries".into(), "XXX".into(), "--out".into(), dir.path().join("o").display().to_string()], "valid"),
+        (vec!["eval".into(), "multitp".into(), "--countries".into(), "U$A".into(), "--out".into(), dir.path().join("o").display().to_string()], "country"),
+        (vec!["eval".into(), "multitp".into(), "--method".into(), "magic".into(), "--out".into(), dir.path().join("o").display().to_string()], "unknown method"),
+    ];
+    for (args, needle) in cases {
+        let o = bin().args(&args).stdin(Stdio::null()).output().unwrap();
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        let err = err.trim();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err}");
+    }
+    // Nothing was written for the rejected eval runs.
+    assert!(!dir.path().join("o").join("results.jsonl").exists());
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("complete JSON line"))
+        .collect()
+}
+
+#[test]
+fn killed_eval_resumes_with_every_item_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.display().to_string();
+    let args = ["eval", "multitp-disca", "--method", "vanilla", "--countries", "USA", "--limit", "14", "--batch", "2", "--out", &out_s];
+    let results = out.join("results.jsonl");
+    let mut child = bin().args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    while lines_count(&results) < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(300), "no results written");
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let before = lines(&results).len();
+    assert!(before < 14, "the run finished before it could be killed");
+    // Simulate a write torn by the kill.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&results).unwrap();
+    f.write_all(br#"{"method":"vanilla","country":"USA","item_id":"s0"#).unwrap();
+    drop(f);
+    let o = run(&args);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let recs = lines(&results);
+    assert_eq!(recs.len(), 14, "{err}");
+    let ids: std::collections::BTreeSet<&str> = recs.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 14, "every item exactly once");
+    assert!(stdout.contains("MIS"), "{stdout}");
+    assert!(out.join("summary.md").exists() && out.join("manifest.json").exists());
+    // A third run has nothing left to do.
+    let o = run(&args);
+    assert!(o.status.success());
+    assert!(text(&o).1.contains("0 items answered"));
+    // Another configuration in the same directory is refused, and nothing is overwritten.
+    let o = run(&["eval", "multitp-disca", "--countries", "USA", "--limit", "14", "--decision-temperature", "1.0", "--out", &out_s]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("another run"), "{err}");
+    assert_eq!(lines(&results).len(), 14);
+}
+
+fn lines_count(p: &Path) -> usize {
+    std::fs::read_to_string(p).map(|s| s.matches('\n').count()).unwrap_or(0)
+}
