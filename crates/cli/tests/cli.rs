@@ -124,3 +124,21 @@ fn killed_eval_resumes_with_every_item_exactly_once() {
 fn lines_count(p: &Path) -> usize {
     std::fs::read_to_string(p).map(|s| s.matches('\n').count()).unwrap_or(0)
 }
+
+#[test]
+fn every_benchmark_runs_end_to_end_for_two_countries() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bench, countries, limit) in [("multitp", "USA,DEU", "6"), ("multitp-disca", "USA,DEU", "6"), ("goqa", "USA,NGA", "3"), ("vsm13", "USA,DEU", "24")] {
+        let out = dir.path().join(bench).display().to_string();
+        let o = run(&["eval", bench, "--method", "vanilla,country-prompt", "--countries", countries, "--limit", limit, "--out", &out]);
+        let (stdout, err) = text(&o);
+        assert!(o.status.success(), "{bench}: {err}");
+        let n: usize = limit.parse().unwrap();
+        assert_eq!(lines(&dir.path().join(bench).join("results.jsonl")).len(), 2 * 2 * n, "{bench}");
+        for c in countries.split(',') {
+            assert!(stdout.contains(&format!("| {c} ")), "{bench}: no row for {c} in\n{stdout}");
+        }
+        assert!(stdout.contains("uniform"), "{bench}: no floor column");
+        assert!(!err.contains("not scored"), "{bench}: {err}");
+    }
+}
