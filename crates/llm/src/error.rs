@@ -18,6 +18,8 @@ pub enum LlmError {
     PromptTooLong { index: usize, tokens: usize, limit: usize },
     #[error("prompt {index} is empty after tokenisation")]
     EmptyPrompt { index: usize },
+    #[error("invalid model settings: {0}")]
+    Config(String),
     #[error("request {index}: {what}")]
     InvalidRequest { index: usize, what: String },
     #[error("token id {token} is outside the vocabulary (size {vocab})")]

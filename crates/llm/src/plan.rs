@@ -246,6 +246,10 @@ pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) 
             height[p] = height[p].max(height[s] + 1);
         }
     }
+    let mut rank = vec![0usize; n];
+    for (i, &s) in order.iter().enumerate() {
+        rank[s] = i;
+    }
     let mut slot_of: Vec<Option<usize>> = vec![None; n];
     let mut done_tokens = vec![0usize; n];
     let mut unlaunched = vec![0usize; n];
@@ -272,7 +276,7 @@ pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) 
             budget -= take;
         }
         // 2. Launch ready segments, deepest first, then in tree order.
-        ready.sort_by_key(|&s| (std::cmp::Reverse(depth[s]), order.iter().position(|&o| o == s)));
+        ready.sort_by_key(|&s| (std::cmp::Reverse(depth[s]), rank[s]));
         let mut still_ready = Vec::new();
         for &s in &ready {
             if budget == 0 {

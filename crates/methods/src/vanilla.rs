@@ -1,8 +1,14 @@
 //! Baselines that change only the prompt: vanilla and the country prompt.
 
 use crate::readout::{read_options, render_prompt};
-use crate::{Answer, Country, Item, Method, MethodError};
+use crate::{Answer, Country, Item, Method, MethodError, PromptSpec};
 use culturesteer_llm::LanguageModel;
+
+/// Renders the prompt `pick` chooses for every item and reads the options in one batch.
+fn answer_with(lm: &mut dyn LanguageModel, items: &[Item], pick: fn(&Item) -> &PromptSpec) -> Result<Vec<Answer>, MethodError> {
+    let prompts = items.iter().map(|i| render_prompt(lm, pick(i))).collect::<Result<Vec<_>, _>>()?;
+    read_options(lm, items, prompts)
+}
 
 /// The benchmark's own prompt, unchanged.
 #[derive(Debug, Default, Clone)]
@@ -13,8 +19,7 @@ impl Method for Vanilla {
         "vanilla"
     }
     fn answer(&mut self, lm: &mut dyn LanguageModel, _country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
-        let prompts = items.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
-        read_options(lm, items, prompts)
+        answer_with(lm, items, |i| &i.prompt)
     }
 }
 
@@ -28,7 +33,6 @@ impl Method for CountryPrompt {
         "country-prompt"
     }
     fn answer(&mut self, lm: &mut dyn LanguageModel, _country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
-        let prompts = items.iter().map(|i| render_prompt(lm, &i.country_prompt)).collect::<Result<Vec<_>, _>>()?;
-        read_options(lm, items, prompts)
+        answer_with(lm, items, |i| &i.country_prompt)
     }
 }

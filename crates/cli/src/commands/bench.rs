@@ -103,7 +103,7 @@ fn engine(a: EngineArgs) -> Result<()> {
 
     // 1. Prompt processing, single sequence of 200 tokens: our scorer vs a bare decode.
     let p200 = text_of_tokens(&lm, 200, 0)?;
-    let p200_text = lm.token_text(&p200);
+    let p200_text = token_text(&lm, &p200);
     let req = ScoreRequest { prompt: p200_text.clone().into(), continuations: vec![], next_tokens: vec![], top_k: 1 };
     let _ = lm.score(std::slice::from_ref(&req))?; // warm-up
     let mut ours = vec![];
@@ -123,7 +123,7 @@ fn engine(a: EngineArgs) -> Result<()> {
     let batch: Vec<Vec<TokenId>> = (0..8).map(|k| text_of_tokens(&lm, 200, k + 1)).collect::<Result<_>>()?;
     let reqs: Vec<ScoreRequest> = batch
         .iter()
-        .map(|t| ScoreRequest { prompt: lm.token_text(t).into(), continuations: vec![], next_tokens: vec![], top_k: 1 })
+        .map(|t| ScoreRequest { prompt: token_text(&lm, t).into(), continuations: vec![], next_tokens: vec![], top_k: 1 })
         .collect();
     let total: usize = batch.iter().map(|b| b.len()).sum();
     let mut ours = vec![];
@@ -163,8 +163,7 @@ fn engine(a: EngineArgs) -> Result<()> {
     println!("generation, 32 tokens after 200   : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
 
     if let Some(lb) = &a.llama_bench {
-        let path = a.model.resolve_path()?;
-        let (pp, tg) = run_llama_bench(lb, &path, threads, reps)?;
+        let (pp, tg) = run_llama_bench(lb, lm.path(), threads, reps)?;
         println!(
             "llama-bench (same GGUF, {threads} threads): pp200 {pp:8.1} tok/s, tg32 {tg:6.1} tok/s;  ours/llama-bench: pp {:.3}, tg {:.3} (target ≥ 0.9)",
             pp1 / pp,
@@ -192,7 +191,7 @@ fn engine(a: EngineArgs) -> Result<()> {
         a.personas,
         prefix_len,
         a.scenarios,
-        full_len / reqs.len().max(1) - prefix_len.min(full_len / reqs.len().max(1))
+        (full_len / reqs.len().max(1)).saturating_sub(prefix_len)
     );
     let mut naive_t = vec![];
     let mut reuse_t = vec![];
@@ -226,17 +225,10 @@ fn engine(a: EngineArgs) -> Result<()> {
     Ok(())
 }
 
-trait TokenText {
-    fn token_text(&self, toks: &[TokenId]) -> String;
+/// Text that tokenises back to `toks` (without the leading BOS, which the tokenizer adds).
+fn token_text(lm: &LlamaLm, toks: &[TokenId]) -> String {
+    toks.iter().skip(1).map(|t| lm.token_piece(*t)).collect()
 }
-
-impl TokenText for LlamaLm {
-    /// Text that tokenises back to `toks` (without the leading BOS, which the tokenizer adds).
-    fn token_text(&self, toks: &[TokenId]) -> String {
-        toks.iter().skip(1).map(|t| self.token_piece(*t)).collect()
-    }
-}
-
 
 /// Runs llama.cpp's llama-bench (pp200 and tg32) and returns the mean tokens/s of each.
 fn run_llama_bench(exe: &std::path::Path, model: &std::path::Path, threads: usize, reps: usize) -> Result<(f64, f64)> {

@@ -160,9 +160,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         bail!("--limit must be at least 1");
     }
     let mut methods: Vec<Box<dyn Method>> = a.method.iter().map(|m| method_by_name(m)).collect::<Result<_>>()?;
-    let model_path = a.model.resolve_path()?;
     let mut lm = a.model.load()?;
-    let sha = sha256_file(&model_path)?;
+    let sha = sha256_file(lm.path())?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")

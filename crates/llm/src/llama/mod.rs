@@ -20,7 +20,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -145,8 +145,10 @@ impl LlamaLm {
     /// Loads a GGUF file.
     pub fn load(path: &Path, config: LlamaConfig) -> Result<Self> {
         check_gguf(path)?;
-        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 {
-            return Err(LlmError::InvalidRequest { index: 0, what: "n_seq, ctx and batch size must be positive".into() });
+        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 || config.threads == Some(0) {
+            return Err(LlmError::Config(
+                "threads, parallel sequences and batch size must be positive and the context at least 8 tokens".into(),
+            ));
         }
         let backend = backend()?;
         let mparams = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
@@ -256,7 +258,7 @@ impl LlamaLm {
         stats: &mut RunStats,
     ) -> Result<(Vec<ReadResult>, Vec<(usize, usize)>, HashMap<usize, Vec<f32>>)> {
         let (waves, leaves) = schedule(plan, self.config.n_seq, self.config.n_batch, keep_leaves)
-            .map_err(|e| LlmError::Context(e))?;
+            .map_err(LlmError::Context)?;
         let n_vocab = self.n_vocab;
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
         let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
@@ -351,11 +353,11 @@ impl LlamaLm {
     pub fn score_with_stats(&mut self, requests: &[ScoreRequest]) -> Result<(Vec<ScoreResult>, RunStats)> {
         let limit = self.config.ctx_per_seq;
         let mut paths: Vec<PathSpec> = Vec::new();
-        // Per request: index of the prompt path (if any), then (path, first query index) per continuation.
+        // Per request: the prompt path (if any) and, per continuation, its path and tokens.
         struct Layout {
             prompt_path: Option<usize>,
             prompt_len: usize,
-            conts: Vec<(usize, usize, Vec<TokenId>)>,
+            conts: Vec<(usize, Vec<TokenId>)>,
         }
         let mut layouts = Vec::with_capacity(requests.len());
         for (i, req) in requests.iter().enumerate() {
@@ -393,7 +395,7 @@ impl LlamaLm {
                     .collect();
                 let cont_tokens = full[lcp..].to_vec();
                 paths.push(PathSpec { tokens: full, queries });
-                layout.conts.push((paths.len() - 1, lcp, cont_tokens));
+                layout.conts.push((paths.len() - 1, cont_tokens));
             }
             layouts.push(layout);
         }
@@ -408,7 +410,7 @@ impl LlamaLm {
                 res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
                 res.top_k = r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect();
             }
-            for ((pi, _lcp, toks), text) in layout.conts.into_iter().zip(&req.continuations) {
+            for ((pi, toks), text) in layout.conts.into_iter().zip(&req.continuations) {
                 let lps: Vec<f64> = plan.path_reads[pi].iter().zip(&toks).map(|(&r, &t)| reads[r].logprob(t)).collect();
                 res.continuations.push(ContinuationScore { text: text.clone(), tokens: toks, logprob: lps.iter().sum(), token_logprobs: lps });
             }
@@ -463,14 +465,13 @@ impl LlamaLm {
         for &(_, s) in &leaves {
             used[s] = true;
         }
-        let mut taken: HashMap<usize, bool> = HashMap::new();
+        let mut taken: HashSet<usize> = HashSet::new();
         let mut slots = Vec::with_capacity(reqs.len());
         let mut copies = Vec::new();
         for pi in 0..reqs.len() {
             let leaf = plan.path_leaf[pi];
             let src = leaf_slot[&leaf];
-            if !taken.contains_key(&leaf) {
-                taken.insert(leaf, true);
+            if taken.insert(leaf) {
                 slots.push(src);
             } else {
                 let dst = used.iter().position(|u| !u).ok_or_else(|| LlmError::Context("out of sequences for duplicate prompts".into()))?;
@@ -503,13 +504,10 @@ impl LlamaLm {
             })
             .collect();
         let mut current: Vec<Vec<f32>> = (0..reqs.len()).map(|pi| rows[&plan.path_reads[pi][0]].clone()).collect();
-        let model_ptr: *const LlamaModel = self.model();
-        self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
+        self.inner.with_dependent_mut(|model, ctx| -> Result<()> {
             for &(src, dst) in &copies {
                 ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None).map_err(|e| LlmError::Decode(e.to_string()))?;
             }
-            // SAFETY: the model outlives the context borrow (self_cell owner).
-            let model = unsafe { &*model_ptr };
             let vocab = model.vocab();
             let mut batch = LlamaBatch::new(n_batch.max(reqs.len()), 1);
             loop {
@@ -581,7 +579,6 @@ impl LlamaLm {
 /// What was read from one logit row.
 #[derive(Debug, Clone)]
 struct ReadResult {
-    lse: f64,
     tokens: Vec<(TokenId, f64)>,
     top: Vec<(TokenId, f64)>,
 }
@@ -591,14 +588,12 @@ impl ReadResult {
         let lse = log_sum_exp(logits);
         let lp = |t: usize| logits.get(t).map_or(f64::NEG_INFINITY, |&z| z as f64 - lse);
         ReadResult {
-            lse,
             tokens: read.tokens.iter().map(|&t| (t, lp(t.0 as usize))).collect(),
             top: top_k(logits, read.top_k).into_iter().map(|i| (TokenId(i as i32), lp(i))).collect(),
         }
     }
 
     fn logprob(&self, t: TokenId) -> f64 {
-        let _ = self.lse;
         self.tokens.iter().find(|(x, _)| *x == t).map_or(f64::NEG_INFINITY, |p| p.1)
     }
 }
