@@ -25,6 +25,14 @@ pub struct ModelOpts {
     /// Chat format: auto, template, plain, or a llama.cpp built-in name (gemma, chatml, llama3, …).
     #[arg(long, default_value = "auto", value_parser = parse_chat_format)]
     pub chat_format: ChatFormat,
+    /// Evaluate every prompt from scratch instead of sharing common prefixes (results are the
+    /// same bit for bit; this is only slower).
+    #[arg(long)]
+    pub no_prefix_reuse: bool,
+    /// Shared prefixes are cut at multiples of this many tokens, and no decode call is shorter,
+    /// so cached and uncached log-probs are identical (must divide 512).
+    #[arg(long, default_value_t = 16)]
+    pub prefix_block: usize,
 }
 
 fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
@@ -46,6 +54,8 @@ impl ModelOpts {
             ctx_per_seq: self.ctx,
             n_seq: self.parallel,
             chat_format: self.chat_format.clone(),
+            prefix_reuse: !self.no_prefix_reuse,
+            prefix_block: self.prefix_block,
             ..LlamaConfig::default()
         }
     }

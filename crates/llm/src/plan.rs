@@ -2,13 +2,13 @@
 //!
 //! A batch of token paths (prompt, or prompt + continuation) is turned into a compressed prefix
 //! tree: every shared prefix becomes one *segment* that is evaluated once, and each branch
-//! continues from a copy of its parent's KV cache. [`schedule`] then packs segments into
-//! *waves* (one decode call each) under a token budget and a fixed number of KV sequence slots.
-//! The executor (e.g. the llama.cpp backend) only has to run the waves.
+//! continues from a copy of its parent's KV cache. Prefixes are cut only at multiples of a block
+//! size, so that the engine computes every token exactly as it would without sharing (see
+//! [`Plan::build`]). [`schedule`] then orders segments into *waves* over a fixed number of KV
+//! sequence slots. The executor (e.g. the llama.cpp backend) only has to run the waves.
 
 use crate::types::TokenId;
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 /// One path to evaluate and the positions where its next-token distribution is wanted.
 #[derive(Debug, Clone)]
@@ -62,9 +62,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds the plan. With `share_prefixes = false` every path is its own root (the naive
-    /// baseline used by benchmarks and equality tests). Paths must be non-empty.
-    pub fn build(paths: &[PathSpec], share_prefixes: bool) -> Plan {
+    /// Builds the plan. `share = None` makes every path its own root (the uncached reference,
+    /// also the benchmarks' naive baseline). `share = Some(block)` shares prefixes, cut only at
+    /// multiples of `block` tokens, and gives every path a leaf of at least `block` tokens (or
+    /// the whole path when it is shorter): CPU matrix kernels treat rows in groups and switch
+    /// to other code for very small batches, so these rules make every token pass through the
+    /// same kernels as in the uncached reference, and the results are bit-identical.
+    /// Paths must be non-empty.
+    pub fn build(paths: &[PathSpec], share: Option<usize>) -> Plan {
         let mut segments: Vec<Segment> = Vec::new();
         let mut roots = Vec::new();
         let mut path_leaf = vec![usize::MAX; paths.len()];
@@ -78,71 +83,78 @@ impl Plan {
             });
             segments.len() - 1
         };
-        if !share_prefixes {
-            for (i, p) in paths.iter().enumerate() {
-                let s = new_seg(&mut segments, None, 0, &p.tokens);
-                roots.push(s);
-                path_leaf[i] = s;
+        match share {
+            None => {
+                for (i, p) in paths.iter().enumerate() {
+                    let s = new_seg(&mut segments, None, 0, &p.tokens);
+                    roots.push(s);
+                    path_leaf[i] = s;
+                }
             }
-        } else {
-            let mut order: Vec<usize> = (0..paths.len()).collect();
-            order.sort_by(|&a, &b| paths[a].tokens.cmp(&paths[b].tokens));
-            // Chain of segments from the root to the previous path's leaf.
-            let mut stack: Vec<SegId> = Vec::new();
-            let mut prev: Option<&[TokenId]> = None;
-            for &pi in &order {
-                let cur = &paths[pi].tokens[..];
-                let lcp = prev.map_or(0, |p| p.iter().zip(cur).take_while(|(a, b)| a == b).count());
-                // Pop segments that start at or after the divergence point.
-                while let Some(&top) = stack.last() {
-                    if segments[top].start >= lcp {
-                        stack.pop();
-                    } else {
-                        break;
+            Some(block) => {
+                let block = block.max(1);
+                // Start of a path's last block-unit: a short final piece is fused with the block
+                // before it, so every leaf has at least `block` tokens.
+                let last_unit = |len: usize| if len >= block { (len - block) / block * block } else { 0 };
+                let mut order: Vec<usize> = (0..paths.len()).collect();
+                order.sort_by(|&a, &b| paths[a].tokens.cmp(&paths[b].tokens));
+                // Chain of segments from the root to the previous path's leaf, and the paths
+                // ending in each segment (they move when a segment is split).
+                let mut stack: Vec<SegId> = Vec::new();
+                let mut ending: Vec<Vec<usize>> = Vec::new();
+                let mut prev: Option<usize> = None;
+                for &pi in &order {
+                    let cur = &paths[pi].tokens[..];
+                    if let Some(q) = prev.filter(|&q| paths[q].tokens == cur) {
+                        let leaf = path_leaf[q];
+                        path_leaf[pi] = leaf;
+                        ending[leaf].push(pi);
+                        continue;
                     }
-                }
-                if let Some(&top) = stack.last() {
-                    let end = segments[top].start + segments[top].tokens.len();
-                    if lcp < end {
-                        // Split `top` at lcp: the tail keeps the old children.
-                        let cut = lcp - segments[top].start;
-                        let tail_tokens = segments[top].tokens.split_off(cut);
-                        let tail = new_seg(&mut segments, Some(top), lcp, &tail_tokens);
-                        let old_children = std::mem::take(&mut segments[top].children);
-                        for &c in &old_children {
-                            segments[c].parent = Some(tail);
+                    let shared = prev.map_or(0, |q| {
+                        let p = &paths[q].tokens;
+                        let lcp = p.iter().zip(cur).take_while(|(a, b)| a == b).count();
+                        (lcp / block * block).min(last_unit(p.len())).min(last_unit(cur.len()))
+                    });
+                    while let Some(&top) = stack.last() {
+                        if segments[top].start >= shared {
+                            stack.pop();
+                        } else {
+                            break;
                         }
-                        segments[tail].children = old_children;
-                        segments[top].children.push(tail);
                     }
-                }
-                let parent = stack.last().copied();
-                if lcp < cur.len() {
-                    let s = new_seg(&mut segments, parent, lcp, &cur[lcp..]);
+                    if let Some(&top) = stack.last() {
+                        let end = segments[top].start + segments[top].tokens.len();
+                        if shared < end {
+                            // Split `top` at `shared`: the tail keeps its children and the paths
+                            // that ended in it.
+                            let cut = shared - segments[top].start;
+                            let tail_tokens = segments[top].tokens.split_off(cut);
+                            let tail = new_seg(&mut segments, Some(top), shared, &tail_tokens);
+                            let moved = std::mem::take(&mut ending[top]);
+                            ending.push(moved);
+                            for &p in &ending[tail] {
+                                path_leaf[p] = tail;
+                            }
+                            let old_children = std::mem::take(&mut segments[top].children);
+                            for &c in &old_children {
+                                segments[c].parent = Some(tail);
+                            }
+                            segments[tail].children = old_children;
+                            segments[top].children.push(tail);
+                        }
+                    }
+                    let parent = stack.last().copied();
+                    let s = new_seg(&mut segments, parent, shared, &cur[shared..]);
+                    ending.push(vec![pi]);
                     match parent {
                         Some(p) => segments[p].children.push(s),
                         None => roots.push(s),
                     }
                     stack.push(s);
+                    path_leaf[pi] = s;
+                    prev = Some(pi);
                 }
-                prev = Some(cur);
-            }
-            // Splits move segment tails around, so find each path's last segment by descending.
-            let mut child_by_first: std::collections::HashMap<(Option<SegId>, TokenId), SegId> =
-                std::collections::HashMap::new();
-            for (i, s) in segments.iter().enumerate() {
-                child_by_first.insert((s.parent, s.tokens[0]), i);
-            }
-            for (pi, p) in paths.iter().enumerate() {
-                let mut parent = None;
-                let mut pos = 0;
-                let mut seg = usize::MAX;
-                while pos < p.tokens.len() {
-                    seg = child_by_first[&(parent, p.tokens[pos])];
-                    pos += segments[seg].tokens.len();
-                    parent = Some(seg);
-                }
-                path_leaf[pi] = seg;
             }
         }
         let mut plan = Plan { segments, roots, reads: vec![], path_reads: vec![], path_leaf };
@@ -203,16 +215,14 @@ pub enum KvOp {
     Copy { src: usize, dst: usize },
 }
 
-/// Part of one segment decoded in a wave.
+/// One segment decoded in a wave, in KV sequence `slot`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     pub seg: SegId,
     pub slot: usize,
-    /// Token offsets inside the segment.
-    pub range: Range<usize>,
 }
 
-/// One decode call: KV ops first, then the chunks in one batch, then slots to clear.
+/// One step: KV ops first, then the segments (each decoded whole), then slots to clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wave {
     pub ops: Vec<KvOp>,
@@ -223,11 +233,10 @@ pub struct Wave {
 /// Slot of each segment that stays in the cache at the end (only with `keep_leaves`).
 pub type LeafSlots = Vec<(SegId, usize)>;
 
-/// Packs the plan into waves of at most `n_batch` tokens over `n_slots` KV sequences.
-/// Deeper segments go first so finished branches free their slots early. With `keep_leaves`,
-/// leaf segments keep their slots at the end (for generation); there must be at most
-/// `n_slots` leaves then.
-pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) -> Result<(Vec<Wave>, LeafSlots), String> {
+/// Orders the plan into waves over `n_slots` KV sequences. Deeper segments go first so
+/// finished branches free their slots early. With `keep_leaves`, leaf segments keep their
+/// slots at the end (for generation); there must be at most `n_slots` leaves then.
+pub fn schedule(plan: &Plan, n_slots: usize, keep_leaves: bool) -> Result<(Vec<Wave>, LeafSlots), String> {
     let n = plan.segments.len();
     let mut depth = vec![0usize; n];
     let mut order: Vec<SegId> = Vec::new();
@@ -251,38 +260,18 @@ pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) 
         rank[s] = i;
     }
     let mut slot_of: Vec<Option<usize>> = vec![None; n];
-    let mut done_tokens = vec![0usize; n];
-    let mut unlaunched = vec![0usize; n];
-    for (i, s) in plan.segments.iter().enumerate() {
-        unlaunched[i] = s.children.len();
-    }
+    let mut unlaunched: Vec<usize> = plan.segments.iter().map(|s| s.children.len()).collect();
     let mut free: Vec<usize> = (0..n_slots).rev().collect();
     let mut ready: Vec<SegId> = plan.roots.clone();
-    let mut running: Vec<SegId> = Vec::new();
     let mut waves = Vec::new();
     let mut finished = 0usize;
     let mut leaves: LeafSlots = Vec::new();
     while finished < n {
         let mut wave = Wave::default();
-        let mut budget = n_batch;
-        // 1. Continue segments already holding a slot.
-        for &s in &running {
-            if budget == 0 {
-                break;
-            }
-            let len = plan.segments[s].tokens.len();
-            let take = (len - done_tokens[s]).min(budget);
-            wave.chunks.push(Chunk { seg: s, slot: slot_of[s].unwrap_or(usize::MAX), range: done_tokens[s]..done_tokens[s] + take });
-            budget -= take;
-        }
-        // 2. Launch ready segments, deepest first, then in tree order.
+        // Launch ready segments, deepest first, then in tree order.
         ready.sort_by_key(|&s| (std::cmp::Reverse(depth[s]), rank[s]));
         let mut still_ready = Vec::new();
         for &s in &ready {
-            if budget == 0 {
-                still_ready.push(s);
-                continue;
-            }
             let parent = plan.segments[s].parent;
             let slot = match parent {
                 Some(p) if unlaunched[p] == 1 => {
@@ -304,10 +293,7 @@ pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) 
                 unlaunched[p] -= 1;
             }
             slot_of[s] = Some(slot);
-            let take = plan.segments[s].tokens.len().min(budget);
-            wave.chunks.push(Chunk { seg: s, slot, range: 0..take });
-            budget -= take;
-            running.push(s);
+            wave.chunks.push(Chunk { seg: s, slot });
         }
         ready = still_ready;
         if wave.chunks.is_empty() {
@@ -315,35 +301,19 @@ pub fn schedule(plan: &Plan, n_slots: usize, n_batch: usize, keep_leaves: bool) 
                 "prefix tree needs more than {n_slots} parallel sequences (raise the sequence count)"
             ));
         }
-        // 3. Account for what this wave completes.
         for c in &wave.chunks {
-            done_tokens[c.seg] = c.range.end;
-        }
-        let mut still_running = Vec::new();
-        for &s in &running {
-            if done_tokens[s] < plan.segments[s].tokens.len() {
-                still_running.push(s);
-                continue;
-            }
             finished += 1;
+            let s = c.seg;
             if plan.segments[s].children.is_empty() {
-                let slot = slot_of[s].expect("running segment holds a slot");
                 if keep_leaves {
-                    leaves.push((s, slot));
+                    leaves.push((s, c.slot));
                 } else {
                     slot_of[s] = None;
-                    wave.release.push(slot);
-                    free.push(slot);
+                    wave.release.push(c.slot);
+                    free.push(c.slot);
                 }
             } else {
                 ready.extend(plan.segments[s].children.iter().copied());
-            }
-        }
-        running = still_running;
-        // Fix up chunk slots for continued segments (recorded before launch bookkeeping).
-        for c in wave.chunks.iter_mut() {
-            if c.slot == usize::MAX {
-                c.slot = slot_of[c.seg].expect("running segment holds a slot");
             }
         }
         waves.push(wave);
@@ -364,7 +334,7 @@ mod tests {
         PathSpec { tokens, queries: vec![Query { at, tokens: vec![TokenId(0)], top_k: 1 }] }
     }
 
-    /// Simulates the waves: each slot holds a token list; checks every chunk continues exactly
+    /// Simulates the waves: each slot holds a token list; checks every segment continues exactly
     /// its own path and that every read is produced once with the right context.
     fn simulate(plan: &Plan, waves: &[Wave], n_slots: usize) -> Vec<Option<Vec<TokenId>>> {
         let mut slots: Vec<Vec<TokenId>> = vec![vec![]; n_slots];
@@ -377,9 +347,9 @@ mod tests {
             }
             for c in &w.chunks {
                 let seg = &plan.segments[c.seg];
-                assert_eq!(slots[c.slot].len(), seg.start + c.range.start, "chunk continues at the wrong position");
-                for off in c.range.clone() {
-                    slots[c.slot].push(seg.tokens[off]);
+                assert_eq!(slots[c.slot].len(), seg.start, "segment continues at the wrong position");
+                for (off, tok) in seg.tokens.iter().enumerate() {
+                    slots[c.slot].push(*tok);
                     if let Some(&r) = seg.reads.get(&off) {
                         assert!(read_ctx[r].is_none(), "read produced twice");
                         read_ctx[r] = Some(slots[c.slot].clone());
@@ -393,14 +363,24 @@ mod tests {
         read_ctx
     }
 
-    fn check(paths: &[PathSpec], share: bool, n_slots: usize, n_batch: usize) -> Plan {
+    fn check(paths: &[PathSpec], share: Option<usize>, n_slots: usize) -> Plan {
         let plan = Plan::build(paths, share);
-        let (waves, _) = schedule(&plan, n_slots, n_batch, false).unwrap();
+        let (waves, _) = schedule(&plan, n_slots, false).unwrap();
         let ctx = simulate(&plan, &waves, n_slots);
         for (pi, p) in paths.iter().enumerate() {
             for (qi, q) in p.queries.iter().enumerate() {
                 let r = plan.path_reads[pi][qi];
                 assert_eq!(ctx[r].as_deref(), Some(&p.tokens[..=q.at]), "path {pi} query {qi}");
+            }
+        }
+        if let Some(block) = share {
+            for s in &plan.segments {
+                let end = s.start + s.tokens.len();
+                assert_eq!(s.start % block, 0, "segment starts off the block grid");
+                if !s.children.is_empty() {
+                    assert_eq!(end % block, 0, "branch point off the block grid");
+                }
+                assert!(s.tokens.len() >= block || s.start == 0, "segment shorter than a block: {s:?}");
             }
         }
         plan
@@ -409,12 +389,32 @@ mod tests {
     #[test]
     fn shared_prefixes_are_evaluated_once() {
         let paths = vec![path(&[1, 2, 3, 4]), path(&[1, 2, 3, 5]), path(&[1, 2, 6]), path(&[1, 2, 3, 4]), path(&[7, 8])];
-        let plan = check(&paths, true, 4, 64);
+        let plan = check(&paths, Some(1), 4);
         // [1,2] + [3] + [4] + [5] + [6] + [7,8]
         assert_eq!(plan.tokens_evaluated(), 8);
         assert_eq!(plan.path_reads[0], plan.path_reads[3], "duplicates share their read");
-        let naive = check(&paths, false, 4, 64);
+        let naive = check(&paths, None, 4);
         assert_eq!(naive.tokens_evaluated(), 17);
+    }
+
+    #[test]
+    fn branch_points_sit_on_the_block_grid() {
+        // Two personas of 10 tokens, three scenarios of 7 tokens each, block 4.
+        let mut paths = Vec::new();
+        for persona in 0..2 {
+            for scen in 0..3 {
+                let mut v: Vec<i32> = (0..10).map(|k| 100 * (persona + 1) + k).collect();
+                v.extend((0..7).map(|k| 1000 * (scen + 1) + k));
+                paths.push(path(&v));
+            }
+        }
+        let plan = check(&paths, Some(4), 8);
+        // Each persona: [0,8) once, then three leaves [8,17) of 9 tokens.
+        assert_eq!(plan.tokens_evaluated(), 2 * (8 + 3 * 9));
+        // A path that is a prefix of another still gets a leaf of at least a block.
+        let paths = vec![path(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), path(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])];
+        let plan = check(&paths, Some(4), 4);
+        assert_eq!(plan.tokens_evaluated(), 4 + 5 + 7);
     }
 
     #[test]
@@ -422,11 +422,13 @@ mod tests {
         let mut p = path(&[1, 2, 3, 4, 5]);
         p.queries.push(Query { at: 1, tokens: vec![TokenId(9)], top_k: 0 });
         let paths = vec![p, path(&[1, 2, 3]), path(&[1, 2, 3, 4, 6])];
-        check(&paths, true, 3, 64);
+        for block in [1, 2, 3, 16] {
+            check(&paths, Some(block), 3);
+        }
     }
 
     #[test]
-    fn tight_budgets_and_slots_still_work() {
+    fn tight_slots_still_work() {
         let mut paths = Vec::new();
         for persona in 0..5 {
             for scen in 0..7 {
@@ -435,18 +437,19 @@ mod tests {
                 paths.push(path(&v));
             }
         }
-        for (slots, batch) in [(3, 3), (3, 1), (4, 2), (8, 16), (16, 1000)] {
-            let plan = check(&paths, true, slots, batch);
-            assert!(plan.tokens_evaluated() < paths.iter().map(|p| p.tokens.len()).sum::<usize>());
-            check(&paths, false, slots, batch);
+        for slots in [3, 4, 8, 16] {
+            for block in [1, 2, 4] {
+                let plan = check(&paths, Some(block), slots);
+                assert!(plan.tokens_evaluated() < paths.iter().map(|p| p.tokens.len()).sum::<usize>());
+            }
+            check(&paths, None, slots);
         }
     }
 
     #[test]
     fn too_few_slots_is_an_error_not_a_hang() {
-        let paths = vec![path(&[1, 2]), path(&[1, 3]), path(&[4, 5])];
         // One slot cannot hold a parent while its first child runs.
-        let plan = Plan::build(&[path(&[1, 2]), path(&[1, 3])], true);
-        assert!(schedule(&plan, 1, 8, false).is_err());
+        let plan = Plan::build(&[path(&[1, 2]), path(&[1, 3])], Some(1));
+        assert!(schedule(&plan, 1, false).is_err());
     }
 }

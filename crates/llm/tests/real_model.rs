@@ -22,14 +22,21 @@ fn lm() -> MutexGuard<'static, LlamaLm> {
         Mutex::new(LlamaLm::load(&model_path(), LlamaConfig { n_seq: 8, ctx_per_seq: 512, ..LlamaConfig::default() }).expect("load"))
     });
     let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
-    g.set_prefix_reuse(false);
+    g.set_prefix_reuse(true);
     g
 }
 
+// Persona prompts of realistic length (~60–80 tokens), so the shared prefix dominates.
 const PERSONAS: [&str; 3] = [
-    "You are a 30-year-old teacher from Germany who values tradition and order.",
-    "You are a retired farmer from Vietnam. Family and community come first for you.",
-    "You are a young software engineer from Brazil who values freedom and creativity above all.",
+    "You are a 30-year-old teacher from Germany who values tradition and order. You grew up in a small town near Kassel, \
+     you go to church on holidays, you think rules exist for good reasons and that children should respect their elders. \
+     You answer every question honestly and briefly, the way you would in a survey.",
+    "You are a retired farmer from Vietnam. Family and community come first for you. You have four grandchildren, you \
+     worked the rice fields for forty years and you believe hard work and loyalty matter more than money. You answer \
+     every question honestly and briefly, the way you would in a survey.",
+    "You are a young software engineer from Brazil who values freedom and creativity above all. You live in São Paulo, \
+     you travel whenever you can, you distrust authority and you think people should choose their own way of life. \
+     You answer every question honestly and briefly, the way you would in a survey.",
 ];
 const SCENARIOS: [&str; 4] = [
     "A self-driving car must choose. Option A: spare 2 elderly women. Option B: spare a boy. Answer A or B.",
@@ -48,7 +55,7 @@ fn requests(lm: &LlamaLm) -> Vec<ScoreRequest> {
                 prompt,
                 continuations: vec!["A".into(), "Option B, because".into(), " I would spare the group".into()],
                 next_tokens: ab,
-                top_k: 5,
+                top_k: 40,
             });
         }
     }
@@ -77,17 +84,40 @@ fn max_diff(a: &[ScoreResult], b: &[ScoreResult]) -> f64 {
 }
 
 #[test]
-#[ignore = "known issue: prefix reuse deviates from a full recompute by up to ~0.4 nats on this llama.cpp build (ARCHITECTURE.md, Known issues)"]
 fn prefix_reuse_equals_uncached_scoring() {
     let mut lm = lm();
     let reqs = requests(&lm);
-    lm.set_prefix_reuse(true);
     let (cached, st_c) = lm.score_with_stats(&reqs).unwrap();
     lm.set_prefix_reuse(false);
     let (naive, st_n) = lm.score_with_stats(&reqs).unwrap();
-    assert!(st_c.tokens_evaluated * 2 < st_n.tokens_evaluated, "reuse evaluated {} vs naive {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
+    lm.set_prefix_reuse(true);
     let d = max_diff(&cached, &naive);
+    eprintln!("cached vs uncached: max Δ = {d}, tokens {} vs {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
+    assert!(st_c.tokens_evaluated * 2 < st_n.tokens_evaluated, "reuse evaluated {} vs naive {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
     assert!(d <= 1e-3, "max |Δ log-prob| cached vs uncached = {d}");
+}
+
+#[test]
+fn prefix_reuse_leaves_generation_unchanged() {
+    let mut lm = lm();
+    let reqs: Vec<GenerateRequest> = PERSONAS
+        .iter()
+        .flat_map(|p| SCENARIOS[..2].iter().map(move |s| (p, s)))
+        .enumerate()
+        .map(|(i, (p, s))| GenerateRequest {
+            prompt: lm.chat_prompt(&[ChatMessage::system(*p), ChatMessage::user(*s)]).unwrap(),
+            max_tokens: 12,
+            sampling: Sampling::Seeded { temperature: 0.8, top_p: 0.95, seed: i as u64 },
+            stop: vec![],
+        })
+        .collect();
+    let cached = lm.generate(&reqs).unwrap();
+    lm.set_prefix_reuse(false);
+    let naive = lm.generate(&reqs).unwrap();
+    lm.set_prefix_reuse(true);
+    for (c, n) in cached.iter().zip(&naive) {
+        assert_eq!(c.tokens, n.tokens, "generation differs with prefix reuse");
+    }
 }
 
 #[test]

@@ -35,16 +35,22 @@ pub struct LlamaConfig {
     pub ctx_per_seq: usize,
     /// Parallel sequences (branches) kept in the KV cache.
     pub n_seq: usize,
-    /// Most tokens per decode call.
+    /// Most tokens per decode call of the raw benchmark baseline (scoring and generation decode
+    /// one sequence per call, cut at multiples of `n_ubatch`).
     pub n_batch: usize,
-    /// Physical micro-batch size.
+    /// Physical micro-batch size; decode calls are cut at multiples of it in absolute
+    /// position, so cached and uncached evaluation see the same micro-batches.
     pub n_ubatch: usize,
     pub chat_format: ChatFormat,
-    /// Evaluate shared prompt prefixes once and branch from a KV copy. Off by default for now:
-    /// on this llama.cpp build, tokens decoded after a copied or earlier-decoded prefix get
-    /// log-probs that differ from a full recompute by up to ~0.4 nats (see ARCHITECTURE.md,
-    /// "Known issues"), and numbers must not depend on batching.
+    /// Evaluate shared prompt prefixes once and branch from a KV copy.
     pub prefix_reuse: bool,
+    /// Prefix sharing cuts prompts only at multiples of this many tokens and never decodes
+    /// fewer than this many tokens in one call (unless the whole prompt is shorter). CPU
+    /// kernels quantise activations in groups of 4 rows and use other code paths for tiny
+    /// batches; with block-aligned cuts every token goes through the same kernels as in an
+    /// uncached run, so cached log-probs equal uncached ones bit for bit. Must divide
+    /// `n_ubatch`. Default 16 (8 was not enough on AVX2 builds).
+    pub prefix_block: usize,
     /// Layers to offload to a GPU (only with the `cuda` feature).
     pub gpu_layers: u32,
     /// Flash attention: `None` lets llama.cpp decide. Off by default: on CPU, llama.cpp's flash
@@ -66,7 +72,8 @@ impl Default for LlamaConfig {
             n_batch: 2048,
             n_ubatch: 512,
             chat_format: ChatFormat::Auto,
-            prefix_reuse: false,
+            prefix_reuse: true,
+            prefix_block: 16,
             gpu_layers: if cfg!(feature = "cuda") { 999 } else { 0 },
             flash_attention: Some(false),
             kv_f32: false,
@@ -145,10 +152,17 @@ impl LlamaLm {
     /// Loads a GGUF file.
     pub fn load(path: &Path, config: LlamaConfig) -> Result<Self> {
         check_gguf(path)?;
-        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 || config.threads == Some(0) {
+        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 || config.n_ubatch == 0 || config.threads == Some(0) {
             return Err(LlmError::Config(
-                "threads, parallel sequences and batch size must be positive and the context at least 8 tokens".into(),
+                "threads, parallel sequences and batch sizes must be positive and the context at least 8 tokens".into(),
             ));
+        }
+        if config.prefix_block == 0 || config.n_ubatch.min(config.n_batch) % config.prefix_block != 0 {
+            return Err(LlmError::Config(format!(
+                "prefix block {} must divide the micro-batch size {}",
+                config.prefix_block,
+                config.n_ubatch.min(config.n_batch)
+            )));
         }
         let backend = backend()?;
         let mparams = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
@@ -229,6 +243,10 @@ impl LlamaLm {
         self.config.prefix_reuse = on;
     }
 
+    fn sharing(&self) -> Option<usize> {
+        self.config.prefix_reuse.then_some(self.config.prefix_block)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -257,47 +275,55 @@ impl LlamaLm {
         full_rows: &[bool],
         stats: &mut RunStats,
     ) -> Result<(Vec<ReadResult>, Vec<(usize, usize)>, HashMap<usize, Vec<f32>>)> {
-        let (waves, leaves) = schedule(plan, self.config.n_seq, self.config.n_batch, keep_leaves)
-            .map_err(LlmError::Context)?;
+        let (waves, leaves) = schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
         let n_vocab = self.n_vocab;
+        let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
         let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             ctx.clear_kv_cache();
-            let mut batch = LlamaBatch::new(self.config.n_batch, 1);
+            let mut batch = LlamaBatch::new(n_ubatch, 1);
             for w in &waves {
                 for op in &w.ops {
                     let KvOp::Copy { src, dst } = *op;
                     ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None)
                         .map_err(|e| LlmError::Decode(e.to_string()))?;
                 }
-                // One decode call per sequence: llama.cpp's multi-stream micro-batches (one KV
-                // stream per sequence) gave log-probs that depend on how sequences were packed
-                // (up to ~0.1 nats), while single-sequence decodes are exact; on CPU batching
-                // sequences buys only a few percent, prefix reuse is the real gain.
+                // One sequence per decode call, cut at multiples of n_ubatch in absolute
+                // position: llama.cpp's multi-stream micro-batches give log-probs that depend
+                // on how sequences were packed (up to ~0.1 nats), and CPU kernels depend on
+                // the micro-batch shape; this way every token sees the shapes of an uncached
+                // run. On CPU batching sequences buys only a few percent; prefix reuse is the
+                // real gain.
                 for c in &w.chunks {
-                    batch.clear();
-                    let mut read_rows = Vec::new();
                     let seg = &plan.segments[c.seg];
-                    for off in c.range.clone() {
-                        let read = seg.reads.get(&off).copied();
-                        batch
-                            .add(LlamaToken(seg.tokens[off].0), (seg.start + off) as i32, &[c.slot as i32], read.is_some())
-                            .map_err(|e| LlmError::Decode(e.to_string()))?;
-                        if let Some(r) = read {
-                            read_rows.push((batch.n_tokens() - 1, r));
+                    let mut off = 0;
+                    while off < seg.tokens.len() {
+                        let pos = seg.start + off;
+                        let end = (seg.tokens.len()).min(off + n_ubatch - pos % n_ubatch);
+                        batch.clear();
+                        let mut read_rows = Vec::new();
+                        for o in off..end {
+                            let read = seg.reads.get(&o).copied();
+                            batch
+                                .add(LlamaToken(seg.tokens[o].0), (seg.start + o) as i32, &[c.slot as i32], read.is_some())
+                                .map_err(|e| LlmError::Decode(e.to_string()))?;
+                            if let Some(r) = read {
+                                read_rows.push((batch.n_tokens() - 1, r));
+                            }
                         }
-                    }
-                    ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
-                    stats.decode_calls += 1;
-                    stats.tokens_evaluated += batch.n_tokens() as usize;
-                    for (row, r) in read_rows {
-                        let logits = ctx.get_logits_ith(row);
-                        let logits = &logits[..n_vocab.min(logits.len())];
-                        results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
-                        if full_rows.get(r).copied().unwrap_or(false) {
-                            rows.insert(r, logits.to_vec());
+                        ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                        stats.decode_calls += 1;
+                        stats.tokens_evaluated += batch.n_tokens() as usize;
+                        for (row, r) in read_rows {
+                            let logits = ctx.get_logits_ith(row);
+                            let logits = &logits[..n_vocab.min(logits.len())];
+                            results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
+                            if full_rows.get(r).copied().unwrap_or(false) {
+                                rows.insert(r, logits.to_vec());
+                            }
                         }
+                        off = end;
                     }
                 }
                 for &s in &w.release {
@@ -394,12 +420,14 @@ impl LlamaLm {
                     .map(|at| Query { at, tokens: vec![full[at + 1]], top_k: 0 })
                     .collect();
                 let cont_tokens = full[lcp..].to_vec();
-                paths.push(PathSpec { tokens: full, queries });
+                // The last token is only predicted, never attended to: no need to decode it.
+                let n = full.len() - 1;
+                paths.push(PathSpec { tokens: full[..n].to_vec(), queries });
                 layout.conts.push((paths.len() - 1, cont_tokens));
             }
             layouts.push(layout);
         }
-        let plan = Plan::build(&paths, self.config.prefix_reuse);
+        let plan = Plan::build(&paths, self.sharing());
         let mut stats = RunStats { tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(), ..Default::default() };
         let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
         let mut out = Vec::with_capacity(requests.len());
@@ -454,7 +482,7 @@ impl LlamaLm {
             .iter()
             .map(|p| PathSpec { tokens: p.clone(), queries: vec![Query { at: p.len() - 1, tokens: vec![], top_k: 0 }] })
             .collect();
-        let plan = Plan::build(&paths, self.config.prefix_reuse);
+        let plan = Plan::build(&paths, self.sharing());
         let full = vec![true; plan.reads.len()];
         stats.tokens_requested += paths.iter().map(|p| p.tokens.len()).sum::<usize>();
         let (_, leaves, rows) = self.run_plan(&plan, true, &full, stats)?;
