@@ -36,7 +36,7 @@ use culturesteer_core::metrics::{vsm13_l1_loss, vsm13_scores, Vsm13Config, Vsm13
 use culturesteer_core::CountryCode;
 use culturesteer_data::hofstede::{HofstedeTable, SIX_DIMENSIONS};
 use culturesteer_data::DataSource;
-use culturesteer_methods::{Country, Item, PromptSpec, Readout};
+use culturesteer_methods::{AnswerParser, Country, Item, PromptSpec, Readout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -50,6 +50,9 @@ pub const STEM_PRIVATE_LIFE: &str = "In your private life, how important is each
 /// Stem of items 21–24.
 pub const STEM_AGREEMENT: &str = "To what extent do you agree or disagree with each of the following statements?";
 /// Closing instruction of every item prompt.
+/// Most generated tokens per item in `generate_parse` mode (the answer is one digit).
+pub const GENERATE_MAX_TOKENS: usize = 8;
+
 pub const ANSWER_INSTRUCTION: &str = "Answer with the number of your choice (1-5) only.";
 
 /// The answer scales of the VSM 2013 (vsm13.md §2); codes 1..5 in label order.
@@ -206,7 +209,9 @@ pub enum Vsm13AnswerMode {
     LogitsExpectation,
     /// The most probable digit (ties → the lower digit).
     LogitsArgmax,
-    /// Generate and parse the first digit 1–5 over seeded samples: not supported yet.
+    /// Greedy generation, the first digit 1–5 of the answer is the code; answers without one
+    /// are missing and left out of the item means (the manual's rule), and the parse-failure
+    /// rate is reported.
     GenerateParse,
 }
 
@@ -244,13 +249,10 @@ impl Vsm13AnswerMode {
                     .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &p)| if p > bv { (i, p) } else { (bi, bv) });
                 Ok((best + 1) as f64)
             }
-            Vsm13AnswerMode::GenerateParse => Err(unsupported()),
+            // One-hot on the parsed digit.
+            Vsm13AnswerMode::GenerateParse => Vsm13AnswerMode::LogitsArgmax.answer(probs),
         }
     }
-}
-
-fn unsupported() -> BenchError {
-    BenchError::Invalid("VSM13 answer mode generate_parse is not supported yet (use logits_expectation or logits_argmax)".into())
 }
 
 impl fmt::Display for Vsm13AnswerMode {
@@ -307,11 +309,16 @@ pub fn score_vsm13(
 ) -> Result<CountryScore, BenchError> {
     let mut sums = [0.0; N_ITEMS];
     let mut counts = [0usize; N_ITEMS];
+    let mut failures = 0usize;
     for r in records {
         if r.country != country {
             return Err(BenchError::Invalid(format!("vsm13 record {} is for {}, not {country}", r.item_id, r.country)));
         }
         let m = meta_of(r)?;
+        if r.probs.is_empty() && options.answer_mode == Vsm13AnswerMode::GenerateParse {
+            failures += 1;
+            continue;
+        }
         let a = options
             .answer_mode
             .answer(&r.probs)
@@ -322,8 +329,9 @@ pub fn score_vsm13(
     let missing: Vec<String> = (0..N_ITEMS).filter(|&k| counts[k] == 0).map(|k| (k + 1).to_string()).collect();
     if !missing.is_empty() {
         return Err(BenchError::Invalid(format!(
-            "{country}: VSM13 scoring needs all 24 items; missing item(s) {} (run without --limit or with --limit 24)",
-            missing.join(", ")
+            "{country}: VSM13 scoring needs all 24 items; missing item(s) {} ({})",
+            missing.join(", "),
+            if failures > 0 { format!("{failures} generated answers had no digit 1-5") } else { "run without --limit or with --limit 24".to_string() }
         )));
     }
     let means: Vec<f64> = sums.iter().zip(counts).map(|(s, c)| s / c as f64).collect();
@@ -337,6 +345,9 @@ pub fn score_vsm13(
         .map(|&d| Component { name: d.abbrev().to_string(), model: scores.get(d), human: target[d.index()] })
         .collect();
     let mut secondary = vec![("dims_compared".to_string(), loss.dims_compared as f64)];
+    if options.answer_mode == Vsm13AnswerMode::GenerateParse {
+        secondary.push(("parse_failure_rate".to_string(), failures as f64 / records.len().max(1) as f64));
+    }
     if let Some(m) = loss.mean() {
         secondary.push(("l1_mean".to_string(), m));
     }
@@ -357,9 +368,6 @@ impl Vsm13 {
 
     /// Builds the benchmark from an already loaded table.
     pub fn from_table(table: HofstedeTable, options: Vsm13Options) -> Result<Self, BenchError> {
-        if options.answer_mode == Vsm13AnswerMode::GenerateParse {
-            return Err(unsupported());
-        }
         Ok(Self { table, options })
     }
 
@@ -406,7 +414,12 @@ impl Benchmark for Vsm13 {
                     id: format!("q{:02}", item.number),
                     prompt: PromptSpec { system: None, user: user.clone(), chat: true },
                     country_prompt: PromptSpec { system: Some(system.clone()), user, chat: true },
-                    readout: Readout::NextToken { labels: labels.clone() },
+                    readout: match self.options.answer_mode {
+                        Vsm13AnswerMode::GenerateParse => {
+                            Readout::Generate { labels: labels.clone(), max_tokens: GENERATE_MAX_TOKENS, parser: AnswerParser::FirstDigit }
+                        }
+                        _ => Readout::NextToken { labels: labels.clone() },
+                    },
                     temperature: 1.0,
                     meta: json!(Vsm13Meta { item: item.number, scale: item.scale }),
                 }
@@ -510,8 +523,18 @@ mod tests {
         let recs = records(&[3.0; 24]);
         let e = score_vsm13(usa(), &recs[..20], &[Some(0.0); 6], &Vsm13Options::default()).unwrap_err().to_string();
         assert!(e.contains("needs all 24 items") && e.contains("21, 22, 23, 24"), "{e}");
-        let e = Vsm13::load(&DataSource::Embedded, Vsm13Options { answer_mode: Vsm13AnswerMode::GenerateParse, ..Default::default() });
-        assert!(e.err().unwrap().to_string().contains("not supported yet"));
+        // Generated answers without a digit are left out; an item with none at all is missing.
+        let gen = Vsm13Options { answer_mode: Vsm13AnswerMode::GenerateParse, ..Default::default() };
+        let mut g = records(&[3.0; 24]);
+        g.extend(records(&[3.0; 24]).into_iter().map(|mut r| {
+            r.probs.clear();
+            r
+        }));
+        let s = score_vsm13(usa(), &g, &[Some(0.0); 6], &gen).unwrap();
+        assert_eq!(s.secondary.iter().find(|x| x.0 == "parse_failure_rate").unwrap().1, 0.5);
+        assert_eq!(s.value, 0.0);
+        let e = score_vsm13(usa(), &g[24..], &[Some(0.0); 6], &gen).unwrap_err().to_string();
+        assert!(e.contains("no digit 1-5"), "{e}");
         assert_eq!("logits-argmax".parse::<Vsm13AnswerMode>().unwrap(), Vsm13AnswerMode::LogitsArgmax);
         assert!("x".parse::<Vsm13AnswerMode>().is_err());
         // Missing target dimensions are excluded from the sum.

@@ -51,13 +51,98 @@ pub enum Readout {
     /// top-k token whose whitespace-stripped text equals it, renormalise; uniform when no label
     /// is in the top k. `temperature` is ignored.
     TopKLabels { labels: Vec<String>, k: usize },
+    /// Greedy generation of at most `max_tokens` tokens, then `parser` maps the text to one
+    /// option. The answer is one-hot on the parsed option; an answer that names no option
+    /// ("either", a refusal, unparsable text) has empty `probs` and is left out by the
+    /// benchmarks, which report the share of such answers. `temperature` is ignored.
+    Generate { labels: Vec<String>, max_tokens: usize, parser: AnswerParser },
 }
 
 impl Readout {
     pub fn n_options(&self) -> usize {
         match self {
-            Readout::NextToken { labels } | Readout::TopKLabels { labels, .. } => labels.len(),
+            Readout::NextToken { labels } | Readout::TopKLabels { labels, .. } | Readout::Generate { labels, .. } => labels.len(),
             Readout::Continuation { texts } => texts.len(),
+        }
+    }
+}
+
+/// Maps a generated answer to an option.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnswerParser {
+    /// The first character that is a digit decides: `d` in 1..=n picks option `d − 1`, any other
+    /// digit or no digit at all leaves the answer unparsed (VSM13: "parse the first digit 1–5").
+    FirstDigit,
+    /// Prefix matching after normalisation (MultiTP's direct match, specs/multitp.md §1.5).
+    PrefixMatch(PrefixMatch),
+}
+
+/// Normalisation and ordered match rules of [`AnswerParser::PrefixMatch`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrefixMatch {
+    /// Keep only the text before the first occurrence of this string (e.g. ".").
+    pub cut_at: String,
+    /// Lowercase the text after cutting.
+    pub lowercase: bool,
+    /// Then keep only the text before each of these markers (e.g. "and sacrifice").
+    pub cut_markers: Vec<String>,
+    /// Then remove each of these leading strings, once each and in this order, when present.
+    pub strip_prefixes: Vec<String>,
+    /// The first rule with a candidate that is a prefix of the normalised text wins.
+    pub rules: Vec<MatchRule>,
+}
+
+/// One outcome of a [`PrefixMatch`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchRule {
+    /// Outcome name recorded in the diagnostics ("left", "either", "neither", …).
+    pub outcome: String,
+    /// The option this outcome picks; `None` for outcomes that pick no option.
+    pub option: Option<usize>,
+    pub candidates: Vec<String>,
+}
+
+/// What a parser made of a generated answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParsedAnswer {
+    /// Outcome name, or "unparsed".
+    pub outcome: String,
+    pub option: Option<usize>,
+}
+
+impl AnswerParser {
+    pub fn parse(&self, text: &str, n_options: usize) -> ParsedAnswer {
+        let unparsed = || ParsedAnswer { outcome: "unparsed".into(), option: None };
+        match self {
+            AnswerParser::FirstDigit => match text.chars().find(|c| c.is_ascii_digit()) {
+                Some(c) => {
+                    let d = c.to_digit(10).unwrap_or(0) as usize;
+                    if (1..=n_options).contains(&d) {
+                        ParsedAnswer { outcome: d.to_string(), option: Some(d - 1) }
+                    } else {
+                        unparsed()
+                    }
+                }
+                None => unparsed(),
+            },
+            AnswerParser::PrefixMatch(m) => {
+                let mut t = text.split(m.cut_at.as_str()).next().unwrap_or("").trim().to_string();
+                if m.lowercase {
+                    t = t.to_lowercase();
+                }
+                for marker in &m.cut_markers {
+                    t = t.split(marker.as_str()).next().unwrap_or("").trim().to_string();
+                }
+                for p in &m.strip_prefixes {
+                    if let Some(rest) = t.strip_prefix(p.as_str()) {
+                        t = rest.to_string();
+                    }
+                }
+                m.rules
+                    .iter()
+                    .find(|r| r.candidates.iter().any(|c| !c.is_empty() && t.starts_with(c.as_str())))
+                    .map_or_else(unparsed, |r| ParsedAnswer { outcome: r.outcome.clone(), option: r.option.filter(|&o| o < n_options) })
+            }
         }
     }
 }
@@ -109,4 +194,41 @@ pub trait Method {
         serde_json::Value::Null
     }
     fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_digit_parser() {
+        let p = AnswerParser::FirstDigit;
+        assert_eq!(p.parse("  4. Very important", 5).option, Some(3));
+        assert_eq!(p.parse("I'd say 2, maybe 3", 5).option, Some(1));
+        assert_eq!(p.parse("7", 5), ParsedAnswer { outcome: "unparsed".into(), option: None });
+        assert_eq!(p.parse("0 or 1", 5).option, None, "the first digit decides");
+        assert_eq!(p.parse("no idea", 5).option, None);
+    }
+
+    #[test]
+    fn prefix_match_normalises_then_takes_the_first_rule() {
+        let p = AnswerParser::PrefixMatch(PrefixMatch {
+            cut_at: ".".into(),
+            lowercase: true,
+            cut_markers: vec!["and sacrifice".into()],
+            strip_prefixes: vec!["i think ".into(), "the ".into()],
+            rules: vec![
+                MatchRule { outcome: "left".into(), option: Some(0), candidates: vec!["dog".into()] },
+                MatchRule { outcome: "right".into(), option: Some(1), candidates: vec!["cat".into()] },
+                MatchRule { outcome: "neither".into(), option: None, candidates: vec!["neither ".into(), "As a".into()] },
+            ],
+        });
+        assert_eq!(p.parse("I think the dog and sacrifice the cat. Because", 2).option, Some(0));
+        assert_eq!(p.parse(" The cat.", 2).option, Some(1));
+        assert_eq!(p.parse("Neither of them", 2).outcome, "neither");
+        // Capitalised candidates never match lowercased text (MultiTP's quirk, kept).
+        assert_eq!(p.parse("As a language model", 2).outcome, "unparsed");
+        // Strip prefixes apply once each, in order: "the i think" keeps "i think".
+        assert_eq!(p.parse("the i think dog", 2).outcome, "unparsed");
+    }
 }

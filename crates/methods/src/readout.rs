@@ -2,7 +2,8 @@
 
 use crate::{Answer, Item, MethodError, PromptSpec, Readout};
 use culturesteer_core::prob::softmax_with_temperature;
-use culturesteer_llm::{ChatMessage, LanguageModel, Prompt, ScoreRequest};
+use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Prompt, Sampling, ScoreRequest};
+use serde_json::json;
 
 /// Renders a prompt spec with the model's chat format (or as raw completion text).
 pub fn render_prompt(lm: &dyn LanguageModel, spec: &PromptSpec) -> Result<Prompt, MethodError> {
@@ -19,8 +20,33 @@ pub fn render_prompt(lm: &dyn LanguageModel, spec: &PromptSpec) -> Result<Prompt
 }
 
 /// Scores one rendered prompt per item in a single batch and turns the option scores into
-/// probabilities according to each item's readout.
+/// probabilities according to each item's readout. Items with a [`Readout::Generate`] readout
+/// are generated in one batch of their own.
 pub fn read_options(lm: &mut dyn LanguageModel, items: &[Item], prompts: Vec<Prompt>) -> Result<Vec<Answer>, MethodError> {
+    if items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
+        let (gen, score): (Vec<_>, Vec<_>) =
+            items.iter().zip(prompts).enumerate().partition(|(_, (i, _))| matches!(i.readout, Readout::Generate { .. }));
+        let mut out: Vec<Option<Answer>> = vec![None; items.len()];
+        let (idx, (its, ps)): (Vec<usize>, (Vec<Item>, Vec<Prompt>)) = score.into_iter().map(|(k, (i, p))| (k, (i.clone(), p))).unzip();
+        for (k, a) in idx.into_iter().zip(read_options(lm, &its, ps)?) {
+            out[k] = Some(a);
+        }
+        let reqs: Vec<GenerateRequest> = gen
+            .iter()
+            .map(|(_, (item, prompt))| {
+                let Readout::Generate { max_tokens, .. } = &item.readout else { unreachable!("partitioned above") };
+                GenerateRequest { prompt: prompt.clone(), max_tokens: *max_tokens, sampling: Sampling::Greedy, stop: vec![] }
+            })
+            .collect();
+        let gens = lm.generate(&reqs)?;
+        for ((k, (item, _)), g) in gen.iter().zip(gens) {
+            let Readout::Generate { parser, labels, .. } = &item.readout else { unreachable!("partitioned above") };
+            let parsed = parser.parse(&g.text, labels.len());
+            let probs = parsed.option.map_or_else(Vec::new, |o| (0..labels.len()).map(|j| f64::from(u8::from(j == o))).collect());
+            out[*k] = Some(Answer { probs, logprobs: vec![], diagnostics: json!({ "generated": g.text, "parsed": parsed.outcome }) });
+        }
+        return Ok(out.into_iter().map(|a| a.expect("every item answered")).collect());
+    }
     let mut reqs = Vec::with_capacity(items.len());
     for (item, prompt) in items.iter().zip(prompts) {
         if item.readout.n_options() < 2 {
@@ -34,6 +60,7 @@ pub fn read_options(lm: &mut dyn LanguageModel, items: &[Item], prompts: Vec<Pro
             }
             Readout::Continuation { texts } => ScoreRequest { prompt, continuations: texts.clone(), next_tokens: vec![], top_k: 0 },
             Readout::TopKLabels { k, .. } => ScoreRequest { prompt, continuations: vec![], next_tokens: vec![], top_k: (*k).max(1) },
+            Readout::Generate { .. } => unreachable!("generated items are handled above"),
         };
         reqs.push(req);
     }
@@ -70,6 +97,7 @@ pub fn read_options(lm: &mut dyn LanguageModel, items: &[Item], prompts: Vec<Pro
                 };
                 (lp, p)
             }
+            Readout::Generate { .. } => unreachable!("generated items are handled above"),
         };
         out.push(Answer { probs, logprobs, diagnostics: serde_json::Value::Null });
     }

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use culturesteer_bench::goqa::{Goqa, GoqaOptions};
 use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
-use culturesteer_bench::multitp::{Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions};
+use culturesteer_bench::multitp::{Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader};
 use culturesteer_bench::report::render_summary;
 use culturesteer_bench::runner::{self, Progress, RunConfig};
 use culturesteer_bench::Benchmark;
@@ -63,6 +63,14 @@ pub struct EvalArgs {
     /// multitp: raw completion prompt instead of the model's chat format.
     #[arg(long)]
     pub completion: bool,
+    /// multitp: how the choice is read: `continuation` (log-probabilities of the two group
+    /// texts; deterministic, default) or `generate-parse` (greedy answer + MultiTP's direct
+    /// match; either/neither/unparsed answers are left out and their share reported).
+    #[arg(long, value_enum, default_value_t = ReaderArg::Continuation)]
+    pub multitp_reader: ReaderArg,
+    /// multitp: most generated tokens per answer with --multitp-reader generate-parse.
+    #[arg(long, default_value_t = 48)]
+    pub max_tokens: usize,
     /// multitp-disca: decision temperature on [z_A, z_B].
     #[arg(long, default_value_t = 0.5)]
     pub decision_temperature: f64,
@@ -72,7 +80,8 @@ pub struct EvalArgs {
     /// goqa: S_align divergence: js-divergence-e (default), js-divergence-2, js-distance-e, js-distance-2.
     #[arg(long, default_value = "js-divergence-e")]
     pub s_align: String,
-    /// vsm13: answer mode: logits_expectation (default) or logits_argmax.
+    /// vsm13: answer mode: logits_expectation (default), logits_argmax, or generate_parse
+    /// (greedy answer, first digit 1-5; answers without one are left out and counted).
     #[arg(long, default_value = "logits_expectation")]
     pub vsm13_answer_mode: String,
     #[command(flatten)]
@@ -83,6 +92,12 @@ pub struct EvalArgs {
 pub enum AggregationArg {
     Choice,
     Probability,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReaderArg {
+    Continuation,
+    GenerateParse,
 }
 
 struct Bar(ProgressBar);
@@ -126,6 +141,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     AggregationArg::Choice => Aggregation::Choice,
                     AggregationArg::Probability => Aggregation::Probability,
                 },
+                reader: match a.multitp_reader {
+                    ReaderArg::Continuation => MultiTpReader::Continuation,
+                    ReaderArg::GenerateParse => MultiTpReader::GenerateParse,
+                },
+                max_tokens: a.max_tokens,
             },
         )?),
         BenchName::MultitpDisca => Box::new(MultiTpDisca::load(&data, MultiTpDiscaOptions { decision_temperature: a.decision_temperature })?),
