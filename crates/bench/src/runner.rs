@@ -17,10 +17,10 @@ use crate::{BenchError, Benchmark, CountryScore, ItemRecord};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, ModelDescription};
-use culturesteer_methods::{Country, Item, Method};
+use culturesteer_methods::{Answer, Country, Item, Method};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -254,6 +254,8 @@ pub fn run(
     file.seek(SeekFrom::End(0)).map_err(io_err(&results_path))?;
     progress.start(todo_total);
     let mut answered = 0usize;
+    // Answers of country-independent methods, reused across countries within this run.
+    let mut shared: HashMap<String, Answer> = HashMap::new();
     for m in methods.iter_mut() {
         let mname = m.name().to_string();
         for (c, its) in countries.iter().zip(&items) {
@@ -263,10 +265,7 @@ pub fn run(
             }
             progress.message(&format!("{mname} {}", c.code));
             for chunk in todo.chunks(cfg.batch_size.max(1)) {
-                let answers = m.answer(lm, c, chunk)?;
-                if answers.len() != chunk.len() {
-                    return Err(BenchError::Invalid(format!("method {mname} returned {} answers for {} items", answers.len(), chunk.len())));
-                }
+                let answers = answer_cached(&mut **m, lm, c, chunk, &mut shared)?;
                 let mut buf = String::new();
                 for (it, a) in chunk.iter().zip(answers) {
                     let rec = ItemRecord {
@@ -341,4 +340,42 @@ pub fn run(
 fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.flush()
+}
+
+/// Answers a chunk; for methods whose answers do not depend on the country, items already
+/// answered for another country in this run (same id, prompt, readout and temperature) are
+/// taken from `cache` instead of asking the model again.
+fn answer_cached(
+    m: &mut dyn Method,
+    lm: &mut dyn LanguageModel,
+    country: &Country,
+    chunk: &[Item],
+    cache: &mut HashMap<String, Answer>,
+) -> Result<Vec<Answer>, BenchError> {
+    let name = m.name().to_string();
+    let check = |n: usize, want: usize| {
+        if n == want {
+            Ok(())
+        } else {
+            Err(BenchError::Invalid(format!("method {name} returned {n} answers for {want} items")))
+        }
+    };
+    if m.uses_country() {
+        let answers = m.answer(lm, country, chunk)?;
+        check(answers.len(), chunk.len())?;
+        return Ok(answers);
+    }
+    let key = |it: &Item| {
+        format!("{name}\u{1f}{}", serde_json::to_string(&(&it.id, &it.prompt, &it.readout, it.temperature)).unwrap_or_default())
+    };
+    let keys: Vec<String> = chunk.iter().map(key).collect();
+    let missing: Vec<Item> = chunk.iter().zip(&keys).filter(|(_, k)| !cache.contains_key(*k)).map(|(it, _)| it.clone()).collect();
+    if !missing.is_empty() {
+        let answers = m.answer(lm, country, &missing)?;
+        check(answers.len(), missing.len())?;
+        for (it, a) in missing.iter().zip(answers) {
+            cache.insert(key(it), a);
+        }
+    }
+    Ok(keys.iter().map(|k| cache[k].clone()).collect())
 }

@@ -193,6 +193,11 @@ pub trait Method {
     fn config(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// `false` when the answer to an item does not depend on the country (vanilla): runners
+    /// may then reuse one answer for every country that asks the very same item.
+    fn uses_country(&self) -> bool {
+        true
+    }
     fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError>;
 }
 

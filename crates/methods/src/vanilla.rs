@@ -18,6 +18,9 @@ impl Method for Vanilla {
     fn name(&self) -> &str {
         "vanilla"
     }
+    fn uses_country(&self) -> bool {
+        false
+    }
     fn answer(&mut self, lm: &mut dyn LanguageModel, _country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
         answer_with(lm, items, |i| &i.prompt)
     }
