@@ -17,7 +17,7 @@ use crate::{BenchError, Benchmark, CountryScore, ItemRecord};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, ModelDescription};
-use culturesteer_methods::{Answer, Country, Item, Method};
+use culturesteer_methods::{Answer, Country, Item, Method, View};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -292,6 +292,7 @@ pub fn run(
 
     // Scores from all records of the selected items.
     let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
+    let views: Vec<(String, View)> = methods.iter().flat_map(|m| m.views().into_iter().map(|v| (m.name().to_string(), v))).collect();
     let mut scores: Vec<(String, CountryScore)> = Vec::new();
     let mut unscored = Vec::new();
     let mut floors = Vec::new();
@@ -302,6 +303,12 @@ pub fn run(
             match bench.score(c, &recs) {
                 Ok(s) => scores.push((m.clone(), s)),
                 Err(e) => unscored.push((m.clone(), c.code, e.to_string())),
+            }
+            for (_, v) in views.iter().filter(|(base, _)| base == m) {
+                match view_records(its, &recs, v).and_then(|r| bench.score(c, &r)) {
+                    Ok(s) => scores.push((v.name.clone(), s)),
+                    Err(e) => unscored.push((v.name.clone(), c.code, e.to_string())),
+                }
             }
         }
         // Uniform answers on the same items: the constant-0.5 floor on MultiTP.
@@ -328,7 +335,10 @@ pub fn run(
         benchmark: bench.name().to_string(),
         metric: bench.metric(),
         model: format!("{} (SHA-256 {}, chat format {})", manifest.model.source, model_sha256, manifest.model.chat_format),
-        methods: method_names,
+        methods: method_names
+            .iter()
+            .flat_map(|m| std::iter::once(m.clone()).chain(views.iter().filter(move |(b, _)| b == m).map(|(_, v)| v.name.clone())))
+            .collect(),
         scores,
         floors,
         floor_label: "uniform (p = 1/n)".to_string(),
@@ -378,4 +388,22 @@ fn answer_cached(
         }
     }
     Ok(keys.iter().map(|k| cache[k].clone()).collect())
+}
+
+/// A view's records for one country: the base records put in item order (the order the
+/// benchmark gives, which recursive views such as DISCA's prior rely on), transformed.
+fn view_records(items: &[Item], recs: &[ItemRecord], view: &View) -> Result<Vec<ItemRecord>, BenchError> {
+    let by_id: HashMap<&str, &ItemRecord> = recs.iter().map(|r| (r.item_id.as_str(), r)).collect();
+    let ordered: Vec<&ItemRecord> = items.iter().filter_map(|it| by_id.get(it.id.as_str()).copied()).collect();
+    let answers: Vec<Answer> =
+        ordered.iter().map(|r| Answer { probs: r.probs.clone(), logprobs: r.logprobs.clone(), diagnostics: r.diagnostics.clone() }).collect();
+    let out = (view.transform)(&answers).map_err(|e| BenchError::Invalid(format!("{}: {e}", view.name)))?;
+    if out.len() != ordered.len() {
+        return Err(BenchError::Invalid(format!("{}: {} answers for {} items", view.name, out.len(), ordered.len())));
+    }
+    Ok(ordered
+        .into_iter()
+        .zip(out)
+        .map(|(r, a)| ItemRecord { method: view.name.clone(), probs: a.probs, logprobs: a.logprobs, diagnostics: a.diagnostics, ..r.clone() })
+        .collect())
 }

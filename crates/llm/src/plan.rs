@@ -208,6 +208,20 @@ impl Plan {
     }
 }
 
+/// Tokens a perfect prefix cache would evaluate for these paths: the size of their token trie.
+pub fn unique_prefix_tokens(paths: &[&[TokenId]]) -> usize {
+    let mut sorted: Vec<&[TokenId]> = paths.to_vec();
+    sorted.sort();
+    let mut prev: &[TokenId] = &[];
+    let mut n = 0;
+    for p in sorted {
+        let lcp = prev.iter().zip(p).take_while(|(a, b)| a == b).count();
+        n += p.len() - lcp;
+        prev = p;
+    }
+    n
+}
+
 /// A KV-cache operation run before a wave's decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvOp {
@@ -444,6 +458,15 @@ mod tests {
             }
             check(&paths, None, slots);
         }
+    }
+
+    #[test]
+    fn unique_prefix_tokens_is_the_trie_size() {
+        let a = t(&[1, 2, 3]);
+        let b = t(&[1, 2, 4, 5]);
+        let c = t(&[1, 2, 3]);
+        let d = t(&[7]);
+        assert_eq!(unique_prefix_tokens(&[&a, &b, &c, &d]), 3 + 2 + 1);
     }
 
     #[test]

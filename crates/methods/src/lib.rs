@@ -5,6 +5,7 @@
 //! country with a probability per option plus diagnostics. Methods only change *how* the model
 //! is asked (system text, persona panels, aggregation); the benchmark keeps its own prompt frame.
 
+pub mod disca;
 pub mod readout;
 pub mod vanilla;
 
@@ -12,8 +13,9 @@ use culturesteer_core::CountryCode;
 use culturesteer_llm::{LanguageModel, LlmError};
 use serde::{Deserialize, Serialize};
 
+pub use disca::Disca;
 pub use readout::{read_options, render_prompt};
-pub use vanilla::{CountryPrompt, Vanilla};
+pub use vanilla::{CountryPrompt, SystemPrompt, Vanilla};
 
 /// A country as methods see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +201,19 @@ pub trait Method {
         true
     }
     fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError>;
+    /// Further names under which the same stored answers are reported, each recomputed from a
+    /// country's answers in item order (DISCA with its country prior is one: the prior is a
+    /// recursion over the stored δ_micro). None by default.
+    fn views(&self) -> Vec<View> {
+        vec![]
+    }
+}
+
+/// A derived presentation of a method's answers (see [`Method::views`]).
+pub struct View {
+    pub name: String,
+    /// Maps one country's answers, in item order, to the view's answers.
+    pub transform: Box<dyn Fn(&[Answer]) -> Result<Vec<Answer>, MethodError> + Send + Sync>,
 }
 
 #[cfg(test)]

@@ -39,3 +39,37 @@ impl Method for CountryPrompt {
         answer_with(lm, items, |i| &i.country_prompt)
     }
 }
+
+/// A per-country system text in place of the benchmark's own (e.g. the "WVS profile" baseline:
+/// one prompt with the country's aggregate value descriptors).
+#[derive(Debug, Clone)]
+pub struct SystemPrompt {
+    name: String,
+    texts: std::collections::BTreeMap<culturesteer_core::CountryCode, String>,
+}
+
+impl SystemPrompt {
+    pub fn new(name: impl Into<String>, texts: std::collections::BTreeMap<culturesteer_core::CountryCode, String>) -> Self {
+        Self { name: name.into(), texts }
+    }
+}
+
+impl Method for SystemPrompt {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "system_texts": self.texts })
+    }
+    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+        let text = self
+            .texts
+            .get(&country.code)
+            .ok_or_else(|| MethodError::Config(format!("{}: no system text for {}", self.name, country.code)))?;
+        let prompts = items
+            .iter()
+            .map(|i| render_prompt(lm, &PromptSpec { system: Some(text.clone()), ..i.prompt.clone() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        read_options(lm, items, prompts)
+    }
+}

@@ -12,6 +12,24 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Prompt-processing and generation throughput, and prefix reuse vs naive scoring.
     Engine(EngineArgs),
+    /// DISCA's panel (base + personas × two label orders per scenario) on the multitp-disca
+    /// pool: scenarios/s, tokens per scenario vs naive, ratio to the floor, peak memory.
+    Disca(DiscaBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DiscaBenchArgs {
+    /// Country whose scenario pool and persona panel are used.
+    #[arg(long, default_value = "USA")]
+    pub country: String,
+    /// Scenarios to run (each is 2 × (1 + personas) prompts).
+    #[arg(long, default_value_t = 32)]
+    pub scenarios: usize,
+    /// Also time the naive run (every prompt evaluated in full, no prefix reuse).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub naive: bool,
+    #[command(flatten)]
+    pub model: ModelOpts,
 }
 
 #[derive(Args, Debug)]
@@ -37,6 +55,7 @@ pub struct EngineArgs {
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Engine(a) => engine(a),
+        BenchCmd::Disca(a) => crate::commands::bench_disca::run(a),
     }
 }
 

@@ -12,7 +12,10 @@ use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::fetch::sha256_file;
-use culturesteer_methods::{CountryPrompt, Method, Vanilla};
+use culturesteer_core::disca::{DiscaConfig, DiscaMode};
+use culturesteer_data::personas::{resolve_panel, wvs_profile_text};
+use culturesteer_methods::{CountryPrompt, Disca, Method, SystemPrompt, Vanilla};
+use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -33,9 +36,20 @@ pub struct EvalArgs {
     /// The benchmark.
     #[arg(value_enum)]
     pub bench: BenchName,
-    /// Comma-separated methods: vanilla, country-prompt.
+    /// Comma-separated methods: vanilla, country-prompt, wvs-profile, disca, and the DISCA
+    /// ablations disca-no-persona, disca-consensus, disca-always-is, disca-no-debias,
+    /// disca-floor (persona utility floor 0.5). Every DISCA method is also reported with the
+    /// country prior as `<name>+prior`; vanilla is added when a DISCA method is asked for.
     #[arg(long, value_delimiter = ',', default_value = "vanilla")]
     pub method: Vec<String>,
+    /// DISCA persona panels from a JSON file ({"ISO3": [persona text, …]}); default: built from
+    /// the shipped WVS-7 country marginals (19 countries).
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// DISCA constants: `paper` (default; the headline number has no country prior) or
+    /// `reference` (everything the authors' released code does, prior included).
+    #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
+    pub preset: PresetArg,
     /// Comma-separated ISO3 codes, or "all" (default: the benchmark's default set).
     #[arg(long, value_delimiter = ',')]
     pub countries: Option<Vec<String>>,
@@ -94,6 +108,12 @@ pub enum AggregationArg {
     Probability,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PresetArg {
+    Paper,
+    Reference,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ReaderArg {
     Continuation,
@@ -118,12 +138,70 @@ impl Progress for Bar {
     }
 }
 
-fn method_by_name(name: &str) -> Result<Box<dyn Method>> {
-    match name.trim() {
-        "vanilla" => Ok(Box::new(Vanilla)),
-        "country-prompt" => Ok(Box::new(CountryPrompt)),
-        other => bail!("unknown method {other:?} (available: vanilla, country-prompt)"),
+/// Every method name `--method` accepts.
+pub const METHODS: &[&str] =
+    &["vanilla", "country-prompt", "wvs-profile", "disca", "disca-no-persona", "disca-consensus", "disca-always-is", "disca-no-debias", "disca-floor"];
+
+/// What building methods needs besides their names.
+pub struct MethodContext<'a> {
+    pub countries: &'a [CountryCode],
+    pub data: &'a DataSource,
+    pub personas: Option<&'a std::path::Path>,
+    pub preset: PresetArg,
+    pub seed: u64,
+}
+
+/// The DISCA configuration of a method name, or `None` for a non-DISCA name.
+pub fn disca_config(name: &str, preset: PresetArg) -> Option<DiscaConfig> {
+    let base = match preset {
+        PresetArg::Paper => DiscaConfig::paper(),
+        PresetArg::Reference => DiscaConfig::reference(),
+    };
+    Some(match name {
+        "disca" => base,
+        "disca-no-persona" => DiscaConfig { mode: DiscaMode::NoPersona, ..base },
+        "disca-consensus" => DiscaConfig { mode: DiscaMode::ConsensusOnly, ..base },
+        "disca-always-is" => DiscaConfig { mode: DiscaMode::AlwaysOnIs, ..base },
+        "disca-no-debias" => DiscaConfig { debias: false, ..base },
+        "disca-floor" => DiscaConfig { persona_floor: 0.5, ..base },
+        _ => return None,
+    })
+}
+
+pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dyn Method>>> {
+    let mut names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+    if names.iter().any(|n| n.starts_with("disca")) && !names.iter().any(|n| n == "vanilla") {
+        names.insert(0, "vanilla".into());
     }
+    let mut panels: Option<BTreeMap<CountryCode, Vec<String>>> = None;
+    let mut out: Vec<Box<dyn Method>> = Vec::new();
+    for name in &names {
+        if let Some(cfg) = disca_config(name, ctx.preset) {
+            if panels.is_none() {
+                let mut p = BTreeMap::new();
+                for &c in ctx.countries {
+                    let panel = resolve_panel(ctx.personas, ctx.data, c)?;
+                    p.insert(c, panel.personas.into_iter().map(|x| x.text).collect());
+                }
+                panels = Some(p);
+            }
+            out.push(Box::new(Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed)));
+            continue;
+        }
+        out.push(match name.as_str() {
+            "vanilla" => Box::new(Vanilla),
+            "country-prompt" => Box::new(CountryPrompt),
+            "wvs-profile" => {
+                let mut texts = BTreeMap::new();
+                for &c in ctx.countries {
+                    texts.insert(c, wvs_profile_text(ctx.data, c)?);
+                }
+                Box::new(SystemPrompt::new("wvs-profile", texts))
+            }
+            other => bail!("unknown method {other:?} (available: {})", METHODS.join(", ")),
+        });
+    }
+    Ok(out)
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
@@ -179,7 +257,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
-    let mut methods: Vec<Box<dyn Method>> = a.method.iter().map(|m| method_by_name(m)).collect::<Result<_>>()?;
+    let mut methods = build_methods(
+        &a.method,
+        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), preset: a.preset, seed: a.seed },
+    )?;
     let mut lm = a.model.load()?;
     let sha = sha256_file(lm.path())?;
     let bar = ProgressBar::new(0);

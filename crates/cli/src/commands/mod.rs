@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod bench;
+pub mod bench_disca;
 pub mod eval;
 pub mod model;
 pub mod replay;

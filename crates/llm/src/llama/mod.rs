@@ -8,7 +8,7 @@
 use crate::backend::{LanguageModel, ModelDescription};
 use crate::chat::{merge_system_into_user, render_plain, ChatFormat};
 use crate::error::{LlmError, Result};
-use crate::plan::{schedule, KvOp, PathSpec, Plan, Query, Read};
+use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, Read};
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -126,6 +126,8 @@ pub struct LlamaLm {
     config: LlamaConfig,
     template: ResolvedFormat,
     n_vocab: usize,
+    /// Totals over every score and generate call since load (benchmarks read differences).
+    totals: RunStats,
 }
 
 // SAFETY: the model and context are only touched through `&mut self` (or `&self` for
@@ -144,8 +146,20 @@ enum ResolvedFormat {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunStats {
     pub tokens_evaluated: usize,
+    /// Tokens of all paths, as evaluated without any prefix sharing.
     pub tokens_requested: usize,
+    /// Tokens a perfect prefix cache would evaluate (the size of the paths' token trie).
+    pub tokens_unique: usize,
     pub decode_calls: usize,
+}
+
+impl RunStats {
+    fn add(&mut self, o: &RunStats) {
+        self.tokens_evaluated += o.tokens_evaluated;
+        self.tokens_requested += o.tokens_requested;
+        self.tokens_unique += o.tokens_unique;
+        self.decode_calls += o.decode_calls;
+    }
 }
 
 impl LlamaLm {
@@ -213,7 +227,7 @@ impl LlamaLm {
         let inner = ModelAndContext::try_new(model, |m| {
             m.new_context(backend, cparams).map_err(|e| LlmError::Context(e.to_string()))
         })?;
-        let mut lm = Self { inner, path: path.to_path_buf(), config, template, n_vocab };
+        let mut lm = Self { inner, path: path.to_path_buf(), config, template, n_vocab, totals: RunStats::default() };
         lm.warm_up()?;
         Ok(lm)
     }
@@ -428,7 +442,11 @@ impl LlamaLm {
             layouts.push(layout);
         }
         let plan = Plan::build(&paths, self.sharing());
-        let mut stats = RunStats { tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(), ..Default::default() };
+        let mut stats = RunStats {
+            tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
+            tokens_unique: unique_prefix_tokens(&paths.iter().map(|p| p.tokens.as_slice()).collect::<Vec<_>>()),
+            ..Default::default()
+        };
         let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
         let mut out = Vec::with_capacity(requests.len());
         for (req, layout) in requests.iter().zip(layouts) {
@@ -444,7 +462,13 @@ impl LlamaLm {
             }
             out.push(res);
         }
+        self.totals.add(&stats);
         Ok((out, stats))
+    }
+
+    /// Totals over every score and generate call since the model was loaded.
+    pub fn totals(&self) -> RunStats {
+        self.totals
     }
 
     /// Generates and reports engine statistics.
@@ -474,6 +498,7 @@ impl LlamaLm {
             let chunk_prompts = &prompts[base..base + reqs.len()];
             out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats)?);
         }
+        self.totals.add(&stats);
         Ok((out, stats))
     }
 

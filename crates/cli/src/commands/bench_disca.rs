@@ -1,0 +1,103 @@
+//! `culturesteer bench disca`: the DISCA panel's speed on a real scenario pool, as ratios to
+//! baselines measured in the same process (spec: issue "DISCA", item 6).
+
+use super::bench::DiscaBenchArgs;
+use anyhow::{Context, Result};
+use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_bench::Benchmark;
+use culturesteer_core::disca::DiscaConfig;
+use culturesteer_core::CountryCode;
+use culturesteer_data::personas::{load_panel, PersonaSource};
+use culturesteer_data::DataSource;
+use culturesteer_llm::{LanguageModel, TokenId};
+use culturesteer_methods::{Disca, Method};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// A field of /proc/self/status in KiB (Linux); `None` elsewhere.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn run(a: DiscaBenchArgs) -> Result<()> {
+    let code = CountryCode::new(&a.country.trim().to_ascii_uppercase()).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
+    let bench = MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default())?;
+    let country = bench.country(code)?;
+    let items: Vec<_> = bench.items(&country)?.into_iter().take(a.scenarios.max(1)).collect();
+    let panel = load_panel(&PersonaSource::Marginals(DataSource::Embedded), code).context("persona panel")?;
+    let texts: Vec<String> = panel.personas.iter().map(|p| p.text.clone()).collect();
+    let n_personas = texts.len();
+    let mut method = Disca::new("disca", DiscaConfig::paper(), BTreeMap::from([(code, texts)]), 42);
+
+    let mut lm = a.model.load()?;
+    let rss_loaded = proc_status_kib("VmRSS:");
+    // The engine's batched throughput in this process: 8 × 200 tokens in one decode.
+    let seqs: Vec<Vec<TokenId>> = (0..8)
+        .map(|k| {
+            let t = lm.tokenize(&format!("Sample {k}: {}", "people value family, work and tradition in daily life. ".repeat(30)))?;
+            Ok(t[..200.min(t.len())].to_vec())
+        })
+        .collect::<Result<_>>()?;
+    lm.raw_decode(&seqs, 0)?; // warm-up
+    let (pf, _) = lm.raw_decode(&seqs, 0)?;
+    let engine_tps = seqs.iter().map(Vec::len).sum::<usize>() as f64 / pf;
+
+    println!(
+        "DISCA panel on {} ({}): {} scenarios × 2 label orders × (base + {n_personas} personas) = {} prompts",
+        country.name,
+        code,
+        items.len(),
+        items.len() * 2 * (1 + n_personas)
+    );
+    lm.set_prefix_reuse(true);
+    let before = lm.totals();
+    let t = Instant::now();
+    let reuse = method.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
+    let t_reuse = t.elapsed().as_secs_f64();
+    let after = lm.totals();
+    let evaluated = after.tokens_evaluated - before.tokens_evaluated;
+    let requested = after.tokens_requested - before.tokens_requested;
+    let unique = after.tokens_unique - before.tokens_unique;
+    let per = |n: usize| n as f64 / items.len() as f64;
+    let floor = unique as f64 / engine_tps;
+    println!("  engine batched throughput (bare decode, 8 × 200): {engine_tps:8.1} tok/s");
+    println!(
+        "  with prefix reuse: {t_reuse:7.2} s, {:6.2} scenarios/s, {:7.1} tokens/scenario evaluated (floor {:.1}, naive {:.1})",
+        items.len() as f64 / t_reuse,
+        per(evaluated),
+        per(unique),
+        per(requested)
+    );
+    println!(
+        "  ratio to the floor (must-evaluate tokens ÷ engine tok/s = {floor:.2} s): {:.2} (target ≥ 0.8)",
+        floor / t_reuse
+    );
+    if a.naive {
+        lm.set_prefix_reuse(false);
+        let t = Instant::now();
+        let naive = method.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
+        let t_naive = t.elapsed().as_secs_f64();
+        lm.set_prefix_reuse(true);
+        let max_diff = reuse
+            .iter()
+            .zip(&naive)
+            .flat_map(|(x, y)| x.probs.iter().zip(&y.probs).map(|(p, q)| (p - q).abs()))
+            .fold(0.0, f64::max);
+        println!(
+            "  naive (10 full prompts per scenario): {t_naive:7.2} s; speedup {:.2}× (token ratio {:.2}×, target ≥ 2.5×); max |Δp| {max_diff:.1e}",
+            t_naive / t_reuse,
+            requested as f64 / evaluated.max(1) as f64
+        );
+    }
+    match (rss_loaded, proc_status_kib("VmHWM:")) {
+        (Some(l), Some(p)) => println!(
+            "  memory: RSS after load {:.0} MiB, peak {:.0} MiB, ratio {:.2} (target ≤ 1.5)",
+            l as f64 / 1024.0,
+            p as f64 / 1024.0,
+            p as f64 / l as f64
+        ),
+        _ => println!("  memory: not measured (no /proc/self/status)"),
+    }
+    Ok(())
+}

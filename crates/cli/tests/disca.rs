@@ -1,0 +1,62 @@
+//! DISCA end to end on the real default model: the summary's columns, the stored diagnostics,
+//! and ablations that change what they should.
+
+use std::process::{Command, Stdio};
+
+fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn disca_runs_with_prior_view_and_ablations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["eval", "multitp-disca", "--method", "disca,disca-consensus,disca-no-debias,disca-no-persona", "--countries", "USA"])
+        .args(["--limit", "6", "--out", out.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run culturesteer");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Vanilla is added, and every DISCA method also appears with the country prior.
+    let header = stdout.lines().find(|l| l.starts_with("| Country")).unwrap();
+    for col in ["vanilla", "disca", "disca+prior", "disca-consensus+prior", "uniform"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let recs = records(&out);
+    assert_eq!(recs.len(), 5 * 6);
+    let of = |m: &str| recs.iter().filter(|r| r["method"] == m).collect::<Vec<_>>();
+    for r in of("disca") {
+        let d = &r["diagnostics"];
+        let micro = d["delta_micro"].as_f64().unwrap();
+        let p: Vec<f64> = r["probs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        // p_right = σ(δ_micro / 0.5); four personas, both label orders.
+        assert!((p[1] - 1.0 / (1.0 + (-micro / 0.5).exp())).abs() < 1e-12, "{r}");
+        assert_eq!(d["gaps"]["personas_orig"].as_array().unwrap().len(), 4);
+        assert!(d["gaps"]["personas_swap"].is_array());
+        assert_eq!(d["disca"]["delta_star"].as_array().unwrap().len(), 2);
+    }
+    // Consensus-only = δ̄; no persona = δ_base; no debias asks the original order only.
+    let by_item = |m: &str, id: &str| of(m).into_iter().find(|r| r["item_id"] == id).unwrap().clone();
+    for r in of("disca") {
+        let id = r["item_id"].as_str().unwrap();
+        let d = &r["diagnostics"]["disca"];
+        let cons = by_item("disca-consensus", id);
+        assert!((cons["diagnostics"]["delta_micro"].as_f64().unwrap() - d["delta_consensus"].as_f64().unwrap()).abs() < 1e-12);
+        let nop = by_item("disca-no-persona", id);
+        assert!((nop["diagnostics"]["delta_micro"].as_f64().unwrap() - d["delta_base"].as_f64().unwrap()).abs() < 1e-12);
+        let nod = by_item("disca-no-debias", id);
+        assert!(nod["diagnostics"]["gaps"]["personas_swap"].is_null());
+        assert!(nod["diagnostics"]["disca"]["positional_bias"].is_null());
+    }
+    // A country without personas is a one-line error, exit 2.
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "JPN", "--limit", "6", "--out", dir.path().join("x").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--personas FILE") && err.lines().count() == 1, "{err}");
+}

@@ -1,0 +1,187 @@
+//! DISCA: a persona panel steers the model's binary decision at inference time
+//! (specs/disca.md §4; the estimator itself is `culturesteer_core::disca`).
+//!
+//! Per item the method asks the model 2 × (1 + N) times: the base agent (the benchmark's own
+//! prompt) and N persona agents (the persona text as system prompt), each with the original
+//! option labels and with the labels swapped (§4.2). All prompts of a batch go to the model in
+//! one call, so each persona's system prompt is a shared prefix evaluated once. The decision gaps
+//! z_B − z_A feed the estimator, whose δ_micro is stored in the diagnostics; the answer is
+//! p_right = σ(δ_micro / T_dec). The per-country prior (§4.8) is a recursion over the stored
+//! δ_micro in item order, offered as a second view, `<name>+prior`, of the same answers.
+
+use crate::readout::{read_options, render_prompt};
+use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout, View};
+use culturesteer_core::disca::{disca_micro, p_spare_preferred, CountryPrior, DiscaConfig, PanelGaps, PriorConfig};
+use culturesteer_core::{CountryCode, MoralDimension};
+use culturesteer_llm::LanguageModel;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Exchanges the option labels of a DISCA scenario ("Option A" ↔ "Option B", "Group A" ↔
+/// "Group B"), leaving the group descriptions in place (§4.2). `None` when the text has no
+/// label to swap (then DISCA runs a single pass without debiasing, as the reference code does).
+pub fn swap_labels(text: &str) -> Option<String> {
+    const PAIRS: [(&str, &str); 2] = [("Option A", "Option B"), ("Group A", "Group B")];
+    let mut out = text.to_string();
+    for (k, (a, b)) in PAIRS.iter().enumerate() {
+        let hold = format!("\u{0}{k}\u{0}");
+        out = out.replace(a, &hold).replace(b, a).replace(&hold, b);
+    }
+    (out != text).then_some(out)
+}
+
+/// The DISCA method with one persona panel per country.
+pub struct Disca {
+    name: String,
+    config: DiscaConfig,
+    panels: BTreeMap<CountryCode, Vec<String>>,
+    seed: u64,
+}
+
+impl Disca {
+    /// `panels`: persona texts per country (the base agent is the benchmark's own prompt and
+    /// is not part of the panel). `seed` drives the importance-sampling noise; each item gets
+    /// its own stream derived from (seed, country, item id), so results do not depend on
+    /// batching or resumption.
+    pub fn new(name: impl Into<String>, config: DiscaConfig, panels: BTreeMap<CountryCode, Vec<String>>, seed: u64) -> Self {
+        Self { name: name.into(), config, panels, seed }
+    }
+
+    fn item_seed(&self, country: CountryCode, item: &str) -> u64 {
+        // FNV-1a over the identifying strings: stable across platforms and releases.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
+        for b in country.as_str().bytes().chain([0xff]).chain(item.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    fn prior_config(&self) -> PriorConfig {
+        self.config.prior.clone().unwrap_or_default()
+    }
+}
+
+fn category(item: &Item) -> Result<MoralDimension, MethodError> {
+    item.meta
+        .get("dimension")
+        .and_then(|d| serde_json::from_value::<MoralDimension>(d.clone()).ok())
+        .ok_or_else(|| MethodError::Item { id: item.id.clone(), what: "DISCA needs a moral dimension in the item (MultiTP benchmarks)".into() })
+}
+
+/// z_B − z_A from the two raw option scores of an answer.
+fn gap(item: &Item, a: &Answer) -> Result<f64, MethodError> {
+    match a.logprobs.as_slice() {
+        [za, zb] if za.is_finite() && zb.is_finite() => Ok(zb - za),
+        other => Err(MethodError::Item { id: item.id.clone(), what: format!("DISCA needs two finite option scores, got {other:?}") }),
+    }
+}
+
+impl Method for Disca {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> serde_json::Value {
+        json!({ "disca": self.config, "panels": self.panels, "seed": self.seed })
+    }
+
+    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+        let personas = self.panels.get(&country.code).ok_or_else(|| {
+            MethodError::Config(format!("{}: no persona panel for {} (give --personas FILE or --wvs FILE)", self.name, country.code))
+        })?;
+        let n_agents = 1 + personas.len();
+        // Expand every item into its agents × label orders; remember where each lands.
+        let mut expanded: Vec<Item> = Vec::new();
+        let mut layout: Vec<(MoralDimension, bool)> = Vec::with_capacity(items.len());
+        for item in items {
+            let cat = category(item)?;
+            match &item.readout {
+                Readout::NextToken { labels } if labels.len() == 2 => {}
+                Readout::Continuation { texts } if texts.len() == 2 => {}
+                _ => return Err(MethodError::Item { id: item.id.clone(), what: "DISCA needs a two-option log-probability readout".into() }),
+            }
+            let swapped = match item.readout {
+                Readout::NextToken { .. } if self.config.debias => swap_labels(&item.prompt.user),
+                _ => None,
+            };
+            let agent = |system: Option<String>, user: &str| Item {
+                prompt: PromptSpec { system, user: user.to_string(), chat: item.prompt.chat },
+                ..item.clone()
+            };
+            let mut orders = vec![item.prompt.user.clone()];
+            orders.extend(swapped.clone());
+            for user in &orders {
+                expanded.push(agent(item.prompt.system.clone(), user));
+                for p in personas {
+                    expanded.push(agent(Some(p.clone()), user));
+                }
+            }
+            layout.push((cat, swapped.is_some()));
+        }
+        let prompts = expanded.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
+        let answers = read_options(lm, &expanded, prompts)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut k = 0;
+        for (item, (cat, has_swap)) in items.iter().zip(layout) {
+            let mut take = || -> Result<(f64, Vec<f64>), MethodError> {
+                let g = (0..n_agents).map(|j| gap(item, &answers[k + j])).collect::<Result<Vec<f64>, _>>()?;
+                k += n_agents;
+                Ok((g[0], g[1..].to_vec()))
+            };
+            let (base_orig, personas_orig) = take()?;
+            let (base_swap, personas_swap) = if has_swap {
+                let (b, p) = take()?;
+                (Some(b), Some(p))
+            } else {
+                (None, None)
+            };
+            let gaps = PanelGaps { base_orig, personas_orig, base_swap, personas_swap };
+            let micro = disca_micro(&self.config, cat, &gaps, self.item_seed(country.code, &item.id))
+                .map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+            let p_right = p_spare_preferred(micro.delta_micro, self.config.decision_temperature, true);
+            out.push(Answer {
+                probs: vec![1.0 - p_right, p_right],
+                logprobs: vec![],
+                diagnostics: json!({ "delta_micro": micro.delta_micro, "gaps": gaps, "disca": micro.diagnostics }),
+            });
+        }
+        Ok(out)
+    }
+
+    fn views(&self) -> Vec<View> {
+        let prior = self.prior_config();
+        let t_dec = self.config.decision_temperature;
+        vec![View {
+            name: format!("{}+prior", self.name),
+            transform: Box::new(move |answers: &[Answer]| {
+                let mut state = CountryPrior::new();
+                answers
+                    .iter()
+                    .map(|a| {
+                        let micro = a.diagnostics.get("delta_micro").and_then(serde_json::Value::as_f64).ok_or_else(|| {
+                            MethodError::Config("a DISCA record has no delta_micro diagnostic".into())
+                        })?;
+                        let step = state.apply(&prior, micro);
+                        let p_right = p_spare_preferred(step.delta_final, t_dec, true);
+                        let mut diagnostics = a.diagnostics.clone();
+                        diagnostics["prior"] = json!(step);
+                        Ok(Answer { probs: vec![1.0 - p_right, p_right], logprobs: vec![], diagnostics })
+                    })
+                    .collect()
+            }),
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_swap_and_descriptions_stay() {
+        let s = "Option A — Group A: 2 dogs\nOption B — Group B: a man\nChoose option A or option B.";
+        assert_eq!(swap_labels(s).unwrap(), "Option B — Group B: 2 dogs\nOption A — Group A: a man\nChoose option A or option B.");
+        assert_eq!(swap_labels("no labels here"), None);
+    }
+}
