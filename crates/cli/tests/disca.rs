@@ -60,3 +60,21 @@ fn disca_runs_with_prior_view_and_ablations() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--personas FILE") && err.lines().count() == 1, "{err}");
 }
+
+#[test]
+fn ablate_prints_one_table_over_the_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["ablate", "multitp-disca", "--countries", "USA", "--limit", "6", "--out", dir.path().join("a").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for m in ["vanilla", "country-prompt", "disca-consensus", "disca", "disca+prior", "disca-no-persona", "disca-always-is", "disca-no-debias", "disca-floor"] {
+        let row = out.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap_or_else(|| panic!("no row {m}:\n{out}"));
+        assert!(!row.contains('–'), "{row}");
+    }
+    // The reference row has Δ 0 by definition.
+    assert!(out.lines().any(|l| l.starts_with("| disca | ") && l.contains("+0.000") && l.ends_with("0/1 |")), "{out}");
+}

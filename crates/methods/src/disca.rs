@@ -15,7 +15,12 @@ use culturesteer_core::disca::{disca_micro, p_spare_preferred, CountryPrior, Dis
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_llm::LanguageModel;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Panel gaps shared by DISCA variants built on the same panels: the model is asked once per
+/// item, and every variant (ablations included) runs its own estimator on the same gaps.
+pub type GapCache = Arc<Mutex<HashMap<String, PanelGaps>>>;
 
 /// Exchanges the option labels of a DISCA scenario ("Option A" ↔ "Option B", "Group A" ↔
 /// "Group B"), leaving the group descriptions in place (§4.2). `None` when the text has no
@@ -36,6 +41,7 @@ pub struct Disca {
     config: DiscaConfig,
     panels: BTreeMap<CountryCode, Vec<String>>,
     seed: u64,
+    cache: GapCache,
 }
 
 impl Disca {
@@ -44,7 +50,13 @@ impl Disca {
     /// its own stream derived from (seed, country, item id), so results do not depend on
     /// batching or resumption.
     pub fn new(name: impl Into<String>, config: DiscaConfig, panels: BTreeMap<CountryCode, Vec<String>>, seed: u64) -> Self {
-        Self { name: name.into(), config, panels, seed }
+        Self { name: name.into(), config, panels, seed, cache: GapCache::default() }
+    }
+
+    /// Shares the model's panel gaps with other DISCA methods that use the same panels.
+    pub fn with_gap_cache(mut self, cache: GapCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     fn item_seed(&self, country: CountryCode, item: &str) -> u64 {
@@ -59,6 +71,24 @@ impl Disca {
 
     fn prior_config(&self) -> PriorConfig {
         self.config.prior.clone().unwrap_or_default()
+    }
+}
+
+impl Disca {
+    /// Runs the estimator on one item's gaps.
+    fn finish(&self, country: CountryCode, item: &Item, cat: MoralDimension, mut gaps: PanelGaps) -> Result<Answer, MethodError> {
+        if !self.config.debias {
+            gaps.base_swap = None;
+            gaps.personas_swap = None;
+        }
+        let micro = disca_micro(&self.config, cat, &gaps, self.item_seed(country, &item.id))
+            .map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+        let p_right = p_spare_preferred(micro.delta_micro, self.config.decision_temperature, true);
+        Ok(Answer {
+            probs: vec![1.0 - p_right, p_right],
+            logprobs: vec![],
+            diagnostics: json!({ "delta_micro": micro.delta_micro, "gaps": gaps, "disca": micro.diagnostics }),
+        })
     }
 }
 
@@ -91,18 +121,31 @@ impl Method for Disca {
             MethodError::Config(format!("{}: no persona panel for {} (give --personas FILE or --wvs FILE)", self.name, country.code))
         })?;
         let n_agents = 1 + personas.len();
-        // Expand every item into its agents × label orders; remember where each lands.
+        let key = |item: &Item| {
+            format!("{}\u{1f}{}\u{1f}{}", country.code, item.id, serde_json::to_string(&(&item.prompt, &item.readout)).unwrap_or_default())
+        };
+        let cached: HashMap<usize, PanelGaps> = {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            items.iter().enumerate().filter_map(|(i, it)| c.get(&key(it)).map(|g| (i, g.clone()))).collect()
+        };
+        // Expand every uncached item into its agents × label orders; remember where each lands.
+        // The swapped order is always asked when the labels can be swapped, so the cached gaps
+        // serve variants with and without debiasing.
         let mut expanded: Vec<Item> = Vec::new();
         let mut layout: Vec<(MoralDimension, bool)> = Vec::with_capacity(items.len());
-        for item in items {
+        for (idx, item) in items.iter().enumerate() {
             let cat = category(item)?;
+            if cached.contains_key(&idx) {
+                layout.push((cat, false));
+                continue;
+            }
             match &item.readout {
                 Readout::NextToken { labels } if labels.len() == 2 => {}
                 Readout::Continuation { texts } if texts.len() == 2 => {}
                 _ => return Err(MethodError::Item { id: item.id.clone(), what: "DISCA needs a two-option log-probability readout".into() }),
             }
             let swapped = match item.readout {
-                Readout::NextToken { .. } if self.config.debias => swap_labels(&item.prompt.user),
+                Readout::NextToken { .. } => swap_labels(&item.prompt.user),
                 _ => None,
             };
             let agent = |system: Option<String>, user: &str| Item {
@@ -123,7 +166,11 @@ impl Method for Disca {
         let answers = read_options(lm, &expanded, prompts)?;
         let mut out = Vec::with_capacity(items.len());
         let mut k = 0;
-        for (item, (cat, has_swap)) in items.iter().zip(layout) {
+        for (idx, (item, (cat, has_swap))) in items.iter().zip(layout).enumerate() {
+            if let Some(gaps) = cached.get(&idx) {
+                out.push(self.finish(country.code, item, cat, gaps.clone())?);
+                continue;
+            }
             let mut take = || -> Result<(f64, Vec<f64>), MethodError> {
                 let g = (0..n_agents).map(|j| gap(item, &answers[k + j])).collect::<Result<Vec<f64>, _>>()?;
                 k += n_agents;
@@ -137,14 +184,8 @@ impl Method for Disca {
                 (None, None)
             };
             let gaps = PanelGaps { base_orig, personas_orig, base_swap, personas_swap };
-            let micro = disca_micro(&self.config, cat, &gaps, self.item_seed(country.code, &item.id))
-                .map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
-            let p_right = p_spare_preferred(micro.delta_micro, self.config.decision_temperature, true);
-            out.push(Answer {
-                probs: vec![1.0 - p_right, p_right],
-                logprobs: vec![],
-                diagnostics: json!({ "delta_micro": micro.delta_micro, "gaps": gaps, "disca": micro.diagnostics }),
-            });
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key(item), gaps.clone());
+            out.push(self.finish(country.code, item, cat, gaps)?);
         }
         Ok(out)
     }

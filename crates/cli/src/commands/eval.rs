@@ -174,6 +174,8 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
         names.insert(0, "vanilla".into());
     }
     let mut panels: Option<BTreeMap<CountryCode, Vec<String>>> = None;
+    // One model pass serves every DISCA variant of the run.
+    let gaps = culturesteer_methods::disca::GapCache::default();
     let mut out: Vec<Box<dyn Method>> = Vec::new();
     for name in &names {
         if let Some(cfg) = disca_config(name, ctx.preset) {
@@ -185,7 +187,7 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                 }
                 panels = Some(p);
             }
-            out.push(Box::new(Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed)));
+            out.push(Box::new(Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed).with_gap_cache(gaps.clone())));
             continue;
         }
         out.push(match name.as_str() {
@@ -205,6 +207,22 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
+    let outcome = execute(&a)?;
+    print!("{}", render_summary(&outcome.report));
+    for (m, c, why) in &outcome.unscored {
+        eprintln!("note: {m} {c} not scored: {why}");
+    }
+    eprintln!(
+        "{} items answered, {} already done; results in {}",
+        outcome.answered,
+        outcome.skipped,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Runs (or resumes) an evaluation and returns its outcome without printing the summary.
+pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     let data = match &a.data_dir {
         Some(d) => DataSource::dir(d),
         None => DataSource::Embedded,
@@ -270,17 +288,5 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed };
-    let outcome = runner::run(bench.as_ref(), &mut methods, &mut lm, &sha, &data, &cfg, &mut Bar(bar))
-        .with_context(|| format!("eval {}", bench.name()))?;
-    print!("{}", render_summary(&outcome.report));
-    for (m, c, why) in &outcome.unscored {
-        eprintln!("note: {m} {c} not scored: {why}");
-    }
-    eprintln!(
-        "{} items answered, {} already done; results in {}",
-        outcome.answered,
-        outcome.skipped,
-        a.out.display()
-    );
-    Ok(())
+    runner::run(bench.as_ref(), &mut methods, &mut lm, &sha, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
 }
