@@ -26,6 +26,11 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Recompute MIS, JSD and Pearson r from released per-scenario results (no model needed).
     Replay(commands::replay::ReplayArgs),
+    /// Show DISCA persona panels built from World Values Survey wave 7 (no model needed).
+    #[command(subcommand)]
+    Personas(commands::personas::PersonasCmd),
+    /// Run DISCA, its ablations and the baselines on one benchmark and print one table.
+    Ablate(commands::ablate::AblateArgs),
     /// Benchmarks of the engine and the methods.
     #[command(subcommand)]
     Bench(commands::bench::BenchCmd),
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         Command::Generate(a) => commands::score::run_generate(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Personas(c) => commands::personas::run(c),
+        Command::Ablate(a) => commands::ablate::run(a),
         Command::Bench(c) => commands::bench::run(c),
     };
     match result {

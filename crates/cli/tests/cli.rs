@@ -142,3 +142,76 @@ fn every_benchmark_runs_end_to_end_for_two_countries() {
         assert!(!err.contains("not scored"), "{bench}: {err}");
     }
 }
+
+#[test]
+fn personas_show_and_list_need_no_model() {
+    // Shipped marginals: four personas, text and JSON.
+    let o = run(&["personas", "show", "--country", "USA"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.matches("\nYou are a adult citizen from the United States.").count(), 4, "{out}");
+    for id in ["q25", "q50", "q75", "all"] {
+        assert!(out.contains(&format!("] {id} - ")), "{out}");
+    }
+    let o = run(&["personas", "show", "--country", "USA", "--json", "--profile"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["country"], "USA");
+    assert_eq!(v["source"], "marginals");
+    assert_eq!(v["personas"].as_array().unwrap().len(), 4);
+    assert!(v["profile"].as_str().unwrap().starts_with("Answer as a typical person from the United States"));
+    let o = run(&["personas", "list"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert_eq!(out.lines().count(), 19, "{out}");
+    assert!(out.lines().any(|l| l.starts_with("USA")));
+
+    let dir = tempfile::tempdir().unwrap();
+    // A JSON panel.
+    let json = dir.path().join("p.json");
+    std::fs::write(&json, r#"{"VNM": [{"label": "farmer", "text": "You are a rice farmer."}, "You are a teacher."]}"#).unwrap();
+    let o = run(&["personas", "show", "--country", "VNM", "--personas", json.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("[1] p1 - farmer\nYou are a rice farmer.") && out.contains("[2] p2 - persona 2"), "{out}");
+    // A WVS-7 file: the four age cohorts.
+    let mut cols = vec!["B_COUNTRY_ALPHA", "A_YEAR", "Q261"];
+    let items = [
+        "Q6P", "Q17P", "Q177", "Q178", "Q179", "Q180", "Q181", "Q182", "Q57P", "Q199P", "Q200P", "Q254P", "Q46P", "Q29P",
+        "Q30P", "Q31P", "Q33P", "Q152", "Q153", "Q19P", "Q20P", "Q21P", "Q22P", "Q23P",
+    ];
+    cols.extend(items);
+    let row = |birth: &str, q6: &str| {
+        let mut r = vec!["VNM".to_string(), "2020".to_string(), birth.to_string(), q6.to_string()];
+        r.extend(std::iter::repeat_n("1".to_string(), items.len() - 1));
+        r.join(",")
+    };
+    let csv = format!("{}\n{}\n{}\n{}\n", cols.join(","), row("1990", "4"), row("1970", "1"), row("1950", "2"));
+    let wvs = dir.path().join("wvs.csv");
+    std::fs::write(&wvs, csv).unwrap();
+    let o = run(&["personas", "show", "--country", "VNM", "--wvs", wvs.to_str().unwrap(), "--json"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ids: Vec<&str> = v["personas"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["young", "middle", "older", "all"]);
+    assert!(v["personas"][0]["text"].as_str().unwrap().contains("from Vietnam, in your 20s and early 30s. "));
+    assert!(v["personas"][0]["text"].as_str().unwrap().contains("you are deeply religious."));
+
+    // Bad input: exit 2, one line.
+    let bad_row = dir.path().join("bad.csv");
+    std::fs::write(&bad_row, format!("{}\n{},9\n", cols.join(","), row("1990", "4"))).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["personas", "show", "--country", "VNM"], "--wvs FILE"),
+        (vec!["personas", "show", "--country", "U$A"], "country"),
+        (vec!["personas", "show", "--country", "JPN", "--wvs", wvs.to_str().unwrap()], "VNM"),
+        (vec!["personas", "show", "--country", "VNM", "--wvs", bad_row.to_str().unwrap()], "line 2"),
+        (vec!["personas", "show", "--country", "USA", "--personas", json.to_str().unwrap()], "VNM"),
+    ];
+    for (args, needle) in cases {
+        let o = run(&args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

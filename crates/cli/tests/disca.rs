@@ -78,3 +78,36 @@ fn ablate_prints_one_table_over_the_grid() {
     // The reference row has Δ 0 by definition.
     assert!(out.lines().any(|l| l.starts_with("| disca | ") && l.contains("+0.000") && l.ends_with("0/1 |")), "{out}");
 }
+
+#[test]
+fn disca_takes_its_panel_from_a_wvs_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = [
+        "Q6P", "Q17P", "Q177", "Q178", "Q179", "Q180", "Q181", "Q182", "Q57P", "Q199P", "Q200P", "Q254P", "Q46P", "Q29P",
+        "Q30P", "Q31P", "Q33P", "Q152", "Q153", "Q19P", "Q20P", "Q21P", "Q22P", "Q23P",
+    ];
+    let mut cols = vec!["B_COUNTRY_ALPHA", "A_YEAR", "Q261"];
+    cols.extend(items);
+    let row = |birth: &str, q6: &str| {
+        let mut r = vec!["USA".to_string(), "2020".to_string(), birth.to_string(), q6.to_string()];
+        r.extend(std::iter::repeat_n("1".to_string(), items.len() - 1));
+        r.join(",")
+    };
+    let wvs = dir.path().join("wvs.csv");
+    std::fs::write(&wvs, format!("{}\n{}\n{}\n{}\n", cols.join(","), row("1995", "4"), row("1970", "1"), row("1950", "2"))).unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "USA", "--limit", "6"])
+        .args(["--wvs", wvs.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The manifest records the cohort panel: young, middle, older, everyone.
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let panel = manifest["methods"]["disca"]["panels"]["USA"].as_array().unwrap();
+    assert_eq!(panel.len(), 4);
+    assert!(panel[0].as_str().unwrap().contains("young adult"), "{panel:?}");
+    assert!(panel[2].as_str().unwrap().contains("senior citizen"), "{panel:?}");
+    assert_eq!(records(&out).iter().filter(|r| r["method"] == "disca").count(), 6);
+}

@@ -1,372 +1,1624 @@
-//! DISCA persona panels (specs/disca.md §3).
+//! DISCA persona panels built from World Values Survey wave 7 (specs/disca.md §3).
 //!
-//! Two sources today:
+//! A panel is the set of N system prompts ("personas") whose disagreement DISCA reads. The
+//! DISCA panel has N = 4 personas per country, in the reference order
+//! `[young, middle, older, all]` (§3). The *base* agent — the model with the plain system
+//! prompt "You are a helpful assistant." (§2.4) — is **not** part of the panel; methods add it
+//! themselves. Each persona text is meant to be the system message; for chat templates without
+//! a system role the model layer merges it into the user turn (§8 row 9).
 //!
-//! * **A JSON file** of persona texts: `{"USA": ["You are …", …], "DEU": [{"label": "…",
-//!   "text": "…"}, …]}` — per country a list of 1 to 16 strings or `{label, text}` objects.
-//! * **The shipped WVS-7 country marginals** (our extension: the authors build age-cohort
-//!   personas from individual-level WVS data, which is not shipped). We score the ten value
-//!   dimensions of §3.1 on the country's answer distributions and render them with the §3.2
-//!   template: one whole-country persona from the mean of each dimension, and three personas
-//!   grounded in the same distributions — the respondent at the lower quartile, the median and
-//!   the upper quartile of each dimension. Order: [lower quartile, median, upper quartile,
-//!   whole country], mirroring the authors' [young, middle, older, aggregate].
+//! # Three sources ([`PersonaSource`])
 //!
-//! Marginal items are recoded to the direction of the WVS "inverted" variables the authors use
-//! (higher = more of the named quality): 1..n scales whose code 1 is the strongest answer are
-//! reversed, yes/no items become 1 (mentioned) / 0. Political participation uses Q200 (discussing
-//! politics with friends), materialism Q152–Q153 with options 3–4 counted post-materialist (3) and
-//! 1–2 materialist (1), gender equality Q29–Q31 (Q33 has another scale in the marginals). The
-//! individual-level WVS route (`--wvs FILE`, age cohorts) is not implemented yet.
+//! 1. **A WVS-7 individual-level file** ([`PersonaSource::WvsFile`], `--wvs FILE`): the official
+//!    "inverted" CSV (`WVS_Cross-National_Wave_7_inverted_csv_v6_0.csv`, §8 row 13), which users
+//!    obtain from worldvaluessurvey.org under its terms; it is not shipped. The exact cohort
+//!    procedure of §3.1 is applied (see [`parse_wvs_csv`]):
+//!    * respondents with 1900 ≤ `Q261` (birth year) ≤ 2010 and `A_YEAR` (survey year) ≥ 2015;
+//!    * age = `A_YEAR − Q261`; cohorts young (age < 36), middle (36 ≤ age < 56), older
+//!      (age ≥ 56); every kept respondent also counts in "all";
+//!    * negative codes (−1, −2, −4, −5, …) are dropped, 0 is kept;
+//!    * a dimension's score is the unweighted mean over all valid (respondent, item) values of
+//!      its items (multi-item dimensions pooled), rounded to 3 decimals;
+//!    * a score ≤ 0 means "missing" and its sentence is skipped (§8 row 13);
+//!    * descriptor by quartile of the normalised score ([`ValueDimension::describe`]);
+//!    * a cohort without usable answers (its religiosity ≤ 0) is replaced by the whole-country
+//!      persona; a country whose whole-country religiosity is ≤ 0 is an error (the reference
+//!      code falls back to hand-written personas, which are not shipped).
+//! 2. **The shipped country marginals** ([`PersonaSource::Marginals`], the default;
+//!    `data/wvs/wvs7_country_marginals.jsonl`, 19 countries). The file has no age breakdown, so
+//!    the cohort procedure cannot be run; **this is culturesteer's own extension, not the
+//!    paper's**. Each marginals item (original WVS coding) is first recoded to the inverted
+//!    file's coding of §3.1 ([`marginal_recoding`]):
+//!    * `Q6`, `Q46`, `Q29`–`Q31`, `Q199`: value = 5 − code; `Q254`: 5 − code with code 5
+//!      ("I am not of this nationality") dropped; `Q57`: 3 − code; `Q200`: 4 − code;
+//!      `Q33` (five-point in the marginals): 6 − code (values above the §3.1 range 1–4 clamp
+//!      when normalised, as they would in the inverted file);
+//!    * `Q17`, `Q19`–`Q23` ("mentioned" items): code 1 (mentioned) → 1, code 2 → 0;
+//!    * `Q152`, `Q153`, `Q177`–`Q182`: the code itself (these have no `P` variant).
+//!
+//!    Each item's answers are weighted by the item's `answered_share`, so pooling several items
+//!    weighs them by how many respondents answered, as pooling respondent rows does. Then:
+//!    * **whole country** (`all`, 4th): the pooled mean of each dimension, rounded to 3
+//!      decimals, with the descriptor logic of source 1 (including "≤ 0 → skipped"). This equals
+//!      the "all" persona of source 1 up to the birth-year/survey-year filter;
+//!    * **lower quartile, median, upper quartile** (`q25`, `q50`, `q75`): for each dimension,
+//!      the answer of the respondent at the 25th, 50th or 75th percentile of the dimension's
+//!      pooled answer distribution, ordered along the dimension's named pole (more religious,
+//!      more independence-oriented, more permissive, more trusting, more participative, prouder,
+//!      happier, more egalitarian, more post-materialist, more tolerant), so `q25` sits nearer
+//!      the opposite pole and `q75` nearer the named one. The percentile is the answer where
+//!      the cumulative share, walking toward the named pole, first reaches p (within 1e-9),
+//!      e.g. religiosity shares 0.25 each on 1, 2, 3, 4 give 1, 2, 3. The descriptor of that
+//!      answer is used; here 0 is a real answer ("not mentioned"), so the "≤ 0 → skipped" rule
+//!      does not apply. Multi-item dimensions use the pooled answers of their items (the joint
+//!      distribution per respondent is not in the marginals).
+//!
+//!    The four personas share the "adult citizen" header (no age is known). Check: for the
+//!    USA the whole-country persona has exactly the descriptors of the paper's printed US
+//!    aggregate persona (§3.2); all 19 countries give four distinct texts.
+//! 3. **A JSON file of persona texts** ([`PersonaSource::Json`], `--personas FILE`), see
+//!    [`parse_persona_json`] for the schema.
+//!
+//! [`PersonaSource::resolve`] picks the source the commands use: JSON if given, else the WVS
+//! file if given, else the marginals. A country that the chosen source lacks is one error that
+//! names the options.
+//!
+//! # Text
+//!
+//! English only (§3.2): the reference code ships persona texts pre-translated into 18+
+//! languages (PI18N); those translations are **not shipped** here, so personas for every
+//! country are English (a deviation from §8 row 7, where non-English countries get native
+//! personas). Country names are English prompt names ([`country_prompt_name`], e.g. "the
+//! United States"). The template is reproduced verbatim, including the reference's "You are a
+//! adult citizen" for the whole-country header.
+//!
+//! [`wvs_profile_text`] (shipped marginals) and [`load_wvs_profile_text`] (any source) render
+//! the whole-country profile as one paragraph ([`render_wvs_profile`]), for the "WVS-profile
+//! prompt" baseline.
 
-use crate::wvs::{WvsCountries, WvsMarginals, WVS7_MARGINALS};
-use crate::{DataError, DataSource};
-use culturesteer_core::CountryCode;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// One persona: a label for reports and the system text the model sees.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use serde::{Deserialize, Serialize};
+
+use culturesteer_core::CountryCode;
+
+use crate::error::DataError;
+use crate::source::DataSource;
+use crate::wvs::{WvsCountries, WvsItem, WvsMarginals, WVS7_MARGINALS};
+
+/// Personas in a DISCA panel (§3).
+pub const DISCA_PANEL_SIZE: usize = 4;
+/// Most personas a JSON panel may hold.
+pub const MAX_JSON_PERSONAS: usize = 16;
+/// Column of the ISO3 country code in the WVS-7 file.
+pub const COL_COUNTRY: &str = "B_COUNTRY_ALPHA";
+/// Column of the survey year.
+pub const COL_SURVEY_YEAR: &str = "A_YEAR";
+/// Column of the birth year.
+pub const COL_BIRTH_YEAR: &str = "Q261";
+/// Respondents are kept when their birth year is in this range (inclusive)…
+pub const BIRTH_YEARS: (f64, f64) = (1900.0, 2010.0);
+/// …and their survey year is at least this.
+pub const MIN_SURVEY_YEAR: f64 = 2015.0;
+/// Header sentence template pieces (§3.2).
+const CLOSING: &str = "When you face a moral dilemma, you weigh the choices through this set of values and answer in a way that is consistent with the worldview above.";
+/// Tolerance when comparing a cumulative share with a percentile.
+const QUANTILE_EPS: f64 = 1e-9;
+
+// ---------------------------------------------------------------------------------------------
+// Personas and panels
+// ---------------------------------------------------------------------------------------------
+
+/// One persona: a system prompt with a short identifier and a human-readable label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Persona {
+    /// Short identifier: `young`, `middle`, `older`, `all` (WVS file); `q25`, `q50`, `q75`,
+    /// `all` (marginals); as given or `p1`, `p2`, … (JSON).
+    pub id: String,
+    /// What the persona stands for, e.g. `young adults (age < 36), n = 812`.
     pub label: String,
+    /// The system prompt.
     pub text: String,
 }
 
-/// Where a panel came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which kind of source a panel came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PersonaSourceKind {
-    Json,
+    /// A WVS-7 individual-level file (the paper's cohort procedure).
+    WvsFile,
+    /// The shipped country marginals (culturesteer's quartile extension).
     Marginals,
+    /// A JSON file of persona texts.
+    Json,
 }
 
-/// The persona panel of one country (the base agent is not part of it).
+impl fmt::Display for PersonaSourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PersonaSourceKind::WvsFile => "WVS-7 individual-level file",
+            PersonaSourceKind::Marginals => "shipped WVS-7 country marginals",
+            PersonaSourceKind::Json => "persona JSON file",
+        })
+    }
+}
+
+/// The personas of one country.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersonaPanel {
+    /// The country.
     pub country: CountryCode,
+    /// Where the personas came from.
     pub source: PersonaSourceKind,
+    /// The personas, in panel order (for DISCA panels `[young, middle, older, all]` or
+    /// `[q25, q50, q75, all]`).
     pub personas: Vec<Persona>,
 }
 
-/// Where to take personas from.
-#[derive(Debug, Clone)]
+impl PersonaPanel {
+    /// The persona texts, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        self.personas.iter().map(|p| p.text.as_str()).collect()
+    }
+
+    /// Number of personas.
+    pub fn len(&self) -> usize {
+        self.personas.len()
+    }
+
+    /// `true` when the panel has no persona (never the case for loaded panels).
+    pub fn is_empty(&self) -> bool {
+        self.personas.is_empty()
+    }
+}
+
+/// Where persona panels come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersonaSource {
-    Json(PathBuf),
+    /// A WVS-7 "inverted" individual-level CSV (cohort personas, §3.1).
+    WvsFile(PathBuf),
+    /// The shipped per-country marginals (quartile personas, this module's extension).
     Marginals(DataSource),
+    /// A JSON file of persona texts ([`parse_persona_json`]).
+    Json(PathBuf),
 }
 
-/// Most personas per country in a JSON file.
-pub const MAX_PERSONAS: usize = 16;
+impl PersonaSource {
+    /// The source the commands use: the JSON file if given, else the WVS file if given, else
+    /// the marginals of `data`.
+    pub fn resolve(
+        personas_json: Option<&Path>,
+        wvs_file: Option<&Path>,
+        data: &DataSource,
+    ) -> Self {
+        match (personas_json, wvs_file) {
+            (Some(j), _) => PersonaSource::Json(j.to_path_buf()),
+            (None, Some(w)) => PersonaSource::WvsFile(w.to_path_buf()),
+            (None, None) => PersonaSource::Marginals(data.clone()),
+        }
+    }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonPersona {
-    Text(String),
-    Full { label: String, text: String },
+    /// The kind of this source.
+    pub fn kind(&self) -> PersonaSourceKind {
+        match self {
+            PersonaSource::WvsFile(_) => PersonaSourceKind::WvsFile,
+            PersonaSource::Marginals(_) => PersonaSourceKind::Marginals,
+            PersonaSource::Json(_) => PersonaSourceKind::Json,
+        }
+    }
+
+    /// The file behind this source, as errors name it.
+    pub fn display(&self) -> String {
+        match self {
+            PersonaSource::WvsFile(p) | PersonaSource::Json(p) => p.display().to_string(),
+            PersonaSource::Marginals(d) => d.display_path(WVS7_MARGINALS),
+        }
+    }
 }
 
-/// Loads the panel of `country`.
+/// The persona panel of `country` from `source`.
+///
+/// Errors: unreadable or malformed files (naming file, line and column or field); a country
+/// the source does not cover (WVS file: lists the countries present in the file; JSON: lists
+/// the file's countries; marginals: one message naming `--personas FILE`, `--wvs FILE` and the
+/// countries with shipped marginals).
 pub fn load_panel(source: &PersonaSource, country: CountryCode) -> Result<PersonaPanel, DataError> {
     match source {
-        PersonaSource::Json(path) => json_panel(path, country),
-        PersonaSource::Marginals(data) => marginals_panel(data, country),
+        PersonaSource::WvsFile(path) => load_wvs_file(path, Some(&[country]))?.panel(country),
+        PersonaSource::Json(path) => load_persona_json(path)?.panel(country),
+        PersonaSource::Marginals(data) => {
+            let m = MarginalsPersonas::load(data)?;
+            m.panel(country)
+        }
     }
 }
 
-fn json_panel(path: &Path, country: CountryCode) -> Result<PersonaPanel, DataError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: file.clone(), source })?;
-    let raw: BTreeMap<String, Vec<JsonPersona>> = serde_json::from_str(&text)
-        .map_err(|e| DataError::Line { file: file.clone(), line: e.line(), message: format!("{e} (expected {{\"ISO3\": [persona text, …]}})") })?;
-    let line_of = |k: &str| text.lines().position(|l| l.contains(&format!("\"{k}\""))).map_or(1, |i| i + 1);
-    let mut found = None;
-    let mut codes = Vec::new();
-    for (k, list) in raw {
-        let code: CountryCode = k.parse().map_err(|e: culturesteer_core::CountryCodeError| DataError::field(&file, line_of(&k), &k, e.to_string()))?;
-        codes.push(code.to_string());
-        if code != country {
-            continue;
+/// The whole-country value profile of `country` (the "all" group), for the WVS-profile prompt.
+/// A JSON source has no profile and is an error.
+pub fn load_country_profile(
+    source: &PersonaSource,
+    country: CountryCode,
+) -> Result<ValueProfile, DataError> {
+    match source {
+        PersonaSource::WvsFile(path) => {
+            let f = load_wvs_file(path, Some(&[country]))?;
+            let all = f.usable_all(country)?;
+            Ok(all.profile.clone())
         }
-        if list.is_empty() || list.len() > MAX_PERSONAS {
-            return Err(DataError::field(&file, line_of(&k), &k, format!("needs 1 to {MAX_PERSONAS} personas, got {}", list.len())));
-        }
-        let mut personas = Vec::with_capacity(list.len());
-        for (i, p) in list.into_iter().enumerate() {
-            let (label, text) = match p {
-                JsonPersona::Text(t) => (format!("persona {}", i + 1), t),
-                JsonPersona::Full { label, text } => (label, text),
-            };
-            if text.trim().is_empty() {
-                return Err(DataError::field(&file, line_of(&k), &format!("{k}[{i}]"), "empty persona text"));
-            }
-            personas.push(Persona { label, text });
-        }
-        found = Some(PersonaPanel { country, source: PersonaSourceKind::Json, personas });
+        PersonaSource::Marginals(data) => MarginalsPersonas::load(data)?.country_profile(country),
+        PersonaSource::Json(path) => Err(DataError::File {
+            file: path.display().to_string(),
+            message: "a persona JSON file holds persona texts, not a WVS value profile; use --wvs FILE or the shipped marginals for a WVS-profile prompt".into(),
+        }),
     }
-    found.ok_or_else(|| DataError::unknown_country(&file, country.as_str(), codes.iter().map(String::as_str)))
 }
 
-/// How a marginal item's answer codes map onto the dimension's scale.
-#[derive(Debug, Clone, Copy)]
-enum Recode {
-    /// code c on a 1..=n scale → n + 1 − c (codes above n are dropped).
-    Reverse(i64),
-    /// code == yes → 1, any other code → 0.
-    Yes(i64),
-    /// codes ≥ threshold → hi, others → lo.
-    Split { threshold: i64, lo: f64, hi: f64 },
-    /// The code itself.
-    Same,
+/// The WVS-profile prompt of `country` from the shipped marginals of `data`
+/// ([`render_wvs_profile`] of the whole-country profile).
+pub fn wvs_profile_text(data: &DataSource, country: CountryCode) -> Result<String, DataError> {
+    load_wvs_profile_text(&PersonaSource::Marginals(data.clone()), country)
 }
 
-impl Recode {
-    fn apply(self, code: i64) -> Option<f64> {
+/// The panel a command uses when only `--personas` is wired: the JSON file if given, else
+/// the shipped marginals (one error naming `--personas FILE`, `--wvs FILE` and the covered
+/// countries for a country without marginals). Same as
+/// `load_panel(&PersonaSource::resolve(json, None, data), country)`.
+pub fn resolve_panel(
+    json: Option<&Path>,
+    data: &DataSource,
+    country: CountryCode,
+) -> Result<PersonaPanel, DataError> {
+    load_panel(&PersonaSource::resolve(json, None, data), country)
+}
+
+/// The WVS-profile prompt of `country` from `source` ([`render_wvs_profile`]).
+pub fn load_wvs_profile_text(
+    source: &PersonaSource,
+    country: CountryCode,
+) -> Result<String, DataError> {
+    let profile = load_country_profile(source, country)?;
+    Ok(render_wvs_profile(&country_prompt_name(country), &profile))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value dimensions (§3.1 table)
+// ---------------------------------------------------------------------------------------------
+
+/// The ten value dimensions of §3.1 (Greco et al.), in template order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueDimension {
+    Religiosity,
+    ChildRearing,
+    MoralAcceptability,
+    SocialTrust,
+    PoliticalParticipation,
+    NationalPride,
+    Happiness,
+    GenderEquality,
+    MaterialismOrientation,
+    ToleranceDiversity,
+}
+
+impl ValueDimension {
+    /// All ten, in template order.
+    pub const ALL: [ValueDimension; 10] = [
+        ValueDimension::Religiosity,
+        ValueDimension::ChildRearing,
+        ValueDimension::MoralAcceptability,
+        ValueDimension::SocialTrust,
+        ValueDimension::PoliticalParticipation,
+        ValueDimension::NationalPride,
+        ValueDimension::Happiness,
+        ValueDimension::GenderEquality,
+        ValueDimension::MaterialismOrientation,
+        ValueDimension::ToleranceDiversity,
+    ];
+
+    /// The reference code's key, e.g. `moral_acceptability`.
+    pub fn key(self) -> &'static str {
         match self {
-            Recode::Reverse(n) => (1..=n).contains(&code).then(|| (n + 1 - code) as f64),
-            Recode::Yes(y) => Some(f64::from(u8::from(code == y))),
-            Recode::Split { threshold, lo, hi } => Some(if code >= threshold { hi } else { lo }),
-            Recode::Same => Some(code as f64),
+            ValueDimension::Religiosity => "religiosity",
+            ValueDimension::ChildRearing => "child_rearing",
+            ValueDimension::MoralAcceptability => "moral_acceptability",
+            ValueDimension::SocialTrust => "social_trust",
+            ValueDimension::PoliticalParticipation => "political_participation",
+            ValueDimension::NationalPride => "national_pride",
+            ValueDimension::Happiness => "happiness",
+            ValueDimension::GenderEquality => "gender_equality",
+            ValueDimension::MaterialismOrientation => "materialism_orientation",
+            ValueDimension::ToleranceDiversity => "tolerance_diversity",
         }
     }
-}
 
-struct Dimension {
-    items: &'static [&'static str],
-    recode: Recode,
-    lo: f64,
-    hi: f64,
-    /// −1: a higher value means the *last* descriptor.
-    direction: i8,
-    sentence: &'static str,
-    descriptors: [&'static str; 4],
-}
-
-/// The ten dimensions of §3.1 in template order, with the §3.2 sentences.
-const DIMENSIONS: [Dimension; 10] = [
-    Dimension { items: &["Q6"], recode: Recode::Reverse(4), lo: 1.0, hi: 4.0, direction: 1, sentence: "On matters of faith you are {}.",
-        descriptors: ["deeply religious", "moderately religious", "somewhat secular", "highly secular"] },
-    Dimension { items: &["Q17"], recode: Recode::Yes(1), lo: 0.0, hi: 1.0, direction: -1, sentence: "On raising children you are {}.",
-        descriptors: ["firmly oriented toward independence and imagination", "leaning toward independence and imagination",
-            "leaning toward obedience and religious faith", "firmly oriented toward obedience and religious faith"] },
-    Dimension { items: &["Q177", "Q178", "Q179", "Q180", "Q181", "Q182"], recode: Recode::Same, lo: 1.0, hi: 10.0, direction: 1,
-        sentence: "On contested moral choices you are {}.",
-        descriptors: ["very permissive on contested moral issues such as abortion, divorce and homosexuality", "moderately permissive on contested moral issues",
-            "morally conservative on contested issues", "strictly opposed to such contested moral acts"] },
-    Dimension { items: &["Q57"], recode: Recode::Reverse(2), lo: 1.0, hi: 2.0, direction: 1, sentence: "In your dealings with strangers you have {}.",
-        descriptors: ["very high trust in other people", "moderate trust in other people", "a guarded attitude toward strangers", "deep distrust of other people"] },
-    Dimension { items: &["Q200"], recode: Recode::Reverse(3), lo: 1.0, hi: 3.0, direction: 1, sentence: "Civically you are {}.",
-        descriptors: ["an active political participant who signs petitions, joins boycotts and takes part in lawful demonstrations",
-            "an occasional political participant", "a passive political participant", "politically disengaged"] },
-    Dimension { items: &["Q254"], recode: Recode::Reverse(4), lo: 1.0, hi: 4.0, direction: 1, sentence: "You are {}.",
-        descriptors: ["intensely proud of your country", "moderately proud of your country", "lukewarm about national pride", "not proud of your country"] },
-    Dimension { items: &["Q46"], recode: Recode::Reverse(4), lo: 1.0, hi: 4.0, direction: 1, sentence: "Overall you are {}.",
-        descriptors: ["very happy with your life", "rather happy with your life", "not very happy with your life", "unhappy with your life"] },
-    Dimension { items: &["Q29", "Q30", "Q31"], recode: Recode::Reverse(4), lo: 1.0, hi: 4.0, direction: -1,
-        sentence: "On the role of women in society you are {}.",
-        descriptors: ["strongly egalitarian on gender roles", "moderately egalitarian on gender roles", "somewhat traditional on gender roles", "strongly traditional on gender roles"] },
-    Dimension { items: &["Q152", "Q153"], recode: Recode::Split { threshold: 3, lo: 1.0, hi: 3.0 }, lo: 1.0, hi: 3.0, direction: 1,
-        sentence: "In what you prioritise in life you are {}.",
-        descriptors: ["strongly post-materialist, prioritising freedom, voice and self-expression", "leaning post-materialist",
-            "leaning materialist, prioritising economic and physical security", "strongly materialist, prioritising economic and physical security"] },
-    Dimension { items: &["Q19", "Q20", "Q21", "Q22", "Q23"], recode: Recode::Yes(1), lo: 0.0, hi: 1.0, direction: -1,
-        sentence: "Toward people unlike yourself you are {}.",
-        descriptors: ["highly tolerant of outgroups such as immigrants, minorities and people with different lifestyles", "moderately tolerant of outgroups",
-            "somewhat intolerant of outgroups", "strongly intolerant of outgroups"] },
-];
-
-/// A dimension's pooled distribution over recoded values (items weighted equally).
-fn pooled(m: &WvsMarginals, dim: &Dimension, country: CountryCode) -> Result<Vec<(f64, f64)>, DataError> {
-    let mut mass: BTreeMap<i64, f64> = BTreeMap::new();
-    let mut n_items = 0.0;
-    for id in dim.items {
-        let item = m.item(id).ok_or_else(|| DataError::File { file: WVS7_MARGINALS.into(), message: format!("item {id} is missing") })?;
-        let dist = item.distribution(country)?;
-        let total: f64 = item.option_codes.iter().zip(dist).filter(|(c, _)| dim.recode.apply(**c).is_some()).map(|(_, p)| p).sum();
-        if total <= 0.0 {
-            continue;
+    /// A readable name, e.g. `moral acceptability`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ValueDimension::Religiosity => "religiosity",
+            ValueDimension::ChildRearing => "child-rearing values",
+            ValueDimension::MoralAcceptability => "moral acceptability",
+            ValueDimension::SocialTrust => "social trust",
+            ValueDimension::PoliticalParticipation => "political participation",
+            ValueDimension::NationalPride => "national pride",
+            ValueDimension::Happiness => "happiness",
+            ValueDimension::GenderEquality => "gender equality",
+            ValueDimension::MaterialismOrientation => "materialism orientation",
+            ValueDimension::ToleranceDiversity => "tolerance for diversity",
         }
-        n_items += 1.0;
-        for (c, p) in item.option_codes.iter().zip(dist) {
-            if let Some(v) = dim.recode.apply(*c) {
-                // Values are small integers or halves: key by thousandths.
-                *mass.entry((v * 1000.0).round() as i64).or_default() += p / total;
+    }
+
+    /// The columns of the WVS-7 inverted file that feed this dimension.
+    pub fn items(self) -> &'static [&'static str] {
+        match self {
+            ValueDimension::Religiosity => &["Q6P"],
+            ValueDimension::ChildRearing => &["Q17P"],
+            ValueDimension::MoralAcceptability => &["Q177", "Q178", "Q179", "Q180", "Q181", "Q182"],
+            ValueDimension::SocialTrust => &["Q57P"],
+            ValueDimension::PoliticalParticipation => &["Q199P", "Q200P"],
+            ValueDimension::NationalPride => &["Q254P"],
+            ValueDimension::Happiness => &["Q46P"],
+            ValueDimension::GenderEquality => &["Q29P", "Q30P", "Q31P", "Q33P"],
+            ValueDimension::MaterialismOrientation => &["Q152", "Q153"],
+            ValueDimension::ToleranceDiversity => &["Q19P", "Q20P", "Q21P", "Q22P", "Q23P"],
+        }
+    }
+
+    /// `(lo, hi)` used to normalise a score into [0, 1].
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            ValueDimension::Religiosity => (1.0, 4.0),
+            ValueDimension::ChildRearing => (0.0, 1.0),
+            ValueDimension::MoralAcceptability => (1.0, 10.0),
+            ValueDimension::SocialTrust => (1.0, 2.0),
+            ValueDimension::PoliticalParticipation => (1.0, 3.0),
+            ValueDimension::NationalPride => (1.0, 4.0),
+            ValueDimension::Happiness => (1.0, 4.0),
+            ValueDimension::GenderEquality => (1.0, 4.0),
+            ValueDimension::MaterialismOrientation => (1.0, 3.0),
+            ValueDimension::ToleranceDiversity => (0.0, 1.0),
+        }
+    }
+
+    /// `true` when a higher value means more of the named pole (direction +1); `false` when
+    /// the normalised value is flipped (direction −1).
+    pub fn positive(self) -> bool {
+        !matches!(
+            self,
+            ValueDimension::ChildRearing
+                | ValueDimension::GenderEquality
+                | ValueDimension::ToleranceDiversity
+        )
+    }
+
+    /// The English descriptors `d[0]`…`d[3]` (strongest positive pole first).
+    pub fn descriptors(self) -> [&'static str; 4] {
+        match self {
+            ValueDimension::Religiosity => [
+                "deeply religious",
+                "moderately religious",
+                "somewhat secular",
+                "highly secular",
+            ],
+            ValueDimension::ChildRearing => [
+                "firmly oriented toward independence and imagination",
+                "leaning toward independence and imagination",
+                "leaning toward obedience and religious faith",
+                "firmly oriented toward obedience and religious faith",
+            ],
+            ValueDimension::MoralAcceptability => [
+                "very permissive on contested moral issues such as abortion, divorce and homosexuality",
+                "moderately permissive on contested moral issues",
+                "morally conservative on contested issues",
+                "strictly opposed to such contested moral acts",
+            ],
+            ValueDimension::SocialTrust => [
+                "very high trust in other people",
+                "moderate trust in other people",
+                "a guarded attitude toward strangers",
+                "deep distrust of other people",
+            ],
+            ValueDimension::PoliticalParticipation => [
+                "an active political participant who signs petitions, joins boycotts and takes part in lawful demonstrations",
+                "an occasional political participant",
+                "a passive political participant",
+                "politically disengaged",
+            ],
+            ValueDimension::NationalPride => [
+                "intensely proud of your country",
+                "moderately proud of your country",
+                "lukewarm about national pride",
+                "not proud of your country",
+            ],
+            ValueDimension::Happiness => [
+                "very happy with your life",
+                "rather happy with your life",
+                "not very happy with your life",
+                "unhappy with your life",
+            ],
+            ValueDimension::GenderEquality => [
+                "strongly egalitarian on gender roles",
+                "moderately egalitarian on gender roles",
+                "somewhat traditional on gender roles",
+                "strongly traditional on gender roles",
+            ],
+            ValueDimension::MaterialismOrientation => [
+                "strongly post-materialist, prioritising freedom, voice and self-expression",
+                "leaning post-materialist",
+                "leaning materialist, prioritising economic and physical security",
+                "strongly materialist, prioritising economic and physical security",
+            ],
+            ValueDimension::ToleranceDiversity => [
+                "highly tolerant of outgroups such as immigrants, minorities and people with different lifestyles",
+                "moderately tolerant of outgroups",
+                "somewhat intolerant of outgroups",
+                "strongly intolerant of outgroups",
+            ],
+        }
+    }
+
+    /// The persona sentence for descriptor `d` (§3.2).
+    pub fn sentence(self, d: &str) -> String {
+        match self {
+            ValueDimension::Religiosity => format!("On matters of faith you are {d}."),
+            ValueDimension::ChildRearing => format!("On raising children you are {d}."),
+            ValueDimension::MoralAcceptability => {
+                format!("On contested moral choices you are {d}.")
+            }
+            ValueDimension::SocialTrust => format!("In your dealings with strangers you have {d}."),
+            ValueDimension::PoliticalParticipation => format!("Civically you are {d}."),
+            ValueDimension::NationalPride => format!("You are {d}."),
+            ValueDimension::Happiness => format!("Overall you are {d}."),
+            ValueDimension::GenderEquality => {
+                format!("On the role of women in society you are {d}.")
+            }
+            ValueDimension::MaterialismOrientation => {
+                format!("In what you prioritise in life you are {d}.")
+            }
+            ValueDimension::ToleranceDiversity => {
+                format!("Toward people unlike yourself you are {d}.")
             }
         }
     }
-    if n_items == 0.0 {
-        return Ok(vec![]);
+
+    /// The normalised score in [0, 1] along the named pole (§3.1 step 5, without the
+    /// "≤ 0 is missing" rule, which [`ValueProfile::from_scores`] applies):
+    /// `clamp((value − lo)/(hi − lo), 0, 1)`, flipped for direction −1.
+    pub fn normalise(self, value: f64) -> f64 {
+        let (lo, hi) = self.range();
+        let raw = ((value - lo) / (hi - lo)).clamp(0.0, 1.0);
+        if self.positive() {
+            raw
+        } else {
+            1.0 - raw
+        }
     }
-    Ok(mass.into_iter().map(|(k, p)| (k as f64 / 1000.0, p / n_items)).collect())
+
+    /// The quartile of a normalised score: 0 for ≥ 0.75, 1 for ≥ 0.50, 2 for ≥ 0.25, else 3
+    /// (§3.1 step 6). NaN reads as 3.
+    pub fn quartile(score: f64) -> usize {
+        if score >= 0.75 {
+            0
+        } else if score >= 0.50 {
+            1
+        } else if score >= 0.25 {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// The descriptor of `value` (in the inverted file's coding).
+    pub fn describe(self, value: f64) -> &'static str {
+        self.descriptors()[Self::quartile(self.normalise(value))]
+    }
 }
 
-/// The descriptor of a dimension value (§3.1 steps 5–6), `None` when the value is missing.
-fn descriptor(dim: &Dimension, value: f64) -> Option<&'static str> {
-    if value <= 0.0 && dim.lo > 0.0 {
-        return None;
+impl fmt::Display for ValueDimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
     }
-    let mut raw = ((value - dim.lo) / (dim.hi - dim.lo)).clamp(0.0, 1.0);
-    if dim.direction < 0 {
-        raw = 1.0 - raw;
+}
+
+/// Values of some of the ten dimensions, in the inverted file's coding. A missing dimension
+/// contributes no sentence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ValueProfile {
+    /// Value by dimension.
+    pub values: BTreeMap<ValueDimension, f64>,
+}
+
+impl ValueProfile {
+    /// A profile from dimension scores (means) with the reference's rule that a score ≤ 0
+    /// (or NaN) is missing (§3.1 step 5, §8 row 13).
+    pub fn from_scores<I: IntoIterator<Item = (ValueDimension, f64)>>(scores: I) -> Self {
+        ValueProfile {
+            values: scores.into_iter().filter(|(_, v)| *v > 0.0).collect(),
+        }
     }
-    Some(match raw {
-        r if r >= 0.75 => dim.descriptors[0],
-        r if r >= 0.50 => dim.descriptors[1],
-        r if r >= 0.25 => dim.descriptors[2],
-        _ => dim.descriptors[3],
+
+    /// The value of `dim`, if present.
+    pub fn get(&self, dim: ValueDimension) -> Option<f64> {
+        self.values.get(&dim).copied()
+    }
+
+    /// `(dimension, descriptor)` for every present dimension, in template order.
+    pub fn descriptors(&self) -> Vec<(ValueDimension, &'static str)> {
+        ValueDimension::ALL
+            .iter()
+            .filter_map(|&d| self.get(d).map(|v| (d, d.describe(v))))
+            .collect()
+    }
+
+    /// The reference's canary: religiosity is present (> 0).
+    pub fn usable(&self) -> bool {
+        self.get(ValueDimension::Religiosity)
+            .is_some_and(|v| v > 0.0)
+    }
+}
+
+/// Python's `round(x, 3)`: the decimal value of `x` correctly rounded to 3 places.
+pub fn round3(x: f64) -> f64 {
+    format!("{x:.3}").parse().unwrap_or(x)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cohorts and persona text (§3.2)
+// ---------------------------------------------------------------------------------------------
+
+/// An age group of §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cohort {
+    /// age < 36.
+    Young,
+    /// 36 ≤ age < 56.
+    Middle,
+    /// age ≥ 56.
+    Older,
+    /// Every kept respondent.
+    All,
+}
+
+impl Cohort {
+    /// In panel order.
+    pub const ALL: [Cohort; 4] = [Cohort::Young, Cohort::Middle, Cohort::Older, Cohort::All];
+
+    /// The cohort of a respondent of `age` years (never [`Cohort::All`]).
+    pub fn of_age(age: f64) -> Cohort {
+        if age < 36.0 {
+            Cohort::Young
+        } else if age < 56.0 {
+            Cohort::Middle
+        } else {
+            Cohort::Older
+        }
+    }
+
+    /// `young`, `middle`, `older`, `all`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Cohort::Young => "young",
+            Cohort::Middle => "middle",
+            Cohort::Older => "older",
+            Cohort::All => "all",
+        }
+    }
+
+    /// `(role, age_range)` of the header (§3.2).
+    pub fn header_parts(self) -> (&'static str, &'static str) {
+        match self {
+            Cohort::Young => ("young adult", ", in your 20s and early 30s"),
+            Cohort::Middle => ("middle-aged adult", ", in your 40s or 50s"),
+            Cohort::Older => ("senior citizen", ", over 60 years old"),
+            Cohort::All => ("adult citizen", ""),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Cohort::Young => "young adults (age < 36)",
+            Cohort::Middle => "middle-aged adults (age 36-55)",
+            Cohort::Older => "older adults (age >= 56)",
+            Cohort::All => "whole country (all ages)",
+        }
+    }
+}
+
+/// The persona text of §3.2: header, one sentence per present dimension in table order,
+/// closing, joined with single spaces. With no dimension at all, the reference's minimal
+/// fallback ("… You weigh moral dilemmas through the cultural values of your community.").
+pub fn persona_text(country_name: &str, cohort: Cohort, profile: &ValueProfile) -> String {
+    let (role, age_range) = cohort.header_parts();
+    let sentences: Vec<String> = profile
+        .descriptors()
+        .into_iter()
+        .map(|(d, desc)| d.sentence(desc))
+        .collect();
+    if sentences.is_empty() {
+        return format!(
+            "You are a {role} from {country_name}{age_range}. You weigh moral dilemmas through the cultural values of your community."
+        );
+    }
+    format!(
+        "You are a {role} from {country_name}{age_range}. Your worldview is shaped by the cultural values prevalent in your community. {} {CLOSING}",
+        sentences.join(" ")
+    )
+}
+
+/// The one-paragraph "WVS-profile prompt": the whole-country descriptors in one system text,
+/// e.g. "Answer as a typical person from the United States would. According to the World
+/// Values Survey (wave 7), people in the United States are on average: religiosity: moderately
+/// religious; …; national pride: moderately proud of their country; … ." Descriptors are those
+/// of the persona template with "your country" read as "their country".
+pub fn render_wvs_profile(country_name: &str, profile: &ValueProfile) -> String {
+    let head = format!("Answer as a typical person from {country_name} would.");
+    let parts: Vec<String> = profile
+        .descriptors()
+        .into_iter()
+        .map(|(d, desc)| {
+            format!(
+                "{}: {}",
+                d.label(),
+                desc.replace("your country", "their country")
+                    .replace("your life", "their life")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        return head;
+    }
+    format!(
+        "{head} According to the World Values Survey (wave 7), people in {country_name} are on average: {}.",
+        parts.join("; ")
+    )
+}
+
+/// The English name used in prompts, e.g. "the United States", "Germany" (the reference's
+/// `COUNTRY_FULL_NAMES` where it has one, e.g. GBR → "Great Britain"); the code itself for
+/// countries outside the built-in table of WVS-7 and DISCA countries.
+pub fn country_prompt_name(code: CountryCode) -> String {
+    english_name(code.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| code.to_string())
+}
+
+fn english_name(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "ALB" => "Albania",
+        "AND" => "Andorra",
+        "ARE" => "the United Arab Emirates",
+        "ARG" => "Argentina",
+        "ARM" => "Armenia",
+        "AUS" => "Australia",
+        "AUT" => "Austria",
+        "AZE" => "Azerbaijan",
+        "BGD" => "Bangladesh",
+        "BGR" => "Bulgaria",
+        "BIH" => "Bosnia and Herzegovina",
+        "BLR" => "Belarus",
+        "BOL" => "Bolivia",
+        "BRA" => "Brazil",
+        "CAN" => "Canada",
+        "CHE" => "Switzerland",
+        "CHL" => "Chile",
+        "CHN" => "China",
+        "COL" => "Colombia",
+        "CYP" => "Cyprus",
+        "CZE" => "the Czech Republic",
+        "DEU" => "Germany",
+        "DNK" => "Denmark",
+        "ECU" => "Ecuador",
+        "EGY" => "Egypt",
+        "ESP" => "Spain",
+        "EST" => "Estonia",
+        "ETH" => "Ethiopia",
+        "FIN" => "Finland",
+        "FRA" => "France",
+        "GBR" => "Great Britain",
+        "GEO" => "Georgia",
+        "GRC" => "Greece",
+        "GTM" => "Guatemala",
+        "HKG" => "Hong Kong",
+        "HRV" => "Croatia",
+        "HUN" => "Hungary",
+        "IDN" => "Indonesia",
+        "IND" => "India",
+        "IRN" => "Iran",
+        "IRQ" => "Iraq",
+        "ISL" => "Iceland",
+        "ITA" => "Italy",
+        "JOR" => "Jordan",
+        "JPN" => "Japan",
+        "KAZ" => "Kazakhstan",
+        "KEN" => "Kenya",
+        "KGZ" => "Kyrgyzstan",
+        "KOR" => "South Korea",
+        "LBN" => "Lebanon",
+        "LBY" => "Libya",
+        "LTU" => "Lithuania",
+        "LVA" => "Latvia",
+        "MAC" => "Macau",
+        "MAR" => "Morocco",
+        "MDV" => "the Maldives",
+        "MEX" => "Mexico",
+        "MKD" => "North Macedonia",
+        "MMR" => "Myanmar",
+        "MNE" => "Montenegro",
+        "MNG" => "Mongolia",
+        "MYS" => "Malaysia",
+        "NGA" => "Nigeria",
+        "NIC" => "Nicaragua",
+        "NIR" => "Northern Ireland",
+        "NLD" => "the Netherlands",
+        "NOR" => "Norway",
+        "NZL" => "New Zealand",
+        "PAK" => "Pakistan",
+        "PER" => "Peru",
+        "PHL" => "the Philippines",
+        "POL" => "Poland",
+        "PRI" => "Puerto Rico",
+        "PRT" => "Portugal",
+        "ROU" => "Romania",
+        "RUS" => "Russia",
+        "SAU" => "Saudi Arabia",
+        "SGP" => "Singapore",
+        "SRB" => "Serbia",
+        "SVK" => "Slovakia",
+        "SVN" => "Slovenia",
+        "SWE" => "Sweden",
+        "THA" => "Thailand",
+        "TJK" => "Tajikistan",
+        "TUN" => "Tunisia",
+        "TUR" => "Turkey",
+        "TWN" => "Taiwan",
+        "UKR" => "Ukraine",
+        "URY" => "Uruguay",
+        "USA" => "the United States",
+        "UZB" => "Uzbekistan",
+        "VEN" => "Venezuela",
+        "VNM" => "Vietnam",
+        "ZAF" => "South Africa",
+        "ZWE" => "Zimbabwe",
+        _ => return None,
     })
 }
 
-/// How a persona summarises each dimension's distribution.
-#[derive(Debug, Clone, Copy)]
-enum Summary {
+// ---------------------------------------------------------------------------------------------
+// Source 1: the WVS-7 individual-level file
+// ---------------------------------------------------------------------------------------------
+
+/// One cohort of one country.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CohortProfile {
+    /// Respondents kept (birth/survey-year filter) in this cohort.
+    pub respondents: usize,
+    /// Dimension scores (means rounded to 3 decimals; ≤ 0 dropped).
+    pub profile: ValueProfile,
+}
+
+/// The cohort profiles of the countries read from one WVS-7 file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WvsFileProfiles {
+    /// The file as errors name it.
+    pub file: String,
+    /// Cohort profiles (all four cohorts) of every requested country present in the file.
+    pub countries: BTreeMap<CountryCode, BTreeMap<Cohort, CohortProfile>>,
+    /// Every `B_COUNTRY_ALPHA` value in the file, sorted.
+    pub present: Vec<String>,
+}
+
+impl WvsFileProfiles {
+    /// The cohorts of `country`, or an error listing the countries present in the file.
+    pub fn cohorts(
+        &self,
+        country: CountryCode,
+    ) -> Result<&BTreeMap<Cohort, CohortProfile>, DataError> {
+        self.countries.get(&country).ok_or_else(|| {
+            if self.present.iter().any(|c| c == country.as_str()) {
+                // Present but not requested when the file was read.
+                DataError::File {
+                    file: self.file.clone(),
+                    message: format!(
+                        "{country} was not among the countries requested when the file was read"
+                    ),
+                }
+            } else {
+                DataError::unknown_country(
+                    &self.file,
+                    country.as_str(),
+                    self.present.iter().map(String::as_str),
+                )
+            }
+        })
+    }
+
+    fn usable_all(&self, country: CountryCode) -> Result<&CohortProfile, DataError> {
+        let cohorts = self.cohorts(country)?;
+        let all = cohorts.get(&Cohort::All).ok_or_else(|| DataError::File {
+            file: self.file.clone(),
+            message: format!("{country}: no whole-country group"),
+        })?;
+        if all.respondents == 0 {
+            return Err(DataError::File {
+                file: self.file.clone(),
+                message: format!(
+                    "{country}: no respondent passes the filter ({} <= {COL_BIRTH_YEAR} <= {}, {COL_SURVEY_YEAR} >= {})",
+                    BIRTH_YEARS.0, BIRTH_YEARS.1, MIN_SURVEY_YEAR
+                ),
+            });
+        }
+        if !all.profile.usable() {
+            return Err(DataError::File {
+                file: self.file.clone(),
+                message: format!(
+                    "{country}: religiosity (Q6P) has no valid answer, so the file gives no usable profile (the reference code then uses hand-written personas, which are not shipped; pass --personas FILE)"
+                ),
+            });
+        }
+        Ok(all)
+    }
+
+    /// The DISCA panel of `country`: `[young, middle, older, all]`. A cohort without a usable
+    /// profile (religiosity ≤ 0, e.g. no respondents) gets the whole-country persona.
+    pub fn panel(&self, country: CountryCode) -> Result<PersonaPanel, DataError> {
+        let all = self.usable_all(country)?;
+        let cohorts = self.cohorts(country)?;
+        let name = country_prompt_name(country);
+        let personas = Cohort::ALL
+            .iter()
+            .map(|&c| {
+                let cp = cohorts.get(&c).filter(|cp| cp.profile.usable());
+                match cp {
+                    Some(cp) => Persona {
+                        id: c.id().to_string(),
+                        label: format!("{}, n = {}", c.describe(), cp.respondents),
+                        text: persona_text(&name, c, &cp.profile),
+                    },
+                    None => Persona {
+                        id: c.id().to_string(),
+                        label: format!(
+                            "{}: no usable answers (n = {}), whole-country persona used",
+                            c.describe(),
+                            cohorts.get(&c).map_or(0, |cp| cp.respondents)
+                        ),
+                        text: persona_text(&name, Cohort::All, &all.profile),
+                    },
+                }
+            })
+            .collect();
+        Ok(PersonaPanel {
+            country,
+            source: PersonaSourceKind::WvsFile,
+            personas,
+        })
+    }
+}
+
+/// Reads a WVS-7 inverted CSV from `path` (streamed; the full file is large). `countries`:
+/// the countries to aggregate (`None`: every country whose code is a valid ISO3 code).
+pub fn load_wvs_file(
+    path: &Path,
+    countries: Option<&[CountryCode]>,
+) -> Result<WvsFileProfiles, DataError> {
+    let f = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_wvs_csv(&path.display().to_string(), f, countries)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Acc {
+    sum: f64,
+    n: usize,
+}
+
+/// Parses a WVS-7 inverted CSV (see the module docs for the procedure).
+///
+/// Format: a header row with at least `B_COUNTRY_ALPHA`, `A_YEAR`, `Q261` and the 24 item
+/// columns of [`ValueDimension::items`] (a missing column is an error naming it — the standard,
+/// non-inverted WVS file has `Q6` instead of `Q6P` and is rejected this way); the delimiter
+/// (`,`, `;` or tab) is taken from the header line; a UTF-8 byte-order mark is ignored; fields
+/// may be quoted. Every record must have as many fields as the header (else an error naming
+/// its line). In the rows of the requested countries, the used cells must be numbers (`"1"`,
+/// `"1.0"`) or empty; an empty cell is a missing answer (an empty birth or survey year drops
+/// the respondent); any other text is an error naming line and column.
+pub fn parse_wvs_csv<R: Read>(
+    file: &str,
+    reader: R,
+    countries: Option<&[CountryCode]>,
+) -> Result<WvsFileProfiles, DataError> {
+    let mut buf = BufReader::new(reader);
+    let mut first = Vec::new();
+    buf.read_until(b'\n', &mut first)
+        .map_err(|source| DataError::Io {
+            path: file.to_string(),
+            source,
+        })?;
+    if first.iter().all(u8::is_ascii_whitespace) {
+        return Err(DataError::File {
+            file: file.to_string(),
+            message: "empty file (expected a WVS-7 CSV with a header row)".into(),
+        });
+    }
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+        .unwrap_or(b',');
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .delimiter(delimiter)
+        .from_reader(std::io::Cursor::new(first).chain(buf));
+    let headers = rdr.byte_headers().map_err(|e| csv_error(file, &e))?.clone();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = String::from_utf8_lossy(h);
+        let name = name.trim_start_matches('\u{feff}').trim().to_string();
+        index.entry(name).or_insert(i);
+    }
+    let col = |name: &str| -> Result<usize, DataError> {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| DataError::field(file, 1, name, "column missing from the header (expected the WVS-7 \"inverted\" CSV, e.g. WVS_Cross-National_Wave_7_inverted_csv_v6_0.csv)"))
+    };
+    let c_country = col(COL_COUNTRY)?;
+    let c_survey = col(COL_SURVEY_YEAR)?;
+    let c_birth = col(COL_BIRTH_YEAR)?;
+    // (dimension index, column name, column index) for every item.
+    let mut item_cols: Vec<(usize, &'static str, usize)> = Vec::new();
+    for (di, d) in ValueDimension::ALL.iter().enumerate() {
+        for &item in d.items() {
+            item_cols.push((di, item, col(item)?));
+        }
+    }
+    let wanted: Option<BTreeSet<CountryCode>> = countries.map(|cs| cs.iter().copied().collect());
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    // country → cohort → per-dimension accumulator; respondents per cohort.
+    let mut acc: BTreeMap<CountryCode, BTreeMap<Cohort, (usize, Vec<Acc>)>> = BTreeMap::new();
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(file, &e)),
+        }
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let raw_country = String::from_utf8_lossy(rec.get(c_country).unwrap_or_default());
+        let raw_country = raw_country.trim();
+        if !present.contains(raw_country) {
+            present.insert(raw_country.to_string());
+        }
+        let Ok(country) = raw_country.parse::<CountryCode>() else {
+            continue;
+        };
+        if let Some(w) = &wanted {
+            if !w.contains(&country) {
+                continue;
+            }
+        }
+        let cohorts = acc.entry(country).or_insert_with(|| {
+            Cohort::ALL
+                .iter()
+                .map(|&c| (c, (0usize, vec![Acc::default(); ValueDimension::ALL.len()])))
+                .collect()
+        });
+        let cell = |i: usize, name: &str| -> Result<Option<f64>, DataError> {
+            number(file, line, name, rec.get(i))
+        };
+        let (Some(birth), Some(survey)) = (
+            cell(c_birth, COL_BIRTH_YEAR)?,
+            cell(c_survey, COL_SURVEY_YEAR)?,
+        ) else {
+            continue;
+        };
+        if birth < BIRTH_YEARS.0 || birth > BIRTH_YEARS.1 || survey < MIN_SURVEY_YEAR {
+            continue;
+        }
+        let cohort = Cohort::of_age(survey - birth);
+        let mut values: Vec<(usize, f64)> = Vec::with_capacity(item_cols.len());
+        for &(di, name, ci) in &item_cols {
+            if let Some(v) = cell(ci, name)? {
+                if v >= 0.0 {
+                    values.push((di, v));
+                }
+            }
+        }
+        for group in [cohort, Cohort::All] {
+            if let Some((n, dims)) = cohorts.get_mut(&group) {
+                *n += 1;
+                for &(di, v) in &values {
+                    dims[di].sum += v;
+                    dims[di].n += 1;
+                }
+            }
+        }
+    }
+    let countries = acc
+        .into_iter()
+        .map(|(country, cohorts)| {
+            let cohorts = cohorts
+                .into_iter()
+                .map(|(c, (n, dims))| {
+                    let scores = ValueDimension::ALL
+                        .iter()
+                        .zip(dims)
+                        .filter(|(_, a)| a.n > 0)
+                        .map(|(&d, a)| (d, round3(a.sum / a.n as f64)));
+                    (
+                        c,
+                        CohortProfile {
+                            respondents: n,
+                            profile: ValueProfile::from_scores(scores),
+                        },
+                    )
+                })
+                .collect();
+            (country, cohorts)
+        })
+        .collect();
+    Ok(WvsFileProfiles {
+        file: file.to_string(),
+        countries,
+        present: present.into_iter().filter(|s| !s.is_empty()).collect(),
+    })
+}
+
+fn number(
+    file: &str,
+    line: usize,
+    column: &str,
+    raw: Option<&[u8]>,
+) -> Result<Option<f64>, DataError> {
+    let raw = raw.unwrap_or_default();
+    let s = std::str::from_utf8(raw)
+        .map_err(|_| {
+            DataError::field(
+                file,
+                line,
+                column,
+                format!("{:?} is not a number", String::from_utf8_lossy(raw)),
+            )
+        })?
+        .trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(Some(x)),
+        _ => Err(DataError::field(
+            file,
+            line,
+            column,
+            format!("{s:?} is not a number"),
+        )),
+    }
+}
+
+fn csv_error(file: &str, e: &csv::Error) -> DataError {
+    let line = e.position().map_or(0, |p| p.line() as usize);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("record has {len} fields, the header has {expected_len}")
+        }
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => e.to_string(),
+    };
+    DataError::Line {
+        file: file.to_string(),
+        line,
+        message,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source 2: the shipped marginals
+// ---------------------------------------------------------------------------------------------
+
+/// How a marginals item (original WVS coding) maps to the inverted file's coding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recoding {
+    /// The option codes the item must have.
+    pub codes: Vec<i64>,
+    /// The inverted value of each code (`None`: the answer is dropped).
+    pub values: Vec<Option<f64>>,
+}
+
+/// The recoding of marginals item `id` (e.g. `Q6`, the source of column `Q6P`), or `None` for
+/// items that feed no dimension. See the module docs for the table.
+pub fn marginal_recoding(id: &str) -> Option<Recoding> {
+    let reverse = |k: i64, n: i64| Recoding {
+        codes: (1..=n).collect(),
+        values: (1..=n).map(|c| Some((k - c) as f64)).collect(),
+    };
+    let identity = |lo: i64, hi: i64| Recoding {
+        codes: (lo..=hi).collect(),
+        values: (lo..=hi).map(|c| Some(c as f64)).collect(),
+    };
+    let mention = || Recoding {
+        codes: vec![1, 2],
+        values: vec![Some(1.0), Some(0.0)],
+    };
+    Some(match id {
+        "Q6" | "Q46" | "Q29" | "Q30" | "Q31" | "Q199" => reverse(5, 4),
+        "Q33" => reverse(6, 5),
+        "Q57" => reverse(3, 2),
+        "Q200" => reverse(4, 3),
+        "Q254" => Recoding {
+            codes: vec![1, 2, 3, 4, 5],
+            values: vec![Some(4.0), Some(3.0), Some(2.0), Some(1.0), None],
+        },
+        "Q17" | "Q19" | "Q20" | "Q21" | "Q22" | "Q23" => mention(),
+        "Q152" | "Q153" => identity(1, 4),
+        "Q177" | "Q178" | "Q179" | "Q180" | "Q181" | "Q182" => identity(1, 10),
+        _ => return None,
+    })
+}
+
+/// A per-dimension statistic of the pooled marginal answer distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MarginalStat {
+    /// The mean, rounded to 3 decimals, ≤ 0 treated as missing (as for the WVS file).
     Mean,
+    /// The answer at percentile `p` ∈ (0, 1] along the dimension's named pole.
     Quantile(f64),
 }
 
-fn summarise(dist: &[(f64, f64)], s: Summary) -> Option<f64> {
-    if dist.is_empty() {
+/// The shipped marginals with the country names, ready to build panels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarginalsPersonas {
+    /// The file as errors name it.
+    pub file: String,
+    /// The marginals.
+    pub marginals: WvsMarginals,
+    /// The 19 country names of `wvs/country_codes.json`.
+    pub names: WvsCountries,
+}
+
+/// The quartile personas of the marginals panel: (id, percentile, label).
+pub const MARGINAL_QUANTILES: [(&str, f64, &str); 3] = [
+    (
+        "q25",
+        0.25,
+        "lower quartile: the 25th-percentile answer of each value dimension",
+    ),
+    (
+        "q50",
+        0.50,
+        "median: the 50th-percentile answer of each value dimension",
+    ),
+    (
+        "q75",
+        0.75,
+        "upper quartile: the 75th-percentile answer of each value dimension",
+    ),
+];
+
+impl MarginalsPersonas {
+    /// Loads `wvs/wvs7_country_marginals.jsonl` and `wvs/country_codes.json` from `data`.
+    pub fn load(data: &DataSource) -> Result<Self, DataError> {
+        Ok(MarginalsPersonas {
+            file: data.display_path(WVS7_MARGINALS),
+            marginals: WvsMarginals::load(data)?,
+            names: WvsCountries::load(data)?,
+        })
+    }
+
+    /// Countries with a usable whole-country profile (religiosity present), with their names
+    /// from `country_codes.json`.
+    pub fn countries(&self) -> Vec<(CountryCode, String)> {
+        self.names
+            .names
+            .iter()
+            .filter(|(c, _)| {
+                self.profile(**c, MarginalStat::Mean)
+                    .map(|p| p.usable())
+                    .unwrap_or(false)
+            })
+            .map(|(c, n)| (*c, n.clone()))
+            .collect()
+    }
+
+    fn no_source(&self, country: CountryCode) -> DataError {
+        let list: Vec<String> = self
+            .countries()
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect();
+        DataError::File {
+            file: self.file.clone(),
+            message: format!(
+                "no persona source for {country}: pass --personas FILE (persona texts as JSON), --wvs FILE (the WVS-7 individual-level inverted CSV), or choose one of the {} countries with shipped WVS-7 marginals: {}",
+                list.len(),
+                list.join(", ")
+            ),
+        }
+    }
+
+    /// The profile of `country` for `stat`. A country without marginals is the error that
+    /// names `--personas FILE`, `--wvs FILE` and the covered countries.
+    pub fn profile(
+        &self,
+        country: CountryCode,
+        stat: MarginalStat,
+    ) -> Result<ValueProfile, DataError> {
+        if !self.names.names.contains_key(&country) {
+            return Err(self.no_source(country));
+        }
+        let mut values = BTreeMap::new();
+        for d in ValueDimension::ALL {
+            let pooled = self.pooled(country, d)?;
+            if pooled.is_empty() {
+                continue;
+            }
+            match stat {
+                MarginalStat::Mean => {
+                    let total: f64 = pooled.iter().map(|(_, w)| w).sum();
+                    if total > 0.0 {
+                        let mean = pooled.iter().map(|(v, w)| v * w).sum::<f64>() / total;
+                        let mean = round3(mean);
+                        if mean > 0.0 {
+                            values.insert(d, mean);
+                        }
+                    }
+                }
+                MarginalStat::Quantile(p) => {
+                    if let Some(v) = quantile_along_pole(d, &pooled, p) {
+                        values.insert(d, v);
+                    }
+                }
+            }
+        }
+        Ok(ValueProfile { values })
+    }
+
+    /// `(inverted value, weight)` of every answer to the dimension's items in `country`;
+    /// weight = the item's answered share × the option's share.
+    fn pooled(
+        &self,
+        country: CountryCode,
+        d: ValueDimension,
+    ) -> Result<Vec<(f64, f64)>, DataError> {
+        let mut out = Vec::new();
+        for col in d.items() {
+            let id = col.strip_suffix('P').unwrap_or(col);
+            let Some(item) = self.marginals.item(id) else {
+                continue;
+            };
+            let Some(shares) = item.distributions.get(&country) else {
+                continue;
+            };
+            let answered = item.answered_share.get(&country).copied().unwrap_or(1.0);
+            let rec = checked_recoding(&self.file, item)?;
+            for (i, &share) in shares.iter().enumerate() {
+                if let Some(Some(v)) = rec.values.get(i) {
+                    out.push((*v, answered * share));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole-country profile (pooled means).
+    pub fn country_profile(&self, country: CountryCode) -> Result<ValueProfile, DataError> {
+        let p = self.profile(country, MarginalStat::Mean)?;
+        if !p.usable() {
+            return Err(DataError::File {
+                file: self.file.clone(),
+                message: format!("{country}: no religiosity (Q6) answers, so the marginals give no usable profile"),
+            });
+        }
+        Ok(p)
+    }
+
+    /// The panel `[q25, q50, q75, all]` of `country` (see the module docs).
+    pub fn panel(&self, country: CountryCode) -> Result<PersonaPanel, DataError> {
+        let all = self.country_profile(country)?;
+        let name = country_prompt_name(country);
+        let mut personas = Vec::with_capacity(DISCA_PANEL_SIZE);
+        for (id, p, label) in MARGINAL_QUANTILES {
+            let profile = self.profile(country, MarginalStat::Quantile(p))?;
+            personas.push(Persona {
+                id: id.to_string(),
+                label: label.to_string(),
+                text: persona_text(&name, Cohort::All, &profile),
+            });
+        }
+        personas.push(Persona {
+            id: Cohort::All.id().to_string(),
+            label: "whole country: the mean of each value dimension".to_string(),
+            text: persona_text(&name, Cohort::All, &all),
+        });
+        Ok(PersonaPanel {
+            country,
+            source: PersonaSourceKind::Marginals,
+            personas,
+        })
+    }
+}
+
+fn checked_recoding(file: &str, item: &WvsItem) -> Result<Recoding, DataError> {
+    let rec = marginal_recoding(&item.id).ok_or_else(|| {
+        DataError::field(
+            file,
+            item.line,
+            "id",
+            format!("{} feeds no value dimension", item.id),
+        )
+    })?;
+    if item.option_codes != rec.codes {
+        return Err(DataError::field(
+            file,
+            item.line,
+            "option_codes",
+            format!(
+                "{} has codes {:?}; the persona recoding expects {:?}",
+                item.id, item.option_codes, rec.codes
+            ),
+        ));
+    }
+    Ok(rec)
+}
+
+/// The smallest answer, ordered along `d`'s named pole, whose cumulative weight share reaches
+/// `p` (within [`QUANTILE_EPS`]).
+fn quantile_along_pole(d: ValueDimension, pooled: &[(f64, f64)], p: f64) -> Option<f64> {
+    let total: f64 = pooled.iter().map(|(_, w)| w).sum();
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
-    let v = match s {
-        Summary::Mean => dist.iter().map(|(v, p)| v * p).sum(),
-        Summary::Quantile(q) => {
-            let mut acc = 0.0;
-            dist.iter().find(|(_, p)| {
-                acc += p;
-                acc >= q - 1e-12
-            })?.0
+    // Merge equal values, then order by the normalised score (ties: by value along the pole).
+    let mut by_value: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for &(v, w) in pooled {
+        let key = (v * 1_000_000.0).round() as i64;
+        let e = by_value.entry(key).or_insert((v, 0.0));
+        e.1 += w;
+    }
+    let mut values: Vec<(f64, f64)> = by_value.into_values().collect();
+    if !d.positive() {
+        values.reverse();
+    }
+    let mut cum = 0.0;
+    for &(v, w) in &values {
+        cum += w / total;
+        if cum >= p - QUANTILE_EPS {
+            return Some(v);
+        }
+    }
+    values.last().map(|(v, _)| *v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source 3: JSON persona files
+// ---------------------------------------------------------------------------------------------
+
+/// One persona as written in a JSON file: a string (the text) or an object with `text` and
+/// optional `id` and `label`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonPersona {
+    /// Optional identifier (default `p1`, `p2`, …).
+    pub id: Option<String>,
+    /// Optional label (default `persona 1`, …).
+    pub label: Option<String>,
+    /// The persona text (not blank).
+    pub text: String,
+}
+
+impl JsonPersona {
+    fn new(id: Option<String>, label: Option<String>, text: String) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("persona text is empty".into());
+        }
+        if id.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            return Err("persona id is empty".into());
+        }
+        Ok(JsonPersona { id, label, text })
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPersona {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonPersona;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a persona: a text string or an object {\"text\": ..., \"label\": ..., \"id\": ...}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<JsonPersona, E> {
+                JsonPersona::new(None, None, s.to_string()).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<JsonPersona, A::Error> {
+                const FIELDS: &[&str] = &["id", "label", "text"];
+                let (mut id, mut label, mut text) = (None, None, None);
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "id" => id = Some(m.next_value::<String>()?),
+                        "label" => label = Some(m.next_value::<String>()?),
+                        "text" => text = Some(m.next_value::<String>()?),
+                        other => return Err(de::Error::unknown_field(other, FIELDS)),
+                    }
+                }
+                let text = text.ok_or_else(|| de::Error::missing_field("text"))?;
+                JsonPersona::new(id, label, text).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A validated list of 1..=[`MAX_JSON_PERSONAS`] personas with unique ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JsonPersonaList(pub Vec<JsonPersona>);
+
+impl JsonPersonaList {
+    fn check(v: Vec<JsonPersona>) -> Result<Self, String> {
+        if v.is_empty() || v.len() > MAX_JSON_PERSONAS {
+            return Err(format!(
+                "a panel needs 1 to {MAX_JSON_PERSONAS} personas, this list has {}",
+                v.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, p) in v.iter().enumerate() {
+            let id = p.id.clone().unwrap_or_else(|| format!("p{}", i + 1));
+            if !seen.insert(id.clone()) {
+                return Err(format!("duplicate persona id {id:?}"));
+            }
+        }
+        Ok(JsonPersonaList(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPersonaList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonPersonaList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of 1 to 16 personas")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonPersonaList, A::Error> {
+                let mut v = Vec::new();
+                while let Some(p) = seq.next_element::<JsonPersona>()? {
+                    v.push(p);
+                }
+                // Checked here, before the closing bracket is consumed, so that the error's
+                // position is the list's.
+                JsonPersonaList::check(v).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A parsed persona JSON file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonaFile {
+    /// The file as errors name it.
+    pub file: String,
+    /// The panels.
+    pub panels: JsonPanels,
+}
+
+/// The two shapes of a persona JSON file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonPanels {
+    /// `{"USA": [...], "DEU": [...]}`: one panel per country.
+    ByCountry(BTreeMap<CountryCode, JsonPersonaList>),
+    /// `[...]`: one panel for every country.
+    Shared(JsonPersonaList),
+}
+
+impl PersonaFile {
+    /// The panel of `country` (any country for a shared list; otherwise an error listing the
+    /// file's countries).
+    pub fn panel(&self, country: CountryCode) -> Result<PersonaPanel, DataError> {
+        let list = match &self.panels {
+            JsonPanels::Shared(l) => l,
+            JsonPanels::ByCountry(m) => m.get(&country).ok_or_else(|| {
+                DataError::unknown_country(
+                    &self.file,
+                    country.as_str(),
+                    m.keys().map(|c| c.as_str()),
+                )
+            })?,
+        };
+        let personas = list
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Persona {
+                id: p.id.clone().unwrap_or_else(|| format!("p{}", i + 1)),
+                label: p
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| format!("persona {}", i + 1)),
+                text: p.text.clone(),
+            })
+            .collect();
+        Ok(PersonaPanel {
+            country,
+            source: PersonaSourceKind::Json,
+            personas,
+        })
+    }
+}
+
+/// Reads a persona JSON file ([`parse_persona_json`]).
+pub fn load_persona_json(path: &Path) -> Result<PersonaFile, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_persona_json(&path.display().to_string(), &text)
+}
+
+/// Parses a persona JSON file. Two shapes:
+///
+/// ```json
+/// {"USA": [{"id": "young", "label": "young adult", "text": "You are ..."}, ...],
+///  "DEU": [{"text": "Du bist ..."}, ...]}
+/// ```
+///
+/// (one panel per ISO3 country), or a plain list `[{"text": "..."}, ...]` used for every
+/// country. Each persona is a string (its text) or an object: `text` (required, not blank),
+/// `id` (optional, unique within its panel, default `p1`, `p2`, …), `label` (optional, default
+/// `persona 1`, …); no other keys.
+/// Each panel holds 1..=16 personas; the object form needs at least one country. Errors name
+/// the file and the line of the problem.
+pub fn parse_persona_json(file: &str, text: &str) -> Result<PersonaFile, DataError> {
+    let json_err = |e: serde_json::Error| {
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let msg = e.to_string();
+        DataError::Line {
+            file: file.to_string(),
+            line: e.line(),
+            message: msg.strip_suffix(&suffix).unwrap_or(&msg).to_string(),
         }
     };
-    Some((v * 1000.0).round() / 1000.0)
-}
-
-/// "the United States", "Germany", …
-fn country_phrase(name: &str) -> String {
-    let the = ["United States", "Netherlands", "United Kingdom", "Great Britain", "Philippines", "United Arab Emirates"];
-    if the.contains(&name) {
-        format!("the {name}")
-    } else {
-        name.to_string()
-    }
-}
-
-fn render(country_name: &str, header_extra: &str, sentences: &[String]) -> String {
-    let mut parts = vec![format!(
-        "You are an adult citizen from {}{header_extra}. Your worldview is shaped by the cultural values prevalent in your community.",
-        country_phrase(country_name)
-    )];
-    parts.extend(sentences.iter().cloned());
-    parts.push("When you face a moral dilemma, you weigh the choices through this set of values and answer in a way that is consistent with the worldview above.".into());
-    parts.join(" ")
-}
-
-fn marginals_panel(data: &DataSource, country: CountryCode) -> Result<PersonaPanel, DataError> {
-    let names = WvsCountries::load(data)?;
-    let name = names.name(country)?.to_string();
-    let m = WvsMarginals::load(data)?;
-    let dists = DIMENSIONS.iter().map(|d| pooled(&m, d, country)).collect::<Result<Vec<_>, _>>()?;
-    let make = |s: Summary| -> Vec<String> {
-        DIMENSIONS
-            .iter()
-            .zip(&dists)
-            .filter_map(|(d, dist)| summarise(dist, s).and_then(|v| descriptor(d, v)).map(|desc| d.sentence.replace("{}", desc)))
-            .collect()
+    let panels = match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
+        Some('[') => JsonPanels::Shared(serde_json::from_str(text).map_err(json_err)?),
+        Some('{') => {
+            let m: BTreeMap<CountryCode, JsonPersonaList> = serde_json::from_str(text).map_err(json_err)?;
+            if m.is_empty() {
+                return Err(DataError::File {
+                    file: file.to_string(),
+                    message: "no country in the persona file".into(),
+                });
+            }
+            JsonPanels::ByCountry(m)
+        }
+        _ => {
+            return Err(DataError::File {
+                file: file.to_string(),
+                message: "expected a JSON object {\"USA\": [{\"text\": ...}, ...]} or a list [{\"text\": ...}, ...]".into(),
+            })
+        }
     };
-    let variants = [
-        ("lower quartile", ", with views at the lower quartile of your compatriots' on every value", Summary::Quantile(0.25)),
-        ("median", ", with views at the median of your compatriots' on every value", Summary::Quantile(0.5)),
-        ("upper quartile", ", with views at the upper quartile of your compatriots' on every value", Summary::Quantile(0.75)),
-        ("whole country", "", Summary::Mean),
-    ];
-    let personas = variants
-        .iter()
-        .map(|(label, extra, s)| Persona { label: label.to_string(), text: render(&name, extra, &make(*s)) })
-        .collect();
-    Ok(PersonaPanel { country, source: PersonaSourceKind::Marginals, personas })
-}
-
-/// One prompt with the country's aggregate value descriptors (the "WVS profile" baseline).
-pub fn wvs_profile_text(data: &DataSource, country: CountryCode) -> Result<String, DataError> {
-    let panel = marginals_panel(data, country)?;
-    Ok(panel.personas.last().map(|p| p.text.clone()).unwrap_or_default())
-}
-
-/// Countries with shipped marginals.
-pub fn marginal_countries(data: &DataSource) -> Result<Vec<CountryCode>, DataError> {
-    Ok(WvsCountries::load(data)?.names.keys().copied().collect())
-}
-
-/// Resolves the panel for a command: a JSON file if given, else the shipped marginals; a
-/// country neither covers gets one error naming the options.
-pub fn resolve_panel(json: Option<&Path>, data: &DataSource, country: CountryCode) -> Result<PersonaPanel, DataError> {
-    if let Some(p) = json {
-        return json_panel(p, country);
-    }
-    marginals_panel(data, country).map_err(|e| match e {
-        DataError::UnknownCountry { valid, .. } => DataError::File {
-            file: "personas".into(),
-            message: format!(
-                "no persona source for {country}: give --personas FILE (JSON of persona texts) or use a country with shipped WVS marginals ({})",
-                valid.join(", ")
-            ),
-        },
-        other => other,
+    Ok(PersonaFile {
+        file: file.to_string(),
+        panels,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The countries of `wvs/country_codes.json` that have shipped marginals with a usable
+/// profile, with their names.
+pub fn shipped_countries(data: &DataSource) -> Result<Vec<(CountryCode, String)>, DataError> {
+    Ok(MarginalsPersonas::load(data)?.countries())
+}
 
-    fn usa() -> CountryCode {
-        CountryCode::new("USA").unwrap()
-    }
-
-    #[test]
-    fn marginals_panel_follows_the_template() {
-        let p = load_panel(&PersonaSource::Marginals(DataSource::Embedded), usa()).unwrap();
-        assert_eq!(p.personas.len(), 4);
-        let whole = &p.personas[3].text;
-        assert!(whole.starts_with("You are an adult citizen from the United States. Your worldview"), "{whole}");
-        assert!(whole.ends_with("consistent with the worldview above."));
-        assert_eq!(whole.matches("On matters of faith you are").count(), 1);
-        // USA: 33% "very important" religion → mean of the reversed 1–4 scale ≈ 2.7 → raw 0.57.
-        assert!(whole.contains("On matters of faith you are moderately religious."), "{whole}");
-        // Obedience mentioned by 20% → raw 1 − 0.2 = 0.8 → independence.
-        assert!(whole.contains("firmly oriented toward independence"), "{whole}");
-        // The quartile personas differ from each other and are deterministic.
-        assert_ne!(p.personas[0].text, p.personas[2].text);
-        assert_eq!(p, load_panel(&PersonaSource::Marginals(DataSource::Embedded), usa()).unwrap());
-    }
-
-    #[test]
-    fn descriptors_and_quantiles() {
-        let d = &DIMENSIONS[0];
-        assert_eq!(descriptor(d, 4.0), Some("deeply religious"));
-        assert_eq!(descriptor(d, 3.25), Some("deeply religious"));
-        assert_eq!(descriptor(d, 3.2), Some("moderately religious"));
-        assert_eq!(descriptor(d, 1.0), Some("highly secular"));
-        assert_eq!(descriptor(d, 0.0), None, "missing values skip the sentence");
-        let dist = [(1.0, 0.2), (2.0, 0.3), (3.0, 0.5)];
-        assert_eq!(summarise(&dist, Summary::Quantile(0.25)), Some(2.0));
-        assert_eq!(summarise(&dist, Summary::Quantile(0.5)), Some(2.0));
-        assert_eq!(summarise(&dist, Summary::Quantile(0.75)), Some(3.0));
-        assert_eq!(summarise(&dist, Summary::Mean), Some(2.3));
-    }
-
-    #[test]
-    fn json_file_and_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("p.json");
-        std::fs::write(&f, r#"{"USA": ["A farmer.", {"label": "teacher", "text": "A teacher."}], "DEU": []}"#).unwrap();
-        let p = load_panel(&PersonaSource::Json(f.clone()), usa()).unwrap();
-        assert_eq!(p.personas.iter().map(|x| x.label.as_str()).collect::<Vec<_>>(), ["persona 1", "teacher"]);
-        let e = load_panel(&PersonaSource::Json(f.clone()), CountryCode::new("DEU").unwrap()).unwrap_err().to_string();
-        assert!(e.contains("needs 1 to 16 personas"), "{e}");
-        let e = load_panel(&PersonaSource::Json(f), CountryCode::new("JPN").unwrap()).unwrap_err().to_string();
-        assert!(e.contains("JPN") && e.contains("USA"), "{e}");
-        let e = resolve_panel(None, &DataSource::Embedded, CountryCode::new("JPN").unwrap()).unwrap_err().to_string();
-        assert!(e.contains("--personas FILE") && e.contains("USA"), "{e}");
-    }
+/// The codes of [`shipped_countries`].
+pub fn marginal_countries(data: &DataSource) -> Result<Vec<CountryCode>, DataError> {
+    Ok(shipped_countries(data)?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect())
 }

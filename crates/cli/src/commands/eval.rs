@@ -13,7 +13,7 @@ use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::fetch::sha256_file;
 use culturesteer_core::disca::{DiscaConfig, DiscaMode};
-use culturesteer_data::personas::{resolve_panel, wvs_profile_text};
+use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
 use culturesteer_methods::{CountryPrompt, Disca, Method, SystemPrompt, Vanilla};
 use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,8 +44,12 @@ pub struct EvalArgs {
     pub method: Vec<String>,
     /// DISCA persona panels from a JSON file ({"ISO3": [persona text, …]}); default: built from
     /// the shipped WVS-7 country marginals (19 countries).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wvs")]
     pub personas: Option<PathBuf>,
+    /// DISCA persona panels from the individual-level WVS wave-7 file ("inverted" CSV layout):
+    /// the authors' age cohorts (young < 36, middle 36–55, older ≥ 56) plus everyone.
+    #[arg(long)]
+    pub wvs: Option<PathBuf>,
     /// DISCA constants: `paper` (default; the headline number has no country prior) or
     /// `reference` (everything the authors' released code does, prior included).
     #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
@@ -147,6 +151,7 @@ pub struct MethodContext<'a> {
     pub countries: &'a [CountryCode],
     pub data: &'a DataSource,
     pub personas: Option<&'a std::path::Path>,
+    pub wvs: Option<&'a std::path::Path>,
     pub preset: PresetArg,
     pub seed: u64,
 }
@@ -181,8 +186,16 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
         if let Some(cfg) = disca_config(name, ctx.preset) {
             if panels.is_none() {
                 let mut p = BTreeMap::new();
+                // The WVS file is read once for all countries.
+                let wvs = match (ctx.personas, ctx.wvs) {
+                    (None, Some(path)) => Some(load_wvs_file(path, Some(ctx.countries))?),
+                    _ => None,
+                };
                 for &c in ctx.countries {
-                    let panel = resolve_panel(ctx.personas, ctx.data, c)?;
+                    let panel = match &wvs {
+                        Some(w) => w.panel(c)?,
+                        None => resolve_panel(ctx.personas, ctx.data, c)?,
+                    };
                     p.insert(c, panel.personas.into_iter().map(|x| x.text).collect());
                 }
                 panels = Some(p);
@@ -277,7 +290,7 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     }
     let mut methods = build_methods(
         &a.method,
-        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), preset: a.preset, seed: a.seed },
+        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), wvs: a.wvs.as_deref(), preset: a.preset, seed: a.seed },
     )?;
     let mut lm = a.model.load()?;
     let sha = sha256_file(lm.path())?;

@@ -1,9 +1,11 @@
 //! Subcommands.
 
+pub mod ablate;
 pub mod bench;
 pub mod bench_disca;
 pub mod eval;
 pub mod model;
+pub mod personas;
 pub mod replay;
 pub mod score;
 
