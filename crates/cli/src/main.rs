@@ -2,6 +2,7 @@
 
 mod commands;
 mod model_opts;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Personas(commands::personas::PersonasCmd),
     /// Run DISCA, its ablations and the baselines on one benchmark and print one table.
     Ablate(commands::ablate::AblateArgs),
+    /// Serve the (steered) model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// Benchmarks of the engine and the methods.
     #[command(subcommand)]
     Bench(commands::bench::BenchCmd),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => commands::replay::run(a),
         Command::Personas(c) => commands::personas::run(c),
         Command::Ablate(a) => commands::ablate::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Bench(c) => commands::bench::run(c),
     };
     match result {

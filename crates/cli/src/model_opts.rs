@@ -1,18 +1,39 @@
 //! Model options shared by every command that needs a model.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use culturesteer_llm::fetch;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
-use culturesteer_llm::ChatFormat;
+use culturesteer_llm::openai::{OpenAiConfig, OpenAiLm};
+use culturesteer_llm::{ChatFormat, LanguageModel};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelOpts {
     /// GGUF model file. Without it the default model (Gemma 3 270M Q4_K_M) is used and fetched
     /// into the cache on first use.
-    #[arg(long, env = "CULTURESTEER_MODEL")]
+    #[arg(long, env = "CULTURESTEER_MODEL", conflicts_with = "model_url")]
     pub model: Option<PathBuf>,
+    /// Use a model behind an OpenAI-compatible server instead of a GGUF file (vLLM, llama.cpp's
+    /// server, `culturesteer serve`), e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, env = "CULTURESTEER_MODEL_URL")]
+    pub model_url: Option<String>,
+    /// Model name to request from the server (default: the only one it serves).
+    #[arg(long, requires = "model_url")]
+    pub model_name: Option<String>,
+    /// Environment variable holding the server's API key (sent as a bearer token).
+    #[arg(long, requires = "model_url", value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Most HTTP requests in flight at once (with --model-url).
+    #[arg(long, default_value_t = 8)]
+    pub http_concurrency: usize,
+    /// Seconds one HTTP request may take before it is retried (with --model-url).
+    #[arg(long, default_value_t = 300.0)]
+    pub http_timeout: f64,
+    /// Retries on connection errors, timeouts, 429 and 5xx, with exponential backoff.
+    #[arg(long, default_value_t = 4)]
+    pub http_retries: u32,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -60,8 +81,54 @@ impl ModelOpts {
         }
     }
 
+    /// Loads the GGUF (commands that need llama.cpp itself; with --model-url they fail).
     pub fn load(&self) -> Result<LlamaLm> {
+        if let Some(url) = &self.model_url {
+            bail!("this command needs a local GGUF model; --model-url {url} is only supported by eval, ablate, score, generate and serve");
+        }
         let path = self.resolve_path()?;
         Ok(LlamaLm::load(&path, self.config())?)
     }
+
+    /// Opens the model the options name, local or remote.
+    pub fn open(&self) -> Result<OpenedModel> {
+        match &self.model_url {
+            Some(url) => {
+                let api_key = match &self.api_key_env {
+                    Some(var) => Some(std::env::var(var).with_context(|| format!("--api-key-env {var}: the variable is not set"))?),
+                    None => None,
+                };
+                if !(self.http_timeout.is_finite() && self.http_timeout > 0.0) {
+                    bail!("--http-timeout must be a positive number of seconds");
+                }
+                let cfg = OpenAiConfig {
+                    url: url.clone(),
+                    model: self.model_name.clone(),
+                    api_key,
+                    concurrency: self.http_concurrency,
+                    timeout: Duration::from_secs_f64(self.http_timeout),
+                    retries: self.http_retries,
+                    chat_format: self.chat_format.clone(),
+                    ..OpenAiConfig::default()
+                };
+                let lm = OpenAiLm::connect(cfg)?;
+                let identity = format!("openai-http {} model {}", lm.base_url(), lm.model_name());
+                Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
+            }
+            None => {
+                let lm = self.load()?;
+                let identity = fetch::sha256_file(lm.path())?;
+                let path = Some(lm.path().to_path_buf());
+                Ok(OpenedModel { lm: Box::new(lm), identity, path })
+            }
+        }
+    }
+}
+
+/// A model ready for any command: the backend, and what identifies it in run manifests (the
+/// GGUF's SHA-256, or the server URL and model name).
+pub struct OpenedModel {
+    pub lm: Box<dyn LanguageModel>,
+    pub identity: String,
+    pub path: Option<PathBuf>,
 }

@@ -41,6 +41,21 @@ pub trait LanguageModel: Send {
 
     fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>>;
 
+    /// Generates one request and passes its text on as it is produced (stop strings are held
+    /// back until they can no longer match). `on_text` returning `false` ends the generation
+    /// early (the reader went away). Backends that cannot stream call it once with the whole
+    /// text.
+    fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
+        let g = self
+            .generate(std::slice::from_ref(request))?
+            .pop()
+            .ok_or_else(|| LlmError::InvalidRequest { index: 0, what: "the backend returned no generation".into() })?;
+        if !g.text.is_empty() {
+            on_text(&g.text);
+        }
+        Ok(g)
+    }
+
     /// Answer-token resolution (specs/disca.md §1): for each label, tokenise `prompt + label`
     /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
     /// must resolve to distinct tokens.

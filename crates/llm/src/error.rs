@@ -34,6 +34,10 @@ pub enum LlmError {
     Unsupported(&'static str),
     #[error("default model fetch failed: {0}")]
     Fetch(String),
+    #[error("server {url}: {what}")]
+    Http { url: String, what: String },
+    #[error("server {url} did not return log-probabilities: {hint}")]
+    NoLogprobs { url: String, hint: String },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }

@@ -4,6 +4,8 @@
 //!   generation (greedy or seeded sampling) and tokenisation behind one trait.
 //! * [`llama::LlamaLm`]: any GGUF through llama.cpp, with prefix-shared batch scoring
 //!   ([`plan`]).
+//! * [`openai::OpenAiLm`]: any model behind an OpenAI-compatible server (vLLM, llama.cpp's
+//!   server, `culturesteer serve`).
 //! * [`fetch`]: the embedded default model (Gemma 3 270M Q4_K_M from the Python package index).
 
 pub mod backend;
@@ -11,6 +13,7 @@ pub mod chat;
 pub mod error;
 pub mod fetch;
 pub mod llama;
+pub mod openai;
 pub mod plan;
 pub mod sampling;
 pub mod types;

@@ -48,24 +48,36 @@ impl ChatMessage {
 /// A prompt: formatted text (chat template already applied, if any). The tokenizer adds the
 /// model's BOS token itself. Soft prompts (input embeddings placed before the text) will be an
 /// extra field here; backends that cannot take embeddings reject such prompts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
     pub text: String,
+    /// Already tokenised prompt (BOS included when the model wants one). When set, backends use
+    /// these ids as they are and `text` only documents the prompt; continuations are tokenised
+    /// on their own (no BOS) and appended. The HTTP protocol's token-array prompts map here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<TokenId>>,
+}
+
+impl Prompt {
+    /// A prompt given as token ids (`text` is left empty unless set by the caller).
+    pub fn from_tokens(tokens: Vec<TokenId>) -> Self {
+        Self { text: String::new(), tokens: Some(tokens) }
+    }
 }
 
 impl From<String> for Prompt {
     fn from(text: String) -> Self {
-        Self { text }
+        Self { text, tokens: None }
     }
 }
 impl From<&str> for Prompt {
     fn from(text: &str) -> Self {
-        Self { text: text.to_string() }
+        Self { text: text.to_string(), tokens: None }
     }
 }
 
 /// What to read from the model after a prompt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRequest {
     pub prompt: Prompt,
     /// Text continuations to score as whole strings: the sum of the log-probabilities of their
@@ -76,14 +88,21 @@ pub struct ScoreRequest {
     pub next_tokens: Vec<TokenId>,
     /// How many most likely next tokens to report at the end of the prompt (0 for none).
     pub top_k: usize,
+    /// Also report the log-probability of every prompt token after the first, given the
+    /// tokens before it (the HTTP protocol's `echo` with `logprobs`).
+    #[serde(default)]
+    pub prompt_logprobs: bool,
 }
 
 impl ScoreRequest {
     pub fn next_tokens(prompt: impl Into<Prompt>, tokens: Vec<TokenId>) -> Self {
-        Self { prompt: prompt.into(), continuations: vec![], next_tokens: tokens, top_k: 0 }
+        Self { prompt: prompt.into(), next_tokens: tokens, ..Default::default() }
     }
     pub fn continuations(prompt: impl Into<Prompt>, continuations: Vec<String>) -> Self {
-        Self { prompt: prompt.into(), continuations, next_tokens: vec![], top_k: 0 }
+        Self { prompt: prompt.into(), continuations, ..Default::default() }
+    }
+    pub fn top_k(prompt: impl Into<Prompt>, k: usize) -> Self {
+        Self { prompt: prompt.into(), top_k: k, ..Default::default() }
     }
 }
 
@@ -108,7 +127,7 @@ pub struct ContinuationScore {
 }
 
 /// The answer to one [`ScoreRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreResult {
     pub prompt_tokens: usize,
     pub continuations: Vec<ContinuationScore>,
@@ -116,6 +135,13 @@ pub struct ScoreResult {
     pub next_token_logprobs: Vec<f64>,
     /// Most likely next tokens at the end of the prompt, best first.
     pub top_k: Vec<TokenLogprob>,
+    /// With `prompt_logprobs`: the prompt's tokens and, for each token after the first, its
+    /// log-probability given the tokens before it (`prompt_token_logprobs[i]` belongs to
+    /// `prompt_token_ids[i + 1]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_token_ids: Vec<TokenId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_token_logprobs: Vec<f64>,
 }
 
 /// How to pick tokens when generating.

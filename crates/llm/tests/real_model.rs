@@ -56,6 +56,7 @@ fn requests(lm: &LlamaLm) -> Vec<ScoreRequest> {
                 continuations: vec!["A".into(), "Option B, because".into(), " I would spare the group".into()],
                 next_tokens: ab,
                 top_k: 40,
+                ..Default::default()
             });
         }
     }
@@ -136,7 +137,7 @@ fn log_probs_are_consistent() {
     let prompt = Prompt::from("The capital of France is");
     let vocab = lm.describe().vocab_size.unwrap();
     let r = lm
-        .score(&[ScoreRequest { prompt: prompt.clone(), continuations: vec![" Paris".into(), " Paris is".into()], next_tokens: vec![], top_k: vocab }])
+        .score(&[ScoreRequest { prompt: prompt.clone(), continuations: vec![" Paris".into(), " Paris is".into()], next_tokens: vec![], top_k: vocab, ..Default::default() }])
         .unwrap()
         .remove(0);
     // The full next-token distribution sums to one.

@@ -56,10 +56,10 @@ pub fn read_options(lm: &mut dyn LanguageModel, items: &[Item], prompts: Vec<Pro
             Readout::NextToken { labels } => {
                 let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
                 let ids = lm.resolve_answer_tokens(&prompt, &refs).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
-                ScoreRequest { prompt, continuations: vec![], next_tokens: ids, top_k: 0 }
+                ScoreRequest { prompt, continuations: vec![], next_tokens: ids, top_k: 0, ..Default::default() }
             }
-            Readout::Continuation { texts } => ScoreRequest { prompt, continuations: texts.clone(), next_tokens: vec![], top_k: 0 },
-            Readout::TopKLabels { k, .. } => ScoreRequest { prompt, continuations: vec![], next_tokens: vec![], top_k: (*k).max(1) },
+            Readout::Continuation { texts } => ScoreRequest { prompt, continuations: texts.clone(), next_tokens: vec![], top_k: 0, ..Default::default() },
+            Readout::TopKLabels { k, .. } => ScoreRequest { prompt, continuations: vec![], next_tokens: vec![], top_k: (*k).max(1), ..Default::default() },
             Readout::Generate { .. } => unreachable!("generated items are handled above"),
         };
         reqs.push(req);

@@ -123,7 +123,7 @@ fn engine(a: EngineArgs) -> Result<()> {
     // 1. Prompt processing, single sequence of 200 tokens: our scorer vs a bare decode.
     let p200 = text_of_tokens(&lm, 200, 0)?;
     let p200_text = token_text(&lm, &p200);
-    let req = ScoreRequest { prompt: p200_text.clone().into(), continuations: vec![], next_tokens: vec![], top_k: 1 };
+    let req = ScoreRequest { prompt: p200_text.clone().into(), continuations: vec![], next_tokens: vec![], top_k: 1, ..Default::default() };
     let _ = lm.score(std::slice::from_ref(&req))?; // warm-up
     let mut ours = vec![];
     let mut bare = vec![];
@@ -142,7 +142,7 @@ fn engine(a: EngineArgs) -> Result<()> {
     let batch: Vec<Vec<TokenId>> = (0..8).map(|k| text_of_tokens(&lm, 200, k + 1)).collect::<Result<_>>()?;
     let reqs: Vec<ScoreRequest> = batch
         .iter()
-        .map(|t| ScoreRequest { prompt: token_text(&lm, t).into(), continuations: vec![], next_tokens: vec![], top_k: 1 })
+        .map(|t| ScoreRequest { prompt: token_text(&lm, t).into(), continuations: vec![], next_tokens: vec![], top_k: 1, ..Default::default() })
         .collect();
     let total: usize = batch.iter().map(|b| b.len()).sum();
     let mut ours = vec![];

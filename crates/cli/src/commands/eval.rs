@@ -11,7 +11,6 @@ use culturesteer_bench::runner::{self, Progress, RunConfig};
 use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
-use culturesteer_llm::fetch::sha256_file;
 use culturesteer_core::disca::{DiscaConfig, DiscaMode};
 use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
 use culturesteer_methods::{CountryPrompt, Disca, Method, SystemPrompt, Vanilla};
@@ -292,8 +291,7 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
         &a.method,
         &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), wvs: a.wvs.as_deref(), preset: a.preset, seed: a.seed },
     )?;
-    let mut lm = a.model.load()?;
-    let sha = sha256_file(lm.path())?;
+    let mut opened = a.model.open()?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")
@@ -301,5 +299,5 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
             .progress_chars("=> "),
     );
     let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed };
-    runner::run(bench.as_ref(), &mut methods, &mut lm, &sha, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
+    runner::run(bench.as_ref(), &mut methods, opened.lm.as_mut(), &opened.identity, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
 }

@@ -58,9 +58,9 @@ pub fn run_score(a: ScoreArgs) -> Result<()> {
     if candidates.iter().any(|c| c.is_empty()) {
         bail!("--candidates contains an empty candidate");
     }
-    let mut lm = a.model.load()?;
-    let prompt = a.prompt.build(&lm)?;
-    let req = ScoreRequest { prompt: prompt.clone(), continuations: candidates, next_tokens: vec![], top_k: a.top_k };
+    let mut lm = a.model.open()?.lm;
+    let prompt = a.prompt.build(lm.as_ref())?;
+    let req = ScoreRequest { prompt: prompt.clone(), continuations: candidates, next_tokens: vec![], top_k: a.top_k, ..Default::default() };
     let res = lm.score(std::slice::from_ref(&req))?.remove(0);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&res)?);
@@ -112,8 +112,8 @@ pub fn run_generate(a: GenerateArgs) -> Result<()> {
     if !(a.temperature >= 0.0) || !(a.top_p > 0.0 && a.top_p <= 1.0) {
         bail!("--temperature must be ≥ 0 and --top-p in (0, 1]");
     }
-    let mut lm = a.model.load()?;
-    let prompt = a.prompt.build(&lm)?;
+    let mut lm = a.model.open()?.lm;
+    let prompt = a.prompt.build(lm.as_ref())?;
     let sampling = if a.temperature == 0.0 {
         Sampling::Greedy
     } else {

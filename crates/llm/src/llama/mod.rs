@@ -273,6 +273,24 @@ impl LlamaLm {
         v.into_iter().map(|t| TokenId(t.0)).collect()
     }
 
+    /// The prompt's token ids: given ones (checked against the vocabulary) or the text's.
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<TokenId>> {
+        match &prompt.tokens {
+            Some(t) => {
+                for &id in t {
+                    self.check_token(id)?;
+                }
+                Ok(t.clone())
+            }
+            None => self.tokenize(&prompt.text),
+        }
+    }
+
+    /// Tokenises text to append after other tokens: no BOS, special tokens recognised.
+    fn tokenize_plain(&self, text: &str) -> Vec<TokenId> {
+        Self::to_ids(self.model().vocab().tokenize(text.as_bytes(), false, true))
+    }
+
     fn check_token(&self, t: TokenId) -> Result<()> {
         if t.0 < 0 || t.0 as usize >= self.n_vocab {
             return Err(LlmError::TokenOutOfRange { token: t.0, vocab: self.n_vocab });
@@ -396,18 +414,20 @@ impl LlamaLm {
         // Per request: the prompt path (if any) and, per continuation, its path and tokens.
         struct Layout {
             prompt_path: Option<usize>,
+            /// The prompt's tokens, when its per-token log-probabilities were asked for.
+            echo: Option<Vec<TokenId>>,
             prompt_len: usize,
             conts: Vec<(usize, Vec<TokenId>)>,
         }
         let mut layouts = Vec::with_capacity(requests.len());
         for (i, req) in requests.iter().enumerate() {
-            if req.continuations.is_empty() && req.next_tokens.is_empty() && req.top_k == 0 {
+            if req.continuations.is_empty() && req.next_tokens.is_empty() && req.top_k == 0 && !req.prompt_logprobs {
                 return Err(LlmError::InvalidRequest { index: i, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
             }
             for &t in &req.next_tokens {
                 self.check_token(t)?;
             }
-            let p = self.tokenize(&req.prompt.text)?;
+            let p = self.prompt_tokens(&req.prompt)?;
             if p.is_empty() {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
@@ -415,14 +435,31 @@ impl LlamaLm {
                 return Err(LlmError::PromptTooLong { index: i, tokens: p.len(), limit });
             }
             let prompt_len = p.len();
-            let mut layout = Layout { prompt_path: None, prompt_len, conts: vec![] };
-            if !req.next_tokens.is_empty() || req.top_k > 0 {
-                let at = p.len() - 1;
-                paths.push(PathSpec { tokens: p.clone(), queries: vec![Query { at, tokens: req.next_tokens.clone(), top_k: req.top_k }] });
+            let mut layout = Layout { prompt_path: None, echo: None, prompt_len, conts: vec![] };
+            let wants_next = !req.next_tokens.is_empty() || req.top_k > 0;
+            if wants_next || (req.prompt_logprobs && p.len() > 1) {
+                let mut queries: Vec<Query> = Vec::new();
+                if req.prompt_logprobs {
+                    queries.extend((0..p.len() - 1).map(|at| Query { at, tokens: vec![p[at + 1]], top_k: 0 }));
+                    layout.echo = Some(p.clone());
+                }
+                let mut tokens = p.clone();
+                if wants_next {
+                    queries.push(Query { at: p.len() - 1, tokens: req.next_tokens.clone(), top_k: req.top_k });
+                } else {
+                    // Only the prompt's own tokens are read: the last one is never attended to.
+                    tokens.pop();
+                }
+                paths.push(PathSpec { tokens, queries });
                 layout.prompt_path = Some(paths.len() - 1);
+            } else if req.prompt_logprobs {
+                layout.echo = Some(p.clone());
             }
             for c in &req.continuations {
-                let full = self.tokenize(&format!("{}{}", req.prompt.text, c))?;
+                let full = match &req.prompt.tokens {
+                    Some(_) => [p.as_slice(), &self.tokenize_plain(c)].concat(),
+                    None => self.tokenize(&format!("{}{}", req.prompt.text, c))?,
+                };
                 let lcp = p.iter().zip(&full).take_while(|(a, b)| a == b).count();
                 if lcp == full.len() || lcp == 0 {
                     return Err(LlmError::InvalidRequest { index: i, what: format!("continuation {c:?} adds no scorable token") });
@@ -450,11 +487,21 @@ impl LlamaLm {
         let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
         let mut out = Vec::with_capacity(requests.len());
         for (req, layout) in requests.iter().zip(layouts) {
-            let mut res = ScoreResult { prompt_tokens: layout.prompt_len, continuations: vec![], next_token_logprobs: vec![], top_k: vec![] };
+            let mut res = ScoreResult { prompt_tokens: layout.prompt_len, ..Default::default() };
+            let n_echo = layout.echo.as_ref().map_or(0, |p| p.len() - 1);
             if let Some(pi) = layout.prompt_path {
-                let r = &reads[plan.path_reads[pi][0]];
-                res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
-                res.top_k = r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect();
+                let reads_of_path = &plan.path_reads[pi];
+                if let Some(p) = &layout.echo {
+                    res.prompt_token_logprobs = reads_of_path[..n_echo].iter().zip(&p[1..]).map(|(&r, &t)| reads[r].logprob(t)).collect();
+                }
+                if let Some(&last) = reads_of_path.get(n_echo) {
+                    let r = &reads[last];
+                    res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
+                    res.top_k = r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect();
+                }
+            }
+            if let Some(p) = layout.echo {
+                res.prompt_token_ids = p;
             }
             for ((pi, toks), text) in layout.conts.into_iter().zip(&req.continuations) {
                 let lps: Vec<f64> = plan.path_reads[pi].iter().zip(&toks).map(|(&r, &t)| reads[r].logprob(t)).collect();
@@ -481,7 +528,7 @@ impl LlamaLm {
                     return Err(LlmError::InvalidRequest { index: i, what: format!("temperature must be ≥ 0 and top_p in (0, 1], got {temperature} and {top_p}") });
                 }
             }
-            let p = self.tokenize(&req.prompt.text)?;
+            let p = self.prompt_tokens(&req.prompt)?;
             if p.is_empty() {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
@@ -496,13 +543,21 @@ impl LlamaLm {
         for (c0, reqs) in requests.chunks(chunk).enumerate() {
             let base = c0 * chunk;
             let chunk_prompts = &prompts[base..base + reqs.len()];
-            out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats)?);
+            out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats, None)?);
         }
         self.totals.add(&stats);
         Ok((out, stats))
     }
 
-    fn generate_chunk(&mut self, reqs: &[GenerateRequest], prompts: &[Vec<TokenId>], stats: &mut RunStats) -> Result<Vec<Generation>> {
+    /// Generates one chunk of requests. With `sink`, each request's new text is passed on as it
+    /// is produced (request index, text); the sink returning `false` ends that request early.
+    fn generate_chunk(
+        &mut self,
+        reqs: &[GenerateRequest],
+        prompts: &[Vec<TokenId>],
+        stats: &mut RunStats,
+        mut sink: Option<&mut dyn FnMut(usize, &str) -> bool>,
+    ) -> Result<Vec<Generation>> {
         let paths: Vec<PathSpec> = prompts
             .iter()
             .map(|p| PathSpec { tokens: p.clone(), queries: vec![Query { at: p.len() - 1, tokens: vec![], top_k: 0 }] })
@@ -543,6 +598,8 @@ impl LlamaLm {
             pos: usize,
             done: Option<FinishReason>,
             text_len: Option<usize>,
+            /// Bytes of text already passed to the sink.
+            sent: usize,
         }
         let mut states: Vec<State> = reqs
             .iter()
@@ -554,6 +611,7 @@ impl LlamaLm {
                 pos: p.len(),
                 done: if r.max_tokens == 0 { Some(FinishReason::Length) } else { None },
                 text_len: None,
+                sent: 0,
             })
             .collect();
         let mut current: Vec<Vec<f32>> = (0..reqs.len()).map(|pi| rows[&plan.path_reads[pi][0]].clone()).collect();
@@ -589,6 +647,17 @@ impl LlamaLm {
                         st.done = Some(FinishReason::Stop);
                         continue;
                     }
+                    if let Some(sink) = sink.as_mut() {
+                        let ready = streamable_len(&st.bytes, &req.stop);
+                        if ready > st.sent {
+                            let piece = std::str::from_utf8(&st.bytes[st.sent..ready]).unwrap_or_default();
+                            st.sent = ready;
+                            if !sink(i, piece) {
+                                st.done = Some(FinishReason::Stop);
+                                continue;
+                            }
+                        }
+                    }
                     if st.tokens.len() >= req.max_tokens || st.pos + 1 >= limit {
                         st.done = Some(FinishReason::Length);
                         continue;
@@ -618,15 +687,40 @@ impl LlamaLm {
         Ok(states
             .into_iter()
             .zip(prompts)
-            .map(|(st, p)| {
+            .enumerate()
+            .map(|(i, (st, p))| {
                 let mut text = String::from_utf8_lossy(&st.bytes).to_string();
                 if let Some(n) = st.text_len {
                     text.truncate(n);
+                }
+                if let Some(sink) = sink.as_mut() {
+                    if let Some(rest) = text.get(st.sent.min(text.len())..).filter(|r| !r.is_empty()) {
+                        sink(i, rest);
+                    }
                 }
                 Generation { text, tokens: st.tokens, prompt_tokens: p.len(), finish_reason: st.done.unwrap_or(FinishReason::Length) }
             })
             .collect())
     }
+}
+
+/// How many leading bytes of generated text can be streamed: complete UTF-8 characters only,
+/// and never a tail that could still grow into a stop string.
+fn streamable_len(bytes: &[u8], stop: &[String]) -> usize {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let text = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+    let mut hold = 0;
+    for s in stop.iter().filter(|s| !s.is_empty()) {
+        for (k, _) in s.char_indices().skip(1) {
+            if text.ends_with(&s[..k]) {
+                hold = hold.max(k);
+            }
+        }
+    }
+    valid - hold
 }
 
 /// What was read from one logit row.
@@ -674,7 +768,7 @@ impl LanguageModel for LlamaLm {
 
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
         let (tmpl, msgs) = match &self.template {
-            ResolvedFormat::Plain => return Ok(Prompt { text: render_plain(messages) }),
+            ResolvedFormat::Plain => return Ok(Prompt::from(render_plain(messages))),
             ResolvedFormat::Model(t) => (LlamaChatTemplate::new(t), messages.to_vec()),
             // Built-in formats: merge system turns ourselves so the rule is the same everywhere.
             ResolvedFormat::Builtin(n) if n.starts_with("gemma") => (LlamaChatTemplate::new(n), merge_system_into_user(messages)),
@@ -690,7 +784,7 @@ impl LanguageModel for LlamaLm {
             .model()
             .apply_chat_template(&tmpl, &chat, true)
             .map_err(|e| LlmError::ChatTemplate(format!("{e} (try --chat-format plain or a built-in name)")))?;
-        Ok(Prompt { text })
+        Ok(Prompt::from(text))
     }
 
     fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
@@ -712,4 +806,53 @@ impl LanguageModel for LlamaLm {
     fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
         self.generate_with_stats(requests).map(|r| r.0)
     }
+
+    fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
+        let reqs = std::slice::from_ref(request);
+        let p = self.prompt_tokens(&request.prompt)?;
+        if p.is_empty() {
+            return Err(LlmError::EmptyPrompt { index: 0 });
+        }
+        if p.len() >= self.config.ctx_per_seq {
+            return Err(LlmError::PromptTooLong { index: 0, tokens: p.len(), limit: self.config.ctx_per_seq });
+        }
+        let mut stats = RunStats::default();
+        let mut sink = |_: usize, t: &str| on_text(t);
+        let mut out = self.generate_chunk(reqs, &[p], &mut stats, Some(&mut sink))?;
+        self.totals.add(&stats);
+        out.pop().ok_or_else(|| LlmError::Decode("no generation produced".into()))
+    }
+}
+
+/// Renders chat messages with one of llama.cpp's built-in chat formats by name (`gemma`,
+/// `chatml`, `llama3`, …) without loading a model: the HTTP backend uses this when the server
+/// cannot apply its own template. Gemma-family formats get system turns merged into the first
+/// user turn, as [`LlamaLm::chat_prompt`] does.
+pub fn apply_builtin_template(name: &str, messages: &[ChatMessage]) -> Result<String> {
+    use std::ffi::CString;
+    let msgs = if name.starts_with("gemma") { merge_system_into_user(messages) } else { messages.to_vec() };
+    let cstr = |s: &str| CString::new(s).map_err(|_| LlmError::ChatTemplate("a message contains a NUL byte".into()));
+    let tmpl = cstr(name)?;
+    let owned = msgs.iter().map(|m| Ok((cstr(m.role.as_str())?, cstr(&m.content)?))).collect::<Result<Vec<_>>>()?;
+    let raw: Vec<llama_cpp_sys_2::llama_chat_message> =
+        owned.iter().map(|(r, c)| llama_cpp_sys_2::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
+    let mut cap = 256 + msgs.iter().map(|m| m.content.len() * 2 + 64).sum::<usize>();
+    for _ in 0..2 {
+        let mut buf = vec![0u8; cap];
+        // SAFETY: every pointer refers to a NUL-terminated string owned by `owned`/`tmpl`, alive
+        // for the call; `buf` has `cap` writable bytes and llama.cpp writes at most that many.
+        let n = unsafe {
+            llama_cpp_sys_2::llama_chat_apply_template(tmpl.as_ptr(), raw.as_ptr(), raw.len(), true, buf.as_mut_ptr().cast(), cap as i32)
+        };
+        if n < 0 {
+            return Err(LlmError::ChatTemplate(format!("{name:?} is not a llama.cpp built-in chat format")));
+        }
+        let n = n as usize;
+        if n <= cap {
+            buf.truncate(n);
+            return String::from_utf8(buf).map_err(|_| LlmError::ChatTemplate("template output is not UTF-8".into()));
+        }
+        cap = n;
+    }
+    Err(LlmError::ChatTemplate("template output kept growing".into()))
 }

@@ -1,0 +1,200 @@
+//! The model thread: one thread owns the model and runs queued jobs one after another, so
+//! the async front end never blocks and requests never interleave inside the engine.
+
+use super::api::ApiError;
+use culturesteer_core::disca::DiscaConfig;
+use culturesteer_core::{CountryCode, MoralDimension};
+use culturesteer_data::personas::resolve_panel;
+use culturesteer_data::DataSource;
+use culturesteer_llm::{LanguageModel, LlmError, TokenId};
+use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, PromptSpec, Readout, Vanilla};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+/// A unit of work for the model thread.
+pub type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// How an answer is steered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    Vanilla,
+    CountryPrompt,
+    Disca,
+}
+
+impl Steering {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "vanilla" => Ok(Steering::Vanilla),
+            "country-prompt" => Ok(Steering::CountryPrompt),
+            "disca" => Ok(Steering::Disca),
+            "palette" | "soft-prompt" => Err(ApiError::invalid("steering", format!("steering {s:?} is not available in this version of the server"))),
+            other => Err(ApiError::invalid("steering", format!("unknown steering {other:?} (vanilla, country-prompt, disca)"))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Steering::Vanilla => "vanilla",
+            Steering::CountryPrompt => "country-prompt",
+            Steering::Disca => "disca",
+        }
+    }
+}
+
+/// The country-prompt baseline's system text (the wording of the multitp-disca protocol).
+pub fn country_instruction(name: &str) -> String {
+    format!("Answer as a typical respondent from {name} would.")
+}
+
+/// The `/v1/choose` question frame: the DISCA protocol's frame generalised to n options
+/// (labels "Option A", "Option B", … so DISCA can swap them for debiasing).
+pub fn choose_frame(question: &str, options: &[String]) -> String {
+    let letters: Vec<char> = ('A'..='Z').take(options.len()).collect();
+    let listed: Vec<String> = options.iter().zip(&letters).map(|(o, l)| format!("Option {l}: {o}")).collect();
+    let names: Vec<String> = letters.iter().map(|l| l.to_string()).collect();
+    let (head, last) = names.split_at(names.len() - 1);
+    format!(
+        "{question}\n\n{}\n\nIf you must choose, which option would you choose? Answer with exactly one letter: {} or {}.\n\nChoice: ",
+        listed.join("\n"),
+        head.join(", "),
+        last[0]
+    )
+}
+
+/// What the model thread owns.
+pub struct Worker {
+    pub lm: Box<dyn LanguageModel>,
+    pub data: DataSource,
+    pub personas: Option<PathBuf>,
+    pub disca: DiscaConfig,
+    pub seed: u64,
+    panels: HashMap<CountryCode, Vec<String>>,
+    bos: Option<Option<TokenId>>,
+}
+
+impl Worker {
+    pub fn new(lm: Box<dyn LanguageModel>, data: DataSource, personas: Option<PathBuf>, disca: DiscaConfig, seed: u64) -> Self {
+        Self { lm, data, personas, disca, seed, panels: HashMap::new(), bos: None }
+    }
+
+    /// Runs jobs until every sender is gone. A panicking job is reported and the loop goes on.
+    pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut self))).is_err() {
+                tracing::error!("a request panicked in the model thread; continuing");
+            }
+        }
+    }
+
+    /// Tokenises without the BOS token the model's tokenizer adds.
+    pub fn tokenize(&mut self, text: &str, add_special: bool) -> Result<Vec<TokenId>, ApiError> {
+        let mut t = self.lm.tokenize(text).map_err(model_error)?;
+        if !add_special {
+            if self.bos.is_none() {
+                self.bos = Some(self.lm.tokenize("").map_err(model_error)?.first().copied());
+            }
+            if let (Some(Some(b)), Some(&first)) = (self.bos, t.first()) {
+                if first == b {
+                    t.remove(0);
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn panel(&mut self, c: CountryCode) -> Result<Vec<String>, ApiError> {
+        if let Some(p) = self.panels.get(&c) {
+            return Ok(p.clone());
+        }
+        let panel = resolve_panel(self.personas.as_deref(), &self.data, c).map_err(|e| ApiError::invalid("culture", e.to_string()))?;
+        let texts: Vec<String> = panel.personas.into_iter().map(|p| p.text).collect();
+        self.panels.insert(c, texts.clone());
+        Ok(texts)
+    }
+
+    /// `/v1/choose`: one question, its options, one country, one steering method.
+    pub fn choose(
+        &mut self,
+        country: Country,
+        question: &str,
+        options: &[String],
+        steering: Steering,
+        category: MoralDimension,
+        seed: Option<u64>,
+    ) -> Result<Answer, ApiError> {
+        let user = choose_frame(question, options);
+        let item = Item {
+            id: format!("choose-{:016x}", fnv1a(&[question, &options.join("\u{1f}")])),
+            prompt: PromptSpec { system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()), user: user.clone(), chat: true },
+            country_prompt: PromptSpec { system: Some(country_instruction(&country.name)), user, chat: true },
+            readout: Readout::NextToken { labels: ('A'..='Z').take(options.len()).map(|c| c.to_string()).collect() },
+            temperature: 1.0,
+            meta: json!({ "dimension": category }),
+        };
+        let mut method: Box<dyn Method> = match steering {
+            Steering::Vanilla => Box::new(Vanilla),
+            Steering::CountryPrompt => Box::new(CountryPrompt),
+            Steering::Disca => {
+                let panel = self.panel(country.code)?;
+                let panels = std::iter::once((country.code, panel)).collect();
+                Box::new(Disca::new("disca", self.disca.clone(), panels, seed.unwrap_or(self.seed)))
+            }
+        };
+        let mut answers = method.answer(self.lm.as_mut(), &country, std::slice::from_ref(&item)).map_err(method_error)?;
+        answers.pop().ok_or_else(|| ApiError::internal("the method returned no answer"))
+    }
+}
+
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Model errors caused by the request (too long, bad token id, template) are 422; engine
+/// failures 500; an unreachable upstream server 503.
+pub fn model_error(e: LlmError) -> ApiError {
+    match &e {
+        LlmError::Decode(_) | LlmError::Context(_) => ApiError::internal(e.to_string()),
+        LlmError::Http { .. } | LlmError::NoLogprobs { .. } => ApiError::unavailable(format!("upstream model: {e}")),
+        _ => ApiError::invalid("prompt", e.to_string()),
+    }
+}
+
+pub fn method_error(e: MethodError) -> ApiError {
+    match e {
+        MethodError::Model(m) => model_error(m),
+        other => ApiError::invalid("options", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lists_lettered_options() {
+        let f = choose_frame("Tea or coffee?", &["tea".into(), "coffee".into(), "water".into()]);
+        assert!(f.starts_with("Tea or coffee?\n\nOption A: tea\nOption B: coffee\nOption C: water\n\n"));
+        assert!(f.contains("exactly one letter: A, B or C."));
+        assert!(f.ends_with("Choice: "));
+        let two = choose_frame("Q", &["x".into(), "y".into()]);
+        assert!(two.contains("letter: A or B."));
+        // DISCA's debiasing swaps the two labels.
+        assert!(culturesteer_methods::disca::swap_labels(&two).is_some());
+    }
+
+    #[test]
+    fn steering_names() {
+        assert_eq!(Steering::parse("disca").unwrap(), Steering::Disca);
+        assert_eq!(Steering::parse("palette").unwrap_err().status.as_u16(), 422);
+        assert!(Steering::parse("DISCA").is_err());
+    }
+}
