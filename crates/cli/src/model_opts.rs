@@ -34,6 +34,9 @@ pub struct ModelOpts {
     /// Retries on connection errors, timeouts, 429 and 5xx, with exponential backoff.
     #[arg(long, default_value_t = 4)]
     pub http_retries: u32,
+    /// Prompts per scoring request to the server (scored together, sharing prefixes).
+    #[arg(long, default_value_t = 16)]
+    pub http_batch: usize,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -101,6 +104,9 @@ impl ModelOpts {
                 if !(self.http_timeout.is_finite() && self.http_timeout > 0.0) {
                     bail!("--http-timeout must be a positive number of seconds");
                 }
+                if self.http_batch == 0 || self.http_concurrency == 0 {
+                    bail!("--http-batch and --http-concurrency must be at least 1");
+                }
                 let cfg = OpenAiConfig {
                     url: url.clone(),
                     model: self.model_name.clone(),
@@ -108,6 +114,7 @@ impl ModelOpts {
                     concurrency: self.http_concurrency,
                     timeout: Duration::from_secs_f64(self.http_timeout),
                     retries: self.http_retries,
+                    batch: self.http_batch,
                     chat_format: self.chat_format.clone(),
                     ..OpenAiConfig::default()
                 };

@@ -15,6 +15,9 @@ pub enum BenchCmd {
     /// DISCA's panel (base + personas × two label orders per scenario) on the multitp-disca
     /// pool: scenarios/s, tokens per scenario vs naive, ratio to the floor, peak memory.
     Disca(DiscaBenchArgs),
+    /// N concurrent clients against `serve` on a loopback port for a bounded time: requests/s,
+    /// latency p50/p95 per request kind, errors, memory.
+    Serve(crate::commands::bench_serve::ServeBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +59,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Engine(a) => engine(a),
         BenchCmd::Disca(a) => crate::commands::bench_disca::run(a),
+        BenchCmd::Serve(a) => crate::commands::bench_serve::run(a),
     }
 }
 

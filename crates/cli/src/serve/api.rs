@@ -87,6 +87,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !value.is_object() {
             return Err(ApiError::bad_request("request body must be a JSON object"));
         }
+        for key in ["max_tokens", "max_completion_tokens", "logprobs", "n", "seed"] {
+            if let Some(v) = value.get(key).filter(|v| !v.is_null()) {
+                if !(v.is_u64() || (key == "logprobs" && v.is_boolean())) {
+                    return Err(ApiError::invalid(key, format!("{key} must be a non-negative integer, got {v}")));
+                }
+            }
+        }
         serde_json::from_value(value).map(JsonBody).map_err(|e| ApiError::invalid("body", format!("invalid request: {e}")))
     }
 }

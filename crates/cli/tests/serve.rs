@@ -1,0 +1,282 @@
+//! `culturesteer serve` on the real default model: a benchmark through the HTTP backend gives
+//! the local scores, streaming equals non-streaming, and bad requests get the right status
+//! while the server keeps serving.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start culturesteer serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("serve exited before listening").unwrap();
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                break a.trim().to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// One raw HTTP/1.1 exchange: (status, body).
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        read_response(&mut s)
+    }
+
+    fn json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (status, text) = self.http("POST", path, &body.to_string());
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn eval(args: &[&str], out: &std::path::Path) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .arg("eval")
+        .args(args)
+        .args(["--out", out.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn key(r: &serde_json::Value) -> String {
+    format!("{} {} {}", r["method"], r["country"], r["item_id"])
+}
+
+fn probs(r: &serde_json::Value) -> Vec<f64> {
+    r["probs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+#[test]
+fn benchmarks_through_http_equal_local_scores() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    // MultiTP with DISCA (next-token labels, persona panels, both label orders) and GOQA with
+    // Modular Pluralism's top-k reader (top-k lists through the server).
+    for (i, args) in [
+        vec!["multitp-disca", "--method", "vanilla,disca", "--countries", "USA", "--limit", "4"],
+        vec!["goqa", "--method", "vanilla,country-prompt", "--countries", "NGA", "--limit", "3"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let local = eval(args, &dir.path().join(format!("local{i}")));
+        let mut remote_args = args.clone();
+        remote_args.extend(["--model-url", url.as_str()]);
+        let remote = eval(&remote_args, &dir.path().join(format!("http{i}")));
+        assert_eq!(local.len(), remote.len());
+        assert!(!local.is_empty());
+        for l in &local {
+            let r = remote.iter().find(|r| key(r) == key(l)).unwrap_or_else(|| panic!("missing {}", key(l)));
+            for (a, b) in probs(l).iter().zip(probs(r)) {
+                assert!((a - b).abs() <= 1e-3, "{}: local {a} http {b}", key(l));
+            }
+        }
+    }
+    // Continuation scoring (echo) and prompt scoring agree with the local backend too.
+    let score = |extra: &[&str]| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+            .args(["score", "--prompt", "The capital of France is", "--candidates", " Paris, London", "--top-k", "5", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (l, r) = (score(&[]), score(&["--model-url", url.as_str()]));
+    for i in 0..2 {
+        let (a, b) = (l["continuations"][i]["logprob"].as_f64().unwrap(), r["continuations"][i]["logprob"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-3, "continuation {i}: {a} vs {b}");
+    }
+    for i in 0..5 {
+        assert_eq!(l["top_k"][i]["token"], r["top_k"][i]["token"]);
+        assert_eq!(l["top_k"][i]["piece"], r["top_k"][i]["piece"]);
+    }
+}
+
+#[test]
+fn streaming_choose_and_abuse() {
+    let server = Server::start(&["--max-body-bytes", "65536", "--max-queue", "2", "--max-tokens-limit", "512"]);
+    // Streaming gives the same greedy text as a plain request.
+    let body = serde_json::json!({"messages": [{"role": "user", "content": "Name three rivers."}], "max_tokens": 12, "temperature": 0});
+    let (status, plain) = server.json("/v1/chat/completions", body.clone());
+    assert_eq!(status, 200, "{plain}");
+    let mut streamed = body.clone();
+    streamed["stream"] = true.into();
+    let (status, sse) = server.http("POST", "/v1/chat/completions", &streamed.to_string());
+    assert_eq!(status, 200);
+    let mut text = String::new();
+    let mut done = false;
+    for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        text.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert!(done, "{sse}");
+    assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap());
+
+    // /v1/choose: steered probabilities over the options, with DISCA's diagnostics.
+    let (status, c) = server.json(
+        "/v1/choose",
+        serde_json::json!({"question": "Should the car swerve to save five pedestrians and kill its passenger?", "options": ["Swerve", "Stay"], "culture": "NGA"}),
+    );
+    assert_eq!(status, 200, "{c}");
+    let p: f64 = c["options"].as_array().unwrap().iter().map(|o| o["probability"].as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-9);
+    assert_eq!(c["steering"], "disca");
+    assert!(c["diagnostics"]["delta_micro"].is_number(), "{c}");
+
+    // Bad requests: the right status and an OpenAI-style error.
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("/v1/chat/completions", "{\"messages\": [".into(), 400),
+        ("/v1/completions", serde_json::json!({"prompt": "x", "max_tokens": -5}).to_string(), 422),
+        ("/v1/completions", serde_json::json!({"prompt": "x", "max_tokens": 100000}).to_string(), 422),
+        ("/v1/chat/completions", serde_json::json!({"messages": [{"role": "user", "content": "x"}], "culture": "XYZ"}).to_string(), 422),
+        ("/v1/choose", serde_json::json!({"question": "q", "options": ["a", "b", "c"], "culture": "USA", "steering": "disca"}).to_string(), 422),
+        ("/v1/chat/completions", serde_json::json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}).to_string(), 404),
+        ("/no/such/route", "{}".into(), 404),
+        ("/v1/completions", format!("{{\"prompt\": \"{}\"}}", "a".repeat(100_000)), 413),
+    ];
+    for (path, body, want) in &cases {
+        let (status, text) = server.http("POST", path, body);
+        assert_eq!(status, *want, "{path} {}: {text}", &body[..body.len().min(80)]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+    }
+
+    // A client that disconnects mid-stream: the server stops that generation and goes on.
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    let b = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true}).to_string();
+    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).unwrap();
+    let mut first = [0u8; 256];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+    let t0 = Instant::now();
+    let (status, _) = server.json("/v1/completions", serde_json::json!({"prompt": "Hello", "max_tokens": 2, "temperature": 0}));
+    assert_eq!(status, 200);
+    // Far less than 400 tokens' worth of time: the abandoned stream was cut short.
+    assert!(t0.elapsed() < Duration::from_secs(60));
+
+    // A full queue answers 429 with Retry-After instead of waiting without bound.
+    let addr = server.addr.clone();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let b = serde_json::json!({"prompt": "Tell me a story", "max_tokens": 48, "temperature": 0}).to_string();
+                let mut s = TcpStream::connect(&addr).unwrap();
+                write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()).unwrap();
+                read_response(&mut s).0
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    let (status, h) = server.http("GET", "/health", "");
+    assert_eq!(status, 200, "{h}");
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let mut server = Server::start(&[]);
+    let (status, _) = server.http("GET", "/health", "");
+    assert_eq!(status, 200);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            assert!(st.success(), "{st:?}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_model_servers_are_one_line_errors() {
+    // Nothing listens: a clear connection error, exit code 2, no panic.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["score", "--prompt", "x", "--top-k", "1", "--model-url", &dead, "--http-retries", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot connect") && err.lines().count() == 1, "{err}");
+
+    // A server that answers garbage.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().take(8) {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!");
+        }
+    });
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["score", "--prompt", "x", "--top-k", "1", "--model-url", &format!("http://{addr}"), "--http-retries", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid JSON") && err.lines().count() == 1, "{err}");
+}
