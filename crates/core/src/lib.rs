@@ -5,6 +5,7 @@
 //! Nothing here does I/O or touches a model, so the tests compile and run in seconds.
 
 pub mod country;
+pub mod de;
 pub mod disca;
 pub mod metrics;
 pub mod moral;
