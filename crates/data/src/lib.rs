@@ -23,6 +23,7 @@ pub mod hofstede;
 mod json;
 pub mod moral_machine;
 pub mod multitp;
+pub mod palette;
 pub mod personas;
 pub mod replay;
 pub mod source;
