@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use culturesteer_llm::fetch;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
-use culturesteer_llm::openai::{OpenAiConfig, OpenAiLm};
+use culturesteer_llm::openai::{HttpApi, OpenAiConfig, OpenAiLm};
 use culturesteer_llm::{ChatFormat, LanguageModel};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +37,12 @@ pub struct ModelOpts {
     /// Prompts per scoring request to the server (scored together, sharing prefixes).
     #[arg(long, default_value_t = 16)]
     pub http_batch: usize,
+    /// Endpoints to use with --model-url: completions (token-id prompts, exact scores, echo),
+    /// chat (/v1/chat/completions: for servers without a tokenizer such as OpenAI's or Ollama;
+    /// answer labels are read by text, no continuation scores), or auto (completions when the
+    /// server answers /tokenize, else chat).
+    #[arg(long, default_value = "auto", value_parser = clap::value_parser!(HttpApi))]
+    pub http_api: HttpApi,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -116,10 +122,11 @@ impl ModelOpts {
                     retries: self.http_retries,
                     batch: self.http_batch,
                     chat_format: self.chat_format.clone(),
+                    api: self.http_api,
                     ..OpenAiConfig::default()
                 };
                 let lm = OpenAiLm::connect(cfg)?;
-                let identity = format!("openai-http {} model {}", lm.base_url(), lm.model_name());
+                let identity = format!("openai-http {} model {} api {}", lm.base_url(), lm.model_name(), lm.api());
                 Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
             }
             None => {

@@ -140,6 +140,64 @@ fn benchmarks_through_http_equal_local_scores() {
         assert_eq!(l["top_k"][i]["token"], r["top_k"][i]["token"]);
         assert_eq!(l["top_k"][i]["piece"], r["top_k"][i]["piece"]);
     }
+
+    // The chat-completions path (servers without a tokenizer): label scores read by text from
+    // the top log-probs of the first generated token give the local numbers too, and chat
+    // generation gives the local greedy text.
+    let chat = ["--model-url", url.as_str(), "--http-api", "chat"];
+    let args = ["multitp-disca", "--method", "vanilla,country-prompt", "--countries", "USA", "--limit", "3"];
+    let local = eval(&args, &dir.path().join("chat-local"));
+    let remote = eval(&[args.as_slice(), &chat].concat(), &dir.path().join("chat"));
+    assert_eq!(local.len(), remote.len());
+    // A label outside the server's top 20 gets the smallest listed log-prob (an upper bound),
+    // so the numbers are close, not equal: the preferred option must agree.
+    let argmax = |p: Vec<f64>| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+    for l in &local {
+        let r = remote.iter().find(|r| key(r) == key(l)).unwrap_or_else(|| panic!("missing {}", key(l)));
+        assert_eq!(argmax(probs(l)), argmax(probs(r)), "chat API, {}: local {:?} http {:?}", key(l), probs(l), probs(r));
+    }
+    // The top list itself comes through exactly.
+    let top = |extra: &[&str]| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+            .args(["score", "--chat", "--prompt", "Which is larger, 2 or 3? Answer with one digit.", "--top-k", "10", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (l, r) = (top(&[]), top(&chat));
+    for i in 0..10 {
+        assert_eq!(l["top_k"][i]["piece"], r["top_k"][i]["piece"], "chat API top-k entry {i}");
+        let (a, b) = (l["top_k"][i]["logprob"].as_f64().unwrap(), r["top_k"][i]["logprob"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-3, "chat API top-k entry {i}: {a} vs {b}");
+    }
+    // GOQA's prompts are raw completions: through the chat API they become one user turn, so
+    // the numbers differ from a local run, but the run completes with valid distributions.
+    let goqa = eval(&[&["goqa", "--method", "vanilla", "--countries", "NGA", "--limit", "2"][..], &chat].concat(), &dir.path().join("chat-goqa"));
+    assert_eq!(goqa.len(), 2);
+    for r in &goqa {
+        assert!((probs(r).iter().sum::<f64>() - 1.0).abs() < 1e-9, "{r}");
+    }
+    let generate = |extra: &[&str]| -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+            .args(["generate", "--chat", "--prompt", "Name one colour.", "--max-tokens", "12"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (l, r) = (generate(&[]), generate(&chat));
+    assert!(l.status.success() && r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&l.stdout), String::from_utf8_lossy(&r.stdout));
+    // Whole-continuation scores need echo, which the chat API lacks: a one-line error.
+    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+        .args(["score", "--prompt", "The capital of France is", "--candidates", " Paris, London"])
+        .args(chat)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("echo") && err.trim().lines().count() == 1, "{err}");
 }
 
 #[test]
@@ -165,6 +223,26 @@ fn streaming_choose_and_abuse() {
     }
     assert!(done, "{sse}");
     assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap());
+    let roles = sse.lines().filter(|l| l.contains("\"role\":\"assistant\"")).count();
+    assert_eq!(roles, 1, "the role is named in the first chunk only: {sse}");
+
+    // Chat log-probs: one entry per generated token, each with its top list; the greedy token
+    // is the first of its list.
+    let mut with_lp = body.clone();
+    with_lp["logprobs"] = true.into();
+    with_lp["top_logprobs"] = 3.into();
+    let (status, lp) = server.json("/v1/chat/completions", with_lp.clone());
+    assert_eq!(status, 200, "{lp}");
+    assert_eq!(lp["choices"][0]["message"], plain["choices"][0]["message"]);
+    let content = lp["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert!(!content.is_empty() && content.len() <= 12);
+    for e in content {
+        let top = e["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 3, "{e}");
+        assert!((top[0]["logprob"].as_f64().unwrap() - e["logprob"].as_f64().unwrap()).abs() < 1e-9, "{e}");
+    }
+    with_lp["top_logprobs"] = 500.into();
+    assert_eq!(server.json("/v1/chat/completions", with_lp).0, 422);
 
     // /v1/choose: steered probabilities over the options, with DISCA's diagnostics.
     let (status, c) = server.json(

@@ -60,30 +60,42 @@ pub trait LanguageModel: Send {
     /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
     /// must resolve to distinct tokens.
     fn resolve_answer_tokens(&self, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
-        if labels.is_empty() {
-            return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
-        }
-        let base = self.tokenize(&prompt.text)?;
-        let mut out = Vec::with_capacity(labels.len());
-        for label in labels {
-            let full = self.tokenize(&format!("{}{}", prompt.text, label))?;
-            let i = base.iter().zip(&full).take_while(|(a, b)| a == b).count();
-            let tok = full.get(i).copied().ok_or_else(|| LlmError::InvalidRequest {
-                index: 0,
-                what: format!("answer label {label:?} adds no token to the prompt"),
-            })?;
-            out.push(tok);
-        }
-        for i in 0..out.len() {
-            for j in i + 1..out.len() {
-                if out[i] == out[j] {
-                    return Err(LlmError::InvalidRequest {
-                        index: 0,
-                        what: format!("answer labels {:?} and {:?} resolve to the same token", labels[i], labels[j]),
-                    });
-                }
+        resolve_by_tokenizer(self, prompt, labels)
+    }
+}
+
+/// The default [`LanguageModel::resolve_answer_tokens`]: tokenise `prompt + label` and take the
+/// first token that differs from the prompt's own tokenisation.
+pub fn resolve_by_tokenizer<L: LanguageModel + ?Sized>(lm: &L, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
+    if labels.is_empty() {
+        return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
+    }
+    let base = lm.tokenize(&prompt.text)?;
+    let mut out = Vec::with_capacity(labels.len());
+    for label in labels {
+        let full = lm.tokenize(&format!("{}{}", prompt.text, label))?;
+        let i = base.iter().zip(&full).take_while(|(a, b)| a == b).count();
+        let tok = full.get(i).copied().ok_or_else(|| LlmError::InvalidRequest {
+            index: 0,
+            what: format!("answer label {label:?} adds no token to the prompt"),
+        })?;
+        out.push(tok);
+    }
+    check_distinct(labels, &out)?;
+    Ok(out)
+}
+
+/// Distinct labels must resolve to distinct tokens.
+pub(crate) fn check_distinct(labels: &[&str], tokens: &[TokenId]) -> Result<()> {
+    for i in 0..tokens.len() {
+        for j in i + 1..tokens.len() {
+            if tokens[i] == tokens[j] {
+                return Err(LlmError::InvalidRequest {
+                    index: 0,
+                    what: format!("answer labels {:?} and {:?} resolve to the same token", labels[i], labels[j]),
+                });
             }
         }
-        Ok(out)
     }
+    Ok(())
 }

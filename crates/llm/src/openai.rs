@@ -20,6 +20,16 @@
 //!   (`POST /apply-template`, llama.cpp's server and `culturesteer serve`) and falls back to
 //!   `plain`; a llama.cpp built-in name (`gemma`, `chatml`, `llama3`, …) renders them here.
 //!
+//! Servers that offer no tokenizer (OpenAI's hosted API, Ollama) are used through
+//! `/v1/chat/completions` instead ([`HttpApi::Chat`], chosen automatically when `/tokenize` is
+//! missing): prompts go as the chat messages they were built from (a completion-style prompt
+//! as one user message); generation is the assistant's reply; next-token scores are the
+//! `top_logprobs` of the first generated token, matched to answer labels by their text (the
+//! first entry whose whitespace-stripped text equals the label, as Modular Pluralism's reader
+//! does). A label outside the top list gets the smallest listed log-prob, an upper bound on
+//! its true value. Whole-continuation scores and prompt log-probs need echo, which the chat
+//! API lacks: such requests fail with a one-line error.
+//!
 //! Requests run with bounded concurrency, a per-request timeout and retries with exponential
 //! backoff on connection errors, 408, 429 and 5xx (honouring `Retry-After`).
 
@@ -57,7 +67,48 @@ pub struct OpenAiConfig {
     /// Prompts per scoring request (the server scores a batch together, sharing prefixes).
     pub batch: usize,
     pub chat_format: ChatFormat,
+    /// Which endpoints to use.
+    pub api: HttpApi,
 }
+
+/// The endpoint family the HTTP backend talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpApi {
+    /// `/v1/completions` when the server can tokenise (`POST /tokenize` answers), otherwise
+    /// `/v1/chat/completions`. Decided once at connect.
+    #[default]
+    Auto,
+    /// `/v1/completions` with token-id prompts: exact scores, echo for continuations.
+    Completions,
+    /// `/v1/chat/completions`: generation and label scores read by text; no echo.
+    Chat,
+}
+
+impl std::fmt::Display for HttpApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpApi::Auto => "auto",
+            HttpApi::Completions => "completions",
+            HttpApi::Chat => "chat",
+        })
+    }
+}
+
+impl std::str::FromStr for HttpApi {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(HttpApi::Auto),
+            "completions" => Ok(HttpApi::Completions),
+            "chat" => Ok(HttpApi::Chat),
+            other => Err(format!("unknown HTTP API {other:?} (auto, completions, chat)")),
+        }
+    }
+}
+
+/// Answer labels in chat mode are numbered below this id (`-2`, `-3`, …): they stand for the
+/// label's text, matched against the server's top log-probs.
+const LABEL_ID_BASE: i32 = -2;
 
 impl Default for OpenAiConfig {
     fn default() -> Self {
@@ -73,6 +124,7 @@ impl Default for OpenAiConfig {
             top_logprobs: 20,
             batch: 16,
             chat_format: ChatFormat::Auto,
+            api: HttpApi::Auto,
         }
     }
 }
@@ -96,6 +148,10 @@ pub struct OpenAiLm {
     tokens: Mutex<HashMap<(String, bool), Vec<TokenId>>>,
     pieces: Mutex<HashMap<TokenId, String>>,
     template: Mutex<Option<Template>>,
+    /// `true` when requests go to `/v1/chat/completions` (resolved at connect).
+    chat: bool,
+    /// Chat mode: the texts of answer labels, numbered from [`LABEL_ID_BASE`] downwards.
+    labels: Mutex<Vec<String>>,
     requests: AtomicU64,
     retries: AtomicU64,
 }
@@ -244,6 +300,8 @@ impl OpenAiLm {
             tokens: Mutex::new(HashMap::new()),
             pieces: Mutex::new(HashMap::new()),
             template: Mutex::new(None),
+            chat: false,
+            labels: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
         };
@@ -261,7 +319,27 @@ impl OpenAiLm {
             None if ids.is_empty() => return Err(http_err(&url, "the server lists no models; name one with --model-name")),
             None => return Err(http_err(&url, format!("the server serves several models ({}); pick one with --model-name", ids.join(", ")))),
         };
+        lm.chat = match lm.cfg.api {
+            HttpApi::Chat => true,
+            HttpApi::Completions => false,
+            HttpApi::Auto => {
+                let can_tokenize = lm.rt.block_on(lm.tokenize_remote("hi", false)).is_ok();
+                if !can_tokenize {
+                    tracing::info!("{} cannot tokenise; using /v1/chat/completions (label scores read by text)", lm.base);
+                }
+                !can_tokenize
+            }
+        };
         Ok(lm)
+    }
+
+    /// The endpoint family in use (never `Auto` after connect).
+    pub fn api(&self) -> HttpApi {
+        if self.chat {
+            HttpApi::Chat
+        } else {
+            HttpApi::Completions
+        }
     }
 
     /// The model name requests carry.
@@ -598,14 +676,7 @@ impl OpenAiLm {
             None => json!(req.prompt.text),
         };
         let mut body = json!({ "model": self.model, "prompt": prompt, "max_tokens": req.max_tokens });
-        match req.sampling {
-            Sampling::Greedy => body["temperature"] = json!(0.0),
-            Sampling::Seeded { temperature, top_p, seed } => {
-                body["temperature"] = json!(temperature);
-                body["top_p"] = json!(top_p);
-                body["seed"] = json!(seed);
-            }
-        }
+        Self::sampling_fields(&mut body, &req.sampling);
         if !req.stop.is_empty() {
             body["stop"] = json!(req.stop);
         }
@@ -613,6 +684,134 @@ impl OpenAiLm {
         let url = self.completions_url();
         let c = choices(&v, &url, 1)?.remove(0);
         let text = c.get("text").and_then(Value::as_str).ok_or_else(|| http_err(&url, "choice has no \"text\""))?.to_string();
+        let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
+            Some("length") => FinishReason::Length,
+            _ => FinishReason::Stop,
+        };
+        let prompt_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as usize;
+        Ok(Generation { text, tokens: vec![], prompt_tokens, finish_reason })
+    }
+
+    fn chat_url(&self) -> String {
+        format!("{}/v1/chat/completions", self.base)
+    }
+
+    /// The messages a prompt is sent as in chat mode.
+    fn messages_of(&self, index: usize, prompt: &Prompt) -> Result<Vec<ChatMessage>> {
+        match (&prompt.messages, &prompt.tokens) {
+            (Some(m), _) => Ok(m.clone()),
+            (None, None) if !prompt.text.is_empty() => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!("{}: completion-style prompts are sent as one user message, so the server's chat template applies (scores differ from /v1/completions)", self.chat_url())
+                });
+                Ok(vec![ChatMessage::user(prompt.text.clone())])
+            }
+            (None, None) => Err(LlmError::EmptyPrompt { index }),
+            (None, Some(_)) => Err(LlmError::InvalidRequest {
+                index,
+                what: format!("{} takes chat messages, not token-id prompts (use a server with /tokenize and --http-api completions)", self.chat_url()),
+            }),
+        }
+    }
+
+    /// The label a chat-mode label id stands for.
+    fn label_text(&self, token: TokenId) -> Option<String> {
+        let i = usize::try_from(LABEL_ID_BASE - token.0).ok()?;
+        self.labels.lock().ok()?.get(i).cloned()
+    }
+
+    fn label_id(&self, label: &str) -> TokenId {
+        let mut l = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let i = l.iter().position(|x| x == label).unwrap_or_else(|| {
+            l.push(label.to_string());
+            l.len() - 1
+        });
+        TokenId(LABEL_ID_BASE - i as i32)
+    }
+
+    fn sampling_fields(body: &mut Value, sampling: &Sampling) {
+        match *sampling {
+            Sampling::Greedy => body["temperature"] = json!(0.0),
+            Sampling::Seeded { temperature, top_p, seed } => {
+                body["temperature"] = json!(temperature);
+                body["top_p"] = json!(top_p);
+                body["seed"] = json!(seed);
+            }
+        }
+    }
+
+    /// Chat mode: one `/v1/chat/completions` request per prompt, `max_tokens` 1 with
+    /// `top_logprobs`; labels are matched by text.
+    async fn chat_score_one(&self, index: usize, req: &ScoreRequest) -> Result<ScoreResult> {
+        let url = self.chat_url();
+        if !req.continuations.is_empty() || req.prompt_logprobs {
+            return Err(LlmError::NoLogprobs {
+                url,
+                hint: format!(
+                    "request {index} scores given text (continuations or prompt log-probs), which needs echo on /v1/completions; the chat API only reports log-probs of generated tokens (use a vLLM, llama.cpp or culturesteer server with --http-api completions)"
+                ),
+            });
+        }
+        if req.next_tokens.is_empty() && req.top_k == 0 {
+            return Err(LlmError::InvalidRequest { index, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
+        }
+        let k = req.top_k.max(if req.next_tokens.is_empty() { 0 } else { self.cfg.top_logprobs }).max(1);
+        let body = json!({
+            "model": self.model, "messages": self.messages_of(index, &req.prompt)?,
+            "max_tokens": 1, "temperature": 0.0, "logprobs": true, "top_logprobs": k,
+        });
+        let v = self.post("/v1/chat/completions", &body).await?;
+        let c = choices(&v, &url, 1)?.remove(0);
+        let no_lp = |what: &str| LlmError::NoLogprobs {
+            url: url.clone(),
+            hint: format!("{what}; the chat API returns them with \"logprobs\": true and \"top_logprobs\" (OpenAI up to 20, vLLM up to --max-logprobs, llama.cpp's server and culturesteer serve support them)"),
+        };
+        let pos = positions(&c).ok_or_else(|| no_lp("the answer carries no log-probs"))?;
+        let mut top: TopList = pos.into_iter().next().map(|(_, t)| t).unwrap_or_default();
+        if top.is_empty() {
+            return Err(no_lp("the answer carries no top log-probs"));
+        }
+        top.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let floor = top.iter().map(|e| e.2).fold(f64::INFINITY, f64::min);
+        let mut res = ScoreResult {
+            prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as usize,
+            ..Default::default()
+        };
+        for &t in &req.next_tokens {
+            let want = match self.label_text(t) {
+                Some(label) => label,
+                None => self.piece_remote(t).await?,
+            };
+            let want = want.trim();
+            let found = top.iter().find(|e| e.0 == Some(t) || e.1.trim() == want).map(|e| e.2);
+            if found.is_none() {
+                tracing::debug!("label {want:?} is not among the top {} log-probs; using the smallest listed one", top.len());
+            }
+            res.next_token_logprobs.push(found.unwrap_or(floor));
+        }
+        res.top_k = top
+            .into_iter()
+            .take(req.top_k)
+            .map(|(id, text, logprob)| TokenLogprob { token: id.unwrap_or(TokenId(-1)), piece: text, logprob })
+            .collect();
+        Ok(res)
+    }
+
+    async fn chat_generate_one(&self, index: usize, req: &GenerateRequest) -> Result<Generation> {
+        let mut body = json!({ "model": self.model, "messages": self.messages_of(index, &req.prompt)?, "max_tokens": req.max_tokens });
+        Self::sampling_fields(&mut body, &req.sampling);
+        if !req.stop.is_empty() {
+            body["stop"] = json!(req.stop);
+        }
+        let v = self.post("/v1/chat/completions", &body).await?;
+        let url = self.chat_url();
+        let c = choices(&v, &url, 1)?.remove(0);
+        let text = c
+            .pointer("/message/content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| http_err(&url, "choice has no \"message\".\"content\" text"))?
+            .to_string();
         let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
             Some("length") => FinishReason::Length,
             _ => FinishReason::Stop,
@@ -629,6 +828,7 @@ impl OpenAiLm {
             ChatFormat::Plain => Template::Plain,
             ChatFormat::Builtin(n) => Template::Builtin(n.clone()),
             ChatFormat::Template => Template::Server,
+            ChatFormat::Auto if self.chat => Template::Plain,
             ChatFormat::Auto => {
                 let probe = self.rt.block_on(self.post("/apply-template", &json!({ "messages": [{"role": "user", "content": "hi"}] })));
                 match probe {
@@ -669,6 +869,76 @@ impl LanguageModel for OpenAiLm {
     }
 
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
+        let mut p = self.render_chat(messages)?;
+        p.messages = Some(messages.to_vec());
+        Ok(p)
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
+        self.rt.block_on(self.tokenize_remote(text, true))
+    }
+
+    fn token_piece(&self, token: TokenId) -> String {
+        if let Some(label) = self.label_text(token) {
+            return label;
+        }
+        self.rt.block_on(self.piece_remote(token)).unwrap_or_default()
+    }
+
+    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
+        if self.chat {
+            let this = &*self;
+            return this.rt.block_on(async {
+                futures::stream::iter(requests.iter().enumerate().map(|(i, r)| this.chat_score_one(i, r)))
+                    .buffered(this.cfg.concurrency)
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect()
+            });
+        }
+        self.rt.block_on(self.score_all(requests))
+    }
+
+    fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
+        let this = &*self;
+        let n = this.cfg.concurrency;
+        this.rt.block_on(async {
+            futures::stream::iter(requests.iter().enumerate().map(|(i, r)| async move {
+                if this.chat {
+                    this.chat_generate_one(i, r).await
+                } else {
+                    this.generate_one(r).await
+                }
+            }))
+            .buffered(n)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+        })
+    }
+
+    /// Completions mode: by the tokenizer (exact). Chat mode: each label stands for its text.
+    fn resolve_answer_tokens(&self, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
+        if !self.chat {
+            return crate::backend::resolve_by_tokenizer(self, prompt, labels);
+        }
+        if labels.is_empty() {
+            return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
+        }
+        let trimmed: Vec<&str> = labels.iter().map(|l| l.trim()).collect();
+        if let Some(l) = trimmed.iter().find(|l| l.is_empty()) {
+            return Err(LlmError::InvalidRequest { index: 0, what: format!("answer label {l:?} is blank") });
+        }
+        let ids: Vec<TokenId> = trimmed.iter().map(|l| self.label_id(l)).collect();
+        crate::backend::check_distinct(labels, &ids)?;
+        Ok(ids)
+    }
+}
+
+impl OpenAiLm {
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<Prompt> {
         match self.resolved_template()? {
             Template::Plain => Ok(Prompt::from(render_plain(messages))),
             Template::Builtin(n) => crate::llama::apply_builtin_template(&n, messages).map(Prompt::from),
@@ -680,31 +950,6 @@ impl LanguageModel for OpenAiLm {
                     .ok_or_else(|| LlmError::ChatTemplate(format!("{}/apply-template gave no \"prompt\" text", self.base)))
             }
         }
-    }
-
-    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
-        self.rt.block_on(self.tokenize_remote(text, true))
-    }
-
-    fn token_piece(&self, token: TokenId) -> String {
-        self.rt.block_on(self.piece_remote(token)).unwrap_or_default()
-    }
-
-    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
-        self.rt.block_on(self.score_all(requests))
-    }
-
-    fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
-        let this = &*self;
-        let n = this.cfg.concurrency;
-        this.rt.block_on(async {
-            futures::stream::iter(requests.iter().map(|r| this.generate_one(r)))
-                .buffered(n)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect()
-        })
     }
 }
 

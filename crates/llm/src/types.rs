@@ -56,23 +56,29 @@ pub struct Prompt {
     /// on their own (no BOS) and appended. The HTTP protocol's token-array prompts map here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Vec<TokenId>>,
+    /// The chat messages `text` was rendered from, when it came from
+    /// [`LanguageModel::chat_prompt`](crate::LanguageModel::chat_prompt) of a backend that may
+    /// need them again (the HTTP backend's chat-completions API takes messages, not text).
+    /// Backends that render prompts themselves ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
 }
 
 impl Prompt {
     /// A prompt given as token ids (`text` is left empty unless set by the caller).
     pub fn from_tokens(tokens: Vec<TokenId>) -> Self {
-        Self { text: String::new(), tokens: Some(tokens) }
+        Self { text: String::new(), tokens: Some(tokens), messages: None }
     }
 }
 
 impl From<String> for Prompt {
     fn from(text: String) -> Self {
-        Self { text, tokens: None }
+        Self { text, tokens: None, messages: None }
     }
 }
 impl From<&str> for Prompt {
     fn from(text: &str) -> Self {
-        Self { text: text.to_string(), tokens: None }
+        Self { text: text.to_string(), tokens: None, messages: None }
     }
 }
 

@@ -180,6 +180,8 @@ pub struct ChatRequest {
     pub stream: bool,
     #[serde(default)]
     pub logprobs: bool,
+    /// With `logprobs`: how many most likely tokens to list at each generated position.
+    pub top_logprobs: Option<u32>,
     pub n: Option<u32>,
     #[serde(flatten)]
     pub steering: Steering,

@@ -306,9 +306,20 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
     if steering == Steering::Disca {
         return Err(ApiError::invalid("steering", "disca steers a choice between given options: use /v1/choose"));
     }
-    if req.logprobs {
-        return Err(ApiError::invalid("logprobs", "chat completions do not report log-probs here; use /v1/completions with logprobs or /v1/choose"));
-    }
+    let top_n = match (req.logprobs, req.top_logprobs) {
+        (false, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs needs \"logprobs\": true")),
+        (false, None) => None,
+        (true, n) => {
+            let n = n.unwrap_or(0);
+            if n > s.limits.max_logprobs {
+                return Err(ApiError::invalid("top_logprobs", format!("top_logprobs {n} is above this server's limit of {}", s.limits.max_logprobs)));
+            }
+            if req.stream {
+                return Err(ApiError::invalid("stream", "streaming does not report log-probs here; ask without \"stream\""));
+            }
+            Some(n as usize)
+        }
+    };
     let mut messages = wire_messages(&req.messages)?;
     if let (Steering::CountryPrompt, Some(c)) = (steering, &country) {
         messages.insert(0, ChatMessage::system(country_instruction(&c.name)));
@@ -321,9 +332,12 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
     let culture = country.as_ref().map(|c| c.code.to_string());
     if req.stream {
         let (name, id2, culture2) = (s.name.clone(), id.clone(), culture.clone());
+        // OpenAI names the role in the first chunk only.
+        let first = std::sync::atomic::AtomicBool::new(true);
         return stream_response(&s, gen, Some(messages), move |text, finish| {
             let delta = match text {
-                Some(t) => json!({ "role": "assistant", "content": t }),
+                Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => json!({ "role": "assistant", "content": t }),
+                Some(t) => json!({ "content": t }),
                 None => json!({}),
             };
             json!({
@@ -333,20 +347,52 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
             })
         });
     }
-    let g: Generation = s
+    let (g, logprobs): (Generation, Value) = s
         .run(move |w| {
             let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
-            let mut gens = w.lm.generate(&[GenerateRequest { prompt, ..gen }]).map_err(model_error)?;
-            gens.pop().ok_or_else(|| ApiError::internal("no generation"))
+            let mut gens = w.lm.generate(&[GenerateRequest { prompt: prompt.clone(), ..gen }]).map_err(model_error)?;
+            let g = gens.pop().ok_or_else(|| ApiError::internal("no generation"))?;
+            let lp = match top_n {
+                Some(n) => chat_logprobs(w, &prompt, &g, n)?,
+                None => Value::Null,
+            };
+            Ok((g, lp))
         })
         .await?;
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": s.name,
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": g.text }, "finish_reason": finish_str(g.finish_reason) }],
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": g.text }, "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) }],
         "usage": usage(g.prompt_tokens, g.tokens.len()),
         "culture": culture, "steering": steering.as_str(),
     }))
     .into_response())
+}
+
+/// The chat-style `logprobs` object of a generation: for each generated token its log-prob and
+/// the `n` most likely tokens at that position (one batch: the positions share the prompt).
+fn chat_logprobs(w: &mut Worker, prompt: &Prompt, g: &Generation, n: usize) -> Result<Value, ApiError> {
+    let base = w.lm.tokenize(&prompt.text).map_err(model_error)?;
+    let reqs: Vec<ScoreRequest> = (0..g.tokens.len())
+        .map(|i| ScoreRequest {
+            prompt: Prompt::from_tokens([base.as_slice(), &g.tokens[..i]].concat()),
+            next_tokens: vec![g.tokens[i]],
+            top_k: n,
+            ..Default::default()
+        })
+        .collect();
+    let results = if reqs.is_empty() { vec![] } else { w.lm.score(&reqs).map_err(model_error)? };
+    let entry = |piece: String, logprob: f64| json!({ "token": piece, "logprob": logprob, "bytes": piece.as_bytes() });
+    let content: Vec<Value> = g
+        .tokens
+        .iter()
+        .zip(&results)
+        .map(|(&t, r)| {
+            let mut e = entry(w.lm.token_piece(t), r.next_token_logprobs[0]);
+            e["top_logprobs"] = Value::Array(r.top_k.iter().map(|x| entry(x.piece.clone(), x.logprob)).collect());
+            e
+        })
+        .collect();
+    Ok(json!({ "content": content }))
 }
 
 fn token_string(w: &Worker, t: TokenId, as_ids: bool) -> String {
