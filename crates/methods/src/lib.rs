@@ -6,6 +6,7 @@
 //! is asked (system text, persona panels, aggregation); the benchmark keeps its own prompt frame.
 
 pub mod disca;
+pub mod gate;
 pub mod readout;
 pub mod vanilla;
 
