@@ -28,8 +28,6 @@ pub const CONTINENTS: &str = "continents/continents.csv";
 /// The template file, relative to the data root.
 pub const TEMPLATES: &str = "palette/templates.json";
 
-const CONTINENTS_TEXT: &str = include_str!("../../../data/continents/continents.csv");
-const TEMPLATES_TEXT: &str = include_str!("../../../data/palette/templates.json");
 
 /// Override spec that turns the M49 table into the grouping of CultureSPA's 18 countries
 /// (Russia under Asia), which Cultural Palette very likely uses (`specs/palette.md` §3).
@@ -125,19 +123,14 @@ pub struct ContinentMap {
 impl ContinentMap {
     /// The embedded `data/continents/continents.csv`.
     pub fn embedded() -> Result<Self, DataError> {
-        Self::parse(&format!("data/{CONTINENTS}"), CONTINENTS_TEXT)
+        Self::load(&DataSource::Embedded)
     }
 
     /// `continents/continents.csv` from `source` (the embedded copy for
     /// [`DataSource::Embedded`]).
     pub fn load(source: &DataSource) -> Result<Self, DataError> {
-        match source {
-            DataSource::Embedded => Self::embedded(),
-            DataSource::Dir(_) => {
-                let text = source.read(CONTINENTS)?;
-                Self::parse(&source.display_path(CONTINENTS), &text)
-            }
-        }
+        let text = source.read(CONTINENTS)?;
+        Self::parse(&source.display_path(CONTINENTS), &text)
     }
 
     /// A CSV file with the columns `iso3,continent` (extra columns are ignored).
@@ -427,19 +420,14 @@ pub struct PaletteTemplates {
 impl PaletteTemplates {
     /// The embedded `data/palette/templates.json`.
     pub fn embedded() -> Result<Self, DataError> {
-        Self::parse(&format!("data/{TEMPLATES}"), TEMPLATES_TEXT)
+        Self::load(&DataSource::Embedded)
     }
 
     /// `palette/templates.json` from `source` (the embedded copy for
     /// [`DataSource::Embedded`]).
     pub fn load(source: &DataSource) -> Result<Self, DataError> {
-        match source {
-            DataSource::Embedded => Self::embedded(),
-            DataSource::Dir(_) => {
-                let text = source.read(TEMPLATES)?;
-                Self::parse(&source.display_path(TEMPLATES), &text)
-            }
-        }
+        let text = source.read(TEMPLATES)?;
+        Self::parse(&source.display_path(TEMPLATES), &text)
     }
 
     /// A template file in the format of `data/palette/templates.json`.

@@ -16,6 +16,7 @@ macro_rules! embed {
 }
 
 embed! {
+    "continents/continents.csv",
     "disca_reference/human_targets_20.csv",
     "disca_reference/results/phi_4/comparison.csv",
     "disca_reference/results/phi_4/swa_results_ARG.csv",
@@ -87,6 +88,7 @@ embed! {
     "multitp/languages.csv",
     "multitp/multitp_spec.json",
     "multitp/vignettes_en.jsonl",
+    "palette/templates.json",
     "wvs/country_codes.json",
     "wvs/wvs7_country_marginals.jsonl",
 }

@@ -331,8 +331,8 @@ fn templates_for_all_stages_and_variants() {
     }
     assert_eq!(t.get(names::DRAFT_ENTRY).unwrap().role, Role::Fragment);
     assert_eq!(t.get(names::DECIDE_SYSTEM).unwrap().role, Role::System);
-    // drafts are country-independent, so they can be shared across countries
-    assert!(!t.get(names::AGENT_DRAFT).unwrap().uses("country"));
+    // drafts are about the target country (the stage 1)
+    assert!(t.get(names::AGENT_DRAFT).unwrap().uses("country"));
     assert_eq!(PaletteTemplates::load(&EMB).unwrap(), t);
 }
 
@@ -382,7 +382,7 @@ fn render_drafts_joins_entries() {
 fn render_errors_name_template_and_placeholder() {
     let t = templates();
     let e = t
-        .render(names::AGENT_DRAFT, &[("continent", "Asia")])
+        .render(names::AGENT_DRAFT, &[("continent", "Asia"), ("country", "Japan")])
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -524,7 +524,7 @@ fn templates_from_path_and_data_dir() {
     assert_eq!(
         e,
         format!(
-            "{} template agent_draft: no value for placeholder {{question}}",
+            "{} template agent_draft: no value for placeholder {{country}}",
             p.display()
         )
     );

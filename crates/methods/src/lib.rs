@@ -7,6 +7,7 @@
 
 pub mod disca;
 pub mod gate;
+pub mod palette;
 pub mod readout;
 pub mod vanilla;
 
@@ -15,6 +16,7 @@ use culturesteer_llm::{LanguageModel, LlmError};
 use serde::{Deserialize, Serialize};
 
 pub use disca::Disca;
+pub use palette::{Palette, PaletteConfig, PaletteVariant};
 pub use readout::{read_options, render_prompt};
 pub use vanilla::{CountryPrompt, SystemPrompt, Vanilla};
 

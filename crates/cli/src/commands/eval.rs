@@ -13,7 +13,8 @@ use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_core::disca::{DiscaConfig, DiscaMode};
 use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
-use culturesteer_methods::{CountryPrompt, Disca, Method, SystemPrompt, Vanilla};
+use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
+use culturesteer_methods::{CountryPrompt, Disca, Method, Palette, PaletteConfig, PaletteVariant, SystemPrompt, Vanilla};
 use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub struct EvalArgs {
     /// ablations disca-no-persona, disca-consensus, disca-always-is, disca-no-debias,
     /// disca-floor (persona utility floor 0.5). Every DISCA method is also reported with the
     /// country prior as `<name>+prior`; vanilla is added when a DISCA method is asked for.
+    /// Cultural Palette: palette, and its ablations palette-cd (without cultural drafts),
+    /// palette-sr (without self-regulation: drafts go straight to the decision), palette-cm
+    /// (without merging of expert adapters; equal to palette when no experts are given).
     #[arg(long, value_delimiter = ',', default_value = "vanilla")]
     pub method: Vec<String>,
     /// DISCA persona panels from a JSON file ({"ISO3": [persona text, …]}); default: built from
@@ -102,7 +106,30 @@ pub struct EvalArgs {
     #[arg(long, default_value = "logits_expectation")]
     pub vsm13_answer_mode: String,
     #[command(flatten)]
+    pub palette: PaletteOpts,
+    #[command(flatten)]
     pub model: ModelOpts,
+}
+
+/// Options of the Cultural Palette methods.
+#[derive(Args, Debug, Clone)]
+pub struct PaletteOpts {
+    /// palette: most tokens of each continent agent's draft.
+    #[arg(long, default_value_t = 96)]
+    pub palette_draft_tokens: usize,
+    /// palette: most tokens of the meta agent's summary.
+    #[arg(long, default_value_t = 128)]
+    pub palette_summary_tokens: usize,
+    /// palette: continent overrides for the target countries, e.g. "RUS=Asia,USA=America"
+    /// (default map: UN M49 regions, data/continents).
+    #[arg(long)]
+    pub continents: Option<String>,
+}
+
+impl Default for PaletteOpts {
+    fn default() -> Self {
+        Self { palette_draft_tokens: 96, palette_summary_tokens: 128, continents: None }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,8 +169,21 @@ impl Progress for Bar {
 }
 
 /// Every method name `--method` accepts.
-pub const METHODS: &[&str] =
-    &["vanilla", "country-prompt", "wvs-profile", "disca", "disca-no-persona", "disca-consensus", "disca-always-is", "disca-no-debias", "disca-floor"];
+pub const METHODS: &[&str] = &[
+    "vanilla",
+    "country-prompt",
+    "wvs-profile",
+    "disca",
+    "disca-no-persona",
+    "disca-consensus",
+    "disca-always-is",
+    "disca-no-debias",
+    "disca-floor",
+    "palette",
+    "palette-cd",
+    "palette-sr",
+    "palette-cm",
+];
 
 /// What building methods needs besides their names.
 pub struct MethodContext<'a> {
@@ -153,6 +193,7 @@ pub struct MethodContext<'a> {
     pub wvs: Option<&'a std::path::Path>,
     pub preset: PresetArg,
     pub seed: u64,
+    pub palette: &'a PaletteOpts,
 }
 
 /// The DISCA configuration of a method name, or `None` for a non-DISCA name.
@@ -200,6 +241,21 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                 panels = Some(p);
             }
             out.push(Box::new(Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed).with_gap_cache(gaps.clone())));
+            continue;
+        }
+        if let Some(variant) = PaletteVariant::from_name(name) {
+            let continents = ContinentMap::load(ctx.data)?;
+            let continents = match &ctx.palette.continents {
+                Some(spec) => continents.with_override_spec(spec).context("--continents")?,
+                None => continents,
+            };
+            let cfg = PaletteConfig {
+                variant,
+                draft_tokens: ctx.palette.palette_draft_tokens,
+                summary_tokens: ctx.palette.palette_summary_tokens,
+                ..PaletteConfig::default()
+            };
+            out.push(Box::new(Palette::new(cfg, PaletteTemplates::load(ctx.data)?, continents)?));
             continue;
         }
         out.push(match name.as_str() {
@@ -289,7 +345,7 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     }
     let mut methods = build_methods(
         &a.method,
-        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), wvs: a.wvs.as_deref(), preset: a.preset, seed: a.seed },
+        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), wvs: a.wvs.as_deref(), preset: a.preset, seed: a.seed, palette: &a.palette },
     )?;
     let mut opened = a.model.open()?;
     let bar = ProgressBar::new(0);

@@ -1,0 +1,338 @@
+//! Cultural Palette (Yuan et al., arXiv 2412.11167; specs/palette.md): five continent agents
+//! draft, a meta agent distils the drafts into a summary of the target country, and the meta
+//! agent answers the benchmark's question from that summary.
+//!
+//! Stages, each one model call for the whole batch of items:
+//! 1. **Cultural drafts**: for every item, the five continent agents (`agent_system` +
+//!    `agent_draft`) each generate a short draft about the target country that ends with a
+//!    chosen option (parsed and recorded).
+//! 2. **Self-regulated aggregation**: the meta agent (`meta_system` + `meta_aggregate`) turns
+//!    the five drafts into a short summary for the country.
+//! 3. **Final decision**: the benchmark's own prompt with `decide_system` (the summary) as its
+//!    system text; `P_gen` is read by the item's reader (GlobalOpinionQA: the option letters'
+//!    probabilities at the answer position, renormalised).
+//!
+//! Ablations (the paper's "w/o" rows) are separate method names:
+//! `palette-cd` without cultural drafts (the meta agent writes the summary from its own
+//! knowledge, `meta_aggregate_no_drafts`), `palette-sr` without self-regulation (the drafts go
+//! straight into the decision, `decide_system_no_self_regulation`), `palette-cm` without
+//! merging (the meta agent is the base model; without expert adapters this equals `palette`).
+//!
+//! Every prompt and generated text goes into the answer's diagnostics, so results.jsonl shows
+//! why an answer was chosen. The prompt wording is data (`data/palette/templates.json`).
+
+use crate::readout::{read_options, render_prompt};
+use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout};
+use culturesteer_data::palette::{names, Continent, ContinentMap, PaletteTemplates};
+use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Sampling};
+use serde_json::json;
+
+/// Which stages run (the ablations of the paper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaletteVariant {
+    Full,
+    /// Without cultural drafts (CD).
+    NoDrafts,
+    /// Without self-regulated aggregation (SR).
+    NoSelfRegulation,
+    /// Without merging of continent experts (CM).
+    NoMerging,
+}
+
+impl PaletteVariant {
+    /// The method name of each variant.
+    pub const NAMES: [(&'static str, PaletteVariant); 4] = [
+        ("palette", PaletteVariant::Full),
+        ("palette-cd", PaletteVariant::NoDrafts),
+        ("palette-sr", PaletteVariant::NoSelfRegulation),
+        ("palette-cm", PaletteVariant::NoMerging),
+    ];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).unwrap_or("palette")
+    }
+
+    fn drafts(self) -> bool {
+        self != PaletteVariant::NoDrafts
+    }
+
+    fn summary(self) -> bool {
+        self != PaletteVariant::NoSelfRegulation
+    }
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PaletteConfig {
+    pub variant: PaletteVariant,
+    /// Most tokens of one continent draft.
+    pub draft_tokens: usize,
+    /// Most tokens of the meta agent's summary.
+    pub summary_tokens: usize,
+    /// How drafts and summaries are generated (greedy by default).
+    pub sampling: Sampling,
+}
+
+impl Default for PaletteConfig {
+    fn default() -> Self {
+        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy }
+    }
+}
+
+/// The Cultural Palette method.
+pub struct Palette {
+    config: PaletteConfig,
+    templates: PaletteTemplates,
+    continents: ContinentMap,
+}
+
+impl Palette {
+    pub fn new(config: PaletteConfig, templates: PaletteTemplates, continents: ContinentMap) -> Result<Self, MethodError> {
+        if config.draft_tokens == 0 || config.summary_tokens == 0 {
+            return Err(MethodError::Config("palette: draft and summary token limits must be at least 1".into()));
+        }
+        Ok(Self { config, templates, continents })
+    }
+
+    fn render(&self, name: &str, vars: &[(&str, &str)]) -> Result<String, MethodError> {
+        self.templates.render(name, vars).map_err(|e| MethodError::Config(e.to_string()))
+    }
+
+    fn generate_all(&self, lm: &mut dyn LanguageModel, chats: Vec<Vec<ChatMessage>>, max_tokens: usize) -> Result<Vec<String>, MethodError> {
+        let reqs = chats
+            .iter()
+            .map(|m| Ok(GenerateRequest { prompt: lm.chat_prompt(m)?, max_tokens, sampling: self.config.sampling.clone(), stop: vec![] }))
+            .collect::<Result<Vec<_>, MethodError>>()?;
+        Ok(lm.generate(&reqs)?.into_iter().map(|g| g.text.trim().to_string()).collect())
+    }
+
+    /// The stage-1 prompts of one item: one chat per continent, in [`Continent::ALL`] order.
+    pub fn draft_chats(&self, country: &Country, question: &str) -> Result<Vec<Vec<ChatMessage>>, MethodError> {
+        Continent::ALL
+            .iter()
+            .map(|c| {
+                Ok(vec![
+                    ChatMessage::system(self.render(names::AGENT_SYSTEM, &[("continent", c.name())])?),
+                    ChatMessage::user(self.render(
+                        names::AGENT_DRAFT,
+                        &[("continent", c.name()), ("country", &country.name), ("question", question)],
+                    )?),
+                ])
+            })
+            .collect()
+    }
+
+    /// The stage-2 prompt of one item (`drafts`: the rendered drafts, `None` without drafts).
+    pub fn summary_chat(&self, country: &Country, home: Continent, question: &str, drafts: Option<&str>) -> Result<Vec<ChatMessage>, MethodError> {
+        let mut vars = vec![("country", country.name.as_str()), ("continent", home.name()), ("question", question)];
+        let user = match drafts {
+            Some(d) => {
+                vars.push(("drafts", d));
+                self.render(names::META_AGGREGATE, &vars)?
+            }
+            None => self.render(names::META_AGGREGATE_NO_DRAFTS, &vars)?,
+        };
+        Ok(vec![ChatMessage::system(self.render(names::META_SYSTEM, &[])?), ChatMessage::user(user)])
+    }
+
+    /// The stage-3 system text: from the summary, or (without self-regulation) from the drafts.
+    pub fn decision_system(&self, country: &Country, summary: Option<&str>, drafts: &str) -> Result<String, MethodError> {
+        match summary {
+            Some(s) => self.render(names::DECIDE_SYSTEM, &[("country", &country.name), ("summary", s)]),
+            None => self.render(names::DECIDE_SYSTEM_NO_SELF_REGULATION, &[("country", &country.name), ("drafts", drafts)]),
+        }
+    }
+}
+
+/// The question as the agents see it: the benchmark's user text without a trailing answer
+/// cue ("Answer:"), which belongs to the final decision only.
+pub fn question_text(item: &Item) -> &str {
+    let t = item.prompt.user.trim_end();
+    t.strip_suffix("Answer:").map(str::trim_end).unwrap_or(t)
+}
+
+/// The option a draft chose: the label after its last "Answer:" (case-insensitive), if it is
+/// one of `labels`.
+pub fn parse_draft_choice(draft: &str, labels: &[String]) -> Option<usize> {
+    let lower = draft.to_ascii_lowercase();
+    let at = lower.rfind("answer:")?;
+    let rest = draft[at + "answer:".len()..].trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '(' | '"' | '\''));
+    labels.iter().position(|l| {
+        rest.strip_prefix(l.as_str()).is_some_and(|after| after.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+    })
+}
+
+fn labels_of(readout: &Readout) -> Vec<String> {
+    match readout {
+        Readout::NextToken { labels } | Readout::TopKLabels { labels, .. } | Readout::Generate { labels, .. } => labels.clone(),
+        Readout::Continuation { texts } => (0..texts.len()).map(|i| ((b'A' + i as u8) as char).to_string()).collect(),
+    }
+}
+
+impl Method for Palette {
+    fn name(&self) -> &str {
+        self.config.variant.name()
+    }
+
+    fn config(&self) -> serde_json::Value {
+        json!({
+            "variant": self.config.variant,
+            "draft_tokens": self.config.draft_tokens,
+            "summary_tokens": self.config.summary_tokens,
+            "sampling": self.config.sampling,
+            "templates": self.templates.file(),
+            "continents": self.continents.file(),
+            "continent_overrides": self.continents.overrides().iter().map(|(c, k)| format!("{c}={}", k.name())).collect::<Vec<_>>(),
+            "experts": serde_json::Value::Null,
+        })
+    }
+
+    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let home = self.continents.continent_of(&country.code).map_err(|e| MethodError::Config(e.to_string()))?;
+        let variant = self.config.variant;
+
+        // Stage 1: 5 drafts per item, all in one generation batch.
+        let drafts: Vec<Vec<String>> = if variant.drafts() {
+            let mut chats = Vec::with_capacity(items.len() * Continent::ALL.len());
+            for item in items {
+                chats.extend(self.draft_chats(country, question_text(item))?);
+            }
+            let texts = self.generate_all(lm, chats, self.config.draft_tokens)?;
+            texts.chunks(Continent::ALL.len()).map(<[String]>::to_vec).collect()
+        } else {
+            vec![vec![]; items.len()]
+        };
+        let rendered: Vec<String> = drafts
+            .iter()
+            .map(|d| {
+                let pairs: Vec<(Continent, &str)> = Continent::ALL.iter().copied().zip(d.iter().map(String::as_str)).collect();
+                self.templates.render_drafts(&pairs).map_err(|e| MethodError::Config(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+
+        // Stage 2: one summary per item, one batch.
+        let summaries: Vec<Option<String>> = if variant.summary() {
+            let chats = items
+                .iter()
+                .zip(&rendered)
+                .map(|(item, r)| self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str())))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.generate_all(lm, chats, self.config.summary_tokens)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; items.len()]
+        };
+
+        // Stage 3: the benchmark's prompt under the decision system text, read as the
+        // benchmark reads it.
+        let mut systems = Vec::with_capacity(items.len());
+        let mut prompts = Vec::with_capacity(items.len());
+        for ((item, summary), r) in items.iter().zip(&summaries).zip(&rendered) {
+            let system = self.decision_system(country, summary.as_deref(), r)?;
+            // Completion prompts take the system text verbatim in front of the question.
+            let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
+            let spec = PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat };
+            prompts.push(render_prompt(lm, &spec)?);
+            systems.push(system);
+        }
+        let mut answers = read_options(lm, items, prompts)?;
+        for (i, a) in answers.iter_mut().enumerate() {
+            let labels = labels_of(&items[i].readout);
+            let draft_info: Vec<serde_json::Value> = Continent::ALL
+                .iter()
+                .zip(&drafts[i])
+                .map(|(c, d)| {
+                    let choice = parse_draft_choice(d, &labels);
+                    json!({ "continent": c.name(), "text": d, "choice": choice.map(|k| labels[k].clone()) })
+                })
+                .collect();
+            let reader = std::mem::take(&mut a.diagnostics);
+            a.diagnostics = json!({
+                "variant": variant,
+                "continent": home.name(),
+                "drafts": draft_info,
+                "summary": summaries[i],
+                "decision_system": systems[i],
+                "merging": "none (no expert adapters: the meta agent is the base model)",
+                "reader": reader,
+            });
+        }
+        Ok(answers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use culturesteer_core::CountryCode;
+
+    fn palette(variant: PaletteVariant) -> Palette {
+        Palette::new(
+            PaletteConfig { variant, ..Default::default() },
+            PaletteTemplates::embedded().unwrap(),
+            ContinentMap::embedded().unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn nigeria() -> Country {
+        Country { code: CountryCode::new("NGA").unwrap(), name: "Nigeria".into() }
+    }
+
+    #[test]
+    fn draft_prompts_name_each_continent_and_the_country() {
+        let p = palette(PaletteVariant::Full);
+        let chats = p.draft_chats(&nigeria(), "Question: Is work important?\nOptions: A. Yes B. No").unwrap();
+        assert_eq!(chats.len(), 5);
+        for (chat, c) in chats.iter().zip(Continent::ALL) {
+            assert!(chat[0].content.contains(c.name()), "{}", chat[0].content);
+            assert!(chat[1].content.contains("Nigeria") && chat[1].content.contains("Is work important?"));
+            assert!(chat[1].content.contains(c.name()));
+        }
+    }
+
+    #[test]
+    fn summary_and_decision_follow_the_variant() {
+        let p = palette(PaletteVariant::Full);
+        let with = p.summary_chat(&nigeria(), Continent::Africa, "Q?", Some("[Asia agent]\nX")).unwrap();
+        assert!(with[1].content.contains("[Asia agent]\nX") && with[1].content.contains("Nigeria (Africa)"));
+        let without = p.summary_chat(&nigeria(), Continent::Africa, "Q?", None).unwrap();
+        assert!(!without[1].content.contains("agents wrote"), "{}", without[1].content);
+        assert!(p.decision_system(&nigeria(), Some("SUMMARY"), "DRAFTS").unwrap().contains("SUMMARY"));
+        let sr = p.decision_system(&nigeria(), None, "DRAFTS").unwrap();
+        assert!(sr.contains("DRAFTS") && !sr.contains("SUMMARY"));
+        assert_eq!(PaletteVariant::from_name("palette-sr"), Some(PaletteVariant::NoSelfRegulation));
+        assert_eq!(PaletteVariant::NoDrafts.name(), "palette-cd");
+        assert!(PaletteVariant::from_name("palette-x").is_none());
+    }
+
+    #[test]
+    fn draft_choices_are_parsed_from_the_last_answer_line() {
+        let labels: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(parse_draft_choice("People value family.\nAnswer: B", &labels), Some(1));
+        assert_eq!(parse_draft_choice("answer: a? no.\n**Answer:** C.", &labels), Some(2), "markdown around the cue");
+        assert_eq!(parse_draft_choice("Answer: A then... Answer: (C)", &labels), Some(2));
+        assert_eq!(parse_draft_choice("Answer: Because", &labels), None);
+        assert_eq!(parse_draft_choice("no cue at all B", &labels), None);
+    }
+
+    #[test]
+    fn the_answer_cue_is_cut_from_the_question() {
+        let item = Item {
+            id: "q".into(),
+            prompt: PromptSpec { system: None, user: "Question: Q?\nOptions: A. x B. y\nAnswer:".into(), chat: false },
+            country_prompt: PromptSpec { system: None, user: String::new(), chat: false },
+            readout: Readout::NextToken { labels: vec!["A".into(), "B".into()] },
+            temperature: 1.0,
+            meta: json!(null),
+        };
+        assert_eq!(question_text(&item), "Question: Q?\nOptions: A. x B. y");
+    }
+}
