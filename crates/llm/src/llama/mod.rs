@@ -11,10 +11,9 @@ use crate::error::{LlmError, Result};
 use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, Read};
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
+use raw::{Batch, Context};
 use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
@@ -25,6 +24,8 @@ use std::io::Read as _;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+mod raw;
 
 /// Settings of the llama.cpp backend.
 #[derive(Debug, Clone)]
@@ -115,7 +116,7 @@ self_cell::self_cell!(
     struct ModelAndContext {
         owner: LlamaModel,
         #[covariant]
-        dependent: LlamaContext,
+        dependent: Context,
     }
 );
 
@@ -224,9 +225,12 @@ impl LlamaLm {
                 Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
                 Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
             });
-        let inner = ModelAndContext::try_new(model, |m| {
-            m.new_context(backend, cparams).map_err(|e| LlmError::Context(e.to_string()))
-        })?;
+        // `LlamaContextParams` is a wrapper of exactly one `llama_context_params` (transmute
+        // checks the sizes at compile time).
+        // SAFETY: same size, single field, plain C struct.
+        let raw_params: llama_cpp_sys_2::llama_context_params = unsafe { std::mem::transmute(cparams) };
+        let _ = backend;
+        let inner = ModelAndContext::try_new(model, |m| Context::new(m, raw_params))?;
         let mut lm = Self { inner, path: path.to_path_buf(), config, template, n_vocab, totals: RunStats::default() };
         lm.warm_up()?;
         Ok(lm)
@@ -238,12 +242,12 @@ impl LlamaLm {
     fn warm_up(&mut self) -> Result<()> {
         let bos = self.tokenize("")?.first().copied().unwrap_or(TokenId(0));
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
-            let mut batch = LlamaBatch::new(8, 1);
+            let mut batch = Batch::tokens(8);
             for i in 0..2 {
-                batch.add(LlamaToken(bos.0), i, &[0], i == 1).map_err(|e| LlmError::Decode(e.to_string()))?;
+                batch.add_token(bos, i, 0, i == 1)?;
             }
-            ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
-            ctx.clear_kv_cache();
+            ctx.decode(&mut batch)?;
+            ctx.clear_kv();
             Ok(())
         })
     }
@@ -313,13 +317,12 @@ impl LlamaLm {
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
         let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
-            ctx.clear_kv_cache();
-            let mut batch = LlamaBatch::new(n_ubatch, 1);
+            ctx.clear_kv();
+            let mut batch = Batch::tokens(n_ubatch);
             for w in &waves {
                 for op in &w.ops {
                     let KvOp::Copy { src, dst } = *op;
-                    ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None)
-                        .map_err(|e| LlmError::Decode(e.to_string()))?;
+                    ctx.copy_seq(src, dst);
                 }
                 // One sequence per decode call, cut at multiples of n_ubatch in absolute
                 // position: llama.cpp's multi-stream micro-batches give log-probs that depend
@@ -337,18 +340,16 @@ impl LlamaLm {
                         let mut read_rows = Vec::new();
                         for o in off..end {
                             let read = seg.reads.get(&o).copied();
-                            batch
-                                .add(LlamaToken(seg.tokens[o].0), (seg.start + o) as i32, &[c.slot as i32], read.is_some())
-                                .map_err(|e| LlmError::Decode(e.to_string()))?;
+                            batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?;
                             if let Some(r) = read {
-                                read_rows.push((batch.n_tokens() - 1, r));
+                                read_rows.push((batch.len() - 1, r));
                             }
                         }
-                        ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                        ctx.decode(&mut batch)?;
                         stats.decode_calls += 1;
-                        stats.tokens_evaluated += batch.n_tokens() as usize;
+                        stats.tokens_evaluated += batch.len();
                         for (row, r) in read_rows {
-                            let logits = ctx.get_logits_ith(row);
+                            let logits = ctx.logits_ith(row)?;
                             let logits = &logits[..n_vocab.min(logits.len())];
                             results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
                             if full_rows.get(r).copied().unwrap_or(false) {
@@ -359,7 +360,7 @@ impl LlamaLm {
                     }
                 }
                 for &s in &w.release {
-                    let _ = ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+                    ctx.clear_seq(s);
                 }
             }
             Ok(())
@@ -378,31 +379,31 @@ impl LlamaLm {
         }
         let n_vocab = self.n_vocab;
         self.inner.with_dependent_mut(|_, ctx| -> Result<(f64, f64)> {
-            ctx.clear_kv_cache();
-            let mut batch = LlamaBatch::new(n_batch, 1);
+            ctx.clear_kv();
+            let mut batch = Batch::tokens(n_batch);
             for (s, toks) in seqs.iter().enumerate() {
                 for (i, t) in toks.iter().enumerate() {
-                    batch.add(LlamaToken(t.0), i as i32, &[s as i32], i + 1 == toks.len()).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    batch.add_token(*t, i, s, i + 1 == toks.len())?;
                 }
             }
             let t0 = std::time::Instant::now();
-            ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+            ctx.decode(&mut batch)?;
             let last = seqs.first().map_or(0, |s| s.len());
-            let mut row: i32 = last as i32 - 1;
+            let mut row = last.saturating_sub(1);
             let prefill = t0.elapsed().as_secs_f64();
             let t1 = std::time::Instant::now();
             let mut pos = last;
             for _ in 0..gen {
-                let logits = ctx.get_logits_ith(row);
+                let logits = ctx.logits_ith(row)?;
                 let next = argmax(&logits[..n_vocab.min(logits.len())]);
                 batch.clear();
-                batch.add(LlamaToken(next as i32), pos as i32, &[0], true).map_err(|e| LlmError::Decode(e.to_string()))?;
-                ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                batch.add_token(TokenId(next as i32), pos, 0, true)?;
+                ctx.decode(&mut batch)?;
                 pos += 1;
                 row = 0;
             }
             let generation = t1.elapsed().as_secs_f64();
-            ctx.clear_kv_cache();
+            ctx.clear_kv();
             Ok((prefill, generation))
         })
     }
@@ -617,10 +618,10 @@ impl LlamaLm {
         let mut current: Vec<Vec<f32>> = (0..reqs.len()).map(|pi| rows[&plan.path_reads[pi][0]].clone()).collect();
         self.inner.with_dependent_mut(|model, ctx| -> Result<()> {
             for &(src, dst) in &copies {
-                ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None).map_err(|e| LlmError::Decode(e.to_string()))?;
+                ctx.copy_seq(src, dst);
             }
             let vocab = model.vocab();
-            let mut batch = LlamaBatch::new(n_batch.max(reqs.len()), 1);
+            let mut batch = Batch::tokens(n_batch.max(reqs.len()));
             loop {
                 batch.clear();
                 let mut active = Vec::new();
@@ -672,15 +673,15 @@ impl LlamaLm {
                 // not exact on this llama.cpp build).
                 for &(i, tok, pos) in &active {
                     batch.clear();
-                    batch.add(tok, pos as i32, &[slots[i] as i32], true).map_err(|e| LlmError::Decode(e.to_string()))?;
-                    ctx.decode(&mut batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+                    batch.add_token(TokenId(tok.0), pos, slots[i], true)?;
+                    ctx.decode(&mut batch)?;
                     stats.decode_calls += 1;
                     stats.tokens_evaluated += 1;
-                    current[i] = ctx.get_logits_ith(0).to_vec();
+                    current[i] = ctx.logits_ith(0)?.to_vec();
                 }
             }
             for s in 0..used.len() {
-                let _ = ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+                ctx.clear_seq(s);
             }
             Ok(())
         })?;

@@ -1,0 +1,205 @@
+//! The inference context, batches and LoRA adapters on `llama-cpp-sys-2` directly.
+//!
+//! `llama-cpp-2` (pinned) keeps the raw pointers of its model and context private, and its safe
+//! API has no embedding batches (soft prompts) and sets at most one LoRA adapter at a time, so
+//! the context is created and driven here. The model stays a `llama_cpp_2::model::LlamaModel`
+//! (tokenizer, metadata, chat templates); its raw pointer is read through the layout check in
+//! [`model_ptr`].
+
+use crate::error::{LlmError, Result};
+use crate::types::TokenId;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_sys_2 as sys;
+use std::ffi::CString;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::ptr::NonNull;
+
+/// The raw `llama_model` behind a `LlamaModel`.
+///
+/// `LlamaModel` holds exactly one field, a `#[repr(transparent)]` wrapper of
+/// `NonNull<llama_model>`: a struct no larger than its only field has that field at offset 0.
+/// The size check below fails the build if a future `llama-cpp-2` adds fields.
+pub(crate) fn model_ptr(model: &LlamaModel) -> *mut sys::llama_model {
+    const _: () = assert!(std::mem::size_of::<LlamaModel>() == std::mem::size_of::<*mut sys::llama_model>());
+    // SAFETY: layout argument above; the pointer is only passed to llama.cpp functions.
+    unsafe { *(model as *const LlamaModel as *const *mut sys::llama_model) }
+}
+
+/// A LoRA adapter loaded for one model (freed with the model by llama.cpp).
+pub(crate) struct LoraAdapter {
+    ptr: NonNull<sys::llama_adapter_lora>,
+}
+
+impl LoraAdapter {
+    /// Loads a LoRA GGUF for `model`; llama.cpp checks architecture and tensor shapes.
+    pub(crate) fn load(model: &LlamaModel, path: &Path) -> Result<Self> {
+        crate::llama::check_gguf(path)?;
+        let c = CString::new(path.to_string_lossy().as_bytes())
+            .map_err(|_| LlmError::Config(format!("adapter path {} contains a NUL byte", path.display())))?;
+        // SAFETY: valid model pointer and C string; llama.cpp returns null on any error.
+        let ptr = unsafe { sys::llama_adapter_lora_init(model_ptr(model), c.as_ptr()) };
+        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or_else(|| {
+            LlmError::Config(format!("{} is not a LoRA adapter for this model (llama.cpp rejected its type, architecture or tensor shapes)", path.display()))
+        })
+    }
+}
+
+// SAFETY: adapters are immutable once loaded; they are only read by decode calls.
+unsafe impl Send for LoraAdapter {}
+
+/// A token or embedding batch (`llama_batch_init`), freed on drop.
+pub(crate) struct Batch {
+    raw: sys::llama_batch,
+    capacity: usize,
+    /// Values per embedding row; 0 for a token batch.
+    embd: usize,
+}
+
+impl Batch {
+    pub(crate) fn tokens(capacity: usize) -> Self {
+        // SAFETY: allocates arrays for `capacity` tokens with one sequence id each.
+        let raw = unsafe { sys::llama_batch_init(capacity as i32, 0, 1) };
+        Self { raw, capacity, embd: 0 }
+    }
+
+    pub(crate) fn embeddings(capacity: usize, dim: usize) -> Self {
+        // SAFETY: allocates `capacity × dim` floats plus positions and sequence ids.
+        let raw = unsafe { sys::llama_batch_init(capacity as i32, dim as i32, 1) };
+        Self { raw, capacity, embd: dim }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.raw.n_tokens = 0;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.raw.n_tokens as usize
+    }
+
+    fn slot(&mut self, pos: usize, seq: usize, logits: bool) -> Result<usize> {
+        let i = self.len();
+        if i >= self.capacity {
+            return Err(LlmError::Decode(format!("batch full ({} entries)", self.capacity)));
+        }
+        // SAFETY: i < capacity; the arrays were allocated by llama_batch_init for that many.
+        unsafe {
+            *self.raw.pos.add(i) = pos as i32;
+            *self.raw.n_seq_id.add(i) = 1;
+            **self.raw.seq_id.add(i) = seq as i32;
+            *self.raw.logits.add(i) = i8::from(logits);
+        }
+        self.raw.n_tokens += 1;
+        Ok(i)
+    }
+
+    pub(crate) fn add_token(&mut self, token: TokenId, pos: usize, seq: usize, logits: bool) -> Result<()> {
+        debug_assert_eq!(self.embd, 0, "token added to an embedding batch");
+        let i = self.slot(pos, seq, logits)?;
+        // SAFETY: i < capacity (checked in slot).
+        unsafe { *self.raw.token.add(i) = token.0 };
+        Ok(())
+    }
+
+    pub(crate) fn add_embedding(&mut self, row: &[f32], pos: usize, seq: usize, logits: bool) -> Result<()> {
+        if row.len() != self.embd {
+            return Err(LlmError::Decode(format!("embedding row of {} values in a batch of width {}", row.len(), self.embd)));
+        }
+        let i = self.slot(pos, seq, logits)?;
+        // SAFETY: the embd array holds capacity × embd floats; row i starts at i × embd.
+        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), self.raw.embd.add(i * self.embd), self.embd) };
+        Ok(())
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // SAFETY: allocated by llama_batch_init, freed once.
+        unsafe { sys::llama_batch_free(self.raw) };
+    }
+}
+
+/// An inference context of a model.
+pub(crate) struct Context<'m> {
+    ptr: NonNull<sys::llama_context>,
+    n_vocab: usize,
+    _model: PhantomData<&'m LlamaModel>,
+}
+
+impl<'m> Context<'m> {
+    pub(crate) fn new(model: &'m LlamaModel, params: sys::llama_context_params) -> Result<Self> {
+        // SAFETY: valid model pointer; null on failure.
+        let ptr = unsafe { sys::llama_init_from_model(model_ptr(model), params) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| LlmError::Context("llama.cpp could not create the context (out of memory?)".into()))?;
+        Ok(Self { ptr, n_vocab: model.n_vocab().max(0) as usize, _model: PhantomData })
+    }
+
+    pub(crate) fn decode(&mut self, batch: &mut Batch) -> Result<()> {
+        // SAFETY: valid context and batch; the batch outlives the call.
+        let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), batch.raw) };
+        match rc {
+            0 => Ok(()),
+            1 => Err(LlmError::Decode("no KV cache slot for the batch (context too small)".into())),
+            rc => Err(LlmError::Decode(format!("llama_decode returned {rc}"))),
+        }
+    }
+
+    /// Logits of batch entry `i` of the last decode (which must have requested them).
+    pub(crate) fn logits_ith(&self, i: usize) -> Result<&[f32]> {
+        // SAFETY: llama.cpp returns null for an entry without logits; otherwise n_vocab floats
+        // that stay valid until the next decode (which needs `&mut self`).
+        let p = unsafe { sys::llama_get_logits_ith(self.ptr.as_ptr(), i as i32) };
+        if p.is_null() {
+            return Err(LlmError::Decode(format!("no logits for batch entry {i}")));
+        }
+        Ok(unsafe { std::slice::from_raw_parts(p, self.n_vocab) })
+    }
+
+    fn memory(&self) -> sys::llama_memory_t {
+        // SAFETY: valid context.
+        unsafe { sys::llama_get_memory(self.ptr.as_ptr()) }
+    }
+
+    /// Empties the whole KV cache.
+    pub(crate) fn clear_kv(&mut self) {
+        // SAFETY: valid memory handle; `true` also clears the data buffers.
+        unsafe { sys::llama_memory_clear(self.memory(), true) };
+    }
+
+    /// Removes every position of sequence `seq`.
+    pub(crate) fn clear_seq(&mut self, seq: usize) {
+        // SAFETY: valid memory handle; p0 = p1 = -1 means the whole sequence.
+        unsafe { sys::llama_memory_seq_rm(self.memory(), seq as i32, -1, -1) };
+    }
+
+    /// Copies every position of sequence `src` into `dst`.
+    pub(crate) fn copy_seq(&mut self, src: usize, dst: usize) {
+        // SAFETY: as above.
+        unsafe { sys::llama_memory_seq_cp(self.memory(), src as i32, dst as i32, -1, -1) };
+    }
+
+    /// Applies `adapters` with their scales to every following decode (replacing any set
+    /// before; an empty list removes all).
+    pub(crate) fn set_adapters(&mut self, adapters: &[(&LoraAdapter, f32)]) -> Result<()> {
+        let mut ptrs: Vec<*mut sys::llama_adapter_lora> = adapters.iter().map(|(a, _)| a.ptr.as_ptr()).collect();
+        let mut scales: Vec<f32> = adapters.iter().map(|(_, s)| *s).collect();
+        let (p, s) = if ptrs.is_empty() { (std::ptr::null_mut(), std::ptr::null_mut()) } else { (ptrs.as_mut_ptr(), scales.as_mut_ptr()) };
+        // SAFETY: arrays of equal length, adapters loaded for this context's model.
+        let rc = unsafe { sys::llama_set_adapters_lora(self.ptr.as_ptr(), p, ptrs.len(), s) };
+        if rc != 0 {
+            return Err(LlmError::Decode(format!("llama_set_adapters_lora returned {rc}")));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Context<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by llama_init_from_model, freed once.
+        unsafe { sys::llama_free(self.ptr.as_ptr()) };
+    }
+}
+
+// SAFETY: a llama.cpp context is not tied to its creating thread; it is only used through
+// `&mut self` of the owning backend.
+unsafe impl Send for Context<'_> {}
