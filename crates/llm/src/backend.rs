@@ -56,6 +56,20 @@ pub trait LanguageModel: Send {
         Ok(g)
     }
 
+    /// Rows of the model's input token-embedding matrix for `tokens` (dequantised): a soft
+    /// prompt equal to those tokens. Backends without embedding input return
+    /// [`LlmError::Unsupported`].
+    fn token_embeddings(&self, tokens: &[TokenId]) -> Result<SoftPrompt> {
+        let _ = tokens;
+        Err(LlmError::Unsupported("soft prompts (input embeddings)"))
+    }
+
+    /// Standard deviation of all values of the input token-embedding matrix (the scale of
+    /// soft-prompt perturbations).
+    fn input_embedding_std(&self) -> Result<f64> {
+        Err(LlmError::Unsupported("soft prompts (input embeddings)"))
+    }
+
     /// Answer-token resolution (specs/disca.md §1): for each label, tokenise `prompt + label`
     /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
     /// must resolve to distinct tokens.

@@ -886,6 +886,7 @@ impl LanguageModel for OpenAiLm {
     }
 
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
+        reject_soft(requests.iter().map(|r| &r.prompt))?;
         if self.chat {
             let this = &*self;
             return this.rt.block_on(async {
@@ -901,6 +902,7 @@ impl LanguageModel for OpenAiLm {
     }
 
     fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
+        reject_soft(requests.iter().map(|r| &r.prompt))?;
         let this = &*self;
         let n = this.cfg.concurrency;
         this.rt.block_on(async {
@@ -935,6 +937,16 @@ impl LanguageModel for OpenAiLm {
         crate::backend::check_distinct(labels, &ids)?;
         Ok(ids)
     }
+}
+
+/// Servers take text or token ids, not input embeddings.
+fn reject_soft<'a>(prompts: impl Iterator<Item = &'a Prompt>) -> Result<()> {
+    for (index, p) in prompts.enumerate() {
+        if p.soft.is_some() {
+            return Err(LlmError::InvalidRequest { index, what: "an OpenAI-compatible server cannot take a soft prompt (input embeddings); use a local GGUF model".into() });
+        }
+    }
+    Ok(())
 }
 
 impl OpenAiLm {

@@ -62,23 +62,54 @@ pub struct Prompt {
     /// Backends that render prompts themselves ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<ChatMessage>>,
+    /// A soft prompt: real-valued input vectors placed right after the BOS token of the
+    /// prompt's tokens (at the very start when the model adds no BOS), in place of token
+    /// embeddings. Backends without embedding input reject prompts that carry one.
+    #[serde(skip)]
+    pub soft: Option<std::sync::Arc<SoftPrompt>>,
+}
+
+/// `rows` input vectors of `dim` values each (row-major): a soft prompt, or rows of a model's
+/// token-embedding matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftPrompt {
+    pub rows: usize,
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl SoftPrompt {
+    /// Checks that `data` holds `rows × dim` finite values.
+    pub fn new(rows: usize, dim: usize, data: Vec<f32>) -> Result<Self, String> {
+        if rows == 0 || dim == 0 || data.len() != rows * dim {
+            return Err(format!("a soft prompt of {rows} × {dim} needs {} values, got {}", rows * dim, data.len()));
+        }
+        if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+            return Err(format!("soft prompt value {i} (row {}) is not finite", i / dim));
+        }
+        Ok(Self { rows, dim, data })
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
 }
 
 impl Prompt {
     /// A prompt given as token ids (`text` is left empty unless set by the caller).
     pub fn from_tokens(tokens: Vec<TokenId>) -> Self {
-        Self { text: String::new(), tokens: Some(tokens), messages: None }
+        Self { text: String::new(), tokens: Some(tokens), messages: None, soft: None }
     }
 }
 
 impl From<String> for Prompt {
     fn from(text: String) -> Self {
-        Self { text, tokens: None, messages: None }
+        Self { text, tokens: None, messages: None, soft: None }
     }
 }
 impl From<&str> for Prompt {
     fn from(text: &str) -> Self {
-        Self { text: text.to_string(), tokens: None, messages: None }
+        Self { text: text.to_string(), tokens: None, messages: None, soft: None }
     }
 }
 

@@ -234,3 +234,76 @@ fn gemma_chat_format_folds_system_into_user() {
     assert_eq!(lm.token_piece(ab[0]), "A");
     assert_eq!(lm.token_piece(ab[1]), "B");
 }
+
+/// A prompt whose soft prompt is the embeddings of `init`, placed where `init`'s tokens were.
+fn soft_twin(lm: &LlamaLm, init: &str, rest: &str) -> (Prompt, Prompt) {
+    let text = Prompt::from(format!("{init}{rest}"));
+    let full = lm.tokenize(&text.text).unwrap();
+    let init_toks = lm.tokenize(init).unwrap()[1..].to_vec();
+    assert_eq!(&full[1..=init_toks.len()], init_toks.as_slice(), "the init text keeps its tokens inside the prompt");
+    let soft = lm.token_embeddings(&init_toks).unwrap();
+    assert_eq!((soft.rows, soft.dim), (init_toks.len(), lm.describe().embedding_size.unwrap()));
+    let mut p = Prompt::from_tokens([&full[..1], &full[1 + init_toks.len()..]].concat());
+    p.soft = Some(std::sync::Arc::new(soft));
+    (text, p)
+}
+
+#[test]
+fn soft_prompt_of_token_embeddings_equals_the_text() {
+    let mut lm = lm();
+    let init = "You are a person from Saudi Arabia.";
+    let (text, soft) = soft_twin(&lm, init, " Question: Is family very important in your life? Answer (yes or no):");
+    let yes = lm.tokenize(" yes").unwrap()[1];
+    let no = lm.tokenize(" no").unwrap()[1];
+    let ask = |p: Prompt| ScoreRequest { prompt: p, next_tokens: vec![yes, no], top_k: 10, ..Default::default() };
+    let r = lm.score(&[ask(text.clone()), ask(soft.clone())]).unwrap();
+    let mut worst = 0f64;
+    for (a, b) in r[0].next_token_logprobs.iter().zip(&r[1].next_token_logprobs) {
+        worst = worst.max((a - b).abs());
+    }
+    for (a, b) in r[0].top_k.iter().zip(&r[1].top_k) {
+        assert_eq!(a.token, b.token);
+        worst = worst.max((a.logprob - b.logprob).abs());
+    }
+    eprintln!("soft prompt vs text: max |Δ log p| = {worst:e}");
+    assert!(worst <= 1e-3, "soft prompt of the init text's own embeddings vs the text: max |Δ log p| = {worst}");
+
+    // Greedy generation agrees too.
+    let gen = |p: Prompt| GenerateRequest { prompt: p, max_tokens: 8, sampling: Sampling::Greedy, stop: vec![] };
+    let g = lm.generate(&[gen(text), gen(soft.clone())]).unwrap();
+    assert_eq!(g[0].text, g[1].text);
+    assert_eq!(g[0].prompt_tokens, g[1].prompt_tokens);
+
+    // Several prompts sharing one soft prompt, batched, equal each one alone.
+    let other = |s: &str| {
+        let mut p = soft.clone();
+        let mut toks = p.tokens.take().unwrap();
+        toks.extend(lm.tokenize(s).unwrap()[1..].iter().copied());
+        p.tokens = Some(toks);
+        ask(p)
+    };
+    let batch = vec![other(" Really?"), other(" Think again."), other(" Be honest.")];
+    let together = lm.score(&batch).unwrap();
+    for (i, req) in batch.iter().enumerate() {
+        let alone = lm.score(std::slice::from_ref(req)).unwrap();
+        assert!(max_diff(&alone, &together[i..=i]) <= 1e-6, "request {i}");
+    }
+
+    // A different soft prompt changes the answer distribution.
+    let mut noisy = soft.clone();
+    let mut rows = (**noisy.soft.as_ref().unwrap()).clone();
+    for (k, x) in rows.data.iter_mut().enumerate() {
+        *x += if k % 2 == 0 { 0.05 } else { -0.05 };
+    }
+    noisy.soft = Some(std::sync::Arc::new(rows));
+    let n = lm.score(&[ask(noisy), ask(soft)]).unwrap();
+    assert!((n[0].next_token_logprobs[0] - n[1].next_token_logprobs[0]).abs() > 1e-3);
+
+    // Bad input: a token outside the vocabulary, a soft prompt of the wrong width.
+    assert!(matches!(lm.token_embeddings(&[TokenId(i32::MAX)]), Err(LlmError::TokenOutOfRange { .. })));
+    let mut wrong = Prompt::from("x");
+    wrong.soft = Some(std::sync::Arc::new(SoftPrompt::new(1, 3, vec![0.0; 3]).unwrap()));
+    let e = lm.score(&[ask(wrong)]).unwrap_err().to_string();
+    assert!(e.contains("3 values"), "{e}");
+    assert!(lm.input_embedding_std().unwrap() > 0.0);
+}

@@ -11,7 +11,8 @@ use crate::error::{LlmError, Result};
 use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, Read};
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
-use raw::{Batch, Context};
+use embd::EmbeddingTable;
+use raw::{Batch, Context, MixedBatch};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -25,6 +26,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod embd;
 mod raw;
 
 /// Settings of the llama.cpp backend.
@@ -129,6 +131,41 @@ pub struct LlamaLm {
     n_vocab: usize,
     /// Totals over every score and generate call since load (benchmarks read differences).
     totals: RunStats,
+    /// The token-embedding matrix in the file (soft prompts), or why it cannot be read.
+    embd: std::result::Result<EmbeddingTable, String>,
+    embd_std: OnceLock<f64>,
+    /// Soft prompts of the current call; their rows stand in paths as [`soft_id`]s.
+    soft: Vec<std::sync::Arc<SoftPrompt>>,
+    /// The model's BOS token, if its prompts start with one.
+    bos: Option<TokenId>,
+    /// Factor the graph applies to token-embedding rows but not to embedding input.
+    embd_input_scale: f32,
+}
+
+/// The factor llama.cpp's graph applies to token rows only (`build_inp_embd`'s `tok_scale`):
+/// Gemma 3 and later scale token embeddings by √d after the input select, so soft-prompt rows,
+/// given in token-embedding space, get the same factor here. Older Gemmas scale every input
+/// row in the graph, other architectures none.
+fn embd_input_scale(arch: &str, n_embd: usize) -> f32 {
+    match arch {
+        "gemma3" | "gemma3n" | "gemma4" | "gemma-embedding" => (n_embd as f32).sqrt(),
+        _ => 1.0,
+    }
+}
+
+/// Soft-prompt rows travel through the planner as negative pseudo tokens: row `j` of the
+/// call's soft prompt `s`.
+const SOFT_ROWS_MAX: usize = 1 << 16;
+
+fn soft_id(s: usize, j: usize) -> TokenId {
+    TokenId(-1 - (s * SOFT_ROWS_MAX + j) as i32)
+}
+
+fn soft_of(t: TokenId) -> Option<(usize, usize)> {
+    (t.0 < 0).then(|| {
+        let k = (-1 - t.0) as usize;
+        (k / SOFT_ROWS_MAX, k % SOFT_ROWS_MAX)
+    })
 }
 
 // SAFETY: the model and context are only touched through `&mut self` (or `&self` for
@@ -231,7 +268,23 @@ impl LlamaLm {
         let raw_params: llama_cpp_sys_2::llama_context_params = unsafe { std::mem::transmute(cparams) };
         let _ = backend;
         let inner = ModelAndContext::try_new(model, |m| Context::new(m, raw_params))?;
-        let mut lm = Self { inner, path: path.to_path_buf(), config, template, n_vocab, totals: RunStats::default() };
+        let embd = EmbeddingTable::open(path).map_err(|e| e.to_string());
+        let mut lm = Self {
+            inner,
+            path: path.to_path_buf(),
+            config,
+            template,
+            n_vocab,
+            totals: RunStats::default(),
+            embd,
+            embd_std: OnceLock::new(),
+            soft: vec![],
+            bos: None,
+            embd_input_scale: 1.0,
+        };
+        let n_embd = lm.model().n_embd().max(0) as usize;
+        lm.embd_input_scale = embd_input_scale(&arch, n_embd);
+        lm.bos = lm.tokenize("")?.first().copied();
         lm.warm_up()?;
         Ok(lm)
     }
@@ -240,7 +293,7 @@ impl LlamaLm {
     /// logits from every later one (enough to flip seeded sampling), so results would depend
     /// on whether a call was the first.
     fn warm_up(&mut self) -> Result<()> {
-        let bos = self.tokenize("")?.first().copied().unwrap_or(TokenId(0));
+        let bos = self.bos.unwrap_or(TokenId(0));
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             let mut batch = Batch::tokens(8);
             for i in 0..2 {
@@ -290,6 +343,41 @@ impl LlamaLm {
         }
     }
 
+    /// Puts the rows of `soft` into `tokens` right after BOS (or at the start), as pseudo
+    /// tokens of this call's soft-prompt table.
+    fn insert_soft(&mut self, tokens: &mut Vec<TokenId>, soft: &std::sync::Arc<SoftPrompt>) -> Result<()> {
+        let dim = self.embedding_table()?.dim;
+        if soft.dim != dim {
+            return Err(LlmError::Config(format!("soft prompt rows have {} values; this model's embeddings have {dim}", soft.dim)));
+        }
+        if soft.rows >= SOFT_ROWS_MAX {
+            return Err(LlmError::Config(format!("soft prompt of {} rows (at most {})", soft.rows, SOFT_ROWS_MAX - 1)));
+        }
+        let s = match self.soft.iter().position(|x| std::sync::Arc::ptr_eq(x, soft) || **x == **soft) {
+            Some(s) => s,
+            None => {
+                self.soft.push(soft.clone());
+                self.soft.len() - 1
+            }
+        };
+        let at = usize::from(self.bos.is_some() && tokens.first() == self.bos.as_ref());
+        tokens.splice(at..at, (0..soft.rows).map(|j| soft_id(s, j)));
+        Ok(())
+    }
+
+    /// The path of a prompt: its tokens with its soft prompt's rows.
+    fn prompt_path(&mut self, prompt: &Prompt) -> Result<Vec<TokenId>> {
+        let mut p = self.prompt_tokens(prompt)?;
+        if let Some(soft) = &prompt.soft {
+            self.insert_soft(&mut p, soft)?;
+        }
+        Ok(p)
+    }
+
+    fn embedding_table(&self) -> Result<&EmbeddingTable> {
+        self.embd.as_ref().map_err(|e| LlmError::Config(format!("soft prompts need the token embeddings: {e}")))
+    }
+
     /// Tokenises text to append after other tokens: no BOS, special tokens recognised.
     fn tokenize_plain(&self, text: &str) -> Vec<TokenId> {
         Self::to_ids(self.model().vocab().tokenize(text.as_bytes(), false, true))
@@ -316,9 +404,14 @@ impl LlamaLm {
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
         let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
+        let soft = self.soft.clone();
+        let dim = soft.first().map_or(0, |s| s.dim);
+        let scale = self.embd_input_scale;
+        let mut scaled = vec![0f32; dim];
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             ctx.clear_kv();
             let mut batch = Batch::tokens(n_ubatch);
+            let mut mixed = if dim > 0 { Some(MixedBatch::new(ctx)?) } else { None };
             for w in &waves {
                 for op in &w.ops {
                     let KvOp::Copy { src, dst } = *op;
@@ -336,18 +429,43 @@ impl LlamaLm {
                     while off < seg.tokens.len() {
                         let pos = seg.start + off;
                         let end = (seg.tokens.len()).min(off + n_ubatch - pos % n_ubatch);
-                        batch.clear();
                         let mut read_rows = Vec::new();
-                        for o in off..end {
-                            let read = seg.reads.get(&o).copied();
-                            batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?;
-                            if let Some(r) = read {
-                                read_rows.push((batch.len() - 1, r));
+                        let n = if seg.tokens[off..end].iter().any(|t| soft_of(*t).is_some()) {
+                            // Soft-prompt rows share the micro-batch with the tokens around
+                            // them, so the shapes are those of an all-token prompt.
+                            let batch = mixed.as_mut().ok_or_else(|| LlmError::Decode("soft-prompt row without a soft prompt".into()))?;
+                            batch.clear();
+                            for o in off..end {
+                                let read = seg.reads.get(&o).copied();
+                                match soft_of(seg.tokens[o]) {
+                                    Some((s, j)) => {
+                                        for (d, x) in scaled.iter_mut().zip(soft[s].row(j)) {
+                                            *d = x * scale;
+                                        }
+                                        batch.add_embedding(&scaled, seg.start + o, c.slot, read.is_some())?
+                                    }
+                                    None => batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?,
+                                }
+                                if let Some(r) = read {
+                                    read_rows.push((batch.len() - 1, r));
+                                }
                             }
-                        }
-                        ctx.decode(&mut batch)?;
+                            ctx.decode_mixed(batch)?;
+                            batch.len()
+                        } else {
+                            batch.clear();
+                            for o in off..end {
+                                let read = seg.reads.get(&o).copied();
+                                batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?;
+                                if let Some(r) = read {
+                                    read_rows.push((batch.len() - 1, r));
+                                }
+                            }
+                            ctx.decode(&mut batch)?;
+                            batch.len()
+                        };
                         stats.decode_calls += 1;
-                        stats.tokens_evaluated += batch.len();
+                        stats.tokens_evaluated += n;
                         for (row, r) in read_rows {
                             let logits = ctx.logits_ith(row)?;
                             let logits = &logits[..n_vocab.min(logits.len())];
@@ -411,6 +529,7 @@ impl LlamaLm {
     /// Scores and reports engine statistics.
     pub fn score_with_stats(&mut self, requests: &[ScoreRequest]) -> Result<(Vec<ScoreResult>, RunStats)> {
         let limit = self.config.ctx_per_seq;
+        self.soft.clear();
         let mut paths: Vec<PathSpec> = Vec::new();
         // Per request: the prompt path (if any) and, per continuation, its path and tokens.
         struct Layout {
@@ -428,7 +547,13 @@ impl LlamaLm {
             for &t in &req.next_tokens {
                 self.check_token(t)?;
             }
-            let p = self.prompt_tokens(&req.prompt)?;
+            if req.prompt.soft.is_some() && req.prompt_logprobs {
+                return Err(LlmError::InvalidRequest { index: i, what: "prompt log-probs of a prompt with a soft prompt (its rows are not tokens)".into() });
+            }
+            let p = self.prompt_path(&req.prompt).map_err(|e| match e {
+                LlmError::Config(what) => LlmError::InvalidRequest { index: i, what },
+                e => e,
+            })?;
             if p.is_empty() {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
@@ -459,7 +584,13 @@ impl LlamaLm {
             for c in &req.continuations {
                 let full = match &req.prompt.tokens {
                     Some(_) => [p.as_slice(), &self.tokenize_plain(c)].concat(),
-                    None => self.tokenize(&format!("{}{}", req.prompt.text, c))?,
+                    None => {
+                        let mut full = self.tokenize(&format!("{}{}", req.prompt.text, c))?;
+                        if let Some(soft) = &req.prompt.soft {
+                            self.insert_soft(&mut full, soft)?;
+                        }
+                        full
+                    }
                 };
                 let lcp = p.iter().zip(&full).take_while(|(a, b)| a == b).count();
                 if lcp == full.len() || lcp == 0 {
@@ -522,6 +653,7 @@ impl LlamaLm {
     /// Generates and reports engine statistics.
     pub fn generate_with_stats(&mut self, requests: &[GenerateRequest]) -> Result<(Vec<Generation>, RunStats)> {
         let limit = self.config.ctx_per_seq;
+        self.soft.clear();
         let mut prompts = Vec::with_capacity(requests.len());
         for (i, req) in requests.iter().enumerate() {
             if let Sampling::Seeded { temperature, top_p, .. } = req.sampling {
@@ -529,7 +661,7 @@ impl LlamaLm {
                     return Err(LlmError::InvalidRequest { index: i, what: format!("temperature must be ≥ 0 and top_p in (0, 1], got {temperature} and {top_p}") });
                 }
             }
-            let p = self.prompt_tokens(&req.prompt)?;
+            let p = self.prompt_path(&req.prompt)?;
             if p.is_empty() {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
@@ -808,9 +940,22 @@ impl LanguageModel for LlamaLm {
         self.generate_with_stats(requests).map(|r| r.0)
     }
 
+    fn token_embeddings(&self, tokens: &[TokenId]) -> Result<SoftPrompt> {
+        self.embedding_table()?.rows_of(tokens)
+    }
+
+    fn input_embedding_std(&self) -> Result<f64> {
+        if let Some(v) = self.embd_std.get() {
+            return Ok(*v);
+        }
+        let v = self.embedding_table()?.std()?;
+        Ok(*self.embd_std.get_or_init(|| v))
+    }
+
     fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
         let reqs = std::slice::from_ref(request);
-        let p = self.prompt_tokens(&request.prompt)?;
+        self.soft.clear();
+        let p = self.prompt_path(&request.prompt)?;
         if p.is_empty() {
             return Err(LlmError::EmptyPrompt { index: 0 });
         }

@@ -1,4 +1,4 @@
-//! The inference context, batches and LoRA adapters on `llama-cpp-sys-2` directly.
+//! The inference context, token and mixed token/embedding batches, and LoRA adapters on `llama-cpp-sys-2` directly.
 //!
 //! `llama-cpp-2` (pinned) keeps the raw pointers of its model and context private, and its safe
 //! API has no embedding batches (soft prompts) and sets at most one LoRA adapter at a time, so
@@ -48,25 +48,17 @@ impl LoraAdapter {
 // SAFETY: adapters are immutable once loaded; they are only read by decode calls.
 unsafe impl Send for LoraAdapter {}
 
-/// A token or embedding batch (`llama_batch_init`), freed on drop.
+/// A token batch (`llama_batch_init`), freed on drop.
 pub(crate) struct Batch {
     raw: sys::llama_batch,
     capacity: usize,
-    /// Values per embedding row; 0 for a token batch.
-    embd: usize,
 }
 
 impl Batch {
     pub(crate) fn tokens(capacity: usize) -> Self {
         // SAFETY: allocates arrays for `capacity` tokens with one sequence id each.
         let raw = unsafe { sys::llama_batch_init(capacity as i32, 0, 1) };
-        Self { raw, capacity, embd: 0 }
-    }
-
-    pub(crate) fn embeddings(capacity: usize, dim: usize) -> Self {
-        // SAFETY: allocates `capacity × dim` floats plus positions and sequence ids.
-        let raw = unsafe { sys::llama_batch_init(capacity as i32, dim as i32, 1) };
-        Self { raw, capacity, embd: dim }
+        Self { raw, capacity }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -94,20 +86,9 @@ impl Batch {
     }
 
     pub(crate) fn add_token(&mut self, token: TokenId, pos: usize, seq: usize, logits: bool) -> Result<()> {
-        debug_assert_eq!(self.embd, 0, "token added to an embedding batch");
         let i = self.slot(pos, seq, logits)?;
         // SAFETY: i < capacity (checked in slot).
         unsafe { *self.raw.token.add(i) = token.0 };
-        Ok(())
-    }
-
-    pub(crate) fn add_embedding(&mut self, row: &[f32], pos: usize, seq: usize, logits: bool) -> Result<()> {
-        if row.len() != self.embd {
-            return Err(LlmError::Decode(format!("embedding row of {} values in a batch of width {}", row.len(), self.embd)));
-        }
-        let i = self.slot(pos, seq, logits)?;
-        // SAFETY: the embd array holds capacity × embd floats; row i starts at i × embd.
-        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), self.raw.embd.add(i * self.embd), self.embd) };
         Ok(())
     }
 }
@@ -116,6 +97,66 @@ impl Drop for Batch {
     fn drop(&mut self) {
         // SAFETY: allocated by llama_batch_init, freed once.
         unsafe { sys::llama_batch_free(self.raw) };
+    }
+}
+
+/// A batch that may mix token and embedding entries (llama.cpp's extended batch API), so a
+/// soft prompt and the tokens around it are decoded in the same micro-batch shapes as an
+/// all-token prompt of the same length.
+pub(crate) struct MixedBatch {
+    ptr: NonNull<sys::llama_batch_ext>,
+    len: usize,
+}
+
+impl MixedBatch {
+    pub(crate) fn new(ctx: &mut Context<'_>) -> Result<Self> {
+        // SAFETY: valid context; null on failure.
+        let ptr = unsafe { sys::llama_batch_ext_init(ctx.ptr.as_ptr()) };
+        NonNull::new(ptr).map(|ptr| Self { ptr, len: 0 }).ok_or_else(|| LlmError::Decode("cannot allocate a mixed batch".into()))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        // SAFETY: valid batch.
+        unsafe { sys::llama_batch_ext_clear(self.ptr.as_ptr()) };
+        self.len = 0;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn finish(&mut self, idx: i32, pos: usize, logits: bool) -> Result<()> {
+        if idx < 0 {
+            return Err(LlmError::Decode(format!("mixed batch refused an entry (code {idx})")));
+        }
+        let p = pos as i32;
+        // SAFETY: idx is an entry of this batch; pos points to one position.
+        let ok = unsafe { sys::llama_batch_ext_set_pos(self.ptr.as_ptr(), idx, &p) && sys::llama_batch_ext_set_output_logits(self.ptr.as_ptr(), idx, logits) };
+        if !ok {
+            return Err(LlmError::Decode(format!("mixed batch entry {idx}: position or output not accepted")));
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    pub(crate) fn add_token(&mut self, token: TokenId, pos: usize, seq: usize, logits: bool) -> Result<()> {
+        // SAFETY: valid batch.
+        let idx = unsafe { sys::llama_batch_ext_add_token(self.ptr.as_ptr(), seq as i32, token.0) };
+        self.finish(idx, pos, logits)
+    }
+
+    pub(crate) fn add_embedding(&mut self, row: &[f32], pos: usize, seq: usize, logits: bool) -> Result<()> {
+        let e = sys::llama_embd { data: row.as_ptr(), n_rows: 1, n_embd: row.len() };
+        // SAFETY: valid batch; the row is copied into the batch.
+        let idx = unsafe { sys::llama_batch_ext_add_embd(self.ptr.as_ptr(), seq as i32, e) };
+        self.finish(idx, pos, logits)
+    }
+}
+
+impl Drop for MixedBatch {
+    fn drop(&mut self) {
+        // SAFETY: created by llama_batch_ext_init, freed once.
+        unsafe { sys::llama_batch_ext_free(self.ptr.as_ptr()) };
     }
 }
 
@@ -141,6 +182,16 @@ impl<'m> Context<'m> {
             0 => Ok(()),
             1 => Err(LlmError::Decode("no KV cache slot for the batch (context too small)".into())),
             rc => Err(LlmError::Decode(format!("llama_decode returned {rc}"))),
+        }
+    }
+
+    pub(crate) fn decode_mixed(&mut self, batch: &mut MixedBatch) -> Result<()> {
+        // SAFETY: valid context and batch.
+        let rc = unsafe { sys::llama_process(self.ptr.as_ptr(), sys::LLAMA_PROCESS_TYPE_DECODE, batch.ptr.as_ptr()) };
+        match rc {
+            0 => Ok(()),
+            1 => Err(LlmError::Decode("no KV cache slot for the batch (context too small)".into())),
+            rc => Err(LlmError::Decode(format!("llama_process returned {rc}"))),
         }
     }
 
