@@ -9,6 +9,7 @@ pub mod goqa;
 pub mod multitp;
 pub mod report;
 pub mod runner;
+pub mod tune;
 pub mod vsm13;
 
 use culturesteer_core::CountryCode;

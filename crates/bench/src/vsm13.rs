@@ -376,6 +376,14 @@ impl Vsm13 {
         self.options
     }
 
+    /// The country's Hofstede profile (PDI..IVR; `None` where no score is published).
+    pub fn target(&self, code: CountryCode) -> Result<[Option<f64>; 6], BenchError> {
+        if !self.has_target(code) {
+            return Err(unknown_country(self, code.as_str()));
+        }
+        Ok(self.table.target(code)?)
+    }
+
     fn has_target(&self, code: CountryCode) -> bool {
         self.table.get(code).is_ok_and(|r| r.scores.iter().any(Option::is_some))
     }

@@ -37,6 +37,9 @@ enum Command {
     /// Benchmarks of the engine and the methods.
     #[command(subcommand)]
     Bench(commands::bench::BenchCmd),
+    /// Tune a steering prompt with differential evolution (soft prompts on VSM13).
+    #[command(subcommand)]
+    Tune(commands::tune::TuneCmd),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Ablate(a) => commands::ablate::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Bench(c) => commands::bench::run(c),
+        Command::Tune(c) => commands::tune::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

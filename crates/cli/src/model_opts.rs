@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use culturesteer_llm::fetch;
+use culturesteer_llm::soft_prompt::{self, SoftPrompted};
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_llm::openai::{HttpApi, OpenAiConfig, OpenAiLm};
 use culturesteer_llm::{ChatFormat, LanguageModel};
@@ -43,6 +44,10 @@ pub struct ModelOpts {
     /// server answers /tokenize, else chat).
     #[arg(long, default_value = "auto", value_parser = clap::value_parser!(HttpApi))]
     pub http_api: HttpApi,
+    /// A soft prompt (from `culturesteer tune softprompt`) placed after BOS in every prompt;
+    /// local GGUF models only.
+    #[arg(long, value_name = "FILE", conflicts_with = "model_url")]
+    pub soft_prompt: Option<PathBuf>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -131,9 +136,18 @@ impl ModelOpts {
             }
             None => {
                 let lm = self.load()?;
-                let identity = fetch::sha256_file(lm.path())?;
+                let mut identity = fetch::sha256_file(lm.path())?;
                 let path = Some(lm.path().to_path_buf());
-                Ok(OpenedModel { lm: Box::new(lm), identity, path })
+                let lm: Box<dyn LanguageModel> = match &self.soft_prompt {
+                    Some(file) => {
+                        let (soft, _) = soft_prompt::load(file)?;
+                        soft_prompt::check_fits(file, &soft, &lm.describe())?;
+                        identity = format!("{identity} soft-prompt {}", fetch::sha256_file(file)?);
+                        Box::new(SoftPrompted::new(Box::new(lm), std::sync::Arc::new(soft)))
+                    }
+                    None => Box::new(lm),
+                };
+                Ok(OpenedModel { lm, identity, path })
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod llama;
 pub mod openai;
 pub mod plan;
 pub mod sampling;
+pub mod soft_prompt;
 pub mod types;
 
 pub use backend::{LanguageModel, ModelDescription};

@@ -9,6 +9,7 @@ pub mod model;
 pub mod personas;
 pub mod replay;
 pub mod score;
+pub mod tune;
 
 use culturesteer_llm::LlmError;
 

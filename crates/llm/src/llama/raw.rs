@@ -26,11 +26,14 @@ pub(crate) fn model_ptr(model: &LlamaModel) -> *mut sys::llama_model {
     unsafe { *(model as *const LlamaModel as *const *mut sys::llama_model) }
 }
 
-/// A LoRA adapter loaded for one model (freed with the model by llama.cpp).
+/// A LoRA adapter loaded for one model (freed with the model by llama.cpp). For the Cultural
+/// MoErges expert gate (issue #6), which is not wired into the backend yet.
+#[allow(dead_code)]
 pub(crate) struct LoraAdapter {
     ptr: NonNull<sys::llama_adapter_lora>,
 }
 
+#[allow(dead_code)]
 impl LoraAdapter {
     /// Loads a LoRA GGUF for `model`; llama.cpp checks architecture and tensor shapes.
     pub(crate) fn load(model: &LlamaModel, path: &Path) -> Result<Self> {
@@ -229,6 +232,7 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_seq_cp(self.memory(), src as i32, dst as i32, -1, -1) };
     }
 
+    #[allow(dead_code)]
     /// Applies `adapters` with their scales to every following decode (replacing any set
     /// before; an empty list removes all).
     pub(crate) fn set_adapters(&mut self, adapters: &[(&LoraAdapter, f32)]) -> Result<()> {
