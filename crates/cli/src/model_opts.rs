@@ -100,6 +100,13 @@ impl ModelOpts {
         if let Some(url) = &self.model_url {
             bail!("this command needs a local GGUF model; --model-url {url} is only supported by eval, ablate, score, generate and serve");
         }
+        if let Some(f) = &self.soft_prompt {
+            bail!("--soft-prompt {}: this command measures the engine itself; soft prompts apply to eval, ablate, score, generate and serve", f.display());
+        }
+        self.load_gguf()
+    }
+
+    fn load_gguf(&self) -> Result<LlamaLm> {
         let path = self.resolve_path()?;
         Ok(LlamaLm::load(&path, self.config())?)
     }
@@ -135,7 +142,7 @@ impl ModelOpts {
                 Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
             }
             None => {
-                let lm = self.load()?;
+                let lm = self.load_gguf()?;
                 let mut identity = fetch::sha256_file(lm.path())?;
                 let path = Some(lm.path().to_path_buf());
                 let lm: Box<dyn LanguageModel> = match &self.soft_prompt {

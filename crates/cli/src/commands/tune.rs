@@ -105,7 +105,11 @@ fn de_config(a: &SoftpromptArgs) -> Result<DeConfig> {
 }
 
 fn softprompt(a: SoftpromptArgs) -> Result<()> {
+    if let Some(f) = &a.model.soft_prompt {
+        bail!("--soft-prompt {}: tuning starts from the init text's embeddings (--init-text), not from a file", f.display());
+    }
     let answer_mode: Vsm13AnswerMode = a.answer_mode.parse()?;
+
     if answer_mode == Vsm13AnswerMode::GenerateParse {
         bail!("--answer-mode generate_parse is not offered for tuning (use logits_expectation or logits_argmax)");
     }
