@@ -18,9 +18,12 @@ use culturesteer_core::metrics::Vsm13Dimension;
 use culturesteer_data::goqa::GoqaSource;
 use culturesteer_llm::{LanguageModel, LlmError, Prompt, SoftPrompt};
 use culturesteer_methods::{read_options, render_prompt, Country, Item, MethodError, PromptSpec};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+
+pub mod blackbox;
 
 /// What is put in front of the VSM13 items.
 #[derive(Debug, Clone)]
@@ -31,6 +34,22 @@ pub enum Candidate {
     System(String),
     /// A soft prompt after BOS.
     Soft(Arc<SoftPrompt>),
+}
+
+impl Candidate {
+    /// The rendered prompt of `spec` with this candidate in front (a system text replaces the
+    /// spec's own system text).
+    pub fn prompt(&self, lm: &dyn LanguageModel, spec: &PromptSpec) -> Result<Prompt, MethodError> {
+        match self {
+            Candidate::Plain => render_prompt(lm, spec),
+            Candidate::System(s) => render_prompt(lm, &PromptSpec { system: Some(s.clone()), ..spec.clone() }),
+            Candidate::Soft(soft) => {
+                let mut p = render_prompt(lm, spec)?;
+                p.soft = Some(soft.clone());
+                Ok(p)
+            }
+        }
+    }
 }
 
 /// The VSM13 result of one candidate.
@@ -77,16 +96,8 @@ impl Vsm13Objective {
         let mut prompts = Vec::with_capacity(items.capacity());
         for c in candidates {
             for item in &self.items {
-                let spec = match c {
-                    Candidate::System(s) => PromptSpec { system: Some(s.clone()), ..item.prompt.clone() },
-                    _ => item.prompt.clone(),
-                };
-                let mut p: Prompt = render_prompt(lm, &spec)?;
-                if let Candidate::Soft(s) = c {
-                    p.soft = Some(s.clone());
-                }
                 items.push(item.clone());
-                prompts.push(p);
+                prompts.push(c.prompt(lm, &item.prompt)?);
             }
         }
         let answers = read_options(lm, &items, prompts)?;
@@ -145,14 +156,84 @@ impl Default for TuneConfig {
     }
 }
 
+/// What a tuner's settings must offer for checkpoints: serde, equality, and the DE settings
+/// whose stopping rules may change between a run and its resumption.
+pub trait TunerConfig: Serialize + DeserializeOwned + Clone + PartialEq {
+    fn de(&self) -> &DeConfig;
+    fn de_mut(&mut self) -> &mut DeConfig;
+}
+
+impl TunerConfig for TuneConfig {
+    fn de(&self) -> &DeConfig {
+        &self.de
+    }
+    fn de_mut(&mut self) -> &mut DeConfig {
+        &mut self.de
+    }
+}
+
 /// A checkpoint: the config it belongs to and the optimiser state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
+#[serde(bound = "C: TunerConfig")]
+pub struct Checkpoint<C: TunerConfig = TuneConfig> {
     pub country: String,
-    pub config: TuneConfig,
+    pub config: C,
     pub state: DeState,
     /// One report per generation told so far.
     pub reports: Vec<GenerationReport>,
+}
+
+fn de_err(e: culturesteer_core::de::DeError) -> BenchError {
+    BenchError::Invalid(format!("differential evolution: {e}"))
+}
+
+/// A fresh optimiser, or the one saved in `checkpoint` when `resume` is set and it exists (its
+/// config must equal `config` but for the stopping rules, which may change to extend a run).
+fn start_or_resume<C: TunerConfig>(
+    config: &C,
+    space: Space,
+    x0: Vec<f64>,
+    country: &Country,
+    checkpoint: &Path,
+    resume: bool,
+) -> Result<(Optimizer, Vec<GenerationReport>), BenchError> {
+    if !(resume && checkpoint.exists()) {
+        return Ok((Optimizer::new(config.de().clone(), space, x0).map_err(de_err)?, vec![]));
+    }
+    let text = std::fs::read_to_string(checkpoint).map_err(|e| BenchError::Io { path: checkpoint.display().to_string(), source: e })?;
+    let cp: Checkpoint<C> = serde_json::from_str(&text).map_err(|e| BenchError::Invalid(format!("{}: not a checkpoint of this tuner ({e})", checkpoint.display())))?;
+    let same = |c: &C| {
+        let mut c = c.clone();
+        c.de_mut().max_generations = 0;
+        c.de_mut().max_evaluations = None;
+        c
+    };
+    if same(&cp.config) != same(config) || cp.country != country.code.as_str() {
+        return Err(BenchError::Invalid(format!("{} belongs to another run (country or settings differ); use a new --out", checkpoint.display())));
+    }
+    Ok((Optimizer::from_state(config.de().clone(), space, x0, cp.state).map_err(de_err)?, cp.reports))
+}
+
+/// Asks, evaluates and tells until the optimiser stops, saving a checkpoint after every
+/// generation; `evaluate` scores the decoded vectors of one generation.
+fn drive<C: TunerConfig>(
+    opt: &mut Optimizer,
+    reports: &mut Vec<GenerationReport>,
+    config: &C,
+    country: &Country,
+    checkpoint: &Path,
+    mut evaluate: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, BenchError>,
+    on_generation: &mut dyn FnMut(&GenerationReport),
+) -> Result<(), BenchError> {
+    while opt.should_stop().is_none() {
+        let xs = opt.ask();
+        let report = opt.tell(evaluate(&xs)?).map_err(de_err)?;
+        on_generation(&report);
+        reports.push(report);
+        let cp = Checkpoint { country: country.code.to_string(), config: config.clone(), state: opt.state().clone(), reports: reports.clone() };
+        write_atomic(checkpoint, &serde_json::to_string(&cp).map_err(|e| BenchError::Invalid(e.to_string()))?)?;
+    }
+    Ok(())
 }
 
 /// The finished run.
@@ -210,30 +291,14 @@ impl SoftPromptTuner {
         on_generation: &mut dyn FnMut(&GenerationReport),
     ) -> Result<TuneOutcome, BenchError> {
         let x0: Vec<f64> = self.theta0.data.iter().map(|&v| f64::from(v)).collect();
-        let de_err = |e: culturesteer_core::de::DeError| BenchError::Invalid(format!("differential evolution: {e}"));
-        let (mut opt, mut reports) = if resume && checkpoint.exists() {
-            let text = std::fs::read_to_string(checkpoint).map_err(|e| BenchError::Io { path: checkpoint.display().to_string(), source: e })?;
-            let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| BenchError::Invalid(format!("{}: not a tune checkpoint ({e})", checkpoint.display())))?;
-            // The stopping rules may change between runs (to extend a run); nothing else may.
-            let same = |c: &TuneConfig| TuneConfig { de: DeConfig { max_generations: 0, max_evaluations: None, ..c.de.clone() }, ..c.clone() };
-            if same(&cp.config) != same(&self.config) || cp.country != objective.country().code.as_str() {
-                return Err(BenchError::Invalid(format!("{} belongs to another run (country or settings differ); use a new --out", checkpoint.display())));
-            }
-            (Optimizer::from_state(self.config.de.clone(), self.space, x0, cp.state).map_err(de_err)?, cp.reports)
-        } else {
-            (Optimizer::new(self.config.de.clone(), self.space, x0).map_err(de_err)?, vec![])
+        let country = objective.country();
+        let (mut opt, mut reports) = start_or_resume(&self.config, self.space, x0, country, checkpoint, resume)?;
+        // ask() gives the decoded candidates x = θ₀ + A z.
+        let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
+            let cands: Vec<Candidate> = xs.iter().map(|x| Candidate::Soft(Arc::new(self.soft_of(x)))).collect();
+            Ok(objective.evaluate(lm, &cands)?.iter().map(|e| e.loss).collect())
         };
-        while opt.should_stop().is_none() {
-            let genes = opt.ask();
-            // ask() gives the decoded candidates x = θ₀ + A z.
-            let cands: Vec<Candidate> = genes.iter().map(|x| Candidate::Soft(Arc::new(self.soft_of(x)))).collect();
-            let evals = objective.evaluate(lm, &cands)?;
-            let report = opt.tell(evals.iter().map(|e| e.loss).collect()).map_err(de_err)?;
-            on_generation(&report);
-            reports.push(report);
-            let cp = Checkpoint { country: objective.country().code.to_string(), config: self.config.clone(), state: opt.state().clone(), reports: reports.clone() };
-            write_atomic(checkpoint, &serde_json::to_string(&cp).map_err(|e| BenchError::Invalid(e.to_string()))?)?;
-        }
+        drive(&mut opt, &mut reports, &self.config, country, checkpoint, evaluate, on_generation)?;
         let best = opt.result();
         let soft = self.soft_of(&best.x);
         let eval = objective.evaluate(lm, &[Candidate::Soft(Arc::new(soft.clone()))])?.remove(0);
@@ -249,9 +314,10 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// GlobalOpinionQA S_align of the country's WVS-sourced questions without and with a soft
-/// prompt (the transfer check of issue #7); `None` when the country has no such question.
-pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country, soft: &Arc<SoftPrompt>, limit: usize) -> Result<Option<(f64, f64, usize)>, BenchError> {
+/// GlobalOpinionQA S_align of the country's WVS-sourced questions without and with the tuned
+/// candidate (a soft prompt or a persona system text; the transfer check of issue #7); `None`
+/// when the country has no such question.
+pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country, tuned: &Candidate, limit: usize) -> Result<Option<(f64, f64, usize)>, BenchError> {
     let goqa_country = match goqa.country(country.code) {
         Ok(c) => c,
         Err(_) => return Ok(None),
@@ -266,17 +332,8 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
         return Ok(None);
     }
     let mut scores = Vec::with_capacity(2);
-    for with_soft in [false, true] {
-        let prompts = items
-            .iter()
-            .map(|i| {
-                let mut p = render_prompt(lm, &i.prompt)?;
-                if with_soft {
-                    p.soft = Some(soft.clone());
-                }
-                Ok(p)
-            })
-            .collect::<Result<Vec<_>, MethodError>>()?;
+    for candidate in [&Candidate::Plain, tuned] {
+        let prompts = items.iter().map(|i| candidate.prompt(lm, &i.prompt)).collect::<Result<Vec<_>, MethodError>>()?;
         let answers = read_options(lm, &items, prompts)?;
         let records: Vec<ItemRecord> = answers
             .into_iter()
@@ -296,14 +353,12 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
     Ok(Some((scores[0], scores[1], items.len())))
 }
 
-/// The baselines of the report: naive, "act as a person from X", and θ₀ itself.
-pub fn baselines(lm: &mut dyn LanguageModel, objective: &Vsm13Objective, theta0: &SoftPrompt) -> Result<Vec<(String, Vsm13Eval)>, BenchError> {
+/// The baselines of the report: naive, "act as a person from X", and the tuner's start
+/// (`start`, shown as `start_label`).
+pub fn baselines(lm: &mut dyn LanguageModel, objective: &Vsm13Objective, start: Candidate, start_label: &str) -> Result<Vec<(String, Vsm13Eval)>, BenchError> {
     let name = objective.country().name.clone();
-    let evals = objective.evaluate(
-        lm,
-        &[Candidate::Plain, Candidate::System(country_system_text(&name)), Candidate::Soft(Arc::new(theta0.clone()))],
-    )?;
-    Ok(["naive", "country prompt", "soft prompt θ₀ (init text)"].iter().map(|s| s.to_string()).zip(evals).collect())
+    let evals = objective.evaluate(lm, &[Candidate::Plain, Candidate::System(country_system_text(&name)), start])?;
+    Ok(["naive", "country prompt", start_label].iter().map(|s| s.to_string()).zip(evals).collect())
 }
 
 /// A line chart of the best and mean loss per generation, as SVG.
@@ -342,17 +397,45 @@ pub fn loss_svg(reports: &[GenerationReport]) -> Result<String, BenchError> {
     Ok(out)
 }
 
+/// What the report says about the DE run: its length and settings.
+pub fn de_summary(reports: &[GenerationReport], evaluations: usize, stop: Option<culturesteer_core::de::StopReason>, de: &DeConfig) -> String {
+    format!(
+        "DE: {} generations, {} evaluations, stop: {:?}; NP {}, F {}, CR {}",
+        reports.len().saturating_sub(1),
+        evaluations,
+        stop,
+        de.np,
+        de.dither.map_or(format!("{}", de.f), |(a, b)| format!("dithered U({a}, {b})")),
+        de.cr,
+    )
+}
+
+impl TuneOutcome {
+    /// The run paragraph of the report.
+    pub fn describe(&self, config: &TuneConfig) -> String {
+        format!(
+            "{}, subspace k = {}, soft prompt {} × {} (init text {:?}).",
+            de_summary(&self.reports, self.evaluations, self.stop, &config.de),
+            config.subspace_dim,
+            self.soft.rows,
+            self.soft.dim,
+            config.init_text,
+        )
+    }
+}
+
 /// The report's markdown: losses and six dimensions of every row against the target, the
-/// DE run, and the transfer check.
+/// DE run (`run`: a paragraph), and the transfer check of the tuned candidate (`tuned_label`).
 pub fn report_markdown(
+    title: &str,
     country: &Country,
     target: &[Option<f64>; 6],
     rows: &[(String, Vsm13Eval)],
-    outcome: &TuneOutcome,
-    config: &TuneConfig,
+    run: &str,
+    tuned_label: &str,
     transfer: Option<(f64, f64, usize)>,
 ) -> String {
-    let mut s = format!("# Soft-prompt tuning on VSM13: {} ({})\n\n", country.name, country.code);
+    let mut s = format!("# {title} on VSM13: {} ({})\n\n", country.name, country.code);
     s.push_str("| | loss (L1) | PDI | IDV | MAS | UAI | LTO | IVR |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     s.push_str("| **target** | |");
     for t in target {
@@ -366,23 +449,11 @@ pub fn report_markdown(
         }
         s.push('\n');
     }
-    s.push_str(&format!(
-        "\nDE: {} generations, {} evaluations, stop: {:?}; NP {}, F {}, CR {}, subspace k = {}, soft prompt {} × {} (init text {:?}).\n\n![loss per generation](loss.svg)\n\n",
-        outcome.reports.len().saturating_sub(1),
-        outcome.evaluations,
-        outcome.stop,
-        config.de.np,
-        config.de.dither.map_or(format!("{}", config.de.f), |(a, b)| format!("dithered U({a}, {b})")),
-        config.de.cr,
-        config.subspace_dim,
-        outcome.soft.rows,
-        outcome.soft.dim,
-        config.init_text,
-    ));
+    s.push_str(&format!("\n{run}\n\n![loss per generation](loss.svg)\n\n"));
     s.push_str("## Transfer check (GlobalOpinionQA, WVS-sourced questions)\n\n");
     match transfer {
         Some((naive, tuned, n)) => s.push_str(&format!(
-            "| | S_align |\n|---|---:|\n| naive | {naive:.2} |\n| tuned soft prompt | {tuned:.2} |\n\n{n} questions; {}.\n",
+            "| | S_align |\n|---|---:|\n| naive | {naive:.2} |\n| {tuned_label} | {tuned:.2} |\n\n{n} questions; {}.\n",
             if tuned > naive { "the VSM13 gain carries over" } else { "the VSM13 gain does not carry over (as the paper observed on its knowledge benchmark)" }
         )),
         None => s.push_str(&format!("{} has no WVS-sourced GlobalOpinionQA question in our data.\n", country.name)),

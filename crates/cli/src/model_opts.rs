@@ -48,6 +48,11 @@ pub struct ModelOpts {
     /// local GGUF models only.
     #[arg(long, value_name = "FILE", conflicts_with = "model_url")]
     pub soft_prompt: Option<PathBuf>,
+    /// LoRA adapters (GGUF, made for the model) as named experts, e.g.
+    /// africa=af.gguf,america=am.gguf,asia=as.gguf,europe=eu.gguf,oceania=oc.gguf: Cultural
+    /// Palette's continent agents and gated meta agent use them (local GGUF models only).
+    #[arg(long, value_name = "NAME=FILE,...", value_delimiter = ',', conflicts_with = "model_url")]
+    pub experts: Vec<String>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -103,7 +108,25 @@ impl ModelOpts {
         if let Some(f) = &self.soft_prompt {
             bail!("--soft-prompt {}: this command measures the engine itself; soft prompts apply to eval, ablate, score, generate and serve", f.display());
         }
+        if !self.experts.is_empty() {
+            bail!("--experts: this command measures the engine itself; expert adapters apply to eval, ablate, score, generate, serve and bench palette");
+        }
         self.load_gguf()
+    }
+
+    /// `--experts` as (name, file) pairs.
+    fn expert_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        self.experts
+            .iter()
+            .map(|e| {
+                let (name, file) = e.split_once('=').with_context(|| format!("--experts {e:?}: expected NAME=FILE"))?;
+                let name = name.trim().to_ascii_lowercase();
+                if name.is_empty() || file.trim().is_empty() {
+                    bail!("--experts {e:?}: expected NAME=FILE");
+                }
+                Ok((name, PathBuf::from(file.trim())))
+            })
+            .collect()
     }
 
     fn load_gguf(&self) -> Result<LlamaLm> {
@@ -142,8 +165,15 @@ impl ModelOpts {
                 Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
             }
             None => {
-                let lm = self.load_gguf()?;
+                let mut lm = self.load_gguf()?;
                 let mut identity = fetch::sha256_file(lm.path())?;
+                let experts = self.expert_files()?;
+                if !experts.is_empty() {
+                    lm.load_experts(&experts).context("--experts")?;
+                    for (name, file) in &experts {
+                        identity = format!("{identity} expert {name}={}", fetch::sha256_file(file)?);
+                    }
+                }
                 let path = Some(lm.path().to_path_buf());
                 let lm: Box<dyn LanguageModel> = match &self.soft_prompt {
                     Some(file) => {

@@ -70,6 +70,30 @@ pub trait LanguageModel: Send {
         Err(LlmError::Unsupported("soft prompts (input embeddings)"))
     }
 
+    /// Names of the expert adapters loaded with the model (Cultural Palette's continent
+    /// experts), in load order; empty without any.
+    fn experts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Scales of the expert adapters for every following call, in [`LanguageModel::experts`]
+    /// order (all zero: the base model). A backend without adapters takes only an empty list.
+    fn set_expert_scales(&mut self, scales: &[f32]) -> Result<()> {
+        if scales.is_empty() {
+            Ok(())
+        } else {
+            Err(LlmError::Unsupported("expert adapters"))
+        }
+    }
+
+    /// One vector per prompt: the mean of the model's final hidden states (after the output
+    /// norm) over the prompt's tokens after BOS, under the current expert scales (the
+    /// representation of Cultural Palette's gate). Soft prompts are not taken.
+    fn hidden_states(&mut self, prompts: &[Prompt]) -> Result<Vec<Vec<f32>>> {
+        let _ = prompts;
+        Err(LlmError::Unsupported("hidden states"))
+    }
+
     /// Answer-token resolution (specs/disca.md §1): for each label, tokenise `prompt + label`
     /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
     /// must resolve to distinct tokens.

@@ -146,4 +146,14 @@ impl LanguageModel for SoftPrompted {
     fn input_embedding_std(&self) -> Result<f64> {
         self.inner.input_embedding_std()
     }
+    fn experts(&self) -> Vec<String> {
+        self.inner.experts()
+    }
+    fn set_expert_scales(&mut self, scales: &[f32]) -> Result<()> {
+        self.inner.set_expert_scales(scales)
+    }
+    /// The inner model's hidden states, without the soft prompt (they represent the text).
+    fn hidden_states(&mut self, prompts: &[Prompt]) -> Result<Vec<Vec<f32>>> {
+        self.inner.hidden_states(prompts)
+    }
 }

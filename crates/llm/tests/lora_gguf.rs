@@ -3,56 +3,15 @@
 
 mod support;
 
-use culturesteer_llm::fetch::ensure_default_model;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use support::gguf::{self, Meta};
+use support::gguf::write_lora;
+use support::model_path;
 
-fn model_path() -> PathBuf {
-    match std::env::var_os("CULTURESTEER_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
-    }
-}
-
-/// A rank-`r` LoRA on the feed-forward down projections of the last `layers` blocks, with
-/// deterministic pseudo-random values of magnitude `amp`.
-fn write_lora(base: &Path, out: &Path, layers: usize, r: u64, amp: f32, seed: u32) {
-    let (shapes, meta) = gguf::read_shapes(base);
-    let arch = meta.get("general.architecture").expect("architecture").clone();
-    let n_layer = shapes.keys().filter(|k| k.ends_with(".ffn_down.weight")).count();
-    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * amp
-    };
-    let mut tensors = Vec::new();
-    for l in n_layer - layers..n_layer {
-        let name = format!("blk.{l}.ffn_down.weight");
-        let ne = &shapes[&name];
-        let (n_in, n_out) = (ne[0], ne[1]);
-        tensors.push((format!("{name}.lora_a"), vec![n_in, r], (0..n_in * r).map(|_| next()).collect()));
-        tensors.push((format!("{name}.lora_b"), vec![r, n_out], (0..r * n_out).map(|_| next()).collect()));
-    }
-    gguf::write(
-        out,
-        &[
-            ("general.architecture", Meta::Str(arch)),
-            ("general.type", Meta::Str("adapter".into())),
-            ("adapter.type", Meta::Str("lora".into())),
-            ("adapter.lora.alpha", Meta::F32(r as f32)),
-            ("general.alignment", Meta::U32(32)),
-        ],
-        &tensors,
-    );
-}
 
 #[test]
 fn synthetic_lora_loads_and_scales_the_output() {

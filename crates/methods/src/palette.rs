@@ -21,6 +21,7 @@
 //! Every prompt and generated text goes into the answer's diagnostics, so results.jsonl shows
 //! why an answer was chosen. The prompt wording is data (`data/palette/templates.json`).
 
+use crate::gate::{cosine, gate_weights, DEFAULT_GATE_TEMPERATURE};
 use crate::readout::{read_options, render_prompt};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout};
 use culturesteer_data::palette::{names, Continent, ContinentMap, PaletteTemplates};
@@ -76,11 +77,16 @@ pub struct PaletteConfig {
     pub summary_tokens: usize,
     /// How drafts and summaries are generated (greedy by default).
     pub sampling: Sampling,
+    /// Temperature of the expert gate's softmax (only with expert adapters).
+    pub gate_temperature: f64,
+    /// Run every model call alone, item after item (the baseline of `bench palette`); the
+    /// answers are the same, only slower.
+    pub sequential: bool,
 }
 
 impl Default for PaletteConfig {
     fn default() -> Self {
-        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy }
+        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy, gate_temperature: DEFAULT_GATE_TEMPERATURE, sequential: false }
     }
 }
 
@@ -89,6 +95,42 @@ pub struct Palette {
     config: PaletteConfig,
     templates: PaletteTemplates,
     continents: ContinentMap,
+    /// Hidden states of the five continent names under the base model (the gate's keys),
+    /// computed on first use with experts.
+    continent_keys: Option<Vec<Vec<f32>>>,
+}
+
+/// Where each continent's expert sits in the model's expert list ([`Continent::ALL`] order).
+fn expert_slots(experts: &[String]) -> Result<[usize; 5], MethodError> {
+    let mut slots = [0; 5];
+    for (k, c) in Continent::ALL.iter().enumerate() {
+        slots[k] = experts.iter().position(|e| e.eq_ignore_ascii_case(c.name())).ok_or_else(|| {
+            MethodError::Config(format!(
+                "palette: the expert adapters must be named after the five continents (africa, america, asia, europe, oceania); {} is missing from {experts:?}",
+                c.name().to_ascii_lowercase()
+            ))
+        })?;
+    }
+    if experts.len() != 5 {
+        return Err(MethodError::Config(format!("palette: five continent experts expected, got {experts:?}")));
+    }
+    Ok(slots)
+}
+
+/// Expert scales with `weights[k]` at continent k's slot.
+fn scales_of(slots: &[usize; 5], weights: &[f64]) -> Vec<f32> {
+    let mut s = vec![0.0; slots.len()];
+    for (slot, w) in slots.iter().zip(weights) {
+        s[*slot] = *w as f32;
+    }
+    s
+}
+
+/// What stages 2 and 3 produce for a run of items.
+struct Decided {
+    summaries: Vec<Option<String>>,
+    systems: Vec<String>,
+    answers: Vec<Answer>,
 }
 
 impl Palette {
@@ -96,7 +138,10 @@ impl Palette {
         if config.draft_tokens == 0 || config.summary_tokens == 0 {
             return Err(MethodError::Config("palette: draft and summary token limits must be at least 1".into()));
         }
-        Ok(Self { config, templates, continents })
+        if !(config.gate_temperature.is_finite() && config.gate_temperature > 0.0) {
+            return Err(MethodError::Config(format!("palette: gate temperature must be a positive number, not {}", config.gate_temperature)));
+        }
+        Ok(Self { config, templates, continents, continent_keys: None })
     }
 
     fn render(&self, name: &str, vars: &[(&str, &str)]) -> Result<String, MethodError> {
@@ -108,7 +153,12 @@ impl Palette {
             .iter()
             .map(|m| Ok(GenerateRequest { prompt: lm.chat_prompt(m)?, max_tokens, sampling: self.config.sampling.clone(), stop: vec![] }))
             .collect::<Result<Vec<_>, MethodError>>()?;
-        Ok(lm.generate(&reqs)?.into_iter().map(|g| g.text.trim().to_string()).collect())
+        let gens = if self.config.sequential {
+            reqs.iter().map(|r| Ok(lm.generate(std::slice::from_ref(r))?.remove(0))).collect::<Result<Vec<_>, MethodError>>()?
+        } else {
+            lm.generate(&reqs)?
+        };
+        Ok(gens.into_iter().map(|g| g.text.trim().to_string()).collect())
     }
 
     /// The stage-1 prompts of one item: one chat per continent, in [`Continent::ALL`] order.
@@ -188,7 +238,7 @@ impl Method for Palette {
             "templates": self.templates.file(),
             "continents": self.continents.file(),
             "continent_overrides": self.continents.overrides().iter().map(|(c, k)| format!("{c}={}", k.name())).collect::<Vec<_>>(),
-            "experts": serde_json::Value::Null,
+            "gate_temperature": self.config.gate_temperature,
         })
     }
 
@@ -196,19 +246,55 @@ impl Method for Palette {
         if items.is_empty() {
             return Ok(vec![]);
         }
+        let experts = lm.experts();
+        let slots = if experts.is_empty() { None } else { Some(expert_slots(&experts)?) };
+        // Whatever fails, the model is left without adapters for the next caller.
+        let result = if self.config.sequential {
+            items.iter().try_fold(Vec::with_capacity(items.len()), |mut out, item| {
+                out.extend(self.answer_with(lm, country, std::slice::from_ref(item), &experts, slots)?);
+                Ok(out)
+            })
+        } else {
+            self.answer_with(lm, country, items, &experts, slots)
+        };
+        if slots.is_some() {
+            lm.set_expert_scales(&vec![0.0; experts.len()])?;
+        }
+        result
+    }
+}
+
+impl Palette {
+    fn answer_with(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item], experts: &[String], slots: Option<[usize; 5]>) -> Result<Vec<Answer>, MethodError> {
         let home = self.continents.continent_of(&country.code).map_err(|e| MethodError::Config(e.to_string()))?;
         let variant = self.config.variant;
 
-        // Stage 1: 5 drafts per item, all in one generation batch.
-        let drafts: Vec<Vec<String>> = if variant.drafts() {
-            let mut chats = Vec::with_capacity(items.len() * Continent::ALL.len());
-            for item in items {
-                chats.extend(self.draft_chats(country, question_text(item))?);
-            }
-            let texts = self.generate_all(lm, chats, self.config.draft_tokens)?;
-            texts.chunks(Continent::ALL.len()).map(<[String]>::to_vec).collect()
-        } else {
+        // Stage 1: 5 drafts per item. Without experts all in one generation batch; with
+        // experts each continent agent is its own adapter, so one batch per continent.
+        let n = Continent::ALL.len();
+        let drafts: Vec<Vec<String>> = if !variant.drafts() {
             vec![vec![]; items.len()]
+        } else {
+            let per_item = items.iter().map(|i| self.draft_chats(country, question_text(i))).collect::<Result<Vec<_>, _>>()?;
+            match slots {
+                None => {
+                    let texts = self.generate_all(lm, per_item.into_iter().flatten().collect(), self.config.draft_tokens)?;
+                    texts.chunks(n).map(<[String]>::to_vec).collect()
+                }
+                Some(slots) => {
+                    let mut out = vec![Vec::with_capacity(n); items.len()];
+                    for k in 0..n {
+                        let mut one_hot = [0.0; 5];
+                        one_hot[k] = 1.0;
+                        lm.set_expert_scales(&scales_of(&slots, &one_hot))?;
+                        let chats = per_item.iter().map(|c| c[k].clone()).collect();
+                        for (o, t) in out.iter_mut().zip(self.generate_all(lm, chats, self.config.draft_tokens)?) {
+                            o.push(t);
+                        }
+                    }
+                    out
+                }
+            }
         };
         let rendered: Vec<String> = drafts
             .iter()
@@ -218,31 +304,56 @@ impl Method for Palette {
             })
             .collect::<Result<_, _>>()?;
 
-        // Stage 2: one summary per item, one batch.
-        let summaries: Vec<Option<String>> = if variant.summary() {
-            let chats = items
-                .iter()
-                .zip(&rendered)
-                .map(|(item, r)| self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str())))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.generate_all(lm, chats, self.config.summary_tokens)?.into_iter().map(Some).collect()
-        } else {
-            vec![None; items.len()]
+        // Stages 2 and 3: batched over all items with the base model; with merging, item by
+        // item under that item's gate weights.
+        let (decided, merging) = match slots.filter(|_| variant != PaletteVariant::NoMerging) {
+            None => {
+                let why = if slots.is_some() {
+                    "none (palette-cm: the meta agent is the base model; the drafts came from the continent experts)"
+                } else {
+                    "none (no expert adapters: the meta agent is the base model)"
+                };
+                (self.decide(lm, country, home, items, &rendered)?, vec![json!(why); items.len()])
+            }
+            Some(slots) => {
+                lm.set_expert_scales(&vec![0.0; experts.len()])?;
+                let keys = match &self.continent_keys {
+                    Some(k) => k.clone(),
+                    None => {
+                        let names = Continent::ALL.iter().map(|c| culturesteer_llm::Prompt::from(c.name().to_string())).collect::<Vec<_>>();
+                        let k = lm.hidden_states(&names)?;
+                        self.continent_keys = Some(k.clone());
+                        k
+                    }
+                };
+                let mut all = Decided { summaries: vec![], systems: vec![], answers: vec![] };
+                let mut merging = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    lm.set_expert_scales(&vec![0.0; experts.len()])?;
+                    let query = render_prompt(lm, &item.prompt)?;
+                    let h = lm.hidden_states(std::slice::from_ref(&query))?.remove(0);
+                    let sims = keys.iter().map(|k| cosine(&h, k)).collect::<Result<Vec<_>, _>>()?;
+                    let weights = gate_weights(&h, &keys, self.config.gate_temperature)?;
+                    lm.set_expert_scales(&scales_of(&slots, &weights))?;
+                    let d = self.decide(lm, country, home, std::slice::from_ref(item), &rendered[i..=i])?;
+                    all.summaries.extend(d.summaries);
+                    all.systems.extend(d.systems);
+                    all.answers.extend(d.answers);
+                    let named = |v: &[f64]| -> serde_json::Map<String, serde_json::Value> {
+                        Continent::ALL.iter().zip(v).map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x))).collect()
+                    };
+                    merging.push(json!({
+                        "gate": "softmax(cos(h_prompt, h_continent) / T) over the base model's mean final hidden states",
+                        "temperature": self.config.gate_temperature,
+                        "similarity": named(&sims),
+                        "weights": named(&weights),
+                    }));
+                }
+                (all, merging)
+            }
         };
 
-        // Stage 3: the benchmark's prompt under the decision system text, read as the
-        // benchmark reads it.
-        let mut systems = Vec::with_capacity(items.len());
-        let mut prompts = Vec::with_capacity(items.len());
-        for ((item, summary), r) in items.iter().zip(&summaries).zip(&rendered) {
-            let system = self.decision_system(country, summary.as_deref(), r)?;
-            // Completion prompts take the system text verbatim in front of the question.
-            let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
-            let spec = PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat };
-            prompts.push(render_prompt(lm, &spec)?);
-            systems.push(system);
-        }
-        let mut answers = read_options(lm, items, prompts)?;
+        let Decided { summaries, systems, mut answers } = decided;
         for (i, a) in answers.iter_mut().enumerate() {
             let labels = labels_of(&items[i].readout);
             let draft_info: Vec<serde_json::Value> = Continent::ALL
@@ -257,14 +368,43 @@ impl Method for Palette {
             a.diagnostics = json!({
                 "variant": variant,
                 "continent": home.name(),
+                "drafts_by": if slots.is_some() { "continent expert adapters" } else { "the base model with continent prompts" },
                 "drafts": draft_info,
                 "summary": summaries[i],
                 "decision_system": systems[i],
-                "merging": "none (no expert adapters: the meta agent is the base model)",
+                "merging": merging[i],
                 "reader": reader,
             });
         }
         Ok(answers)
+    }
+
+    /// Stage 2 (the summary, one generation batch) and stage 3 (the benchmark's prompt under
+    /// the decision system text, read as the benchmark reads it) of `items`.
+    fn decide(&self, lm: &mut dyn LanguageModel, country: &Country, home: Continent, items: &[Item], rendered: &[String]) -> Result<Decided, MethodError> {
+        let variant = self.config.variant;
+        let summaries: Vec<Option<String>> = if variant.summary() {
+            let chats = items
+                .iter()
+                .zip(rendered)
+                .map(|(item, r)| self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str())))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.generate_all(lm, chats, self.config.summary_tokens)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; items.len()]
+        };
+        let mut systems = Vec::with_capacity(items.len());
+        let mut prompts = Vec::with_capacity(items.len());
+        for ((item, summary), r) in items.iter().zip(&summaries).zip(rendered) {
+            let system = self.decision_system(country, summary.as_deref(), r)?;
+            // Completion prompts take the system text verbatim in front of the question.
+            let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
+            let spec = PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat };
+            prompts.push(render_prompt(lm, &spec)?);
+            systems.push(system);
+        }
+        let answers = read_options(lm, items, prompts)?;
+        Ok(Decided { summaries, systems, answers })
     }
 }
 

@@ -18,6 +18,9 @@ pub enum BenchCmd {
     /// N concurrent clients against `serve` on a loopback port for a bounded time: requests/s,
     /// latency p50/p95 per request kind, errors, memory.
     Serve(crate::commands::bench_serve::ServeBenchArgs),
+    /// Cultural Palette's batched pipeline vs its seven calls per question one after another:
+    /// questions/s and the speedup (answers must be identical).
+    Palette(crate::commands::bench_palette::PaletteBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +63,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Engine(a) => engine(a),
         BenchCmd::Disca(a) => crate::commands::bench_disca::run(a),
         BenchCmd::Serve(a) => crate::commands::bench_serve::run(a),
+        BenchCmd::Palette(a) => crate::commands::bench_palette::run(a),
     }
 }
 

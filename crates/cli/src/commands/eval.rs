@@ -124,11 +124,15 @@ pub struct PaletteOpts {
     /// (default map: UN M49 regions, data/continents).
     #[arg(long)]
     pub continents: Option<String>,
+    /// palette with --experts: temperature of the gate's softmax over the cosine similarities
+    /// of the prompt's and the continent names' hidden states.
+    #[arg(long, default_value_t = culturesteer_methods::gate::DEFAULT_GATE_TEMPERATURE)]
+    pub gate_temperature: f64,
 }
 
 impl Default for PaletteOpts {
     fn default() -> Self {
-        Self { palette_draft_tokens: 96, palette_summary_tokens: 128, continents: None }
+        Self { palette_draft_tokens: 96, palette_summary_tokens: 128, continents: None, gate_temperature: culturesteer_methods::gate::DEFAULT_GATE_TEMPERATURE }
     }
 }
 
@@ -252,6 +256,7 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
             let cfg = PaletteConfig {
                 variant,
                 draft_tokens: ctx.palette.palette_draft_tokens,
+                gate_temperature: ctx.palette.gate_temperature,
                 summary_tokens: ctx.palette.palette_summary_tokens,
                 ..PaletteConfig::default()
             };

@@ -3,6 +3,7 @@
 pub mod ablate;
 pub mod bench;
 pub mod bench_disca;
+pub mod bench_palette;
 pub mod bench_serve;
 pub mod eval;
 pub mod model;

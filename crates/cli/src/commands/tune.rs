@@ -1,15 +1,20 @@
-//! `culturesteer tune softprompt`: differential evolution of a soft prompt on VSM13.
+//! `culturesteer tune softprompt` and `tune blackbox`: differential evolution on VSM13 of a soft
+//! prompt (local GGUF models) or of a persona template's discrete choices (any model, HTTP included).
 
 use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::tune::{baselines, loss_svg, report_markdown, transfer_check, write_atomic, SoftPromptTuner, TuneConfig, Vsm13Objective};
+use culturesteer_bench::tune::blackbox::{candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice};
+use culturesteer_bench::tune::{baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner, TuneConfig, Vsm13Eval, Vsm13Objective};
 use culturesteer_bench::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
 use culturesteer_bench::Benchmark;
-use culturesteer_core::de::{DeConfig, Strategy};
+use culturesteer_core::de::{DeConfig, GenerationReport, Strategy};
 use culturesteer_core::CountryCode;
+use culturesteer_data::personas::{load_country_profile, PersonaSource};
 use culturesteer_data::source::DataSource;
+use culturesteer_llm::LanguageModel;
+use culturesteer_methods::Country;
 use culturesteer_llm::soft_prompt::{self, SoftPromptManifest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -21,10 +26,16 @@ pub enum TuneCmd {
     /// the country's Hofstede scores; writes soft_prompt.json, report.md, loss.svg and a
     /// checkpoint (re-run with --resume to continue).
     Softprompt(SoftpromptArgs),
+    /// The black-box variant for models without input embeddings (any --model-url): DE over a
+    /// persona template's discrete choices (a country line and the ten WVS value dimensions ×
+    /// four levels or left out), scored by the same VSM13 loss; writes persona.txt,
+    /// persona.json, report.md, loss.svg and a checkpoint (--resume continues).
+    Blackbox(BlackboxArgs),
 }
 
+/// What both tuners share: target, output, DE settings, transfer check, model.
 #[derive(Args, Debug)]
-pub struct SoftpromptArgs {
+pub struct TuneArgs {
     /// Target country (ISO3) with Hofstede scores, e.g. SAU, USA, CHN, IND.
     #[arg(long)]
     pub country: String,
@@ -49,12 +60,6 @@ pub struct SoftpromptArgs {
     /// Mutation strategy: rand1 (DE/rand/1/bin) or best1 (DE/best/1/bin).
     #[arg(long, default_value = "rand1")]
     pub strategy: String,
-    /// Dimension k of the random-projection subspace.
-    #[arg(long, default_value_t = 256)]
-    pub subspace_dim: usize,
-    /// Init text of the soft prompt ({country} becomes the country's name).
-    #[arg(long, default_value = "You are a person from {country}.")]
-    pub init_text: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Continue from the checkpoint in --out.
@@ -70,13 +75,38 @@ pub struct SoftpromptArgs {
     pub model: ModelOpts,
 }
 
+#[derive(Args, Debug)]
+pub struct SoftpromptArgs {
+    #[command(flatten)]
+    pub tune: TuneArgs,
+    /// Dimension k of the random-projection subspace.
+    #[arg(long, default_value_t = 256)]
+    pub subspace_dim: usize,
+    /// Init text of the soft prompt ({country} becomes the country's name).
+    #[arg(long, default_value = "You are a person from {country}.")]
+    pub init_text: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BlackboxArgs {
+    #[command(flatten)]
+    pub tune: TuneArgs,
+    /// Where the search starts: wvs-profile (the country's WVS-7 value levels after "You are a
+    /// person from X."; falls back to country-line for countries without WVS data) or
+    /// country-line ("You are a person from X." alone).
+    #[arg(long, default_value = "wvs-profile")]
+    pub start: String,
+}
+
 pub fn run(cmd: TuneCmd) -> Result<()> {
     match cmd {
         TuneCmd::Softprompt(a) => softprompt(a),
+        TuneCmd::Blackbox(a) => blackbox(a),
     }
 }
 
-fn de_config(a: &SoftpromptArgs) -> Result<DeConfig> {
+/// The DE settings of the command line over a tuner's defaults.
+fn de_config(a: &TuneArgs, defaults: DeConfig) -> Result<DeConfig> {
     let (f, dither) = match a.f.strip_prefix("dither:") {
         Some(r) => {
             let (lo, hi) = r.split_once(',').context("--f dither:LO,HI")?;
@@ -89,31 +119,24 @@ fn de_config(a: &SoftpromptArgs) -> Result<DeConfig> {
         "best1" => Strategy::BestOneBin,
         other => bail!("--strategy {other:?}: use rand1 or best1"),
     };
-    let cfg = DeConfig {
-        np: a.pop,
-        f,
-        cr: a.cr,
-        strategy,
-        dither,
-        max_generations: a.generations,
-        max_evaluations: a.budget,
-        seed: a.seed,
-        ..TuneConfig::default().de
-    };
+    let cfg = DeConfig { np: a.pop, f, cr: a.cr, strategy, dither, max_generations: a.generations, max_evaluations: a.budget, seed: a.seed, ..defaults };
     cfg.validate().map_err(|e| anyhow::anyhow!("DE settings: {e}"))?;
     Ok(cfg)
 }
 
-fn softprompt(a: SoftpromptArgs) -> Result<()> {
-    if let Some(f) = &a.model.soft_prompt {
-        bail!("--soft-prompt {}: tuning starts from the init text's embeddings (--init-text), not from a file", f.display());
-    }
-    let answer_mode: Vsm13AnswerMode = a.answer_mode.parse()?;
+/// What both tuners set up before searching.
+struct Setup {
+    data: DataSource,
+    bench: Vsm13,
+    country: Country,
+    checkpoint: PathBuf,
+}
 
+fn setup(a: &TuneArgs) -> Result<Setup> {
+    let answer_mode: Vsm13AnswerMode = a.answer_mode.parse()?;
     if answer_mode == Vsm13AnswerMode::GenerateParse {
         bail!("--answer-mode generate_parse is not offered for tuning (use logits_expectation or logits_argmax)");
     }
-    let config = TuneConfig { init_text: a.init_text.clone(), subspace_dim: a.subspace_dim, projection_seed: a.seed, de: de_config(&a)? };
     let data = DataSource::Embedded;
     let bench = Vsm13::load(&data, Vsm13Options { answer_mode, ..Vsm13Options::default() })?;
     let code = CountryCode::new(&a.country.to_uppercase()).map_err(|e| anyhow::anyhow!("--country {}: {e}", a.country))?;
@@ -123,10 +146,115 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
     if checkpoint.exists() && !a.resume {
         bail!("{} holds a tuning run; pass --resume to continue it or use a new --out", a.out.display());
     }
-    let mut opened = a.model.open()?;
+    Ok(Setup { data, bench, country, checkpoint })
+}
+
+fn progress(generations: usize) -> ProgressBar {
+    let bar = ProgressBar::new(generations as u64 + 1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show(bar: &ProgressBar, r: &GenerationReport) {
+    bar.set_position(r.generation as u64 + 1);
+    bar.set_message(format!("best loss {:.1}", r.best));
+}
+
+/// The transfer check (when asked for), then report.md and loss.svg; prints the report.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    a: &TuneArgs,
+    s: &Setup,
+    lm: &mut dyn LanguageModel,
+    title: &str,
+    mut rows: Vec<(String, Vsm13Eval)>,
+    tuned_label: &str,
+    tuned: (Candidate, Vsm13Eval),
+    run: &str,
+    reports: &[GenerationReport],
+) -> Result<()> {
+    let transfer = if a.transfer_questions > 0 {
+        let goqa = Goqa::load(&s.data, GoqaOptions::default())?;
+        transfer_check(lm, &goqa, &s.country, &tuned.0, a.transfer_questions)?
+    } else {
+        None
+    };
+    rows.push((tuned_label.to_string(), tuned.1));
+    let target = s.bench.target(s.country.code)?;
+    let md = report_markdown(title, &s.country, &target, &rows, run, tuned_label, transfer);
+    write_atomic(&a.out.join("report.md"), &md)?;
+    write_atomic(&a.out.join("loss.svg"), &loss_svg(reports)?)?;
+    print!("{md}");
+    Ok(())
+}
+
+fn blackbox(a: BlackboxArgs) -> Result<()> {
+    if let Some(f) = &a.tune.model.soft_prompt {
+        bail!("--soft-prompt {}: the black-box tuner searches persona texts, not soft prompts", f.display());
+    }
+    let config = BlackBoxConfig { de: de_config(&a.tune, BlackBoxConfig::default().de)?, ..BlackBoxConfig::default() };
+    let s = setup(&a.tune)?;
+    let profile = match a.start.as_str() {
+        "wvs-profile" => match load_country_profile(&PersonaSource::Marginals(s.data.clone()), s.country.code) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("note: no WVS profile for {} ({e}); starting from the country line alone", s.country.code);
+                None
+            }
+        },
+        "country-line" => None,
+        other => bail!("--start {other:?}: use wvs-profile or country-line"),
+    };
+    let tuner = BlackBoxTuner::new(config.clone(), PersonaChoice::from_profile(1, profile.as_ref()), &s.country.name)?;
+    let mut opened = a.tune.model.open()?;
     let lm = opened.lm.as_mut();
-    let objective = Vsm13Objective::new(&bench, country.clone())?;
-    let tuner = SoftPromptTuner::new(lm, &country, config.clone())?;
+    let objective = Vsm13Objective::new(&s.bench, s.country.clone())?;
+    let start_text = tuner.text(tuner.start());
+    eprintln!(
+        "tuning a persona for {} ({}) by black-box DE: NP {}, up to {} generations; start: {start_text:?}",
+        s.country.name, s.country.code, config.de.np, config.de.max_generations
+    );
+    let rows = baselines(lm, &objective, candidate_of(&start_text), "start persona")?;
+    let bar = progress(config.de.max_generations);
+    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| show(&bar, r))?;
+    bar.finish_and_clear();
+    write_atomic(&a.tune.out.join("persona.txt"), &format!("{}\n", outcome.text))?;
+    let record = serde_json::json!({
+        "country": s.country.code.to_string(),
+        "model": lm.describe(),
+        "text": outcome.text,
+        "choice": outcome.choice,
+        "loss": outcome.eval.loss,
+        "dims": outcome.eval.dims,
+        "config": config,
+    });
+    write_atomic(&a.tune.out.join("persona.json"), &serde_json::to_string_pretty(&record)?)?;
+    let run = outcome.describe(&config);
+    let tuned = (candidate_of(&outcome.text), outcome.eval.clone());
+    finish(&a.tune, &s, lm, "Black-box persona tuning", rows, "tuned persona", tuned, &run, &outcome.reports)?;
+    println!("\nTuned persona: {}", if outcome.text.is_empty() { "(none: the naive model)" } else { &outcome.text });
+    eprintln!("persona in {}; report in {}", a.tune.out.join("persona.txt").display(), a.tune.out.join("report.md").display());
+    Ok(())
+}
+
+fn softprompt(a: SoftpromptArgs) -> Result<()> {
+    if let Some(f) = &a.tune.model.soft_prompt {
+        bail!("--soft-prompt {}: tuning starts from the init text's embeddings (--init-text), not from a file", f.display());
+    }
+    if a.tune.model.model_url.is_some() {
+        bail!("--model-url: a soft prompt needs input embeddings, which an HTTP API does not take; use `tune blackbox` for a served model");
+    }
+    let config = TuneConfig { init_text: a.init_text.clone(), subspace_dim: a.subspace_dim, projection_seed: a.tune.seed, de: de_config(&a.tune, TuneConfig::default().de)? };
+    let s = setup(&a.tune)?;
+    let country = &s.country;
+    let mut opened = a.tune.model.open()?;
+    let lm = opened.lm.as_mut();
+    let objective = Vsm13Objective::new(&s.bench, country.clone())?;
+    let tuner = SoftPromptTuner::new(lm, country, config.clone())?;
     eprintln!(
         "tuning a {}×{} soft prompt for {} ({}): NP {}, up to {} generations, subspace k = {}",
         tuner.theta0().rows,
@@ -137,38 +265,20 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
         config.de.max_generations,
         config.subspace_dim
     );
-    let rows_before = baselines(lm, &objective, tuner.theta0())?;
-    let bar = ProgressBar::new(config.de.max_generations as u64 + 1);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let outcome = tuner.run(lm, &objective, &checkpoint, a.resume, &mut |r| {
-        bar.set_position(r.generation as u64 + 1);
-        bar.set_message(format!("best loss {:.1}", r.best));
-    })?;
+    let rows = baselines(lm, &objective, Candidate::Soft(Arc::new(tuner.theta0().clone())), "soft prompt θ₀ (init text)")?;
+    let bar = progress(config.de.max_generations);
+    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| show(&bar, r))?;
     bar.finish_and_clear();
 
     let mut manifest = SoftPromptManifest::for_model(&lm.describe(), &outcome.soft);
     manifest.country = Some(country.code.to_string());
     manifest.init_text = Some(config.init_text.replace("{country}", &country.name));
     manifest.loss = Some(outcome.eval.loss);
-    let soft_path = a.out.join("soft_prompt.json");
+    let soft_path = a.tune.out.join("soft_prompt.json");
     soft_prompt::save(&soft_path, &outcome.soft, &manifest)?;
-
-    let transfer = if a.transfer_questions > 0 {
-        let goqa = Goqa::load(&data, GoqaOptions::default())?;
-        transfer_check(lm, &goqa, &country, &Arc::new(outcome.soft.clone()), a.transfer_questions)?
-    } else {
-        None
-    };
-    let mut rows = rows_before;
-    rows.push(("tuned soft prompt".to_string(), outcome.eval.clone()));
-    let md = report_markdown(&country, &objective.target(), &rows, &outcome, &config, transfer);
-    write_atomic(&a.out.join("report.md"), &md)?;
-    write_atomic(&a.out.join("loss.svg"), &loss_svg(&outcome.reports)?)?;
-    print!("{md}");
-    eprintln!("soft prompt in {}; report in {}", soft_path.display(), a.out.join("report.md").display());
+    let run = outcome.describe(&config);
+    let tuned = (Candidate::Soft(Arc::new(outcome.soft.clone())), outcome.eval.clone());
+    finish(&a.tune, &s, lm, "Soft-prompt tuning", rows, "tuned soft prompt", tuned, &run, &outcome.reports)?;
+    eprintln!("soft prompt in {}; report in {}", soft_path.display(), a.tune.out.join("report.md").display());
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, R
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
 use embd::EmbeddingTable;
-use raw::{Batch, Context, MixedBatch};
+use raw::{Batch, Context, LoraAdapter, MixedBatch};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -140,6 +140,9 @@ pub struct LlamaLm {
     bos: Option<TokenId>,
     /// Factor the graph applies to token-embedding rows but not to embedding input.
     embd_input_scale: f32,
+    /// Named LoRA adapters (Cultural Palette's experts) and their current scales.
+    experts: Vec<(String, LoraAdapter)>,
+    expert_scales: Vec<f32>,
 }
 
 /// The factor llama.cpp's graph applies to token rows only (`build_inp_embd`'s `tok_scale`):
@@ -281,6 +284,8 @@ impl LlamaLm {
             soft: vec![],
             bos: None,
             embd_input_scale: 1.0,
+            experts: Vec::new(),
+            expert_scales: Vec::new(),
         };
         let n_embd = lm.model().n_embd().max(0) as usize;
         lm.embd_input_scale = embd_input_scale(&arch, n_embd);
@@ -303,6 +308,26 @@ impl LlamaLm {
             ctx.clear_kv();
             Ok(())
         })
+    }
+
+    /// Loads LoRA adapters (GGUF, made for this model) as named experts, all at scale 0 (the
+    /// base model) until [`LanguageModel::set_expert_scales`].
+    pub fn load_experts(&mut self, experts: &[(String, PathBuf)]) -> Result<()> {
+        for (name, path) in experts {
+            if self.experts.iter().any(|(n, _)| n == name) {
+                return Err(LlmError::Config(format!("expert {name:?} is given twice")));
+            }
+            let adapter = LoraAdapter::load(self.model(), path)?;
+            self.experts.push((name.clone(), adapter));
+        }
+        self.expert_scales = vec![0.0; self.experts.len()];
+        self.apply_expert_scales()
+    }
+
+    /// Hands the adapters with a non-zero scale to the context (zero-scale ones cost compute).
+    fn apply_expert_scales(&mut self) -> Result<()> {
+        let on: Vec<(&LoraAdapter, f32)> = self.experts.iter().zip(&self.expert_scales).filter(|(_, s)| **s != 0.0).map(|((_, a), s)| (a, *s)).collect();
+        self.inner.with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -950,6 +975,75 @@ impl LanguageModel for LlamaLm {
         }
         let v = self.embedding_table()?.std()?;
         Ok(*self.embd_std.get_or_init(|| v))
+    }
+
+    fn experts(&self) -> Vec<String> {
+        self.experts.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn set_expert_scales(&mut self, scales: &[f32]) -> Result<()> {
+        if scales.len() != self.experts.len() {
+            return Err(LlmError::Config(format!("{} expert scales for {} loaded experts", scales.len(), self.experts.len())));
+        }
+        if let Some(s) = scales.iter().find(|s| !s.is_finite()) {
+            return Err(LlmError::Config(format!("expert scale {s} is not finite")));
+        }
+        if scales != self.expert_scales.as_slice() {
+            self.expert_scales = scales.to_vec();
+            self.apply_expert_scales()?;
+        }
+        Ok(())
+    }
+
+    /// Decodes each prompt alone in pieces of 16 tokens with every token's output on (a
+    /// larger piece would make llama.cpp keep logits rows for all its tokens) and averages
+    /// the hidden states after BOS.
+    fn hidden_states(&mut self, prompts: &[Prompt]) -> Result<Vec<Vec<f32>>> {
+        const PIECE: usize = 16;
+        let n_embd = self.model().n_embd().max(0) as usize;
+        let mut out = Vec::with_capacity(prompts.len());
+        for (index, p) in prompts.iter().enumerate() {
+            if p.soft.is_some() {
+                return Err(LlmError::InvalidRequest { index, what: "hidden states are taken of token prompts only, not of soft prompts".into() });
+            }
+            let toks = self.prompt_tokens(p)?;
+            let skip = usize::from(self.bos.is_some() && toks.first() == self.bos.as_ref());
+            if toks.len() <= skip {
+                return Err(LlmError::EmptyPrompt { index });
+            }
+            if toks.len() > self.config.ctx_per_seq {
+                return Err(LlmError::PromptTooLong { index, tokens: toks.len(), limit: self.config.ctx_per_seq });
+            }
+            let mean = self.inner.with_dependent_mut(|_, ctx| -> Result<Vec<f32>> {
+                ctx.clear_kv();
+                ctx.set_embeddings(true);
+                let run = (|| -> Result<Vec<f32>> {
+                    let mut sum = vec![0f64; n_embd];
+                    let mut batch = Batch::tokens(PIECE);
+                    for (k, piece) in toks.chunks(PIECE).enumerate() {
+                        batch.clear();
+                        for (j, &t) in piece.iter().enumerate() {
+                            batch.add_token(t, k * PIECE + j, 0, k * PIECE + j >= skip)?;
+                        }
+                        ctx.decode(&mut batch)?;
+                        for j in 0..piece.len() {
+                            if k * PIECE + j >= skip {
+                                for (s, v) in sum.iter_mut().zip(ctx.embeddings_ith(j, n_embd)?) {
+                                    *s += f64::from(*v);
+                                }
+                            }
+                        }
+                    }
+                    let n = (toks.len() - skip) as f64;
+                    Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
+                })();
+                ctx.set_embeddings(false);
+                ctx.clear_kv();
+                run
+            })?;
+            out.push(mean);
+        }
+        Ok(out)
     }
 
     fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {

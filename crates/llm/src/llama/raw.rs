@@ -26,14 +26,12 @@ pub(crate) fn model_ptr(model: &LlamaModel) -> *mut sys::llama_model {
     unsafe { *(model as *const LlamaModel as *const *mut sys::llama_model) }
 }
 
-/// A LoRA adapter loaded for one model (freed with the model by llama.cpp). For the Cultural
-/// MoErges expert gate (issue #6), which is not wired into the backend yet.
-#[allow(dead_code)]
+/// A LoRA adapter loaded for one model (freed with the model by llama.cpp): the continent
+/// experts of Cultural Palette's gated merging.
 pub(crate) struct LoraAdapter {
     ptr: NonNull<sys::llama_adapter_lora>,
 }
 
-#[allow(dead_code)]
 impl LoraAdapter {
     /// Loads a LoRA GGUF for `model`; llama.cpp checks architecture and tensor shapes.
     pub(crate) fn load(model: &LlamaModel, path: &Path) -> Result<Self> {
@@ -198,6 +196,24 @@ impl<'m> Context<'m> {
         }
     }
 
+    /// Whether decodes also keep the final hidden state (after the output norm) of every entry
+    /// that requests output.
+    pub(crate) fn set_embeddings(&mut self, on: bool) {
+        // SAFETY: valid context.
+        unsafe { sys::llama_set_embeddings(self.ptr.as_ptr(), on) };
+    }
+
+    /// The hidden state of batch entry `i` of the last decode (embeddings on, output requested).
+    pub(crate) fn embeddings_ith(&self, i: usize, n_embd: usize) -> Result<&[f32]> {
+        // SAFETY: null for an entry without output; otherwise n_embd floats valid until the next
+        // decode (which needs `&mut self`).
+        let p = unsafe { sys::llama_get_embeddings_ith(self.ptr.as_ptr(), i as i32) };
+        if p.is_null() {
+            return Err(LlmError::Decode(format!("no hidden state for batch entry {i}")));
+        }
+        Ok(unsafe { std::slice::from_raw_parts(p, n_embd) })
+    }
+
     /// Logits of batch entry `i` of the last decode (which must have requested them).
     pub(crate) fn logits_ith(&self, i: usize) -> Result<&[f32]> {
         // SAFETY: llama.cpp returns null for an entry without logits; otherwise n_vocab floats
@@ -232,7 +248,6 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_seq_cp(self.memory(), src as i32, dst as i32, -1, -1) };
     }
 
-    #[allow(dead_code)]
     /// Applies `adapters` with their scales to every following decode (replacing any set
     /// before; an empty list removes all).
     pub(crate) fn set_adapters(&mut self, adapters: &[(&LoraAdapter, f32)]) -> Result<()> {

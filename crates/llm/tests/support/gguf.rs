@@ -152,3 +152,39 @@ fn skip_value(f: &mut impl Read, ty: u32) {
         other => panic!("unknown GGUF value type {other}"),
     }
 }
+
+/// Writes a synthetic rank-`r` LoRA for the GGUF model `base`: on the feed-forward down
+/// projections of the last `layers` blocks, deterministic pseudo-random values of magnitude
+/// `amp` drawn from `seed`.
+#[allow(dead_code)]
+pub fn write_lora(base: &Path, out: &Path, layers: usize, r: u64, amp: f32, seed: u32) {
+    let (shapes, meta) = read_shapes(base);
+    let arch = meta.get("general.architecture").expect("architecture").clone();
+    let n_layer = shapes.keys().filter(|k| k.ends_with(".ffn_down.weight")).count();
+    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * amp
+    };
+    let mut tensors = Vec::new();
+    for l in n_layer - layers..n_layer {
+        let name = format!("blk.{l}.ffn_down.weight");
+        let ne = &shapes[&name];
+        let (n_in, n_out) = (ne[0], ne[1]);
+        tensors.push((format!("{name}.lora_a"), vec![n_in, r], (0..n_in * r).map(|_| next()).collect()));
+        tensors.push((format!("{name}.lora_b"), vec![r, n_out], (0..r * n_out).map(|_| next()).collect()));
+    }
+    write(
+        out,
+        &[
+            ("general.architecture", Meta::Str(arch)),
+            ("general.type", Meta::Str("adapter".into())),
+            ("adapter.type", Meta::Str("lora".into())),
+            ("adapter.lora.alpha", Meta::F32(r as f32)),
+            ("general.alignment", Meta::U32(32)),
+        ],
+        &tensors,
+    );
+}
