@@ -73,6 +73,11 @@ pub struct ModelOpts {
     /// so cached and uncached log-probs are identical (must divide 512).
     #[arg(long, default_value_t = 16)]
     pub prefix_block: usize,
+    /// Batched generation decodes the next token of all its sequences in one call (several
+    /// times faster on CPU); off by default because a generated text then depends slightly on
+    /// which other prompts share its call.
+    #[arg(long)]
+    pub parallel_generation: bool,
 }
 
 fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
@@ -96,6 +101,7 @@ impl ModelOpts {
             chat_format: self.chat_format.clone(),
             prefix_reuse: !self.no_prefix_reuse,
             prefix_block: self.prefix_block,
+            parallel_generation: self.parallel_generation,
             ..LlamaConfig::default()
         }
     }
@@ -112,6 +118,23 @@ impl ModelOpts {
             bail!("--experts: this command measures the engine itself; expert adapters apply to eval, ablate, score, generate, serve and bench palette");
         }
         self.load_gguf()
+    }
+
+    /// Loads the GGUF with its `--experts` (commands that need the llama.cpp backend itself and
+    /// take expert adapters, such as `bench palette`).
+    pub fn load_with_experts(&self) -> Result<LlamaLm> {
+        if let Some(url) = &self.model_url {
+            bail!("this command needs a local GGUF model, not --model-url {url}");
+        }
+        if let Some(f) = &self.soft_prompt {
+            bail!("--soft-prompt {}: not taken by this command", f.display());
+        }
+        let mut lm = self.load_gguf()?;
+        let experts = self.expert_files()?;
+        if !experts.is_empty() {
+            lm.load_experts(&experts).context("--experts")?;
+        }
+        Ok(lm)
     }
 
     /// `--experts` as (name, file) pairs.

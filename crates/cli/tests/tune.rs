@@ -61,3 +61,35 @@ fn tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
     assert_eq!(r.status.code(), Some(2), "{err}");
     assert!(err.contains("XXX"), "{err}");
 }
+
+#[test]
+fn tune_blackbox_searches_persona_texts_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sau");
+    let o = out.to_str().unwrap();
+    let r = cs(&["tune", "blackbox", "--country", "SAU", "--pop", "4", "--generations", "1", "--transfer-questions", "0", "--out", o]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for row in ["**target**", "| naive |", "| country prompt |", "| start persona |", "| tuned persona |", "black box"] {
+        assert!(report.contains(row), "report lacks {row}: {report}");
+    }
+    let persona: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("persona.json")).unwrap()).unwrap();
+    let text = std::fs::read_to_string(out.join("persona.txt")).unwrap();
+    assert_eq!(text.trim_end(), persona["text"].as_str().unwrap());
+    let cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap()).unwrap();
+    let best: Vec<f64> = cp["reports"].as_array().unwrap().iter().map(|r| r["best"].as_f64().unwrap()).collect();
+    assert_eq!(best.len(), 2);
+    // The reported persona is the best DE saw, and its loss is what DE was told.
+    assert!(best[1] <= best[0]);
+    assert!((persona["loss"].as_f64().unwrap() - best[1]).abs() < 1e-9, "{persona} vs {best:?}");
+
+    // Soft prompts belong to the other tuner; HTTP models to this one.
+    let r = cs(&["tune", "blackbox", "--country", "SAU", "--soft-prompt", "x.json", "--out", dir.path().join("a").to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--soft-prompt"));
+    let r = cs(&["tune", "softprompt", "--country", "SAU", "--model-url", "http://127.0.0.1:9/v1", "--out", dir.path().join("b").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("tune blackbox") && err.trim().lines().count() == 1, "{err}");
+}

@@ -12,11 +12,23 @@
 //!    system text; `P_gen` is read by the item's reader (GlobalOpinionQA: the option letters'
 //!    probabilities at the answer position, renormalised).
 //!
+//! **Cultural MoErges.** When the model carries five expert adapters named after the continents
+//! (`LanguageModel::experts`), each continent agent drafts with its own adapter at scale 1 (one
+//! generation batch per continent), and for each item the meta agent runs stages 2 and 3 with
+//! all five adapters scaled by the gate ([`crate::gate`]): softmax over continents of
+//! cos(h_prompt, h_continent) / T, h being the base model's mean final hidden state of the
+//! item's benchmark prompt and of the continent's name. Adapter scales are per context, so
+//! with experts stages 2 and 3 run item by item. Without experts the meta agent is the base
+//! model.
+//!
 //! Ablations (the paper's "w/o" rows) are separate method names:
 //! `palette-cd` without cultural drafts (the meta agent writes the summary from its own
 //! knowledge, `meta_aggregate_no_drafts`), `palette-sr` without self-regulation (the drafts go
 //! straight into the decision, `decide_system_no_self_regulation`), `palette-cm` without
 //! merging (the meta agent is the base model; without expert adapters this equals `palette`).
+//!
+//! [`PaletteConfig::sequential`] runs the same calls one at a time (the baseline of `bench
+//! palette`); the answers are identical, because the backend decodes every sequence alone.
 //!
 //! Every prompt and generated text goes into the answer's diagnostics, so results.jsonl shows
 //! why an answer was chosen. The prompt wording is data (`data/palette/templates.json`).
