@@ -271,7 +271,7 @@ const ALL_NAMES: [&str; 8] = [
     names::META_SYSTEM,
     names::META_AGGREGATE,
     names::META_AGGREGATE_NO_DRAFTS,
-    names::DECIDE_SYSTEM,
+    names::DECIDE_TURN,
     names::DECIDE_SYSTEM_NO_SELF_REGULATION,
 ];
 
@@ -330,7 +330,7 @@ fn templates_for_all_stages_and_variants() {
         assert_eq!(o, want, "{n}");
     }
     assert_eq!(t.get(names::DRAFT_ENTRY).unwrap().role, Role::Fragment);
-    assert_eq!(t.get(names::DECIDE_SYSTEM).unwrap().role, Role::System);
+    assert_eq!(t.get(names::DECIDE_TURN).unwrap().role, Role::User);
     // drafts are about the target country (the stage 1)
     assert!(t.get(names::AGENT_DRAFT).unwrap().uses("country"));
     assert_eq!(PaletteTemplates::load(&EMB).unwrap(), t);
@@ -353,16 +353,16 @@ fn render_fills_placeholders() {
     }
     let s = t
         .render(
-            names::DECIDE_SYSTEM,
-            &[("country", "Japan"), ("summary", "S.")],
+            names::DECIDE_TURN,
+            &[("country", "Japan"), ("question", "Q?")],
         )
         .unwrap();
-    assert!(s.contains("Japan") && s.ends_with("S."), "{s}");
+    assert!(s.contains("Japan") && s.ends_with("Q?"), "{s}");
     // values are inserted verbatim, braces in values are not re-read
     let s = t
         .render(
-            names::DECIDE_SYSTEM,
-            &[("country", "{x}"), ("summary", "{summary}")],
+            names::DECIDE_TURN,
+            &[("country", "{x}"), ("question", "{summary}")],
         )
         .unwrap();
     assert!(s.contains("{x}") && s.ends_with("{summary}"));
@@ -423,14 +423,14 @@ fn template_file_validation() {
 
     // a placeholder in the text that is not declared
     let e = err(&edited(
-        "Answer as a typical person from {country} would answer. These",
-        "Answer as a typical person from {country} in {region} would answer. These",
+        "Answer as a typical person from {country} would answer. These cultural considerations are",
+        "Answer as a typical person from {country} in {region} would answer. These cultural considerations are",
     ));
     assert_eq!(
         e,
         format!(
-            "t.json line {} field templates.decide_system.text: unknown placeholder {{region}}: not listed in placeholders",
-            line_of("decide_system")
+            "t.json line {} field templates.decide_turn.text: unknown placeholder {{region}}: not listed in placeholders",
+            line_of("decide_turn")
         )
     );
     // declared but unused
@@ -498,7 +498,7 @@ fn template_file_validation() {
         ),
     )
     .unwrap();
-    let s = t.render(names::DECIDE_SYSTEM, &CONTEXT).unwrap();
+    let s = t.render(names::DECIDE_TURN, &CONTEXT).unwrap();
     assert!(s.starts_with("{Note} Answer as"), "{s}");
 }
 
@@ -516,7 +516,7 @@ fn templates_from_path_and_data_dir() {
     let t = PaletteTemplates::load(&DataSource::dir(tmp.path())).unwrap();
     assert_eq!(t.file(), p.display().to_string());
     assert!(t
-        .render(names::DECIDE_SYSTEM, &CONTEXT)
+        .render(names::DECIDE_TURN, &CONTEXT)
         .unwrap()
         .starts_with("Reply as"));
     assert_eq!(PaletteTemplates::from_path(&p).unwrap(), t);

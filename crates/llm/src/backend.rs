@@ -56,6 +56,21 @@ pub trait LanguageModel: Send {
         Ok(g)
     }
 
+    /// Generates each request, then scores `follow(i, generation)`: a prompt that continues
+    /// request i's prompt and generated text (next tokens and top-k only). Backends reuse the
+    /// KV cache of prompt + generated text where the follow-up's tokens start with them; the
+    /// default generates, then scores from scratch.
+    fn generate_then_score(
+        &mut self,
+        requests: &[GenerateRequest],
+        follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
+    ) -> Result<Vec<(Generation, ScoreResult)>> {
+        let gens = self.generate(requests)?;
+        let reqs = gens.iter().enumerate().map(|(i, g)| follow(i, g)).collect::<Result<Vec<_>>>()?;
+        let scores = self.score(&reqs)?;
+        Ok(gens.into_iter().zip(scores).collect())
+    }
+
     /// Rows of the model's input token-embedding matrix for `tokens` (dequantised): a soft
     /// prompt equal to those tokens. Backends without embedding input return
     /// [`LlmError::Unsupported`].

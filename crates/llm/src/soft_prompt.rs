@@ -137,6 +137,22 @@ impl LanguageModel for SoftPrompted {
         let req = GenerateRequest { prompt: self.with(&request.prompt), ..request.clone() };
         self.inner.generate_stream(&req, on_text)
     }
+    fn generate_then_score(
+        &mut self,
+        requests: &[GenerateRequest],
+        follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
+    ) -> Result<Vec<(Generation, ScoreResult)>> {
+        let reqs: Vec<GenerateRequest> = requests.iter().map(|r| GenerateRequest { prompt: self.with(&r.prompt), ..r.clone() }).collect();
+        let soft = self.soft.clone();
+        let mut with_soft = |i: usize, g: &Generation| -> Result<ScoreRequest> {
+            let mut r = follow(i, g)?;
+            if r.prompt.soft.is_none() {
+                r.prompt.soft = Some(soft.clone());
+            }
+            Ok(r)
+        };
+        self.inner.generate_then_score(&reqs, &mut with_soft)
+    }
     fn resolve_answer_tokens(&self, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
         self.inner.resolve_answer_tokens(prompt, labels)
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use disca::Disca;
 pub use palette::{Palette, PaletteConfig, PaletteVariant};
-pub use readout::{read_options, render_prompt};
+pub use readout::{answer_from, read_options, render_prompt, score_request};
 pub use vanilla::{CountryPrompt, SystemPrompt, Vanilla};
 
 /// A country as methods see it.

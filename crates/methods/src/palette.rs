@@ -2,15 +2,18 @@
 //! draft, a meta agent distils the drafts into a summary of the target country, and the meta
 //! agent answers the benchmark's question from that summary.
 //!
-//! Stages, each one model call for the whole batch of items:
+//! Stages, batched over all items:
 //! 1. **Cultural drafts**: for every item, the five continent agents (`agent_system` +
 //!    `agent_draft`) each generate a short draft about the target country that ends with a
 //!    chosen option (parsed and recorded).
 //! 2. **Self-regulated aggregation**: the meta agent (`meta_system` + `meta_aggregate`) turns
 //!    the five drafts into a short summary for the country.
-//! 3. **Final decision**: the benchmark's own prompt with `decide_system` (the summary) as its
-//!    system text; `P_gen` is read by the item's reader (GlobalOpinionQA: the option letters'
-//!    probabilities at the answer position, renormalised).
+//! 3. **Final decision**: the meta agent's conversation goes on with a user turn
+//!    (`decide_turn`) holding the benchmark's own prompt; `P_gen` is read by the item's reader
+//!    at the start of the meta agent's answer (GlobalOpinionQA: the option letters'
+//!    probabilities, renormalised). Stages 2 and 3 are one `generate_then_score` call: the
+//!    decision is scored on the KV cache the summary left, so the stage-2 prompt and the
+//!    summary are not decoded twice.
 //!
 //! **Cultural MoErges.** When the model carries five expert adapters named after the continents
 //! (`LanguageModel::experts`), each continent agent drafts with its own adapter at scale 1 (one
@@ -34,10 +37,10 @@
 //! why an answer was chosen. The prompt wording is data (`data/palette/templates.json`).
 
 use crate::gate::{cosine, gate_weights, DEFAULT_GATE_TEMPERATURE};
-use crate::readout::{read_options, render_prompt};
+use crate::readout::{answer_from, read_options, render_prompt, score_request};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout};
 use culturesteer_data::palette::{names, Continent, ContinentMap, PaletteTemplates};
-use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Sampling};
+use culturesteer_llm::{ChatMessage, GenerateRequest, Generation, LanguageModel, Prompt, Sampling, ScoreRequest};
 use serde_json::json;
 
 /// Which stages run (the ablations of the paper).
@@ -141,9 +144,15 @@ fn scales_of(slots: &[usize; 5], weights: &[f64]) -> Vec<f32> {
 /// What stages 2 and 3 produce for a run of items.
 struct Decided {
     summaries: Vec<Option<String>>,
-    systems: Vec<String>,
+    /// The decision's own text: the meta agent's decision turn, or (palette-sr) the system
+    /// text with the drafts.
+    decisions: Vec<String>,
     answers: Vec<Answer>,
 }
+
+/// Stands in for the summary while the decision conversation is rendered once to learn the
+/// text around it.
+const SUMMARY_SLOT: &str = "\u{1}CULTURESTEER-SUMMARY\u{1}";
 
 impl Palette {
     pub fn new(config: PaletteConfig, templates: PaletteTemplates, continents: ContinentMap) -> Result<Self, MethodError> {
@@ -202,12 +211,15 @@ impl Palette {
         Ok(vec![ChatMessage::system(self.render(names::META_SYSTEM, &[])?), ChatMessage::user(user)])
     }
 
-    /// The stage-3 system text: from the summary, or (without self-regulation) from the drafts.
-    pub fn decision_system(&self, country: &Country, summary: Option<&str>, drafts: &str) -> Result<String, MethodError> {
-        match summary {
-            Some(s) => self.render(names::DECIDE_SYSTEM, &[("country", &country.name), ("summary", s)]),
-            None => self.render(names::DECIDE_SYSTEM_NO_SELF_REGULATION, &[("country", &country.name), ("drafts", drafts)]),
-        }
+    /// The stage-3 user turn after the meta agent's summary (`question`: the benchmark's own
+    /// prompt).
+    pub fn decision_turn(&self, country: &Country, question: &str) -> Result<String, MethodError> {
+        self.render(names::DECIDE_TURN, &[("country", &country.name), ("question", question)])
+    }
+
+    /// The stage-3 system text without self-regulation: the raw drafts.
+    pub fn decision_system_from_drafts(&self, country: &Country, drafts: &str) -> Result<String, MethodError> {
+        self.render(names::DECIDE_SYSTEM_NO_SELF_REGULATION, &[("country", &country.name), ("drafts", drafts)])
     }
 }
 
@@ -338,7 +350,7 @@ impl Palette {
                         k
                     }
                 };
-                let mut all = Decided { summaries: vec![], systems: vec![], answers: vec![] };
+                let mut all = Decided { summaries: vec![], decisions: vec![], answers: vec![] };
                 let mut merging = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     lm.set_expert_scales(&vec![0.0; experts.len()])?;
@@ -349,7 +361,7 @@ impl Palette {
                     lm.set_expert_scales(&scales_of(&slots, &weights))?;
                     let d = self.decide(lm, country, home, std::slice::from_ref(item), &rendered[i..=i])?;
                     all.summaries.extend(d.summaries);
-                    all.systems.extend(d.systems);
+                    all.decisions.extend(d.decisions);
                     all.answers.extend(d.answers);
                     let named = |v: &[f64]| -> serde_json::Map<String, serde_json::Value> {
                         Continent::ALL.iter().zip(v).map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x))).collect()
@@ -365,7 +377,7 @@ impl Palette {
             }
         };
 
-        let Decided { summaries, systems, mut answers } = decided;
+        let Decided { summaries, decisions, mut answers } = decided;
         for (i, a) in answers.iter_mut().enumerate() {
             let labels = labels_of(&items[i].readout);
             let draft_info: Vec<serde_json::Value> = Continent::ALL
@@ -383,7 +395,7 @@ impl Palette {
                 "drafts_by": if slots.is_some() { "continent expert adapters" } else { "the base model with continent prompts" },
                 "drafts": draft_info,
                 "summary": summaries[i],
-                "decision_system": systems[i],
+                "decision": decisions[i],
                 "merging": merging[i],
                 "reader": reader,
             });
@@ -391,32 +403,90 @@ impl Palette {
         Ok(answers)
     }
 
-    /// Stage 2 (the summary, one generation batch) and stage 3 (the benchmark's prompt under
-    /// the decision system text, read as the benchmark reads it) of `items`.
+    /// Stages 2 and 3 of `items`. With self-regulation they are one conversation of the meta
+    /// agent: it writes the summary, then answers the decision turn (the benchmark's prompt)
+    /// read by the benchmark's reader; the decision is scored on top of the summary's own KV
+    /// cache (`generate_then_score`), so the stage-2 prompt and the summary are not decoded
+    /// again. Without self-regulation the drafts go into the decision's system text.
     fn decide(&self, lm: &mut dyn LanguageModel, country: &Country, home: Continent, items: &[Item], rendered: &[String]) -> Result<Decided, MethodError> {
         let variant = self.config.variant;
-        let summaries: Vec<Option<String>> = if variant.summary() {
-            let chats = items
-                .iter()
-                .zip(rendered)
-                .map(|(item, r)| self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str())))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.generate_all(lm, chats, self.config.summary_tokens)?.into_iter().map(Some).collect()
-        } else {
-            vec![None; items.len()]
-        };
-        let mut systems = Vec::with_capacity(items.len());
-        let mut prompts = Vec::with_capacity(items.len());
-        for ((item, summary), r) in items.iter().zip(&summaries).zip(rendered) {
-            let system = self.decision_system(country, summary.as_deref(), r)?;
-            // Completion prompts take the system text verbatim in front of the question.
-            let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
-            let spec = PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat };
-            prompts.push(render_prompt(lm, &spec)?);
-            systems.push(system);
+        if !variant.summary() {
+            let mut decisions = Vec::with_capacity(items.len());
+            let mut prompts = Vec::with_capacity(items.len());
+            for (item, r) in items.iter().zip(rendered) {
+                let system = self.decision_system_from_drafts(country, r)?;
+                // Completion prompts take the system text verbatim in front of the question.
+                let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
+                prompts.push(render_prompt(lm, &PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat })?);
+                decisions.push(system);
+            }
+            let answers = read_options(lm, items, prompts)?;
+            return Ok(Decided { summaries: vec![None; items.len()], decisions, answers });
         }
-        let answers = read_options(lm, items, prompts)?;
-        Ok(Decided { summaries, systems, answers })
+
+        // The conversation of each item, rendered once with a stand-in for the summary.
+        let mut gen_reqs = Vec::with_capacity(items.len());
+        let mut around: Vec<(String, String, Vec<ChatMessage>)> = Vec::with_capacity(items.len());
+        let mut decisions = Vec::with_capacity(items.len());
+        for (item, r) in items.iter().zip(rendered) {
+            let chat = self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str()))?;
+            let prompt = lm.chat_prompt(&chat)?;
+            let turn = self.decision_turn(country, &item.prompt.user)?;
+            let mut conv = chat;
+            conv.push(ChatMessage::assistant(SUMMARY_SLOT));
+            conv.push(ChatMessage::user(turn.clone()));
+            let full = lm.chat_prompt(&conv)?;
+            let (before, after) = full
+                .text
+                .split_once(SUMMARY_SLOT)
+                .ok_or_else(|| MethodError::Config("palette: the chat format dropped the meta agent's summary turn".into()))?;
+            around.push((before.to_string(), after.to_string(), conv));
+            decisions.push(turn);
+            gen_reqs.push(GenerateRequest { prompt, max_tokens: self.config.summary_tokens, sampling: self.config.sampling.clone(), stop: vec![] });
+        }
+        // The decision prompt of item i once its summary is known.
+        let decision_prompt = |i: usize, summary: &str| -> Prompt {
+            let (before, after, conv) = &around[i];
+            let mut messages = conv.clone();
+            let at = messages.len() - 2;
+            messages[at] = ChatMessage::assistant(summary);
+            Prompt { text: format!("{before}{summary}{after}"), messages: Some(messages), ..Prompt::default() }
+        };
+
+        let n = items.len();
+        let (texts, answers) = if items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
+            // A generated read-out is a second generation: no scores to reuse the KV for.
+            let gens = if self.config.sequential {
+                gen_reqs.iter().map(|r| Ok(lm.generate(std::slice::from_ref(r))?.remove(0))).collect::<Result<Vec<_>, MethodError>>()?
+            } else {
+                lm.generate(&gen_reqs)?
+            };
+            let texts: Vec<String> = gens.into_iter().map(|g| g.text).collect();
+            let prompts = texts.iter().enumerate().map(|(i, t)| decision_prompt(i, t)).collect();
+            let answers = read_options(lm, items, prompts)?;
+            (texts, answers)
+        } else {
+            // Label tokens depend only on how the prompt ends, which the stand-in does not change.
+            let skeletons = (0..n)
+                .map(|i| score_request(lm, &items[i], decision_prompt(i, SUMMARY_SLOT)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut follow = |i: usize, g: &Generation| -> culturesteer_llm::Result<ScoreRequest> {
+                Ok(ScoreRequest { prompt: decision_prompt(i, &g.text), ..skeletons[i].clone() })
+            };
+            let pairs = if self.config.sequential {
+                let mut v = Vec::with_capacity(n);
+                for k in 0..n {
+                    v.extend(lm.generate_then_score(&gen_reqs[k..=k], &mut |_, g| follow(k, g))?);
+                }
+                v
+            } else {
+                lm.generate_then_score(&gen_reqs, &mut follow)?
+            };
+            let answers = pairs.iter().zip(items).map(|((_, r), item)| answer_from(item, r)).collect::<Result<Vec<_>, _>>()?;
+            (pairs.into_iter().map(|(g, _)| g.text).collect(), answers)
+        };
+        let summaries = texts.into_iter().map(|t| Some(t.trim().to_string())).collect();
+        Ok(Decided { summaries, decisions, answers })
     }
 }
 
@@ -457,9 +527,10 @@ mod tests {
         assert!(with[1].content.contains("[Asia agent]\nX") && with[1].content.contains("Nigeria (Africa)"));
         let without = p.summary_chat(&nigeria(), Continent::Africa, "Q?", None).unwrap();
         assert!(!without[1].content.contains("agents wrote"), "{}", without[1].content);
-        assert!(p.decision_system(&nigeria(), Some("SUMMARY"), "DRAFTS").unwrap().contains("SUMMARY"));
-        let sr = p.decision_system(&nigeria(), None, "DRAFTS").unwrap();
-        assert!(sr.contains("DRAFTS") && !sr.contains("SUMMARY"));
+        let turn = p.decision_turn(&nigeria(), "Q? Answer:").unwrap();
+        assert!(turn.contains("Nigeria") && turn.ends_with("Q? Answer:"), "{turn}");
+        let sr = p.decision_system_from_drafts(&nigeria(), "DRAFTS").unwrap();
+        assert!(sr.contains("DRAFTS") && sr.contains("Nigeria"));
         assert_eq!(PaletteVariant::from_name("palette-sr"), Some(PaletteVariant::NoSelfRegulation));
         assert_eq!(PaletteVariant::NoDrafts.name(), "palette-cd");
         assert!(PaletteVariant::from_name("palette-x").is_none());

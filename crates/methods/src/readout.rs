@@ -2,7 +2,7 @@
 
 use crate::{Answer, Item, MethodError, PromptSpec, Readout};
 use culturesteer_core::prob::softmax_with_temperature;
-use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Prompt, Sampling, ScoreRequest};
+use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Prompt, Sampling, ScoreRequest, ScoreResult};
 use serde_json::json;
 
 /// Renders a prompt spec with the model's chat format (or as raw completion text).
@@ -47,59 +47,53 @@ pub fn read_options(lm: &mut dyn LanguageModel, items: &[Item], prompts: Vec<Pro
         }
         return Ok(out.into_iter().map(|a| a.expect("every item answered")).collect());
     }
-    let mut reqs = Vec::with_capacity(items.len());
-    for (item, prompt) in items.iter().zip(prompts) {
-        if item.readout.n_options() < 2 {
-            return Err(MethodError::Item { id: item.id.clone(), what: "fewer than two options".into() });
-        }
-        let req = match &item.readout {
-            Readout::NextToken { labels } => {
-                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let ids = lm.resolve_answer_tokens(&prompt, &refs).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
-                ScoreRequest { prompt, continuations: vec![], next_tokens: ids, top_k: 0, ..Default::default() }
-            }
-            Readout::Continuation { texts } => ScoreRequest { prompt, continuations: texts.clone(), next_tokens: vec![], top_k: 0, ..Default::default() },
-            Readout::TopKLabels { k, .. } => ScoreRequest { prompt, continuations: vec![], next_tokens: vec![], top_k: (*k).max(1), ..Default::default() },
-            Readout::Generate { .. } => unreachable!("generated items are handled above"),
-        };
-        reqs.push(req);
-    }
+    let reqs = items.iter().zip(prompts).map(|(item, prompt)| score_request(lm, item, prompt)).collect::<Result<Vec<_>, _>>()?;
     let results = lm.score(&reqs)?;
-    let mut out = Vec::with_capacity(items.len());
-    for (item, r) in items.iter().zip(results) {
-        let (logprobs, probs) = match &item.readout {
-            Readout::NextToken { .. } => {
-                let lp = r.next_token_logprobs.clone();
-                let p = softmax_with_temperature(&lp, item.temperature).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
-                (lp, p)
-            }
-            Readout::Continuation { .. } => {
-                let lp: Vec<f64> = r.continuations.iter().map(|c| c.logprob).collect();
-                let p = softmax_with_temperature(&lp, item.temperature).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
-                (lp, p)
-            }
-            Readout::TopKLabels { labels, k } => {
-                let lp: Vec<f64> = labels
-                    .iter()
-                    .map(|l| {
-                        r.top_k
-                            .iter()
-                            .take(*k)
-                            .find(|t| t.piece.trim() == l.as_str())
-                            .map_or(f64::NEG_INFINITY, |t| t.logprob)
-                    })
-                    .collect();
-                let mass: f64 = lp.iter().map(|l| l.exp()).sum();
-                let p = if mass > 0.0 {
-                    lp.iter().map(|l| l.exp() / mass).collect()
-                } else {
-                    vec![1.0 / labels.len() as f64; labels.len()]
-                };
-                (lp, p)
-            }
-            Readout::Generate { .. } => unreachable!("generated items are handled above"),
-        };
-        out.push(Answer { probs, logprobs, diagnostics: serde_json::Value::Null });
-    }
-    Ok(out)
+    items.iter().zip(results).map(|(item, r)| answer_from(item, &r)).collect()
 }
+
+/// The scoring request that reads `item`'s options after `prompt` (not for generated
+/// readouts).
+pub fn score_request(lm: &dyn LanguageModel, item: &Item, prompt: Prompt) -> Result<ScoreRequest, MethodError> {
+    if item.readout.n_options() < 2 {
+        return Err(MethodError::Item { id: item.id.clone(), what: "fewer than two options".into() });
+    }
+    Ok(match &item.readout {
+        Readout::NextToken { labels } => {
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let ids = lm.resolve_answer_tokens(&prompt, &refs).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+            ScoreRequest { prompt, continuations: vec![], next_tokens: ids, top_k: 0, ..Default::default() }
+        }
+        Readout::Continuation { texts } => ScoreRequest { prompt, continuations: texts.clone(), next_tokens: vec![], top_k: 0, ..Default::default() },
+        Readout::TopKLabels { k, .. } => ScoreRequest { prompt, continuations: vec![], next_tokens: vec![], top_k: (*k).max(1), ..Default::default() },
+        Readout::Generate { .. } => return Err(MethodError::Item { id: item.id.clone(), what: "a generated readout has no scoring request".into() }),
+    })
+}
+
+/// The option probabilities of `item` from the result of its [`score_request`].
+pub fn answer_from(item: &Item, r: &ScoreResult) -> Result<Answer, MethodError> {
+    let (logprobs, probs) = match &item.readout {
+        Readout::NextToken { .. } => {
+            let lp = r.next_token_logprobs.clone();
+            let p = softmax_with_temperature(&lp, item.temperature).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+            (lp, p)
+        }
+        Readout::Continuation { .. } => {
+            let lp: Vec<f64> = r.continuations.iter().map(|c| c.logprob).collect();
+            let p = softmax_with_temperature(&lp, item.temperature).map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+            (lp, p)
+        }
+        Readout::TopKLabels { labels, k } => {
+            let lp: Vec<f64> = labels
+                .iter()
+                .map(|l| r.top_k.iter().take(*k).find(|t| t.piece.trim() == l.as_str()).map_or(f64::NEG_INFINITY, |t| t.logprob))
+                .collect();
+            let mass: f64 = lp.iter().map(|l| l.exp()).sum();
+            let p = if mass > 0.0 { lp.iter().map(|l| l.exp() / mass).collect() } else { vec![1.0 / labels.len() as f64; labels.len()] };
+            (lp, p)
+        }
+        Readout::Generate { .. } => return Err(MethodError::Item { id: item.id.clone(), what: "a generated readout is not read from scores".into() }),
+    };
+    Ok(Answer { probs, logprobs, diagnostics: serde_json::Value::Null })
+}
+

@@ -686,8 +686,8 @@ impl LlamaLm {
         self.totals
     }
 
-    /// Generates and reports engine statistics.
-    pub fn generate_with_stats(&mut self, requests: &[GenerateRequest]) -> Result<(Vec<Generation>, RunStats)> {
+    /// The checked prompt paths of generation requests (this call's soft-prompt table reset).
+    fn generation_prompts(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Vec<TokenId>>> {
         let limit = self.config.ctx_per_seq;
         self.soft.clear();
         let mut prompts = Vec::with_capacity(requests.len());
@@ -706,13 +706,19 @@ impl LlamaLm {
             }
             prompts.push(p);
         }
+        Ok(prompts)
+    }
+
+    /// Generates and reports engine statistics.
+    pub fn generate_with_stats(&mut self, requests: &[GenerateRequest]) -> Result<(Vec<Generation>, RunStats)> {
+        let prompts = self.generation_prompts(requests)?;
         let mut stats = RunStats::default();
         let mut out = Vec::with_capacity(requests.len());
         let chunk = (self.config.n_seq / 2).max(1);
         for (c0, reqs) in requests.chunks(chunk).enumerate() {
             let base = c0 * chunk;
             let chunk_prompts = &prompts[base..base + reqs.len()];
-            out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats, None)?);
+            out.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats, None, None)?);
         }
         self.totals.add(&stats);
         Ok((out, stats))
@@ -720,13 +726,18 @@ impl LlamaLm {
 
     /// Generates one chunk of requests. With `sink`, each request's new text is passed on as it
     /// is produced (request index, text); the sink returning `false` ends that request early.
+    ///
+    /// With `follow`, each request's follow-up is scored on top of the sequence the generation
+    /// left in the KV cache (see [`FollowUps`]).
     fn generate_chunk(
         &mut self,
         reqs: &[GenerateRequest],
         prompts: &[Vec<TokenId>],
         stats: &mut RunStats,
         mut sink: Option<&mut dyn FnMut(usize, &str) -> bool>,
+        follow: Option<&mut FollowUps<'_>>,
     ) -> Result<Vec<Generation>> {
+        let keep = follow.is_some();
         let paths: Vec<PathSpec> = prompts
             .iter()
             .map(|p| PathSpec { tokens: p.clone(), queries: vec![Query { at: p.len() - 1, tokens: vec![], top_k: 0 }] })
@@ -864,12 +875,15 @@ impl LlamaLm {
                     }
                 }
             }
-            for s in 0..used.len() {
-                ctx.clear_seq(s);
+            if !keep {
+                for s in 0..used.len() {
+                    ctx.clear_seq(s);
+                }
             }
             Ok(())
         })?;
-        Ok(states
+        let kv_lens: Vec<usize> = states.iter().map(|st| st.pos).collect();
+        let gens: Vec<Generation> = states
             .into_iter()
             .zip(prompts)
             .enumerate()
@@ -885,8 +899,118 @@ impl LlamaLm {
                 }
                 Generation { text, tokens: st.tokens, prompt_tokens: p.len(), finish_reason: st.done.unwrap_or(FinishReason::Length) }
             })
-            .collect())
+            .collect();
+        if let Some(f) = follow {
+            let result = self.follow_up(f, &gens, prompts, &kv_lens, &slots, stats);
+            let n_seq = used.len();
+            self.inner.with_dependent_mut(|_, ctx| {
+                for s in 0..n_seq {
+                    ctx.clear_seq(s);
+                }
+            });
+            result?;
+        }
+        Ok(gens)
     }
+
+    /// Scores each generation's follow-up: where its tokens extend what the sequence holds
+    /// (prompt + the generated tokens decoded so far), only the new tokens are decoded on that
+    /// sequence, in micro-batches cut at multiples of `n_ubatch` in absolute position; any
+    /// other follow-up is left for a scoring call from scratch.
+    fn follow_up(&mut self, f: &mut FollowUps<'_>, gens: &[Generation], prompts: &[Vec<TokenId>], kv_lens: &[usize], slots: &[usize], stats: &mut RunStats) -> Result<()> {
+        let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
+        let limit = self.config.ctx_per_seq;
+        for (i, g) in gens.iter().enumerate() {
+            let index = f.base + i;
+            let req = (f.make)(index, g)?;
+            if !req.continuations.is_empty() || req.prompt_logprobs || (req.next_tokens.is_empty() && req.top_k == 0) {
+                return Err(LlmError::InvalidRequest { index, what: "a follow-up reads next tokens or top-k only".into() });
+            }
+            for &t in &req.next_tokens {
+                self.check_token(t)?;
+            }
+            let toks = self.prompt_path(&req.prompt)?;
+            let kv: Vec<TokenId> = prompts[i].iter().chain(&g.tokens[..kv_lens[i] - prompts[i].len()]).copied().collect();
+            let extends = toks.len() > kv.len() && toks.len() <= limit && toks[..kv.len()] == kv[..] && toks[kv.len()..].iter().all(|t| soft_of(*t).is_none());
+            if !extends {
+                f.fallback.push((index, req));
+                continue;
+            }
+            let rest = &toks[kv.len()..];
+            let read = Read { tokens: req.next_tokens.clone(), top_k: req.top_k };
+            let slot = slots[i];
+            let r = self.inner.with_dependent_mut(|_, ctx| -> Result<ReadResult> {
+                let mut batch = Batch::tokens(n_ubatch);
+                let mut off = 0;
+                loop {
+                    let pos = kv.len() + off;
+                    let end = rest.len().min(off + n_ubatch - pos % n_ubatch);
+                    batch.clear();
+                    for (j, &t) in rest[off..end].iter().enumerate() {
+                        batch.add_token(t, pos + j, slot, off + j + 1 == rest.len())?;
+                    }
+                    ctx.decode(&mut batch)?;
+                    stats.decode_calls += 1;
+                    if end == rest.len() {
+                        return Ok(ReadResult::extract(ctx.logits_ith(end - off - 1)?, &read));
+                    }
+                    off = end;
+                }
+            })?;
+            stats.tokens_requested += toks.len();
+            stats.tokens_evaluated += rest.len();
+            f.reused += kv.len();
+            let res = ScoreResult {
+                prompt_tokens: toks.len(),
+                next_token_logprobs: req.next_tokens.iter().map(|t| r.logprob(*t)).collect(),
+                top_k: r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect(),
+                ..Default::default()
+            };
+            f.results.insert(index, res);
+        }
+        Ok(())
+    }
+
+    /// [`LanguageModel::generate_then_score`] with engine statistics and the number of
+    /// follow-up tokens read from the generation's KV cache instead of decoded again.
+    pub fn generate_then_score_with_stats(
+        &mut self,
+        requests: &[GenerateRequest],
+        follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
+    ) -> Result<(Vec<(Generation, ScoreResult)>, RunStats, usize)> {
+        let prompts = self.generation_prompts(requests)?;
+        let mut stats = RunStats::default();
+        let mut f = FollowUps { base: 0, make: follow, results: HashMap::new(), fallback: vec![], reused: 0 };
+        let mut gens = Vec::with_capacity(requests.len());
+        let chunk = (self.config.n_seq / 2).max(1);
+        for (c0, reqs) in requests.chunks(chunk).enumerate() {
+            f.base = c0 * chunk;
+            let chunk_prompts = &prompts[f.base..f.base + reqs.len()];
+            gens.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats, None, Some(&mut f))?);
+        }
+        self.totals.add(&stats);
+        let (fallback_idx, fallback_reqs): (Vec<usize>, Vec<ScoreRequest>) = std::mem::take(&mut f.fallback).into_iter().unzip();
+        if !fallback_reqs.is_empty() {
+            let (scores, st) = self.score_with_stats(&fallback_reqs)?;
+            stats.add(&st);
+            f.results.extend(fallback_idx.into_iter().zip(scores));
+        }
+        let out = gens.into_iter().enumerate().map(|(i, g)| (g, f.results.remove(&i).unwrap_or_default())).collect();
+        Ok((out, stats, f.reused))
+    }
+}
+
+/// Follow-ups of a generation call (`generate_then_score`): how to make each, and what came of
+/// them.
+struct FollowUps<'a> {
+    /// Index of the chunk's first request in the whole call.
+    base: usize,
+    make: &'a mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
+    results: HashMap<usize, ScoreResult>,
+    /// Follow-ups that do not extend their generation's sequence, scored afterwards.
+    fallback: Vec<(usize, ScoreRequest)>,
+    /// Tokens not decoded again thanks to the kept sequences.
+    reused: usize,
 }
 
 /// How many leading bytes of generated text can be streamed: complete UTF-8 characters only,
@@ -1004,6 +1128,14 @@ impl LanguageModel for LlamaLm {
         Ok(*self.embd_std.get_or_init(|| v))
     }
 
+    fn generate_then_score(
+        &mut self,
+        requests: &[GenerateRequest],
+        follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
+    ) -> Result<Vec<(Generation, ScoreResult)>> {
+        self.generate_then_score_with_stats(requests, follow).map(|r| r.0)
+    }
+
     fn experts(&self) -> Vec<String> {
         self.experts.iter().map(|(n, _)| n.clone()).collect()
     }
@@ -1085,7 +1217,7 @@ impl LanguageModel for LlamaLm {
         }
         let mut stats = RunStats::default();
         let mut sink = |_: usize, t: &str| on_text(t);
-        let mut out = self.generate_chunk(reqs, &[p], &mut stats, Some(&mut sink))?;
+        let mut out = self.generate_chunk(reqs, &[p], &mut stats, Some(&mut sink), None)?;
         self.totals.add(&stats);
         out.pop().ok_or_else(|| LlmError::Decode("no generation produced".into()))
     }
