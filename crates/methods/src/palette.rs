@@ -97,11 +97,14 @@ pub struct PaletteConfig {
     /// Run every model call alone, item after item (the baseline of `bench palette`); the
     /// answers are the same, only slower.
     pub sequential: bool,
+    /// Score the decision on the KV cache the summary left (default); off, it is a separate
+    /// scoring call from scratch (numbers then differ slightly, see `generate_then_score`).
+    pub reuse_kv: bool,
 }
 
 impl Default for PaletteConfig {
     fn default() -> Self {
-        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy, gate_temperature: DEFAULT_GATE_TEMPERATURE, sequential: false }
+        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy, gate_temperature: DEFAULT_GATE_TEMPERATURE, sequential: false, reuse_kv: true }
     }
 }
 
@@ -454,7 +457,7 @@ impl Palette {
         };
 
         let n = items.len();
-        let (texts, answers) = if items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
+        let (texts, answers) = if !self.config.reuse_kv || items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
             // A generated read-out is a second generation: no scores to reuse the KV for.
             let gens = if self.config.sequential {
                 gen_reqs.iter().map(|r| Ok(lm.generate(std::slice::from_ref(r))?.remove(0))).collect::<Result<Vec<_>, MethodError>>()?
