@@ -48,6 +48,9 @@ pub struct TuneArgs {
     /// Most objective evaluations in all (whole generations only); default: no limit.
     #[arg(long)]
     pub budget: Option<usize>,
+    /// Stop early when the best loss has not improved over this many generations.
+    #[arg(long, value_name = "GENERATIONS")]
+    pub stall: Option<usize>,
     /// Population size NP.
     #[arg(long, default_value_t = 20)]
     pub pop: usize,
@@ -119,7 +122,7 @@ fn de_config(a: &TuneArgs, defaults: DeConfig) -> Result<DeConfig> {
         "best1" => Strategy::BestOneBin,
         other => bail!("--strategy {other:?}: use rand1 or best1"),
     };
-    let cfg = DeConfig { np: a.pop, f, cr: a.cr, strategy, dither, max_generations: a.generations, max_evaluations: a.budget, seed: a.seed, ..defaults };
+    let cfg = DeConfig { np: a.pop, f, cr: a.cr, strategy, dither, max_generations: a.generations, max_evaluations: a.budget, stall_generations: a.stall, seed: a.seed, ..defaults };
     cfg.validate().map_err(|e| anyhow::anyhow!("DE settings: {e}"))?;
     Ok(cfg)
 }
