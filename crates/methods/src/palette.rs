@@ -9,9 +9,9 @@
 //! 2. **Self-regulated aggregation**: the meta agent (`meta_system` + `meta_aggregate`) turns
 //!    the five drafts into a short summary for the country.
 //! 3. **Final decision**: the meta agent's conversation goes on with a user turn
-//!    (`decide_turn`) holding the benchmark's own prompt; `P_gen` is read by the item's reader
-//!    at the start of the meta agent's answer (GlobalOpinionQA: the option letters'
-//!    probabilities, renormalised). Stages 2 and 3 are one `generate_then_score` call: the
+//!    (`decide_turn`) holding the benchmark's question; the benchmark's answer cue
+//!    ("Answer:") opens the meta agent's reply, where `P_gen` is read by the item's reader
+//!    (GlobalOpinionQA: the option letters' probabilities, renormalised). Stages 2 and 3 are one `generate_then_score` call: the
 //!    decision is scored on the KV cache the summary left, so the stage-2 prompt and the
 //!    summary are not decoded twice.
 //!
@@ -227,7 +227,7 @@ impl Palette {
 }
 
 /// The question as the agents see it: the benchmark's user text without a trailing answer
-/// cue ("Answer:"), which belongs to the final decision only.
+/// cue ("Answer:"), which opens the meta agent's final answer only.
 pub fn question_text(item: &Item) -> &str {
     let t = item.prompt.user.trim_end();
     t.strip_suffix("Answer:").map(str::trim_end).unwrap_or(t)
@@ -434,7 +434,11 @@ impl Palette {
         for (item, r) in items.iter().zip(rendered) {
             let chat = self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str()))?;
             let prompt = lm.chat_prompt(&chat)?;
-            let turn = self.decision_turn(country, &item.prompt.user)?;
+            // The question goes into the user turn; its answer cue ("Answer:") opens the meta
+            // agent's reply, where the reader reads the option, as in the benchmark's own prompt.
+            let question = question_text(item);
+            let cue = item.prompt.user.trim_end()[question.len()..].trim();
+            let turn = self.decision_turn(country, question)?;
             let mut conv = chat;
             conv.push(ChatMessage::assistant(SUMMARY_SLOT));
             conv.push(ChatMessage::user(turn.clone()));
@@ -443,7 +447,8 @@ impl Palette {
                 .text
                 .split_once(SUMMARY_SLOT)
                 .ok_or_else(|| MethodError::Config("palette: the chat format dropped the meta agent's summary turn".into()))?;
-            around.push((before.to_string(), after.to_string(), conv));
+            let after = if cue.is_empty() { after.to_string() } else { format!("{after}{cue}") };
+            around.push((before.to_string(), after, conv));
             decisions.push(turn);
             gen_reqs.push(GenerateRequest { prompt, max_tokens: self.config.summary_tokens, sampling: self.config.sampling.clone(), stop: vec![] });
         }
