@@ -288,8 +288,8 @@ pub mod names {
     pub const META_AGGREGATE: &str = "meta_aggregate";
     /// Meta agent summary without drafts (ablation "no drafts", CD).
     pub const META_AGGREGATE_NO_DRAFTS: &str = "meta_aggregate_no_drafts";
-    /// Final decision: the meta agent's next user turn after its summary (`{question}` = the
-    /// benchmark's own prompt).
+    /// Final decision: the meta agent's next user turn after its summary (the question is in
+    /// its first turn).
     pub const DECIDE_TURN: &str = "decide_turn";
     /// Final decision from the raw drafts (ablation "no self-regulation", SR; `{drafts}`).
     pub const DECIDE_SYSTEM_NO_SELF_REGULATION: &str = "decide_system_no_self_regulation";
@@ -306,7 +306,7 @@ const REQUIRED: [(&str, Stage, &[&str]); 8] = [
     (names::META_SYSTEM, Stage::Aggregate, &[]),
     (names::META_AGGREGATE, Stage::Aggregate, &["drafts"]),
     (names::META_AGGREGATE_NO_DRAFTS, Stage::Aggregate, &[]),
-    (names::DECIDE_TURN, Stage::Decide, &["question"]),
+    (names::DECIDE_TURN, Stage::Decide, &[]),
     (
         names::DECIDE_SYSTEM_NO_SELF_REGULATION,
         Stage::Decide,

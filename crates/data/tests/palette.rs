@@ -354,18 +354,18 @@ fn render_fills_placeholders() {
     let s = t
         .render(
             names::DECIDE_TURN,
-            &[("country", "Japan"), ("question", "Q?")],
+            &[("country", "Japan")],
         )
         .unwrap();
-    assert!(s.contains("Japan") && s.ends_with("Q?"), "{s}");
+    assert!(s.contains("Japan") && s.ends_with("one option."), "{s}");
     // values are inserted verbatim, braces in values are not re-read
     let s = t
         .render(
             names::DECIDE_TURN,
-            &[("country", "{x}"), ("question", "{summary}")],
+            &[("country", "{x}"), ("summary", "{summary}")],
         )
         .unwrap();
-    assert!(s.contains("{x}") && s.ends_with("{summary}"));
+    assert!(s.contains("{x}") && !s.contains("{summary}"));
 }
 
 #[test]
@@ -423,8 +423,8 @@ fn template_file_validation() {
 
     // a placeholder in the text that is not declared
     let e = err(&edited(
-        "Answer as a typical person from {country} would answer. These cultural considerations are",
-        "Answer as a typical person from {country} in {region} would answer. These cultural considerations are",
+        "Answer as a typical person from {country} would answer the question above,",
+        "Answer as a typical person from {country} in {region} would answer the question above,",
     ));
     assert_eq!(
         e,

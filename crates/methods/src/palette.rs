@@ -9,7 +9,7 @@
 //! 2. **Self-regulated aggregation**: the meta agent (`meta_system` + `meta_aggregate`) turns
 //!    the five drafts into a short summary for the country.
 //! 3. **Final decision**: the meta agent's conversation goes on with a user turn
-//!    (`decide_turn`) holding the benchmark's question; the benchmark's answer cue
+//!    (`decide_turn`) asking it to answer the question of its first turn; the benchmark's answer cue
 //!    ("Answer:") opens the meta agent's reply, where `P_gen` is read by the item's reader
 //!    (GlobalOpinionQA: the option letters' probabilities, renormalised). Stages 2 and 3 are one `generate_then_score` call: the
 //!    decision is scored on the KV cache the summary left, so the stage-2 prompt and the
@@ -214,8 +214,8 @@ impl Palette {
         Ok(vec![ChatMessage::system(self.render(names::META_SYSTEM, &[])?), ChatMessage::user(user)])
     }
 
-    /// The stage-3 user turn after the meta agent's summary (`question`: the benchmark's own
-    /// prompt).
+    /// The stage-3 user turn after the meta agent's summary (the question is in the
+    /// conversation's first turn; `question` fills templates that repeat it).
     pub fn decision_turn(&self, country: &Country, question: &str) -> Result<String, MethodError> {
         self.render(names::DECIDE_TURN, &[("country", &country.name), ("question", question)])
     }
@@ -434,8 +434,9 @@ impl Palette {
         for (item, r) in items.iter().zip(rendered) {
             let chat = self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str()))?;
             let prompt = lm.chat_prompt(&chat)?;
-            // The question goes into the user turn; its answer cue ("Answer:") opens the meta
-            // agent's reply, where the reader reads the option, as in the benchmark's own prompt.
+            // The question is in the conversation's first turn; the benchmark's answer cue
+            // ("Answer:") opens the meta agent's reply, where the reader reads the option, as
+            // in the benchmark's own prompt.
             let question = question_text(item);
             let cue = item.prompt.user.trim_end()[question.len()..].trim();
             let turn = self.decision_turn(country, question)?;
@@ -535,8 +536,8 @@ mod tests {
         assert!(with[1].content.contains("[Asia agent]\nX") && with[1].content.contains("Nigeria (Africa)"));
         let without = p.summary_chat(&nigeria(), Continent::Africa, "Q?", None).unwrap();
         assert!(!without[1].content.contains("agents wrote"), "{}", without[1].content);
-        let turn = p.decision_turn(&nigeria(), "Q? Answer:").unwrap();
-        assert!(turn.contains("Nigeria") && turn.ends_with("Q? Answer:"), "{turn}");
+        let turn = p.decision_turn(&nigeria(), "Q?").unwrap();
+        assert!(turn.contains("Nigeria"), "{turn}");
         let sr = p.decision_system_from_drafts(&nigeria(), "DRAFTS").unwrap();
         assert!(sr.contains("DRAFTS") && sr.contains("Nigeria"));
         assert_eq!(PaletteVariant::from_name("palette-sr"), Some(PaletteVariant::NoSelfRegulation));
