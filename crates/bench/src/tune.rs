@@ -425,7 +425,8 @@ impl TuneOutcome {
 }
 
 /// The report's markdown: losses and six dimensions of every row against the target, the
-/// DE run (`run`: a paragraph), and the transfer check of the tuned candidate (`tuned_label`).
+/// DE run (`run`: a paragraph), and the transfer check of the tuned candidate (`tuned_label`;
+/// `None`: not run, `Some(None)`: the country has no such question).
 pub fn report_markdown(
     title: &str,
     country: &Country,
@@ -433,7 +434,7 @@ pub fn report_markdown(
     rows: &[(String, Vsm13Eval)],
     run: &str,
     tuned_label: &str,
-    transfer: Option<(f64, f64, usize)>,
+    transfer: Option<Option<(f64, f64, usize)>>,
 ) -> String {
     let mut s = format!("# {title} on VSM13: {} ({})\n\n", country.name, country.code);
     s.push_str("| | loss (L1) | PDI | IDV | MAS | UAI | LTO | IVR |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -451,6 +452,10 @@ pub fn report_markdown(
     }
     s.push_str(&format!("\n{run}\n\n![loss per generation](loss.svg)\n\n"));
     s.push_str("## Transfer check (GlobalOpinionQA, WVS-sourced questions)\n\n");
+    let Some(transfer) = transfer else {
+        s.push_str("Skipped (`--transfer-questions 0`).\n");
+        return s;
+    };
     match transfer {
         Some((naive, tuned, n)) => s.push_str(&format!(
             "| | S_align |\n|---|---:|\n| naive | {naive:.2} |\n| {tuned_label} | {tuned:.2} |\n\n{n} questions; {}.\n",

@@ -182,7 +182,7 @@ fn finish(
 ) -> Result<()> {
     let transfer = if a.transfer_questions > 0 {
         let goqa = Goqa::load(&s.data, GoqaOptions::default())?;
-        transfer_check(lm, &goqa, &s.country, &tuned.0, a.transfer_questions)?
+        Some(transfer_check(lm, &goqa, &s.country, &tuned.0, a.transfer_questions)?)
     } else {
         None
     };
