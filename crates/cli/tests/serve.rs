@@ -202,7 +202,7 @@ fn benchmarks_through_http_equal_local_scores() {
 
 #[test]
 fn streaming_choose_and_abuse() {
-    let server = Server::start(&["--max-body-bytes", "65536", "--max-queue", "2", "--max-tokens-limit", "512"]);
+    let server = Server::start(&["--max-body-bytes", "65536", "--max-queue", "2", "--max-tokens-limit", "512", "--palette-draft-tokens", "8", "--palette-summary-tokens", "8"]);
     // Streaming gives the same greedy text as a plain request.
     let body = serde_json::json!({"messages": [{"role": "user", "content": "Name three rivers."}], "max_tokens": 12, "temperature": 0});
     let (status, plain) = server.json("/v1/chat/completions", body.clone());
@@ -254,6 +254,20 @@ fn streaming_choose_and_abuse() {
     assert!((p - 1.0).abs() < 1e-9);
     assert_eq!(c["steering"], "disca");
     assert!(c["diagnostics"]["delta_micro"].is_number(), "{c}");
+
+    // Cultural Palette through /v1/choose: five drafts, the meta agent's summary, its decision.
+    let (status, c) = server.json(
+        "/v1/choose",
+        serde_json::json!({"question": "Is it acceptable to eat with your left hand at a shared meal?", "options": ["Yes", "No", "It depends"], "culture": "NGA", "steering": "palette"}),
+    );
+    assert_eq!(status, 200, "{c}");
+    let p: f64 = c["options"].as_array().unwrap().iter().map(|o| o["probability"].as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-9, "{c}");
+    assert_eq!(c["steering"], "palette");
+    assert_eq!(c["diagnostics"]["drafts"].as_array().unwrap().len(), 5, "{c}");
+    assert!(c["diagnostics"]["summary"].is_string() && c["diagnostics"]["continent"] == "Africa", "{c}");
+    let (status, e) = server.json("/v1/chat/completions", serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "culture": "NGA", "steering": "palette"}));
+    assert_eq!(status, 422, "{e}");
 
     // Bad requests: the right status and an OpenAI-style error.
     let cases: Vec<(&str, String, u16)> = vec![

@@ -226,11 +226,23 @@ impl Palette {
     }
 }
 
-/// The question as the agents see it: the benchmark's user text without a trailing answer
-/// cue ("Answer:"), which opens the meta agent's final answer only.
+/// The benchmark's user text split into the question and its answer cue: a last line of at
+/// most two words ending in ':' ("Answer:", "Choice:"), which opens the meta agent's final
+/// reply; the cue is empty when there is none.
+pub fn split_cue(user: &str) -> (&str, &str) {
+    let t = user.trim_end();
+    let Some(nl) = t.rfind('\n') else { return (t, "") };
+    let last = t[nl + 1..].trim();
+    if last.ends_with(':') && last.split_whitespace().count() <= 2 {
+        (t[..nl].trim_end(), last)
+    } else {
+        (t, "")
+    }
+}
+
+/// The question as the agents see it: the benchmark's user text without its answer cue.
 pub fn question_text(item: &Item) -> &str {
-    let t = item.prompt.user.trim_end();
-    t.strip_suffix("Answer:").map(str::trim_end).unwrap_or(t)
+    split_cue(&item.prompt.user).0
 }
 
 /// The option a draft chose: the label after its last "Answer:" (case-insensitive), if it is
@@ -437,8 +449,7 @@ impl Palette {
             // The question is in the conversation's first turn; the benchmark's answer cue
             // ("Answer:") opens the meta agent's reply, where the reader reads the option, as
             // in the benchmark's own prompt.
-            let question = question_text(item);
-            let cue = item.prompt.user.trim_end()[question.len()..].trim();
+            let (question, cue) = split_cue(&item.prompt.user);
             let turn = self.decision_turn(country, question)?;
             let mut conv = chat;
             conv.push(ChatMessage::assistant(SUMMARY_SLOT));
@@ -566,5 +577,8 @@ mod tests {
             meta: json!(null),
         };
         assert_eq!(question_text(&item), "Question: Q?\nOptions: A. x B. y");
+        assert_eq!(split_cue("Q?\n\nOption A: x\nOption B: y\n\nChoice: "), ("Q?\n\nOption A: x\nOption B: y", "Choice:"));
+        assert_eq!(split_cue("Q?\nPick one of these options now:"), ("Q?\nPick one of these options now:", ""));
+        assert_eq!(split_cue("Answer:"), ("Answer:", ""));
     }
 }

@@ -57,6 +57,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         personas: None,
         data_dir: None,
         seed: 42,
+        palette: crate::commands::eval::PaletteOpts::default(),
     };
     let running = serve::start(&args).context("starting the server")?;
     let base = format!("http://{}", running.addr);

@@ -200,6 +200,22 @@ pub struct MethodContext<'a> {
     pub palette: &'a PaletteOpts,
 }
 
+/// Cultural Palette's settings (full variant), templates and continent map from the options.
+pub fn palette_parts(opts: &PaletteOpts, data: &DataSource) -> Result<(PaletteConfig, PaletteTemplates, ContinentMap)> {
+    let continents = ContinentMap::load(data)?;
+    let continents = match &opts.continents {
+        Some(spec) => continents.with_override_spec(spec).context("--continents")?,
+        None => continents,
+    };
+    let cfg = PaletteConfig {
+        draft_tokens: opts.palette_draft_tokens,
+        summary_tokens: opts.palette_summary_tokens,
+        gate_temperature: opts.gate_temperature,
+        ..PaletteConfig::default()
+    };
+    Ok((cfg, PaletteTemplates::load(data)?, continents))
+}
+
 /// The DISCA configuration of a method name, or `None` for a non-DISCA name.
 pub fn disca_config(name: &str, preset: PresetArg) -> Option<DiscaConfig> {
     let base = match preset {
@@ -248,19 +264,8 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
             continue;
         }
         if let Some(variant) = PaletteVariant::from_name(name) {
-            let continents = ContinentMap::load(ctx.data)?;
-            let continents = match &ctx.palette.continents {
-                Some(spec) => continents.with_override_spec(spec).context("--continents")?,
-                None => continents,
-            };
-            let cfg = PaletteConfig {
-                variant,
-                draft_tokens: ctx.palette.palette_draft_tokens,
-                gate_temperature: ctx.palette.gate_temperature,
-                summary_tokens: ctx.palette.palette_summary_tokens,
-                ..PaletteConfig::default()
-            };
-            out.push(Box::new(Palette::new(cfg, PaletteTemplates::load(ctx.data)?, continents)?));
+            let (cfg, templates, continents) = palette_parts(ctx.palette, ctx.data)?;
+            out.push(Box::new(Palette::new(PaletteConfig { variant, ..cfg }, templates, continents)?));
             continue;
         }
         out.push(match name.as_str() {

@@ -70,6 +70,8 @@ pub struct ServeArgs {
     /// Seed of DISCA's importance sampling and of sampled generations without a seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub palette: crate::commands::eval::PaletteOpts,
 }
 
 /// Limits the front end enforces.
@@ -303,8 +305,8 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
     s.check_model(&req.model)?;
     check_n(req.n)?;
     let (steering, country) = s.steering(&req.steering)?;
-    if steering == Steering::Disca {
-        return Err(ApiError::invalid("steering", "disca steers a choice between given options: use /v1/choose"));
+    if matches!(steering, Steering::Disca | Steering::Palette) {
+        return Err(ApiError::invalid("steering", format!("{} steers a choice between given options: use /v1/choose", steering.as_str())));
     }
     let top_n = match (req.logprobs, req.top_logprobs) {
         (false, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs needs \"logprobs\": true")),
@@ -450,8 +452,8 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
     s.check_model(&req.model)?;
     check_n(req.n)?;
     let (steering, country) = s.steering(&req.steering)?;
-    if steering == Steering::Disca {
-        return Err(ApiError::invalid("steering", "disca steers a choice between given options: use /v1/choose"));
+    if matches!(steering, Steering::Disca | Steering::Palette) {
+        return Err(ApiError::invalid("steering", format!("{} steers a choice between given options: use /v1/choose", steering.as_str())));
     }
     let prefix = match (steering, &country) {
         (Steering::CountryPrompt, Some(c)) => Some(format!("{}\n\n", country_instruction(&c.name))),
@@ -724,7 +726,8 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     let opened = args.model.open()?;
     let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());
     let disca = crate::commands::eval::disca_config("disca", crate::commands::eval::PresetArg::Paper).context("DISCA configuration")?;
-    let worker = Worker::new(opened.lm, data, args.personas.clone(), disca, args.seed);
+    let mut worker = Worker::new(opened.lm, data.clone(), args.personas.clone(), disca, args.seed);
+    worker.palette = Some(crate::commands::eval::palette_parts(&args.palette, &data)?);
     let (tx, rx) = mpsc::sync_channel::<Job>(args.max_queue);
     let model_thread = std::thread::Builder::new().name("model".into()).spawn(move || worker.run(rx)).context("starting the model thread")?;
     let state = Arc::new(AppState {

@@ -7,7 +7,8 @@ use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_data::personas::resolve_panel;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, LlmError, TokenId};
-use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, PromptSpec, Readout, Vanilla};
+use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
+use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig, PromptSpec, Readout, Vanilla};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub enum Steering {
     Vanilla,
     CountryPrompt,
     Disca,
+    /// Cultural Palette (drafts, summary, decision): `/v1/choose` only.
+    Palette,
 }
 
 impl Steering {
@@ -30,8 +33,9 @@ impl Steering {
             "vanilla" => Ok(Steering::Vanilla),
             "country-prompt" => Ok(Steering::CountryPrompt),
             "disca" => Ok(Steering::Disca),
-            "palette" | "soft-prompt" => Err(ApiError::invalid("steering", format!("steering {s:?} is not available in this version of the server"))),
-            other => Err(ApiError::invalid("steering", format!("unknown steering {other:?} (vanilla, country-prompt, disca)"))),
+            "palette" => Ok(Steering::Palette),
+            "soft-prompt" => Err(ApiError::invalid("steering", "a soft prompt steers the whole server: start it with --soft-prompt FILE")),
+            other => Err(ApiError::invalid("steering", format!("unknown steering {other:?} (vanilla, country-prompt, disca, palette)"))),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Steering {
             Steering::Vanilla => "vanilla",
             Steering::CountryPrompt => "country-prompt",
             Steering::Disca => "disca",
+            Steering::Palette => "palette",
         }
     }
 }
@@ -70,13 +75,15 @@ pub struct Worker {
     pub personas: Option<PathBuf>,
     pub disca: DiscaConfig,
     pub seed: u64,
+    /// Cultural Palette's settings, templates and continent map (`steering: "palette"`).
+    pub palette: Option<(PaletteConfig, PaletteTemplates, ContinentMap)>,
     panels: HashMap<CountryCode, Vec<String>>,
     bos: Option<Option<TokenId>>,
 }
 
 impl Worker {
     pub fn new(lm: Box<dyn LanguageModel>, data: DataSource, personas: Option<PathBuf>, disca: DiscaConfig, seed: u64) -> Self {
-        Self { lm, data, personas, disca, seed, panels: HashMap::new(), bos: None }
+        Self { lm, data, personas, disca, seed, palette: None, panels: HashMap::new(), bos: None }
     }
 
     /// Runs jobs until every sender is gone. A panicking job is reported and the loop goes on.
@@ -141,6 +148,11 @@ impl Worker {
                 let panels = std::iter::once((country.code, panel)).collect();
                 Box::new(Disca::new("disca", self.disca.clone(), panels, seed.unwrap_or(self.seed)))
             }
+            Steering::Palette => {
+                let (cfg, templates, continents) = self.palette.clone().ok_or_else(|| ApiError::internal("palette is not configured"))?;
+                continents.continent_of(&country.code).map_err(|e| ApiError::invalid("culture", e.to_string()))?;
+                Box::new(Palette::new(cfg, templates, continents).map_err(method_error)?)
+            }
         };
         let mut answers = method.answer(self.lm.as_mut(), &country, std::slice::from_ref(&item)).map_err(method_error)?;
         answers.pop().ok_or_else(|| ApiError::internal("the method returned no answer"))
@@ -194,7 +206,8 @@ mod tests {
     #[test]
     fn steering_names() {
         assert_eq!(Steering::parse("disca").unwrap(), Steering::Disca);
-        assert_eq!(Steering::parse("palette").unwrap_err().status.as_u16(), 422);
+        assert_eq!(Steering::parse("palette").unwrap(), Steering::Palette);
+        assert_eq!(Steering::parse("soft-prompt").unwrap_err().status.as_u16(), 422);
         assert!(Steering::parse("DISCA").is_err());
     }
 }
