@@ -129,12 +129,17 @@ impl ModelOpts {
         if let Some(f) = &self.soft_prompt {
             bail!("--soft-prompt {}: not taken by this command", f.display());
         }
+        Ok(self.load_gguf_with_experts()?.0)
+    }
+
+    /// The GGUF with its `--experts` loaded, and the expert files.
+    fn load_gguf_with_experts(&self) -> Result<(LlamaLm, Vec<(String, PathBuf)>)> {
         let mut lm = self.load_gguf()?;
         let experts = self.expert_files()?;
         if !experts.is_empty() {
             lm.load_experts(&experts).context("--experts")?;
         }
-        Ok(lm)
+        Ok((lm, experts))
     }
 
     /// `--experts` as (name, file) pairs.
@@ -188,14 +193,10 @@ impl ModelOpts {
                 Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
             }
             None => {
-                let mut lm = self.load_gguf()?;
+                let (lm, experts) = self.load_gguf_with_experts()?;
                 let mut identity = fetch::sha256_file(lm.path())?;
-                let experts = self.expert_files()?;
-                if !experts.is_empty() {
-                    lm.load_experts(&experts).context("--experts")?;
-                    for (name, file) in &experts {
-                        identity = format!("{identity} expert {name}={}", fetch::sha256_file(file)?);
-                    }
+                for (name, file) in &experts {
+                    identity = format!("{identity} expert {name}={}", fetch::sha256_file(file)?);
                 }
                 let path = Some(lm.path().to_path_buf());
                 let lm: Box<dyn LanguageModel> = match &self.soft_prompt {

@@ -177,12 +177,21 @@ impl Palette {
             .iter()
             .map(|m| Ok(GenerateRequest { prompt: lm.chat_prompt(m)?, max_tokens, sampling: self.config.sampling.clone(), stop: vec![] }))
             .collect::<Result<Vec<_>, MethodError>>()?;
+        Ok(self.generate_texts(lm, &reqs)?.into_iter().map(|t| t.trim().to_string()).collect())
+    }
+
+    /// The generated texts of `reqs`: one batch, or one call each when `sequential`.
+    fn generate_texts(&self, lm: &mut dyn LanguageModel, reqs: &[GenerateRequest]) -> Result<Vec<String>, MethodError> {
         let gens = if self.config.sequential {
-            reqs.iter().map(|r| Ok(lm.generate(std::slice::from_ref(r))?.remove(0))).collect::<Result<Vec<_>, MethodError>>()?
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.extend(lm.generate(std::slice::from_ref(r))?);
+            }
+            out
         } else {
-            lm.generate(&reqs)?
+            lm.generate(reqs)?
         };
-        Ok(gens.into_iter().map(|g| g.text.trim().to_string()).collect())
+        Ok(gens.into_iter().map(|g| g.text).collect())
     }
 
     /// The stage-1 prompts of one item: one chat per continent, in [`Continent::ALL`] order.
@@ -365,14 +374,14 @@ impl Palette {
                         k
                     }
                 };
+                // The gate reads every item's prompt under the base model, in one call.
+                let queries = items.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
+                let states = lm.hidden_states(&queries)?;
                 let mut all = Decided { summaries: vec![], decisions: vec![], answers: vec![] };
                 let mut merging = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    lm.set_expert_scales(&vec![0.0; experts.len()])?;
-                    let query = render_prompt(lm, &item.prompt)?;
-                    let h = lm.hidden_states(std::slice::from_ref(&query))?.remove(0);
-                    let sims = keys.iter().map(|k| cosine(&h, k)).collect::<Result<Vec<_>, _>>()?;
-                    let weights = gate_weights(&h, &keys, self.config.gate_temperature)?;
+                for (i, (item, h)) in items.iter().zip(&states).enumerate() {
+                    let sims = keys.iter().map(|k| cosine(h, k)).collect::<Result<Vec<_>, _>>()?;
+                    let weights = gate_weights(h, &keys, self.config.gate_temperature)?;
                     lm.set_expert_scales(&scales_of(&slots, &weights))?;
                     let d = self.decide(lm, country, home, std::slice::from_ref(item), &rendered[i..=i])?;
                     all.summaries.extend(d.summaries);
@@ -476,12 +485,7 @@ impl Palette {
         let n = items.len();
         let (texts, answers) = if !self.config.reuse_kv || items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
             // A generated read-out is a second generation: no scores to reuse the KV for.
-            let gens = if self.config.sequential {
-                gen_reqs.iter().map(|r| Ok(lm.generate(std::slice::from_ref(r))?.remove(0))).collect::<Result<Vec<_>, MethodError>>()?
-            } else {
-                lm.generate(&gen_reqs)?
-            };
-            let texts: Vec<String> = gens.into_iter().map(|g| g.text).collect();
+            let texts = self.generate_texts(lm, &gen_reqs)?;
             let prompts = texts.iter().enumerate().map(|(i, t)| decision_prompt(i, t)).collect();
             let answers = read_options(lm, items, prompts)?;
             (texts, answers)

@@ -98,14 +98,14 @@ impl PersonaChoice {
         Self { country_line: line, levels }
     }
 
-    /// The choice a gene vector (1 + 10 genes) selects.
+    /// The choice a gene vector (1 + 10 genes) selects; missing genes read as 0.
     pub fn decode(genes: &[f64], lines: usize) -> Self {
         let mut levels = [None; 10];
-        for (k, g) in genes[1..].iter().enumerate().take(10) {
+        for (k, g) in genes.iter().skip(1).enumerate().take(10) {
             let o = option_of(*g, DIMENSION_OPTIONS);
             levels[k] = (o < 4).then_some(o);
         }
-        Self { country_line: option_of(genes[0], lines), levels }
+        Self { country_line: option_of(genes.first().copied().unwrap_or(0.0), lines.max(1)), levels }
     }
 
     /// Genes that decode to this choice (each at the middle of its option's interval).
@@ -118,7 +118,7 @@ impl PersonaChoice {
     /// The persona text: the country line, then one sentence per chosen dimension.
     pub fn text(&self, config: &BlackBoxConfig, country_name: &str) -> String {
         let mut parts = Vec::new();
-        let line = config.country_lines[self.country_line].replace("{country}", country_name);
+        let line = config.country_lines.get(self.country_line).map_or(String::new(), |l| l.replace("{country}", country_name));
         if !line.trim().is_empty() {
             parts.push(line.trim().to_string());
         }
@@ -194,12 +194,14 @@ impl BlackBoxTuner {
     }
 
     /// Runs DE to its stop with per-generation checkpoints (see `SoftPromptTuner::run`).
+    /// `known`: persona texts already scored (e.g. the report's baselines), not asked again.
     pub fn run(
         &self,
         lm: &mut dyn LanguageModel,
         objective: &Vsm13Objective,
         checkpoint: &Path,
         resume: bool,
+        known: &[(String, Vsm13Eval)],
         on_generation: &mut dyn FnMut(&GenerationReport),
     ) -> Result<BlackBoxOutcome, BenchError> {
         let lines = self.config.country_lines.len();
@@ -207,7 +209,8 @@ impl BlackBoxTuner {
         let space = Space::Direct { dim: x0.len() };
         let country = objective.country();
         let (mut opt, mut reports) = start_or_resume(&self.config, space, x0, country, checkpoint, resume)?;
-        let mut cache: HashMap<String, Vsm13Eval> = HashMap::new();
+        let mut cache: HashMap<String, Vsm13Eval> = known.iter().cloned().collect();
+        let preloaded = cache.len();
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
             let texts: Vec<String> = xs.iter().map(|x| self.text(&PersonaChoice::decode(x, lines))).collect();
             let mut fresh: Vec<&String> = texts.iter().filter(|t| !cache.contains_key(*t)).collect();
@@ -229,7 +232,7 @@ impl BlackBoxTuner {
             Some(e) => e.clone(),
             None => objective.evaluate(lm, &[candidate_of(&text)])?.remove(0),
         };
-        Ok(BlackBoxOutcome { choice, text, eval, reports, stop: best.stop, evaluations: best.evaluations, model_evaluations: cache.len() })
+        Ok(BlackBoxOutcome { choice, text, eval, reports, stop: best.stop, evaluations: best.evaluations, model_evaluations: cache.len() - preloaded })
     }
 }
 

@@ -223,7 +223,9 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
     );
     let rows = baselines(lm, &objective, candidate_of(&start_text), "start persona")?;
     let bar = progress(config.de.max_generations);
-    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| show(&bar, r))?;
+    // The naive model (no persona) and the start persona are scored already.
+    let known = [(String::new(), rows[0].1.clone()), (start_text.clone(), rows[2].1.clone())];
+    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &known, &mut |r| show(&bar, r))?;
     bar.finish_and_clear();
     write_atomic(&a.tune.out.join("persona.txt"), &format!("{}\n", outcome.text))?;
     let record = serde_json::json!({

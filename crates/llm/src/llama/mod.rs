@@ -563,6 +563,11 @@ impl LlamaLm {
         })
     }
 
+    /// The `k` most likely next tokens of a read, as reported to callers.
+    fn top_list(&self, r: &ReadResult, k: usize) -> Vec<TokenLogprob> {
+        r.top.iter().take(k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect()
+    }
+
     /// Scores and reports engine statistics.
     pub fn score_with_stats(&mut self, requests: &[ScoreRequest]) -> Result<(Vec<ScoreResult>, RunStats)> {
         let limit = self.config.ctx_per_seq;
@@ -666,7 +671,7 @@ impl LlamaLm {
                 if let Some(&last) = reads_of_path.get(n_echo) {
                     let r = &reads[last];
                     res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
-                    res.top_k = r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect();
+                    res.top_k = self.top_list(r, req.top_k);
                 }
             }
             if let Some(p) = layout.echo {
@@ -964,7 +969,7 @@ impl LlamaLm {
             let res = ScoreResult {
                 prompt_tokens: toks.len(),
                 next_token_logprobs: req.next_tokens.iter().map(|t| r.logprob(*t)).collect(),
-                top_k: r.top.iter().take(req.top_k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect(),
+                top_k: self.top_list(&r, req.top_k),
                 ..Default::default()
             };
             f.results.insert(index, res);
@@ -978,7 +983,7 @@ impl LlamaLm {
         &mut self,
         requests: &[GenerateRequest],
         follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
-    ) -> Result<(Vec<(Generation, ScoreResult)>, RunStats, usize)> {
+    ) -> Result<(Followed, RunStats, usize)> {
         let prompts = self.generation_prompts(requests)?;
         let mut stats = RunStats::default();
         let mut f = FollowUps { base: 0, make: follow, results: HashMap::new(), fallback: vec![], reused: 0 };
@@ -996,10 +1001,17 @@ impl LlamaLm {
             stats.add(&st);
             f.results.extend(fallback_idx.into_iter().zip(scores));
         }
-        let out = gens.into_iter().enumerate().map(|(i, g)| (g, f.results.remove(&i).unwrap_or_default())).collect();
+        let out = gens
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| f.results.remove(&i).map(|r| (g, r)).ok_or_else(|| LlmError::InvalidRequest { index: i, what: "no follow-up score was made for this generation".into() }))
+            .collect::<Result<Vec<_>>>()?;
         Ok((out, stats, f.reused))
     }
 }
+
+/// Generations with the scores of their follow-ups.
+type Followed = Vec<(Generation, ScoreResult)>;
 
 /// Follow-ups of a generation call (`generate_then_score`): how to make each, and what came of
 /// them.
