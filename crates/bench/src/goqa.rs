@@ -41,7 +41,7 @@ use culturesteer_core::metrics::{modular_pluralism_distance, s_align, JsMeasure,
 use culturesteer_core::CountryCode;
 use culturesteer_data::goqa::{parse_country_label, GlobalOpinionQa, GoqaQuestion, GoqaSource, GOQA_SUBSET};
 use culturesteer_data::DataSource;
-use culturesteer_methods::{Country, Item, PromptSpec, Readout};
+use culturesteer_methods::{Country, Item, PromptSpec, Question, Readout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -354,8 +354,16 @@ impl Benchmark for Goqa {
                 let meta = GoqaMeta { question_id: q.id.clone(), source: q.source, label: d.label.clone(), human: d.normalized() };
                 Item {
                     id: q.id.clone(),
+                    question: Question {
+                        stem: block.strip_suffix("\nAnswer:").unwrap_or(&block).to_string(),
+                        options: q.options.clone(),
+                        labels: LETTERS.iter().take(q.options.len()).map(|l| l.to_string()).collect(),
+                        cue: "Answer:".into(),
+                    },
                     prompt: PromptSpec { system: None, user: block.clone(), chat: false },
                     country_prompt: PromptSpec { system: Some(instruction.clone()), user: block, chat: false },
+                    swapped: None,
+                    dimension: None,
                     readout: self.readout(q.options.len()),
                     temperature: 1.0,
                     meta: json!(meta),

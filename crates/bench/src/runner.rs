@@ -293,6 +293,7 @@ pub fn run(
     // Scores from all records of the selected items.
     let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
     let views: Vec<(String, View)> = methods.iter().flat_map(|m| m.views().into_iter().map(|v| (m.name().to_string(), v))).collect();
+    let headlines: HashMap<String, View> = methods.iter().filter_map(|m| m.headline().map(|h| (m.name().to_string(), h))).collect();
     let mut scores: Vec<(String, CountryScore)> = Vec::new();
     let mut unscored = Vec::new();
     let mut floors = Vec::new();
@@ -300,7 +301,11 @@ pub fn run(
         let ids: HashSet<&str> = its.iter().map(|i| i.id.as_str()).collect();
         for m in &method_names {
             let recs: Vec<ItemRecord> = records.iter().filter(|r| &r.method == m && r.country == c.code && ids.contains(r.item_id.as_str())).cloned().collect();
-            match bench.score(c, &recs) {
+            let own = match headlines.get(m) {
+                Some(h) => view_records(its, &recs, h).map(|r| r.into_iter().map(|x| ItemRecord { method: m.clone(), ..x }).collect()),
+                None => Ok(recs.clone()),
+            };
+            match own.and_then(|r| bench.score(c, &r)) {
                 Ok(s) => scores.push((m.clone(), s)),
                 Err(e) => unscored.push((m.clone(), c.code, e.to_string())),
             }

@@ -36,7 +36,7 @@ use culturesteer_core::metrics::{vsm13_l1_loss, vsm13_scores, Vsm13Config, Vsm13
 use culturesteer_core::CountryCode;
 use culturesteer_data::hofstede::{HofstedeTable, SIX_DIMENSIONS};
 use culturesteer_data::DataSource;
-use culturesteer_methods::{AnswerParser, Country, Item, PromptSpec, Readout};
+use culturesteer_methods::{AnswerParser, Country, Item, PromptSpec, Question, Readout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -420,8 +420,16 @@ impl Benchmark for Vsm13 {
                 let user = item_prompt(item);
                 Item {
                     id: format!("q{:02}", item.number),
+                    question: Question {
+                        stem: user.clone(),
+                        options: item.scale.labels().iter().map(|l| l.to_string()).collect(),
+                        labels: labels.clone(),
+                        cue: String::new(),
+                    },
                     prompt: PromptSpec { system: None, user: user.clone(), chat: true },
                     country_prompt: PromptSpec { system: Some(system.clone()), user, chat: true },
+                    swapped: None,
+                    dimension: None,
                     readout: match self.options.answer_mode {
                         Vsm13AnswerMode::GenerateParse => {
                             Readout::Generate { labels: labels.clone(), max_tokens: GENERATE_MAX_TOKENS, parser: AnswerParser::FirstDigit }

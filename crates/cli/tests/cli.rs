@@ -201,7 +201,7 @@ fn personas_show_and_list_need_no_model() {
     let bad_row = dir.path().join("bad.csv");
     std::fs::write(&bad_row, format!("{}\n{},9\n", cols.join(","), row("1990", "4"))).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["personas", "show", "--country", "VNM"], "--wvs FILE"),
+        (vec!["personas", "show", "--country", "XXX"], "--wvs FILE"),
         (vec!["personas", "show", "--country", "U$A"], "country"),
         (vec!["personas", "show", "--country", "JPN", "--wvs", wvs.to_str().unwrap()], "VNM"),
         (vec!["personas", "show", "--country", "VNM", "--wvs", bad_row.to_str().unwrap()], "line 2"),

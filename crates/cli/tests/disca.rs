@@ -44,21 +44,26 @@ fn disca_runs_with_prior_view_and_ablations() {
         let d = &r["diagnostics"]["disca"];
         let cons = by_item("disca-consensus", id);
         assert!((cons["diagnostics"]["delta_micro"].as_f64().unwrap() - d["delta_consensus"].as_f64().unwrap()).abs() < 1e-12);
+        // No persona (the authors' ablation): one agent equal to the base agent, IS still on.
         let nop = by_item("disca-no-persona", id);
-        assert!((nop["diagnostics"]["delta_micro"].as_f64().unwrap() - d["delta_base"].as_f64().unwrap()).abs() < 1e-12);
+        let nd = &nop["diagnostics"]["disca"];
+        assert!((nd["delta_consensus"].as_f64().unwrap() - d["delta_base"].as_f64().unwrap()).abs() < 1e-12);
+        assert_eq!(nd["delta_star"].as_array().unwrap().len(), 2);
         let nod = by_item("disca-no-debias", id);
         assert!(nod["diagnostics"]["gaps"]["personas_swap"].is_null());
         assert!(nod["diagnostics"]["disca"]["positional_bias"].is_null());
     }
-    // A country without personas is a one-line error, exit 2.
+    // Every item was asked in both label orders.
+    assert!(recs.iter().filter(|r| r["method"] == "disca").all(|r| r["diagnostics"]["debiased"] == true));
+    // An unknown country is a one-line error, exit 2.
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "JPN", "--limit", "6", "--out", dir.path().join("x").to_str().unwrap()])
+        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "NGA", "--limit", "6", "--out", dir.path().join("x").to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("--personas FILE") && err.lines().count() == 1, "{err}");
+    assert!(err.contains("NGA") && err.lines().count() == 1, "{err}");
 }
 
 #[test]

@@ -39,7 +39,9 @@ pub enum DiscaMode {
     ConsensusOnly,
     /// Importance sampling without the reliability gate (r ≡ 1).
     AlwaysOnIs,
-    /// No personas: δ_micro = δ_base (debiased base agent only).
+    /// No personas, as the authors' ablation runs it: the panel is replaced by one agent whose
+    /// gap is the debiased base gap, and everything else (importance sampling, gate, blend,
+    /// prior) runs as in `Full` — so δ̄ = δ_base, σ = σ0 and δ_micro = δ_base + δ*.
     NoPersona,
 }
 
@@ -52,11 +54,24 @@ pub struct PriorConfig {
     pub tau: f64,
     /// EMA rate of the country state (β = 0.1).
     pub beta: f64,
+    /// Scenarios the state sees before the walk starts: the released runner predicts the
+    /// first three scenarios of a country for debug output before its main loop, and those
+    /// calls update the prior, so the main loop starts at k = 3 with a state that has already
+    /// absorbed scenarios 0–2 (specs/disca.md §4.8). 3 reproduces that; 0 starts fresh.
+    #[serde(default)]
+    pub warm_start: usize,
+}
+
+impl PriorConfig {
+    /// The released code's prior: N_warmup 50, τ 100, β 0.1, warm start 3.
+    pub fn reference() -> Self {
+        Self { warmup: 50, tau: 100.0, beta: 0.1, warm_start: 3 }
+    }
 }
 
 impl Default for PriorConfig {
     fn default() -> Self {
-        Self { warmup: 50, tau: 100.0, beta: 0.1 }
+        Self::reference()
     }
 }
 
@@ -294,7 +309,10 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
         ),
         None => (gaps.base_orig / t, gaps.personas_orig.iter().map(|o| o / t).collect(), None),
     };
-    let consensus = if n > 0 { personas.iter().sum::<f64>() / n as f64 } else { delta_base };
+    // The authors' no-persona ablation: one agent that is a copy of the base agent.
+    let personas = if cfg.mode == DiscaMode::NoPersona { vec![delta_base] } else { personas };
+    let n = personas.len();
+    let consensus = personas.iter().sum::<f64>() / n as f64;
     let sd = if n > 1 {
         (personas.iter().map(|d| (d - consensus).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
     } else {
@@ -314,9 +332,8 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
         anchor_alpha: 1.0,
     };
     let micro = match cfg.mode {
-        DiscaMode::NoPersona => delta_base,
         DiscaMode::ConsensusOnly => consensus,
-        DiscaMode::Full | DiscaMode::AlwaysOnIs => {
+        DiscaMode::Full | DiscaMode::AlwaysOnIs | DiscaMode::NoPersona => {
             if eps.len() != cfg.passes || eps.iter().any(|e| e.len() != cfg.k_half) {
                 return Err(DiscaError::Invalid(format!("need {} draw vectors of {} values", cfg.passes, cfg.k_half)));
             }
@@ -328,28 +345,48 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
                 diag.delta_star.push(s);
                 diag.ess.push(e);
             }
-            let m = diag.delta_star.len() as f64;
-            let mean_star = diag.delta_star.iter().sum::<f64>() / m;
-            diag.reliability_var = if diag.delta_star.len() == 2 {
-                (diag.delta_star[0] - diag.delta_star[1]).powi(2)
-            } else if diag.delta_star.len() > 2 {
-                2.0 * diag.delta_star.iter().map(|s| (s - mean_star).powi(2)).sum::<f64>() / (m - 1.0)
-            } else {
-                0.0
-            };
-            diag.reliability_r =
-                if cfg.mode == DiscaMode::AlwaysOnIs { 1.0 } else { reliability(diag.reliability_var, cfg.reliability_scale) };
-            let star = diag.reliability_r * mean_star;
-            if cfg.anchor_blend {
-                let min_ess = diag.ess.iter().cloned().fold(f64::INFINITY, f64::min);
-                diag.anchor_alpha = anchor_alpha(min_ess, cfg.ess_guard);
-                diag.anchor_alpha * consensus + (1.0 - diag.anchor_alpha) * delta_base + star
-            } else {
-                consensus + star
-            }
+            let c = combine_passes(cfg, delta_base, consensus, &diag.delta_star, &diag.ess);
+            diag.reliability_var = c.reliability_var;
+            diag.reliability_r = c.reliability_r;
+            diag.anchor_alpha = c.anchor_alpha;
+            c.delta_micro
         }
     };
     Ok(MicroResult { delta_micro: micro, diagnostics: diag })
+}
+
+/// Steps 5–6 (§4.6–§4.7) from the passes' δ* and ESS ratios: the reliability gate over the
+/// passes and the ESS-adaptive anchor blend of δ̄ and δ_base.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Combined {
+    pub delta_micro: f64,
+    /// V_r: (δ*₁ − δ*₂)² for two passes, 2·Var(δ*) (ddof 1) for more.
+    pub reliability_var: f64,
+    pub reliability_r: f64,
+    /// α_ess (1 when the blend is off).
+    pub anchor_alpha: f64,
+}
+
+/// Combines the importance-sampling passes (§4.6–§4.7): `δ_micro = α·δ̄ + (1 − α)·δ_base +
+/// r·mean(δ*)` with `α = clamp(min ESS, ρ, 1)` (the released code's blend), or `δ̄ + r·mean(δ*)`
+/// with the blend off; r ≡ 1 in [`DiscaMode::AlwaysOnIs`].
+pub fn combine_passes(cfg: &DiscaConfig, delta_base: f64, consensus: f64, stars: &[f64], esses: &[f64]) -> Combined {
+    let m = stars.len() as f64;
+    let mean_star = if stars.is_empty() { 0.0 } else { stars.iter().sum::<f64>() / m };
+    let reliability_var = match stars.len() {
+        2 => (stars[0] - stars[1]).powi(2),
+        n if n > 2 => 2.0 * stars.iter().map(|s| (s - mean_star).powi(2)).sum::<f64>() / (m - 1.0),
+        _ => 0.0,
+    };
+    let reliability_r = if cfg.mode == DiscaMode::AlwaysOnIs { 1.0 } else { reliability(reliability_var, cfg.reliability_scale) };
+    let star = reliability_r * mean_star;
+    let (anchor_alpha, delta_micro) = if cfg.anchor_blend {
+        let a = anchor_alpha(esses.iter().cloned().fold(f64::INFINITY, f64::min), cfg.ess_guard);
+        (a, a * consensus + (1.0 - a) * delta_base + star)
+    } else {
+        (1.0, consensus + star)
+    };
+    Combined { delta_micro, reliability_var, reliability_r, anchor_alpha }
 }
 
 /// Steps 1–6 drawing the normals from ChaCha20 seeded with `seed` (Box–Muller).
@@ -397,6 +434,17 @@ pub struct PriorStep {
 impl CountryPrior {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The prior over one country's stream of δ_micro, in stream order: the state first absorbs
+    /// the first `cfg.warm_start` values (as the released runner's debug calls do), then every
+    /// value is blended and absorbed in turn. One step per value.
+    pub fn walk(cfg: &PriorConfig, micros: &[f64]) -> Vec<PriorStep> {
+        let mut state = Self::new();
+        for &m in micros.iter().take(cfg.warm_start) {
+            state.apply(cfg, m);
+        }
+        micros.iter().map(|&m| state.apply(cfg, m)).collect()
     }
 
     /// Blends δ_micro with the state before the update, then updates the state.
@@ -506,8 +554,14 @@ mod tests {
         let full = run(DiscaConfig::paper());
         let cons = run(DiscaConfig { mode: DiscaMode::ConsensusOnly, ..DiscaConfig::paper() });
         close(cons.delta_micro, full.diagnostics.delta_consensus, 1e-15);
+        // No persona: one agent equal to the base agent; IS, gate and blend still run.
         let nop = run(DiscaConfig { mode: DiscaMode::NoPersona, ..DiscaConfig::paper() });
-        close(nop.delta_micro, full.diagnostics.delta_base, 1e-15);
+        close(nop.diagnostics.delta_consensus, full.diagnostics.delta_base, 1e-15);
+        close(nop.diagnostics.sigma, 0.3, 1e-15);
+        assert_eq!(nop.diagnostics.delta_star.len(), 2);
+        let star = nop.diagnostics.reliability_r * (nop.diagnostics.delta_star[0] + nop.diagnostics.delta_star[1]) / 2.0;
+        close(nop.delta_micro, full.diagnostics.delta_base + star, 1e-12);
+        assert!(star != 0.0);
         let always = run(DiscaConfig { mode: DiscaMode::AlwaysOnIs, ..DiscaConfig::paper() });
         assert_eq!(always.diagnostics.reliability_r, 1.0);
         assert!(full.diagnostics.reliability_r < 1.0);
@@ -552,7 +606,7 @@ mod tests {
 
     #[test]
     fn prior_recursion() {
-        let cfg = PriorConfig { warmup: 2, tau: 10.0, beta: 0.5 };
+        let cfg = PriorConfig { warmup: 2, tau: 10.0, beta: 0.5, warm_start: 0 };
         let mut p = CountryPrior::new();
         let s0 = p.apply(&cfg, 1.0);
         assert_eq!((s0.alpha_h, s0.delta_final, s0.delta_country, s0.k), (0.0, 1.0, 0.0, 0));
@@ -564,6 +618,14 @@ mod tests {
         let a = 1.0 - (-0.1f64).exp();
         close(s3.alpha_h, a, 1e-15);
         close(s3.delta_final, a * -0.125, 1e-15);
+        // A walk with no warm start is the same recursion; a warm start of 2 absorbs the first
+        // two values first, so the walk starts at k = 2 with δ = 0.75.
+        let fresh = CountryPrior::walk(&cfg, &[1.0, 1.0, -1.0, 0.0]);
+        assert_eq!(fresh[3], s3);
+        let warm = CountryPrior::walk(&PriorConfig { warm_start: 2, ..cfg.clone() }, &[1.0, 1.0, -1.0]);
+        assert_eq!((warm[0].k, warm[0].delta_country), (2, 0.75));
+        assert_eq!(warm.len(), 3);
+        assert_eq!(PriorConfig::reference().warm_start, 3);
         close(p_spare_preferred(0.0, 0.5, true), 0.5, 0.0);
         close(p_spare_preferred(1.0, 0.5, false), 1.0 - 1.0 / (1.0 + (-2f64).exp()), 1e-15);
     }

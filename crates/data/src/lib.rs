@@ -14,7 +14,7 @@
 //! | [`multitp`] | `multitp/vignettes_en.jsonl`, `multitp_spec.json`, `languages.csv`, `country_language_metadata_2023.csv` |
 //! | [`goqa`] | `globalopinionqa/goqa_recovered_subset.jsonl` |
 //! | [`hofstede`] | `hofstede/six_dimensions.csv`, `regions_2015.csv`, `hofstede_insights_snapshot_2023.csv` |
-//! | [`wvs`] | `wvs/wvs7_country_marginals.jsonl`, `wvs/country_codes.json` |
+//! | [`wvs`] | `wvs/wvs7_country_marginals.jsonl`, `wvs/country_codes.json`, `wvs/goqa_wvs_items.json` |
 
 pub mod disca;
 pub mod error;

@@ -25,7 +25,8 @@
 //!      persona; a country whose whole-country religiosity is ≤ 0 is an error (the reference
 //!      code falls back to hand-written personas, which are not shipped).
 //! 2. **The shipped country marginals** ([`PersonaSource::Marginals`], the default;
-//!    `data/wvs/wvs7_country_marginals.jsonl`, 19 countries). The file has no age breakdown, so
+//!    `data/wvs/wvs7_country_marginals.jsonl`, 19 countries; other countries fall back to the
+//!    WVS items of GlobalOpinionQA, see below). The file has no age breakdown, so
 //!    the cohort procedure cannot be run; **this is culturesteer's own extension, not the
 //!    paper's**. Each marginals item (original WVS coding) is first recoded to the inverted
 //!    file's coding of §3.1 ([`marginal_recoding`]):
@@ -56,6 +57,20 @@
 //!    The four personas share the "adult citizen" header (no age is known). Check: for the
 //!    USA the whole-country persona has exactly the descriptors of the paper's printed US
 //!    aggregate persona (§3.2); all 19 countries give four distinct texts.
+//!
+//!    **GlobalOpinionQA fallback** ([`PersonaSourceKind::Goqa`], [`GoqaPersonaItems`]): for a
+//!    country without marginals (not in `wvs/country_codes.json`), the same source builds the
+//!    panel from the WVS-sourced GOQA questions that `data/wvs/goqa_wvs_items.json` maps to
+//!    WVS items (18 items; GOQA country names → ISO3 as in [`crate::goqa`], national samples
+//!    first). Per item: the options with a WVS code are kept, their shares (of the GOQA
+//!    distribution rescaled to 1) renormalised to sum 1, and their sum is the item's
+//!    `answered_share`; then recoding, pooling, means, quartiles and text are exactly those
+//!    above. Sources are never mixed: a marginals country uses only the marginals. Dimensions
+//!    without data are left out (most GOQA countries have 2–6 of the 10); such a profile is
+//!    usable when at least one dimension has data (the religiosity rule stays for marginals
+//!    countries). Every panel records each dimension's source and items
+//!    ([`PersonaPanel::dimensions`], [`PersonaPanel::missing_dimensions`]). With few answer
+//!    levels the quartile personas can coincide (e.g. Bangladesh: four identical texts).
 //! 3. **A JSON file of persona texts** ([`PersonaSource::Json`], `--personas FILE`), see
 //!    [`parse_persona_json`] for the schema.
 //!
@@ -86,8 +101,11 @@ use serde::{Deserialize, Serialize};
 use culturesteer_core::CountryCode;
 
 use crate::error::DataError;
+use crate::goqa::{parse_country_label, GlobalOpinionQa, GoqaSource, GOQA_SUBSET};
 use crate::source::DataSource;
-use crate::wvs::{WvsCountries, WvsItem, WvsMarginals, WVS7_MARGINALS};
+use crate::wvs::{
+    GoqaWvsItems, WvsCountries, WvsItem, WvsMarginals, GOQA_WVS_ITEMS, WVS7_MARGINALS,
+};
 
 /// Personas in a DISCA panel (§3).
 pub const DISCA_PANEL_SIZE: usize = 4;
@@ -134,6 +152,9 @@ pub enum PersonaSourceKind {
     Marginals,
     /// A JSON file of persona texts.
     Json,
+    /// The WVS items of the shipped GlobalOpinionQA subset (for countries without shipped
+    /// marginals; same quartile extension as [`PersonaSourceKind::Marginals`]).
+    Goqa,
 }
 
 impl fmt::Display for PersonaSourceKind {
@@ -142,6 +163,7 @@ impl fmt::Display for PersonaSourceKind {
             PersonaSourceKind::WvsFile => "WVS-7 individual-level file",
             PersonaSourceKind::Marginals => "shipped WVS-7 country marginals",
             PersonaSourceKind::Json => "persona JSON file",
+            PersonaSourceKind::Goqa => "WVS items of GlobalOpinionQA",
         })
     }
 }
@@ -156,6 +178,57 @@ pub struct PersonaPanel {
     /// The personas, in panel order (for DISCA panels `[young, middle, older, all]` or
     /// `[q25, q50, q75, all]`).
     pub personas: Vec<Persona>,
+    /// Provenance of every value dimension the personas draw on, in template order (empty for
+    /// JSON persona files, which carry no value profile).
+    #[serde(default)]
+    pub dimensions: Vec<DimensionSource>,
+    /// The value dimensions left out for lack of data, in template order (their sentences are
+    /// skipped; empty for JSON persona files).
+    #[serde(default)]
+    pub missing_dimensions: Vec<ValueDimension>,
+}
+
+/// The data behind one value dimension of a panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DimensionOrigin {
+    /// A WVS-7 individual-level file (`--wvs FILE`).
+    #[serde(rename = "wvs7-file")]
+    Wvs7File,
+    /// The shipped WVS-7 country marginals.
+    #[serde(rename = "wvs7-marginals")]
+    Wvs7Marginals,
+    /// WVS-sourced GlobalOpinionQA questions mapped to WVS items (`wvs/goqa_wvs_items.json`).
+    #[serde(rename = "globalopinionqa")]
+    GlobalOpinionQa,
+}
+
+impl DimensionOrigin {
+    /// `wvs7-file`, `wvs7-marginals` or `globalopinionqa` (as serialised).
+    pub fn key(self) -> &'static str {
+        match self {
+            DimensionOrigin::Wvs7File => "wvs7-file",
+            DimensionOrigin::Wvs7Marginals => "wvs7-marginals",
+            DimensionOrigin::GlobalOpinionQa => "globalopinionqa",
+        }
+    }
+}
+
+impl fmt::Display for DimensionOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Where one value dimension of a panel came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DimensionSource {
+    /// The dimension (serialised as its key, e.g. `religiosity`).
+    pub dimension: ValueDimension,
+    /// The data source.
+    pub source: DimensionOrigin,
+    /// The items used: WVS file columns (`Q6P`), marginals items (`Q6`) or mapped GOQA
+    /// questions (`Q6 (goqa-c474a7e9f85a)`).
+    pub items: Vec<String>,
 }
 
 impl PersonaPanel {
@@ -223,8 +296,10 @@ impl PersonaSource {
 ///
 /// Errors: unreadable or malformed files (naming file, line and column or field); a country
 /// the source does not cover (WVS file: lists the countries present in the file; JSON: lists
-/// the file's countries; marginals: one message naming `--personas FILE`, `--wvs FILE` and the
-/// countries with shipped marginals).
+/// the file's countries; marginals: one message naming `--personas FILE`, `--wvs FILE`, the
+/// countries with shipped marginals and those with GlobalOpinionQA WVS items). With
+/// [`PersonaSource::Marginals`], a country without marginals gets a
+/// [`PersonaSourceKind::Goqa`] panel when GOQA covers it (see the module docs).
 pub fn load_panel(source: &PersonaSource, country: CountryCode) -> Result<PersonaPanel, DataError> {
     match source {
         PersonaSource::WvsFile(path) => load_wvs_file(path, Some(&[country]))?.panel(country),
@@ -263,8 +338,8 @@ pub fn wvs_profile_text(data: &DataSource, country: CountryCode) -> Result<Strin
 }
 
 /// The panel a command uses when only `--personas` is wired: the JSON file if given, else
-/// the shipped marginals (one error naming `--personas FILE`, `--wvs FILE` and the covered
-/// countries for a country without marginals). Same as
+/// the shipped marginals with the GlobalOpinionQA fallback (one error naming
+/// `--personas FILE`, `--wvs FILE` and the covered countries for a country neither covers). Same as
 /// `load_panel(&PersonaSource::resolve(json, None, data), country)`.
 pub fn resolve_panel(
     json: Option<&Path>,
@@ -889,10 +964,24 @@ impl WvsFileProfiles {
                 }
             })
             .collect();
+        let (mut dimensions, mut missing_dimensions) = (Vec::new(), Vec::new());
+        for d in ValueDimension::ALL {
+            if all.profile.get(d).is_some() {
+                dimensions.push(DimensionSource {
+                    dimension: d,
+                    source: DimensionOrigin::Wvs7File,
+                    items: d.items().iter().map(|s| s.to_string()).collect(),
+                });
+            } else {
+                missing_dimensions.push(d);
+            }
+        }
         Ok(PersonaPanel {
             country,
             source: PersonaSourceKind::WvsFile,
             personas,
+            dimensions,
+            missing_dimensions,
         })
     }
 }
@@ -1170,7 +1259,8 @@ pub enum MarginalStat {
     Quantile(f64),
 }
 
-/// The shipped marginals with the country names, ready to build panels.
+/// The shipped marginals with the country names, ready to build panels, and the fallback for
+/// countries without marginals: WVS items derived from GlobalOpinionQA.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarginalsPersonas {
     /// The file as errors name it.
@@ -1179,6 +1269,9 @@ pub struct MarginalsPersonas {
     pub marginals: WvsMarginals,
     /// The 19 country names of `wvs/country_codes.json`.
     pub names: WvsCountries,
+    /// WVS items derived from GlobalOpinionQA, used for countries without marginals (`None`
+    /// when the data source holds neither `wvs/goqa_wvs_items.json` nor the GOQA subset).
+    pub goqa: Option<GoqaPersonaItems>,
 }
 
 /// The quartile personas of the marginals panel: (id, percentile, label).
@@ -1200,60 +1293,296 @@ pub const MARGINAL_QUANTILES: [(&str, f64, &str); 3] = [
     ),
 ];
 
+/// Per-country WVS item distributions derived from the WVS-sourced GlobalOpinionQA questions
+/// of `wvs/goqa_wvs_items.json`, in the marginals' shape (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoqaPersonaItems {
+    /// The mapping file as errors name it.
+    pub file: String,
+    /// One item per mapping entry: `id` = the WVS item, `option_codes` = the item's WVS codes
+    /// ([`marginal_recoding`]), `line` = the mapping entry's line; `distributions` = the GOQA
+    /// shares of the coded options renormalised to sum 1, `answered_share` = their sum (of the
+    /// GOQA distribution rescaled to 1), by country.
+    pub items: WvsMarginals,
+    /// The GOQA question id behind each WVS item.
+    pub goqa_ids: BTreeMap<String, String>,
+    /// GOQA's English name of every country with data (e.g. `IRN` → `Iran`).
+    pub names: BTreeMap<CountryCode, String>,
+}
+
+impl GoqaPersonaItems {
+    /// Loads `wvs/goqa_wvs_items.json` and `globalopinionqa/goqa_recovered_subset.jsonl` from
+    /// `data` and derives the items; `Ok(None)` when `data` holds neither file (a data
+    /// directory laid out before the fallback existed). Only one of the two is an error.
+    pub fn load(data: &DataSource) -> Result<Option<Self>, DataError> {
+        let absent = |e: &DataError| match e {
+            DataError::NotEmbedded { .. } => true,
+            DataError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        };
+        let mapping = GoqaWvsItems::load(data);
+        let goqa = GlobalOpinionQa::load(data);
+        match (mapping, goqa) {
+            (Err(a), Err(b)) if absent(&a) && absent(&b) => Ok(None),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(m), Ok(g)) => Ok(Some(Self::derive(
+                &data.display_path(GOQA_WVS_ITEMS),
+                &m,
+                &data.display_path(GOQA_SUBSET),
+                &g,
+            )?)),
+        }
+    }
+
+    /// Derives the items. Errors (naming `mapping_file`, the entry's line and field): a
+    /// `goqa_id` not in the GOQA file or not WVS-sourced; `option_codes` whose length differs
+    /// from the question's options.
+    pub fn derive(
+        mapping_file: &str,
+        mapping: &GoqaWvsItems,
+        goqa_file: &str,
+        goqa: &GlobalOpinionQa,
+    ) -> Result<Self, DataError> {
+        let mut items = Vec::with_capacity(mapping.items.len());
+        let mut goqa_ids = BTreeMap::new();
+        let mut names = BTreeMap::new();
+        for (i, m) in mapping.items.iter().enumerate() {
+            let err = |field: &str, msg: String| {
+                DataError::field(mapping_file, m.line, &format!("items[{i}].{field}"), msg)
+            };
+            let q = goqa
+                .questions
+                .iter()
+                .find(|q| q.id == m.goqa_id)
+                .ok_or_else(|| err("goqa_id", format!("{} is not in {goqa_file}", m.goqa_id)))?;
+            if q.source != GoqaSource::Wvs {
+                return Err(err(
+                    "goqa_id",
+                    format!(
+                        "{} ({goqa_file} line {}) is not a WVS-sourced question",
+                        m.goqa_id, q.line
+                    ),
+                ));
+            }
+            if m.option_codes.len() != q.options.len() {
+                return Err(err(
+                    "option_codes",
+                    format!(
+                        "{} codes for the {} options of {} ({goqa_file} line {})",
+                        m.option_codes.len(),
+                        q.options.len(),
+                        m.goqa_id,
+                        q.line
+                    ),
+                ));
+            }
+            let rec = marginal_recoding(&m.wvs_item).ok_or_else(|| {
+                err(
+                    "wvs_item",
+                    format!("{} feeds no value dimension", m.wvs_item),
+                )
+            })?;
+            // Position in the item's code list of each GOQA option (None: dropped).
+            let mut slot: Vec<Option<usize>> = Vec::with_capacity(m.option_codes.len());
+            for (j, c) in m.option_codes.iter().enumerate() {
+                slot.push(match c {
+                    None => None,
+                    Some(c) => Some(rec.codes.iter().position(|x| x == c).ok_or_else(|| {
+                        err(
+                            &format!("option_codes[{j}]"),
+                            format!("{c} is not a WVS code of {}", m.wvs_item),
+                        )
+                    })?),
+                });
+            }
+            let options = rec
+                .codes
+                .iter()
+                .enumerate()
+                .map(|(k, code)| {
+                    slot.iter()
+                        .position(|s| *s == Some(k))
+                        .map_or_else(|| code.to_string(), |j| q.options[j].clone())
+                })
+                .collect();
+            let countries: BTreeSet<CountryCode> =
+                q.distributions.iter().filter_map(|d| d.country).collect();
+            let (mut distributions, mut answered_share) = (BTreeMap::new(), BTreeMap::new());
+            for c in countries {
+                let Some(d) = q.distribution_for(c) else {
+                    continue;
+                };
+                let norm = d.normalized();
+                let mut shares = vec![0.0; rec.codes.len()];
+                let mut kept = 0.0;
+                for (j, s) in slot.iter().enumerate() {
+                    if let Some(k) = s {
+                        shares[*k] += norm[j];
+                        kept += norm[j];
+                    }
+                }
+                if !(kept > 0.0 && kept.is_finite()) {
+                    continue;
+                }
+                for s in &mut shares {
+                    *s /= kept;
+                }
+                distributions.insert(c, shares);
+                answered_share.insert(c, kept.min(1.0));
+                names
+                    .entry(c)
+                    .or_insert_with(|| parse_country_label(&d.label).0);
+            }
+            goqa_ids.insert(m.wvs_item.clone(), m.goqa_id.clone());
+            items.push(WvsItem {
+                line: m.line,
+                id: m.wvs_item.clone(),
+                question: q.question.clone(),
+                options,
+                option_codes: rec.codes.clone(),
+                distributions,
+                answered_share,
+            });
+        }
+        Ok(GoqaPersonaItems {
+            file: mapping_file.to_string(),
+            items: WvsMarginals { items },
+            goqa_ids,
+            names,
+        })
+    }
+}
+
+/// The item set a country's panel is built from.
+struct CountryItems<'a> {
+    file: &'a str,
+    items: &'a WvsMarginals,
+    origin: DimensionOrigin,
+    goqa_ids: Option<&'a BTreeMap<String, String>>,
+}
+
 impl MarginalsPersonas {
-    /// Loads `wvs/wvs7_country_marginals.jsonl` and `wvs/country_codes.json` from `data`.
+    /// Loads `wvs/wvs7_country_marginals.jsonl` and `wvs/country_codes.json` from `data`, and
+    /// the GlobalOpinionQA fallback ([`GoqaPersonaItems::load`]).
     pub fn load(data: &DataSource) -> Result<Self, DataError> {
         Ok(MarginalsPersonas {
             file: data.display_path(WVS7_MARGINALS),
             marginals: WvsMarginals::load(data)?,
             names: WvsCountries::load(data)?,
+            goqa: GoqaPersonaItems::load(data)?,
         })
     }
 
-    /// Countries with a usable whole-country profile (religiosity present), with their names
-    /// from `country_codes.json`.
-    pub fn countries(&self) -> Vec<(CountryCode, String)> {
-        self.names
+    /// The items of `country`: the marginals for a country of `country_codes.json` (only
+    /// those, even where they lack a dimension), else the GOQA-derived items if any covers it.
+    fn country_items(&self, country: CountryCode) -> Option<CountryItems<'_>> {
+        if self.names.names.contains_key(&country) {
+            return Some(CountryItems {
+                file: &self.file,
+                items: &self.marginals,
+                origin: DimensionOrigin::Wvs7Marginals,
+                goqa_ids: None,
+            });
+        }
+        let g = self.goqa.as_ref()?;
+        if !g.names.contains_key(&country) {
+            return None;
+        }
+        Some(CountryItems {
+            file: &g.file,
+            items: &g.items,
+            origin: DimensionOrigin::GlobalOpinionQa,
+            goqa_ids: Some(&g.goqa_ids),
+        })
+    }
+
+    /// The kind of source `country`'s panel comes from ([`PersonaSourceKind::Marginals`] or
+    /// [`PersonaSourceKind::Goqa`]), or `None` when neither covers it.
+    pub fn source_of(&self, country: CountryCode) -> Option<PersonaSourceKind> {
+        self.country_items(country).map(|c| match c.origin {
+            DimensionOrigin::GlobalOpinionQa => PersonaSourceKind::Goqa,
+            _ => PersonaSourceKind::Marginals,
+        })
+    }
+
+    /// Countries with a usable whole-country profile, with their names and source: the
+    /// marginals countries with religiosity (names from `country_codes.json`), then every
+    /// other country that the GOQA-derived items give at least one dimension (GOQA's names);
+    /// sorted by code.
+    pub fn country_sources(&self) -> Vec<(CountryCode, String, PersonaSourceKind)> {
+        let mut out: Vec<(CountryCode, String, PersonaSourceKind)> = self
+            .names
             .names
             .iter()
-            .filter(|(c, _)| {
-                self.profile(**c, MarginalStat::Mean)
-                    .map(|p| p.usable())
-                    .unwrap_or(false)
-            })
-            .map(|(c, n)| (*c, n.clone()))
+            .filter(|(c, _)| self.country_profile(**c).is_ok())
+            .map(|(c, n)| (*c, n.clone(), PersonaSourceKind::Marginals))
+            .collect();
+        if let Some(g) = &self.goqa {
+            out.extend(
+                g.names
+                    .iter()
+                    .filter(|(c, _)| !self.names.names.contains_key(c))
+                    .filter(|(c, _)| self.country_profile(**c).is_ok())
+                    .map(|(c, n)| (*c, n.clone(), PersonaSourceKind::Goqa)),
+            );
+        }
+        out.sort_by_key(|(c, _, _)| *c);
+        out
+    }
+
+    /// [`MarginalsPersonas::country_sources`] without the source.
+    pub fn countries(&self) -> Vec<(CountryCode, String)> {
+        self.country_sources()
+            .into_iter()
+            .map(|(c, n, _)| (c, n))
             .collect()
     }
 
     fn no_source(&self, country: CountryCode) -> DataError {
-        let list: Vec<String> = self
-            .countries()
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .collect();
+        let all = self.country_sources();
+        let list = |k: PersonaSourceKind| -> Vec<String> {
+            all.iter()
+                .filter(|(_, _, s)| *s == k)
+                .map(|(c, _, _)| c.to_string())
+                .collect()
+        };
+        let (m, g) = (
+            list(PersonaSourceKind::Marginals),
+            list(PersonaSourceKind::Goqa),
+        );
+        let goqa = if g.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", or one of the {} countries with WVS items in GlobalOpinionQA: {}",
+                g.len(),
+                g.join(", ")
+            )
+        };
         DataError::File {
             file: self.file.clone(),
             message: format!(
-                "no persona source for {country}: pass --personas FILE (persona texts as JSON), --wvs FILE (the WVS-7 individual-level inverted CSV), or choose one of the {} countries with shipped WVS-7 marginals: {}",
-                list.len(),
-                list.join(", ")
+                "no persona source for {country}: pass --personas FILE (persona texts as JSON), --wvs FILE (the WVS-7 individual-level inverted CSV), or choose one of the {} countries with shipped WVS-7 marginals: {}{goqa}",
+                m.len(),
+                m.join(", ")
             ),
         }
     }
 
-    /// The profile of `country` for `stat`. A country without marginals is the error that
-    /// names `--personas FILE`, `--wvs FILE` and the covered countries.
+    /// The profile of `country` for `stat`. A country covered by neither the marginals nor
+    /// the GOQA-derived items is the error that names `--personas FILE`, `--wvs FILE` and the
+    /// covered countries.
     pub fn profile(
         &self,
         country: CountryCode,
         stat: MarginalStat,
     ) -> Result<ValueProfile, DataError> {
-        if !self.names.names.contains_key(&country) {
+        let Some(src) = self.country_items(country) else {
             return Err(self.no_source(country));
-        }
+        };
         let mut values = BTreeMap::new();
         for d in ValueDimension::ALL {
-            let pooled = self.pooled(country, d)?;
+            let (pooled, _) = pooled(&src, country, d)?;
             if pooled.is_empty() {
                 continue;
             }
@@ -1278,48 +1607,38 @@ impl MarginalsPersonas {
         Ok(ValueProfile { values })
     }
 
-    /// `(inverted value, weight)` of every answer to the dimension's items in `country`;
-    /// weight = the item's answered share × the option's share.
-    fn pooled(
-        &self,
-        country: CountryCode,
-        d: ValueDimension,
-    ) -> Result<Vec<(f64, f64)>, DataError> {
-        let mut out = Vec::new();
-        for col in d.items() {
-            let id = col.strip_suffix('P').unwrap_or(col);
-            let Some(item) = self.marginals.item(id) else {
-                continue;
-            };
-            let Some(shares) = item.distributions.get(&country) else {
-                continue;
-            };
-            let answered = item.answered_share.get(&country).copied().unwrap_or(1.0);
-            let rec = checked_recoding(&self.file, item)?;
-            for (i, &share) in shares.iter().enumerate() {
-                if let Some(Some(v)) = rec.values.get(i) {
-                    out.push((*v, answered * share));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The whole-country profile (pooled means).
+    /// The whole-country profile (pooled means). Marginals countries need religiosity (Q6);
+    /// GOQA-derived countries need at least one dimension.
     pub fn country_profile(&self, country: CountryCode) -> Result<ValueProfile, DataError> {
         let p = self.profile(country, MarginalStat::Mean)?;
-        if !p.usable() {
-            return Err(DataError::File {
-                file: self.file.clone(),
-                message: format!("{country}: no religiosity (Q6) answers, so the marginals give no usable profile"),
-            });
+        match self.country_items(country) {
+            Some(src) if src.origin == DimensionOrigin::GlobalOpinionQa => {
+                if p.values.is_empty() {
+                    return Err(DataError::File {
+                        file: src.file.to_string(),
+                        message: format!("{country}: no value dimension has answers among the WVS items of GlobalOpinionQA, so there is no usable profile"),
+                    });
+                }
+            }
+            _ => {
+                if !p.usable() {
+                    return Err(DataError::File {
+                        file: self.file.clone(),
+                        message: format!("{country}: no religiosity (Q6) answers, so the marginals give no usable profile"),
+                    });
+                }
+            }
         }
         Ok(p)
     }
 
-    /// The panel `[q25, q50, q75, all]` of `country` (see the module docs).
+    /// The panel `[q25, q50, q75, all]` of `country` (see the module docs), with the
+    /// provenance of each dimension.
     pub fn panel(&self, country: CountryCode) -> Result<PersonaPanel, DataError> {
         let all = self.country_profile(country)?;
+        let Some(src) = self.country_items(country) else {
+            return Err(self.no_source(country));
+        };
         let name = country_prompt_name(country);
         let mut personas = Vec::with_capacity(DISCA_PANEL_SIZE);
         for (id, p, label) in MARGINAL_QUANTILES {
@@ -1335,12 +1654,63 @@ impl MarginalsPersonas {
             label: "whole country: the mean of each value dimension".to_string(),
             text: persona_text(&name, Cohort::All, &all),
         });
+        let (mut dimensions, mut missing_dimensions) = (Vec::new(), Vec::new());
+        for d in ValueDimension::ALL {
+            let (pooled, items) = pooled(&src, country, d)?;
+            let total: f64 = pooled.iter().map(|(_, w)| w).sum();
+            if total > 0.0 {
+                dimensions.push(DimensionSource {
+                    dimension: d,
+                    source: src.origin,
+                    items,
+                });
+            } else {
+                missing_dimensions.push(d);
+            }
+        }
         Ok(PersonaPanel {
             country,
-            source: PersonaSourceKind::Marginals,
+            source: match src.origin {
+                DimensionOrigin::GlobalOpinionQa => PersonaSourceKind::Goqa,
+                _ => PersonaSourceKind::Marginals,
+            },
             personas,
+            dimensions,
+            missing_dimensions,
         })
     }
+}
+
+/// `(inverted value, weight)` of every answer to the dimension's items in `country`, with the
+/// names of the items used; weight = the item's answered share × the option's share.
+fn pooled(
+    src: &CountryItems<'_>,
+    country: CountryCode,
+    d: ValueDimension,
+) -> Result<(Vec<(f64, f64)>, Vec<String>), DataError> {
+    let mut out = Vec::new();
+    let mut used = Vec::new();
+    for col in d.items() {
+        let id = col.strip_suffix('P').unwrap_or(col);
+        let Some(item) = src.items.item(id) else {
+            continue;
+        };
+        let Some(shares) = item.distributions.get(&country) else {
+            continue;
+        };
+        let answered = item.answered_share.get(&country).copied().unwrap_or(1.0);
+        let rec = checked_recoding(src.file, item)?;
+        for (i, &share) in shares.iter().enumerate() {
+            if let Some(Some(v)) = rec.values.get(i) {
+                out.push((*v, answered * share));
+            }
+        }
+        used.push(match src.goqa_ids.and_then(|g| g.get(id)) {
+            Some(g) => format!("{id} ({g})"),
+            None => id.to_string(),
+        });
+    }
+    Ok((out, used))
 }
 
 fn checked_recoding(file: &str, item: &WvsItem) -> Result<Recoding, DataError> {
@@ -1548,6 +1918,8 @@ impl PersonaFile {
             country,
             source: PersonaSourceKind::Json,
             personas,
+            dimensions: Vec::new(),
+            missing_dimensions: Vec::new(),
         })
     }
 }
@@ -1609,10 +1981,19 @@ pub fn parse_persona_json(file: &str, text: &str) -> Result<PersonaFile, DataErr
     })
 }
 
-/// The countries of `wvs/country_codes.json` that have shipped marginals with a usable
-/// profile, with their names.
+/// The countries the default source builds panels for, with their names, sorted by code:
+/// those of `wvs/country_codes.json` with shipped marginals and a usable profile, and the
+/// other countries whose GlobalOpinionQA WVS items give at least one value dimension.
 pub fn shipped_countries(data: &DataSource) -> Result<Vec<(CountryCode, String)>, DataError> {
     Ok(MarginalsPersonas::load(data)?.countries())
+}
+
+/// [`shipped_countries`] with the source of each country's panel
+/// ([`PersonaSourceKind::Marginals`] or [`PersonaSourceKind::Goqa`]).
+pub fn shipped_country_sources(
+    data: &DataSource,
+) -> Result<Vec<(CountryCode, String, PersonaSourceKind)>, DataError> {
+    Ok(MarginalsPersonas::load(data)?.country_sources())
 }
 
 /// The codes of [`shipped_countries`].

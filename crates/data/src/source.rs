@@ -90,6 +90,7 @@ embed! {
     "multitp/vignettes_en.jsonl",
     "palette/templates.json",
     "wvs/country_codes.json",
+    "wvs/goqa_wvs_items.json",
     "wvs/wvs7_country_marginals.jsonl",
 }
 

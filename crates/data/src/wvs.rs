@@ -211,3 +211,217 @@ impl WvsMarginals {
         self.items.iter().find(|i| i.id == id)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// GOQA question → WVS item mapping (`wvs/goqa_wvs_items.json`)
+// ---------------------------------------------------------------------------------------------
+
+/// The mapping of WVS-sourced GlobalOpinionQA questions to WVS-7 items.
+pub const GOQA_WVS_ITEMS: &str = "wvs/goqa_wvs_items.json";
+
+/// One GOQA question read as a WVS item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoqaWvsItem {
+    /// 1-based line where the entry starts.
+    pub line: usize,
+    /// The WVS item, e.g. `Q6` (one that feeds a persona value dimension).
+    pub wvs_item: String,
+    /// The GOQA question id (`goqa-` + 12 hex digits).
+    pub goqa_id: String,
+    /// The original WVS answer code of each GOQA option; `None`: not a substantive answer
+    /// (don't know, no answer, missing), dropped.
+    pub option_codes: Vec<Option<i64>>,
+    /// Free-text note.
+    pub note: String,
+}
+
+/// The validated mapping file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoqaWvsItems {
+    /// Entries in file order.
+    pub items: Vec<GoqaWvsItem>,
+}
+
+impl GoqaWvsItems {
+    /// Loads and validates `wvs/goqa_wvs_items.json`.
+    pub fn load(source: &DataSource) -> Result<Self, DataError> {
+        let text = source.read(GOQA_WVS_ITEMS)?;
+        parse_goqa_wvs_items(&source.display_path(GOQA_WVS_ITEMS), &text)
+    }
+}
+
+/// Line (1-based) of the start of every element of the top-level `items` array, found by a
+/// small scan of the JSON text (strings skipped).
+fn element_lines(text: &str) -> Vec<usize> {
+    let (mut depth, mut line, mut in_str, mut esc) = (0usize, 1usize, false, false);
+    let mut out = Vec::new();
+    for ch in text.chars() {
+        if ch == '\n' {
+            line += 1;
+        }
+        if in_str {
+            match (esc, ch) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => in_str = true,
+            '{' | '[' => {
+                if depth == 2 {
+                    out.push(line);
+                }
+                depth += 1;
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parses `wvs/goqa_wvs_items.json`: `{"items": [{"wvs_item": "Q6", "goqa_id": "goqa-…",
+/// "option_codes": [1, 2, 3, 4, null, …], "note": "…"}, …]}`. Checks: only the key `items` at
+/// the top, only those four keys per entry (`note` optional); `wvs_item` is an item with a
+/// persona recoding ([`crate::personas::marginal_recoding`]) and appears once; `goqa_id` looks
+/// like `goqa-` + 12 hex digits and appears once; `option_codes` has at least one code, every
+/// code is one of the item's WVS codes and none repeats. Errors name the file, the entry's
+/// line and the field (`items[i].option_codes`). That the GOQA question exists, is WVS-sourced
+/// and has one option per code is checked when the personas are built
+/// ([`crate::personas::GoqaPersonaItems::derive`]).
+pub fn parse_goqa_wvs_items(file: &str, text: &str) -> Result<GoqaWvsItems, DataError> {
+    use serde_json::Value;
+    let root: Value = serde_json::from_str(text).map_err(|e| DataError::Line {
+        file: file.to_string(),
+        line: e.line(),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    let Value::Object(root) = root else {
+        return Err(DataError::File {
+            file: file.to_string(),
+            message: "expected a JSON object {\"items\": [...]}".into(),
+        });
+    };
+    if let Some(k) = root.keys().find(|k| *k != "items") {
+        return Err(DataError::field(
+            file,
+            1,
+            k,
+            "unknown key (expected only \"items\")",
+        ));
+    }
+    let Some(Value::Array(entries)) = root.get("items") else {
+        return Err(DataError::field(
+            file,
+            1,
+            "items",
+            "missing or not an array",
+        ));
+    };
+    if entries.is_empty() {
+        return Err(DataError::field(file, 1, "items", "no entries"));
+    }
+    let lines = element_lines(text);
+    let mut items: Vec<GoqaWvsItem> = Vec::with_capacity(entries.len());
+    for (i, v) in entries.iter().enumerate() {
+        let line = lines.get(i).copied().unwrap_or(1);
+        let Value::Object(obj) = v else {
+            return Err(DataError::field(
+                file,
+                line,
+                &format!("items[{i}]"),
+                "expected an object",
+            ));
+        };
+        let mut r = Rec::new(file, line, obj);
+        r.prefix = format!("items[{i}]");
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["wvs_item", "goqa_id", "option_codes", "note"].contains(&k.as_str()))
+        {
+            return Err(r.err(
+                k,
+                "unknown field (expected wvs_item, goqa_id, option_codes, note)",
+            ));
+        }
+        let wvs_item = r.string("wvs_item")?;
+        let rec = crate::personas::marginal_recoding(&wvs_item).ok_or_else(|| {
+            r.err(
+                "wvs_item",
+                format!("{wvs_item} feeds no persona value dimension"),
+            )
+        })?;
+        if let Some(prev) = items.iter().find(|x| x.wvs_item == wvs_item) {
+            return Err(r.err(
+                "wvs_item",
+                format!("{wvs_item} is mapped twice (also at line {})", prev.line),
+            ));
+        }
+        let goqa_id = r.string("goqa_id")?;
+        let hex = goqa_id.strip_prefix("goqa-").unwrap_or("");
+        if hex.len() != 12 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(r.err(
+                "goqa_id",
+                format!("{goqa_id:?} is not goqa- + 12 hex digits"),
+            ));
+        }
+        if let Some(prev) = items.iter().find(|x| x.goqa_id == goqa_id) {
+            return Err(r.err(
+                "goqa_id",
+                format!("{goqa_id} is mapped twice (also at line {})", prev.line),
+            ));
+        }
+        let mut option_codes = Vec::new();
+        for (j, c) in r.array("option_codes")?.iter().enumerate() {
+            let field = format!("option_codes[{j}]");
+            match c {
+                Value::Null => option_codes.push(None),
+                Value::Number(n) => {
+                    let code = n
+                        .as_i64()
+                        .ok_or_else(|| r.err(&field, format!("{n} is not an integer code")))?;
+                    if !rec.codes.contains(&code) {
+                        return Err(r.err(
+                            &field,
+                            format!(
+                                "{code} is not a WVS code of {wvs_item} (expected one of {:?})",
+                                rec.codes
+                            ),
+                        ));
+                    }
+                    if option_codes.contains(&Some(code)) {
+                        return Err(r.err(&field, format!("code {code} repeats")));
+                    }
+                    option_codes.push(Some(code));
+                }
+                other => {
+                    return Err(r.err(
+                        &field,
+                        format!(
+                            "expected a WVS code or null, got {}",
+                            crate::json::kind(other)
+                        ),
+                    ))
+                }
+            }
+        }
+        if option_codes.iter().all(Option::is_none) {
+            return Err(r.err("option_codes", "no option has a WVS code"));
+        }
+        let note = match obj.get("note") {
+            None => String::new(),
+            Some(_) => r.string("note")?,
+        };
+        items.push(GoqaWvsItem {
+            line,
+            wvs_item,
+            goqa_id,
+            option_codes,
+            note,
+        });
+    }
+    Ok(GoqaWvsItems { items })
+}

@@ -2,7 +2,7 @@
 //! (specs/disca.md §9 item 2): the deterministic parts of steps 5–8 recomputed from the logged
 //! per-scenario columns of all 20 countries.
 
-use culturesteer_core::disca::{anchor_alpha, p_spare_preferred, reliability, CountryPrior, PriorConfig};
+use culturesteer_core::disca::{combine_passes, p_spare_preferred, CountryPrior, DiscaConfig, PriorConfig};
 use culturesteer_data::replay::ResultsDir;
 
 #[test]
@@ -12,6 +12,7 @@ fn micro_gate_and_prior_match_the_logged_phi4_columns() {
     let prior = PriorConfig::default();
     let (mut e_micro, mut e_r, mut e_v, mut e_alpha, mut e_ah, mut e_dc, mut e_p) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     let mut rows = 0;
+    let mut blended = 0;
     for (country, swa) in &r.swa {
         // The logged δ_country is the state *after* the row's update; the state before the first
         // row (the code advanced it on debug predictions before the main loop) follows from it.
@@ -22,10 +23,18 @@ fn micro_gate_and_prior_match_the_logged_phi4_columns() {
         let mut state = CountryPrior { delta: before, k: first.prior_step as usize - 1 };
         for row in swa {
             rows += 1;
-            let v_r = (row.delta_star_1 - row.delta_star_2).powi(2);
-            let r_gate = reliability(v_r, 0.04);
-            let alpha = anchor_alpha(row.ess_pass1.min(row.ess_pass2), 0.1);
-            let micro = alpha * row.delta_consensus + (1.0 - alpha) * row.delta_base() + r_gate * (row.delta_star_1 + row.delta_star_2) / 2.0;
+            // Steps 5–6 through the library: gate, blend weight (below 1 on most rows) and δ_micro.
+            let c = combine_passes(
+                &DiscaConfig::reference(),
+                row.delta_base(),
+                row.delta_consensus,
+                &[row.delta_star_1, row.delta_star_2],
+                &[row.ess_pass1, row.ess_pass2],
+            );
+            let (v_r, r_gate, alpha, micro) = (c.reliability_var, c.reliability_r, c.anchor_alpha, c.delta_micro);
+            if alpha < 1.0 {
+                blended += 1;
+            }
             e_v = e_v.max((v_r - row.bootstrap_var).abs());
             e_r = e_r.max((r_gate - row.reliability_r).abs());
             e_alpha = e_alpha.max((alpha - row.ess_anchor_alpha).abs());
@@ -43,6 +52,8 @@ fn micro_gate_and_prior_match_the_logged_phi4_columns() {
     }
     eprintln!("{rows} rows: max |Δ| micro {e_micro:.2e}, V_r {e_v:.2e}, r {e_r:.2e}, α {e_alpha:.2e}, α_h {e_ah:.2e}, δ_country {e_dc:.2e}, p {e_p:.2e}");
     assert_eq!(rows, 20 * 310);
+    // The blend with a weight below 1 is exercised on most rows (typical α 0.5–0.65).
+    assert!(blended > rows / 2, "{blended} of {rows} rows blend with α < 1");
     // Gate, blend weight and prior: exact up to the float32 logging of the columns.
     assert!(e_v < 5e-8 && e_r < 1e-12 && e_alpha < 1e-12 && e_ah < 1e-12, "gate/blend/α_h");
     assert!(e_dc < 5e-8, "δ_country {e_dc}");

@@ -26,7 +26,7 @@ const EMB: DataSource = DataSource::Embedded;
 #[test]
 fn every_embedded_file_is_readable() {
     let files: Vec<_> = DataSource::embedded_files().collect();
-    assert_eq!(files.len(), 75);
+    assert_eq!(files.len(), 76);
     for f in files {
         assert!(!EMB.read(f).unwrap().is_empty(), "{f}");
     }

@@ -60,6 +60,44 @@ pub fn render_plain(messages: &[ChatMessage]) -> String {
     messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")
 }
 
+/// The Gemma turn format (llama.cpp's built-in `gemma`), rendered by us so that the user turn
+/// stays verbatim: `<start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n` per user turn,
+/// `<start_of_turn>model\n{text}<end_of_turn>\n` per assistant turn, then the open
+/// `<start_of_turn>model\n`. llama.cpp's renderer trims every message, which drops the trailing
+/// space of an answer cue such as "Choice: "; the DISCA authors insert their user text after
+/// the template is rendered, so it keeps that space (specs/disca.md §2.3). System and assistant
+/// texts are trimmed as the model's own template does. The BOS token is added at tokenisation.
+pub fn render_gemma(messages: &[ChatMessage]) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<&str> = Vec::new();
+    for m in messages {
+        match m.role {
+            Role::System => pending.push(m.content.trim()),
+            Role::User => {
+                out.push_str("<start_of_turn>user\n");
+                for s in pending.drain(..) {
+                    out.push_str(s);
+                    out.push_str("\n\n");
+                }
+                out.push_str(&m.content);
+                out.push_str("<end_of_turn>\n");
+            }
+            Role::Assistant => {
+                out.push_str("<start_of_turn>model\n");
+                out.push_str(m.content.trim());
+                out.push_str("<end_of_turn>\n");
+            }
+        }
+    }
+    if !pending.is_empty() {
+        out.push_str("<start_of_turn>user\n");
+        out.push_str(&pending.join("\n\n"));
+        out.push_str("<end_of_turn>\n");
+    }
+    out.push_str("<start_of_turn>model\n");
+    out
+}
+
 /// Folds system messages into the first following user turn ("{system}\n\n{user}"), for
 /// formats without a system role.
 pub fn merge_system_into_user(messages: &[ChatMessage]) -> Vec<ChatMessage> {

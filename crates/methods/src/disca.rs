@@ -22,19 +22,6 @@ use std::sync::{Arc, Mutex};
 /// item, and every variant (ablations included) runs its own estimator on the same gaps.
 pub type GapCache = Arc<Mutex<HashMap<String, PanelGaps>>>;
 
-/// Exchanges the option labels of a DISCA scenario ("Option A" ↔ "Option B", "Group A" ↔
-/// "Group B"), leaving the group descriptions in place (§4.2). `None` when the text has no
-/// label to swap (then DISCA runs a single pass without debiasing, as the reference code does).
-pub fn swap_labels(text: &str) -> Option<String> {
-    const PAIRS: [(&str, &str); 2] = [("Option A", "Option B"), ("Group A", "Group B")];
-    let mut out = text.to_string();
-    for (k, (a, b)) in PAIRS.iter().enumerate() {
-        let hold = format!("\u{0}{k}\u{0}");
-        out = out.replace(a, &hold).replace(b, a).replace(&hold, b);
-    }
-    (out != text).then_some(out)
-}
-
 /// The DISCA method with one persona panel per country.
 pub struct Disca {
     name: String,
@@ -42,6 +29,8 @@ pub struct Disca {
     panels: BTreeMap<CountryCode, Vec<String>>,
     seed: u64,
     cache: GapCache,
+    /// Where each country's panel came from (recorded in the run manifest).
+    provenance: BTreeMap<CountryCode, serde_json::Value>,
 }
 
 impl Disca {
@@ -50,7 +39,14 @@ impl Disca {
     /// its own stream derived from (seed, country, item id), so results do not depend on
     /// batching or resumption.
     pub fn new(name: impl Into<String>, config: DiscaConfig, panels: BTreeMap<CountryCode, Vec<String>>, seed: u64) -> Self {
-        Self { name: name.into(), config, panels, seed, cache: GapCache::default() }
+        Self { name: name.into(), config, panels, seed, cache: GapCache::default(), provenance: BTreeMap::new() }
+    }
+
+    /// Records where each country's panel came from (source, value dimensions and items); the
+    /// run manifest keeps it with the method's configuration.
+    pub fn with_provenance(mut self, provenance: BTreeMap<CountryCode, serde_json::Value>) -> Self {
+        self.provenance = provenance;
+        self
     }
 
     /// Shares the model's panel gaps with other DISCA methods that use the same panels.
@@ -69,9 +65,6 @@ impl Disca {
         h
     }
 
-    fn prior_config(&self) -> PriorConfig {
-        self.config.prior.clone().unwrap_or_default()
-    }
 }
 
 impl Disca {
@@ -87,16 +80,18 @@ impl Disca {
         Ok(Answer {
             probs: vec![1.0 - p_right, p_right],
             logprobs: vec![],
-            diagnostics: json!({ "delta_micro": micro.delta_micro, "gaps": gaps, "disca": micro.diagnostics }),
+            diagnostics: json!({
+                "delta_micro": micro.delta_micro,
+                "debiased": gaps.base_swap.is_some(),
+                "gaps": gaps,
+                "disca": micro.diagnostics,
+            }),
         })
     }
 }
 
 fn category(item: &Item) -> Result<MoralDimension, MethodError> {
-    item.meta
-        .get("dimension")
-        .and_then(|d| serde_json::from_value::<MoralDimension>(d.clone()).ok())
-        .ok_or_else(|| MethodError::Item { id: item.id.clone(), what: "DISCA needs a moral dimension in the item (MultiTP benchmarks)".into() })
+    item.dimension.ok_or_else(|| MethodError::Item { id: item.id.clone(), what: "DISCA needs the moral dimension of the question (MultiTP benchmarks)".into() })
 }
 
 /// z_B − z_A from the two raw option scores of an answer.
@@ -113,7 +108,11 @@ impl Method for Disca {
     }
 
     fn config(&self) -> serde_json::Value {
-        json!({ "disca": self.config, "panels": self.panels, "seed": self.seed })
+        let mut c = json!({ "disca": self.config, "panels": self.panels, "seed": self.seed });
+        if !self.provenance.is_empty() {
+            c["panel_sources"] = json!(self.provenance);
+        }
+        c
     }
 
     fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
@@ -122,7 +121,7 @@ impl Method for Disca {
         })?;
         let n_agents = 1 + personas.len();
         let key = |item: &Item| {
-            format!("{}\u{1f}{}\u{1f}{}", country.code, item.id, serde_json::to_string(&(&item.prompt, &item.readout)).unwrap_or_default())
+            format!("{}\u{1f}{}\u{1f}{}", country.code, item.id, serde_json::to_string(&(&item.prompt, &item.swapped, &item.readout)).unwrap_or_default())
         };
         let cached: HashMap<usize, PanelGaps> = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,23 +143,18 @@ impl Method for Disca {
                 Readout::Continuation { texts } if texts.len() == 2 => {}
                 _ => return Err(MethodError::Item { id: item.id.clone(), what: "DISCA needs a two-option log-probability readout".into() }),
             }
-            let swapped = match item.readout {
-                Readout::NextToken { .. } => swap_labels(&item.prompt.user),
-                _ => None,
-            };
-            let agent = |system: Option<String>, user: &str| Item {
-                prompt: PromptSpec { system, user: user.to_string(), chat: item.prompt.chat },
-                ..item.clone()
-            };
-            let mut orders = vec![item.prompt.user.clone()];
-            orders.extend(swapped.clone());
-            for user in &orders {
-                expanded.push(agent(item.prompt.system.clone(), user));
+            // The benchmark renders the swapped label order; the persona agents ask the same
+            // two user turns with their own system text.
+            let agent = |system: Option<String>, spec: &PromptSpec| Item { prompt: PromptSpec { system, ..spec.clone() }, ..item.clone() };
+            let mut orders = vec![&item.prompt];
+            orders.extend(item.swapped.as_ref());
+            for spec in &orders {
+                expanded.push(agent(spec.system.clone(), spec));
                 for p in personas {
-                    expanded.push(agent(Some(p.clone()), user));
+                    expanded.push(agent(Some(p.clone()), spec));
                 }
             }
-            layout.push((cat, swapped.is_some()));
+            layout.push((cat, item.swapped.is_some()));
         }
         let prompts = expanded.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
         let answers = read_options(lm, &expanded, prompts)?;
@@ -190,39 +184,48 @@ impl Method for Disca {
         Ok(out)
     }
 
+    fn headline(&self) -> Option<View> {
+        // The reference preset: the country prior is part of the method's own number.
+        let prior = self.config.prior.clone()?;
+        Some(prior_view(self.name.clone(), prior, self.config.decision_temperature))
+    }
+
     fn views(&self) -> Vec<View> {
-        let prior = self.prior_config();
-        let t_dec = self.config.decision_temperature;
-        vec![View {
-            name: format!("{}+prior", self.name),
-            transform: Box::new(move |answers: &[Answer]| {
-                let mut state = CountryPrior::new();
-                answers
-                    .iter()
-                    .map(|a| {
-                        let micro = a.diagnostics.get("delta_micro").and_then(serde_json::Value::as_f64).ok_or_else(|| {
-                            MethodError::Config("a DISCA record has no delta_micro diagnostic".into())
-                        })?;
-                        let step = state.apply(&prior, micro);
-                        let p_right = p_spare_preferred(step.delta_final, t_dec, true);
-                        let mut diagnostics = a.diagnostics.clone();
-                        diagnostics["prior"] = json!(step);
-                        Ok(Answer { probs: vec![1.0 - p_right, p_right], logprobs: vec![], diagnostics })
-                    })
-                    .collect()
-            }),
-        }]
+        match &self.config.prior {
+            // The prior is the headline; the same answers without it are a view.
+            Some(_) => vec![View { name: format!("{}-no-prior", self.name), transform: Box::new(|answers: &[Answer]| Ok(answers.to_vec())) }],
+            None => vec![prior_view(format!("{}+prior", self.name), PriorConfig::reference(), self.config.decision_temperature)],
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_swap_and_descriptions_stay() {
-        let s = "Option A — Group A: 2 dogs\nOption B — Group B: a man\nChoose option A or option B.";
-        assert_eq!(swap_labels(s).unwrap(), "Option B — Group B: 2 dogs\nOption A — Group A: a man\nChoose option A or option B.");
-        assert_eq!(swap_labels("no labels here"), None);
+/// The country prior (specs/disca.md §4.8) as a view: a recursion over one country's stored
+/// δ_micro in item order (the benchmark's pool order), started as the released runner starts
+/// it (see [`PriorConfig::warm_start`]).
+fn prior_view(name: String, prior: PriorConfig, t_dec: f64) -> View {
+    View {
+        name,
+        transform: Box::new(move |answers: &[Answer]| {
+            let micros = answers
+                .iter()
+                .map(|a| {
+                    a.diagnostics
+                        .get("delta_micro")
+                        .and_then(serde_json::Value::as_f64)
+                        .ok_or_else(|| MethodError::Config("a DISCA record has no delta_micro diagnostic".into()))
+                })
+                .collect::<Result<Vec<f64>, _>>()?;
+            let steps = CountryPrior::walk(&prior, &micros);
+            Ok(answers
+                .iter()
+                .zip(steps)
+                .map(|(a, step)| {
+                    let p_right = p_spare_preferred(step.delta_final, t_dec, true);
+                    let mut diagnostics = a.diagnostics.clone();
+                    diagnostics["prior"] = json!(step);
+                    Answer { probs: vec![1.0 - p_right, p_right], logprobs: vec![], diagnostics }
+                })
+                .collect())
+        }),
     }
 }

@@ -11,7 +11,7 @@ pub mod palette;
 pub mod readout;
 pub mod vanilla;
 
-use culturesteer_core::CountryCode;
+use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_llm::{LanguageModel, LlmError};
 use serde::{Deserialize, Serialize};
 
@@ -152,14 +152,37 @@ impl AnswerParser {
     }
 }
 
+/// The structure of a question as its benchmark built it, so that methods never parse prompt
+/// text: what is asked, the options, their labels and the answer cue that ends the user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Question {
+    /// The question as the user turn shows it, options included, without the answer cue
+    /// (what Palette's agents discuss).
+    pub stem: String,
+    /// The option texts in presentation order (empty when the benchmark scores free text).
+    pub options: Vec<String>,
+    /// The labels the options are answered with ("A", "B"; empty when there are none).
+    pub labels: Vec<String>,
+    /// The answer cue that ends the user turn, verbatim ("Choice: ", "Answer:"); empty if none.
+    pub cue: String,
+}
+
 /// One question of a benchmark, for one country.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     /// Unique within (benchmark, country).
     pub id: String,
+    /// The question's structure (stem, options, labels, cue).
+    pub question: Question,
     pub prompt: PromptSpec,
     /// The same question under the benchmark's country-prompt baseline.
     pub country_prompt: PromptSpec,
+    /// The same prompt with the two option labels exchanged and everything else in place,
+    /// rendered by the benchmark in the question's own language (DISCA's positional debiasing,
+    /// specs/disca.md §4.2). `None` when the benchmark has no second label order.
+    pub swapped: Option<PromptSpec>,
+    /// The moral dimension the question measures (MultiTP benchmarks).
+    pub dimension: Option<MoralDimension>,
     pub readout: Readout,
     /// Decision temperature applied to the option log-probabilities.
     pub temperature: f64,
@@ -204,6 +227,13 @@ pub trait Method {
         true
     }
     fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError>;
+    /// A transform of one country's stored answers (in item order) that gives the numbers
+    /// reported under the method's own name, when those are not the per-item answers
+    /// themselves: DISCA's reference preset, whose headline includes the country prior (a
+    /// recursion over the items). `results.jsonl` keeps the per-item answers. None by default.
+    fn headline(&self) -> Option<View> {
+        None
+    }
     /// Further names under which the same stored answers are reported, each recomputed from a
     /// country's answers in item order (DISCA with its country prior is one: the prior is a
     /// recursion over the stored δ_micro). None by default.

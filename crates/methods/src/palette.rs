@@ -235,23 +235,9 @@ impl Palette {
     }
 }
 
-/// The benchmark's user text split into the question and its answer cue: a last line of at
-/// most two words ending in ':' ("Answer:", "Choice:"), which opens the meta agent's final
-/// reply; the cue is empty when there is none.
-pub fn split_cue(user: &str) -> (&str, &str) {
-    let t = user.trim_end();
-    let Some(nl) = t.rfind('\n') else { return (t, "") };
-    let last = t[nl + 1..].trim();
-    if last.ends_with(':') && last.split_whitespace().count() <= 2 {
-        (t[..nl].trim_end(), last)
-    } else {
-        (t, "")
-    }
-}
-
-/// The question as the agents see it: the benchmark's user text without its answer cue.
+/// The question as the agents see it: the benchmark's question without its answer cue.
 pub fn question_text(item: &Item) -> &str {
-    split_cue(&item.prompt.user).0
+    &item.question.stem
 }
 
 /// The option a draft chose: the label after its last "Answer:" (case-insensitive), if it is
@@ -458,7 +444,7 @@ impl Palette {
             // The question is in the conversation's first turn; the benchmark's answer cue
             // ("Answer:") opens the meta agent's reply, where the reader reads the option, as
             // in the benchmark's own prompt.
-            let (question, cue) = split_cue(&item.prompt.user);
+            let (question, cue) = (item.question.stem.as_str(), item.question.cue.as_str());
             let turn = self.decision_turn(country, question)?;
             let mut conv = chat;
             conv.push(ChatMessage::assistant(SUMMARY_SLOT));
@@ -568,21 +554,5 @@ mod tests {
         assert_eq!(parse_draft_choice("Answer: A then... Answer: (C)", &labels), Some(2));
         assert_eq!(parse_draft_choice("Answer: Because", &labels), None);
         assert_eq!(parse_draft_choice("no cue at all B", &labels), None);
-    }
-
-    #[test]
-    fn the_answer_cue_is_cut_from_the_question() {
-        let item = Item {
-            id: "q".into(),
-            prompt: PromptSpec { system: None, user: "Question: Q?\nOptions: A. x B. y\nAnswer:".into(), chat: false },
-            country_prompt: PromptSpec { system: None, user: String::new(), chat: false },
-            readout: Readout::NextToken { labels: vec!["A".into(), "B".into()] },
-            temperature: 1.0,
-            meta: json!(null),
-        };
-        assert_eq!(question_text(&item), "Question: Q?\nOptions: A. x B. y");
-        assert_eq!(split_cue("Q?\n\nOption A: x\nOption B: y\n\nChoice: "), ("Q?\n\nOption A: x\nOption B: y", "Choice:"));
-        assert_eq!(split_cue("Q?\nPick one of these options now:"), ("Q?\nPick one of these options now:", ""));
-        assert_eq!(split_cue("Answer:"), ("Answer:", ""));
     }
 }

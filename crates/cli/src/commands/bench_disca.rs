@@ -28,7 +28,8 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     let panel = load_panel(&PersonaSource::Marginals(DataSource::Embedded), code).context("persona panel")?;
     let texts: Vec<String> = panel.personas.iter().map(|p| p.text.clone()).collect();
     let n_personas = texts.len();
-    let mut method = Disca::new("disca", DiscaConfig::paper(), BTreeMap::from([(code, texts)]), 42);
+    let panels = BTreeMap::from([(code, texts)]);
+    let mut method = Disca::new("disca", DiscaConfig::paper(), panels.clone(), 42);
 
     let mut lm = a.model.load()?;
     let rss_loaded = proc_status_kib("VmRSS:");
@@ -74,11 +75,16 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
         floor / t_reuse
     );
     if a.naive {
+        // A fresh method: its own (empty) gap cache, so every prompt is really evaluated.
+        let mut fresh = Disca::new("disca", DiscaConfig::paper(), panels, 42);
         lm.set_prefix_reuse(false);
+        let before = lm.totals();
         let t = Instant::now();
-        let naive = method.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
+        let naive = fresh.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
         let t_naive = t.elapsed().as_secs_f64();
+        let naive_evaluated = lm.totals().tokens_evaluated - before.tokens_evaluated;
         lm.set_prefix_reuse(true);
+        anyhow::ensure!(naive_evaluated >= requested, "the naive run evaluated {naive_evaluated} tokens, fewer than the {requested} its prompts hold");
         let max_diff = reuse
             .iter()
             .zip(&naive)

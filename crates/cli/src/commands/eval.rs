@@ -39,14 +39,17 @@ pub struct EvalArgs {
     /// Comma-separated methods: vanilla, country-prompt, wvs-profile, disca, and the DISCA
     /// ablations disca-no-persona, disca-consensus, disca-always-is, disca-no-debias,
     /// disca-floor (persona utility floor 0.5). Every DISCA method is also reported with the
-    /// country prior as `<name>+prior`; vanilla is added when a DISCA method is asked for.
+    /// country prior as `<name>+prior` (with `--preset reference`: the prior is in `<name>`
+    /// and the same answers without it are `<name>-no-prior`); vanilla is added when a DISCA
+    /// method is asked for.
     /// Cultural Palette: palette, and its ablations palette-cd (without cultural drafts),
     /// palette-sr (without self-regulation: drafts go straight to the decision), palette-cm
     /// (without merging of expert adapters; equal to palette when no experts are given).
     #[arg(long, value_delimiter = ',', default_value = "vanilla")]
     pub method: Vec<String>,
     /// DISCA persona panels from a JSON file ({"ISO3": [persona text, …]}); default: built from
-    /// the shipped WVS-7 country marginals (19 countries).
+    /// the shipped WVS-7 data: the country marginals (19 countries) or, for countries they lack,
+    /// the WVS items of GlobalOpinionQA (every DISCA country; `personas show` says which).
     #[arg(long, conflicts_with = "wvs")]
     pub personas: Option<PathBuf>,
     /// DISCA persona panels from the individual-level WVS wave-7 file ("inverted" CSV layout):
@@ -54,13 +57,18 @@ pub struct EvalArgs {
     #[arg(long)]
     pub wvs: Option<PathBuf>,
     /// DISCA constants: `paper` (default; the headline number has no country prior) or
-    /// `reference` (everything the authors' released code does, prior included).
+    /// `reference` (everything the authors' released code does: the country prior is part of
+    /// the `disca` number, walked over the items in pool order with the runner's step counter,
+    /// which starts at 3).
     #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
     pub preset: PresetArg,
     /// Comma-separated ISO3 codes, or "all" (default: the benchmark's default set).
     #[arg(long, value_delimiter = ',')]
     pub countries: Option<Vec<String>>,
-    /// Only the first N items per country (items are ordered so any prefix mixes dimensions).
+    /// Only the first N items per country. multitp-disca: the first N rows of each country's
+    /// pool, in pool order (as in the authors' per-scenario files; every pool has all six
+    /// dimensions within its first 20 rows). multitp: items are ordered so any prefix mixes
+    /// the dimensions.
     #[arg(long)]
     pub limit: Option<usize>,
     /// Output directory (results.jsonl, manifest.json, summary.md, plots/). Re-running resumes.
@@ -239,6 +247,7 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
         names.insert(0, "vanilla".into());
     }
     let mut panels: Option<BTreeMap<CountryCode, Vec<String>>> = None;
+    let mut provenance: BTreeMap<CountryCode, serde_json::Value> = BTreeMap::new();
     // One model pass serves every DISCA variant of the run.
     let gaps = culturesteer_methods::disca::GapCache::default();
     let mut out: Vec<Box<dyn Method>> = Vec::new();
@@ -256,11 +265,19 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                         Some(w) => w.panel(c)?,
                         None => resolve_panel(ctx.personas, ctx.data, c)?,
                     };
+                    provenance.insert(
+                        c,
+                        serde_json::json!({ "source": panel.source, "dimensions": panel.dimensions, "left_out": panel.missing_dimensions }),
+                    );
                     p.insert(c, panel.personas.into_iter().map(|x| x.text).collect());
                 }
                 panels = Some(p);
             }
-            out.push(Box::new(Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed).with_gap_cache(gaps.clone())));
+            out.push(Box::new(
+                Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed)
+                    .with_gap_cache(gaps.clone())
+                    .with_provenance(provenance.clone()),
+            ));
             continue;
         }
         if let Some(variant) = PaletteVariant::from_name(name) {

@@ -4,7 +4,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_core::CountryCode;
 use culturesteer_data::personas::{
-    country_prompt_name, load_panel, load_wvs_profile_text, shipped_countries, PersonaSource,
+    country_prompt_name, load_panel, load_wvs_profile_text, shipped_country_sources, PersonaSource,
 };
 use culturesteer_data::DataSource;
 use std::fmt::Write as _;
@@ -16,7 +16,9 @@ pub enum PersonasCmd {
     /// Print a country's persona panel (label and system text of each persona).
     ///
     /// Source, first match wins: `--personas FILE`, else `--wvs FILE`, else the shipped WVS-7
-    /// country marginals (19 countries, see `personas list`).
+    /// country marginals (19 countries), else the WVS items of GlobalOpinionQA (data/wvs/
+    /// goqa_wvs_items.json: every DISCA country; dimensions without answers are left out and
+    /// the output says which dimension came from which items; see `personas list`).
     ///
     /// With `--wvs`, the paper's procedure (specs/disca.md §3): respondents born 1900-2010 and
     /// surveyed in 2015 or later; cohorts young (age < 36), middle (36-55), older (56+), plus
@@ -39,7 +41,8 @@ pub enum PersonasCmd {
     /// Texts are English only: the authors' pre-translated persona languages are not shipped.
     /// The base agent ("You are a helpful assistant.") is not part of the panel.
     Show(ShowArgs),
-    /// List the countries with shipped WVS-7 marginals (usable without --wvs or --personas).
+    /// List the countries with shipped WVS data (usable without --wvs or --personas): WVS-7
+    /// marginals, or the WVS items of GlobalOpinionQA.
     List(ListArgs),
 }
 
@@ -129,6 +132,15 @@ fn show(a: ShowArgs) -> Result<()> {
         panel.source,
         source.display()
     );
+    if !panel.dimensions.is_empty() || !panel.missing_dimensions.is_empty() {
+        writeln!(out, "\nValue dimensions and where their answers come from:")?;
+        for d in &panel.dimensions {
+            writeln!(out, "  {:<24} {} ({})", d.dimension.key(), d.source, d.items.join(", "))?;
+        }
+        for d in &panel.missing_dimensions {
+            writeln!(out, "  {:<24} left out: no data for {country}", d.key())?;
+        }
+    }
     for (i, p) in panel.personas.iter().enumerate() {
         writeln!(out, "\n[{}] {} - {}\n{}", i + 1, p.id, p.label, p.text)?;
     }
@@ -140,17 +152,17 @@ fn show(a: ShowArgs) -> Result<()> {
 
 fn list(a: ListArgs) -> Result<()> {
     let data = data_source(&a.data_dir);
-    let countries = shipped_countries(&data)?;
+    let countries = shipped_country_sources(&data)?;
     if a.json {
         let v: Vec<serde_json::Value> = countries
             .iter()
-            .map(|(c, n)| serde_json::json!({ "country": c, "name": n }))
+            .map(|(c, n, k)| serde_json::json!({ "country": c, "name": n, "source": k }))
             .collect();
         return emit(&format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
     let mut out = String::new();
-    for (c, n) in &countries {
-        writeln!(out, "{c}  {n}")?;
+    for (c, n, k) in &countries {
+        writeln!(out, "{c}  {n:<32} {k}")?;
     }
     emit(&out)
 }

@@ -8,7 +8,7 @@ use culturesteer_data::personas::resolve_panel;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, LlmError, TokenId};
 use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
-use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig, PromptSpec, Readout, Vanilla};
+use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig, PromptSpec, Question, Readout, Vanilla};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,20 +53,30 @@ pub fn country_instruction(name: &str) -> String {
     format!("Answer as a typical respondent from {name} would.")
 }
 
-/// The `/v1/choose` question frame: the DISCA protocol's frame generalised to n options
-/// (labels "Option A", "Option B", … so DISCA can swap them for debiasing).
-pub fn choose_frame(question: &str, options: &[String]) -> String {
-    let letters: Vec<char> = ('A'..='Z').take(options.len()).collect();
-    let listed: Vec<String> = options.iter().zip(&letters).map(|(o, l)| format!("Option {l}: {o}")).collect();
-    let names: Vec<String> = letters.iter().map(|l| l.to_string()).collect();
-    let (head, last) = names.split_at(names.len() - 1);
-    format!(
-        "{question}\n\n{}\n\nIf you must choose, which option would you choose? Answer with exactly one letter: {} or {}.\n\nChoice: ",
+/// The `/v1/choose` question: the DISCA protocol's frame generalised to n options (labels
+/// "Option A", "Option B", …). Returns the question's structure and its user turn; with
+/// `swap_first_two` the labels of the first two options are exchanged and the texts stay in
+/// place (the second label order DISCA debiases with).
+pub fn choose_question(question: &str, options: &[String], swap_first_two: bool) -> (Question, String) {
+    let letters: Vec<String> = ('A'..='Z').take(options.len()).map(|c| c.to_string()).collect();
+    let mut shown = letters.clone();
+    if swap_first_two && shown.len() >= 2 {
+        shown.swap(0, 1);
+    }
+    let listed: Vec<String> = options.iter().zip(&shown).map(|(o, l)| format!("Option {l}: {o}")).collect();
+    let (head, last) = letters.split_at(letters.len().saturating_sub(1));
+    let stem = format!(
+        "{question}\n\n{}\n\nIf you must choose, which option would you choose? Answer with exactly one letter: {} or {}.",
         listed.join("\n"),
         head.join(", "),
-        last[0]
-    )
+        last.first().map(String::as_str).unwrap_or("")
+    );
+    let user = format!("{stem}\n\n{CHOOSE_CUE}");
+    (Question { stem, options: options.to_vec(), labels: letters, cue: CHOOSE_CUE.into() }, user)
 }
+
+/// The answer cue of `/v1/choose` (as in the DISCA frame, with its trailing space).
+pub const CHOOSE_CUE: &str = "Choice: ";
 
 /// What the model thread owns.
 pub struct Worker {
@@ -131,12 +141,16 @@ impl Worker {
         category: MoralDimension,
         seed: Option<u64>,
     ) -> Result<Answer, ApiError> {
-        let user = choose_frame(question, options);
+        let (q, user) = choose_question(question, options, false);
+        let base = |user: String| PromptSpec { system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()), user, chat: true };
         let item = Item {
             id: format!("choose-{:016x}", fnv1a(&[question, &options.join("\u{1f}")])),
-            prompt: PromptSpec { system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()), user: user.clone(), chat: true },
+            readout: Readout::NextToken { labels: q.labels.clone() },
+            question: q,
+            prompt: base(user.clone()),
             country_prompt: PromptSpec { system: Some(country_instruction(&country.name)), user, chat: true },
-            readout: Readout::NextToken { labels: ('A'..='Z').take(options.len()).map(|c| c.to_string()).collect() },
+            swapped: (options.len() == 2).then(|| base(choose_question(question, options, true).1)),
+            dimension: Some(category),
             temperature: 1.0,
             meta: json!({ "dimension": category }),
         };
@@ -193,14 +207,17 @@ mod tests {
 
     #[test]
     fn frame_lists_lettered_options() {
-        let f = choose_frame("Tea or coffee?", &["tea".into(), "coffee".into(), "water".into()]);
+        let (q, f) = choose_question("Tea or coffee?", &["tea".into(), "coffee".into(), "water".into()], false);
         assert!(f.starts_with("Tea or coffee?\n\nOption A: tea\nOption B: coffee\nOption C: water\n\n"));
         assert!(f.contains("exactly one letter: A, B or C."));
         assert!(f.ends_with("Choice: "));
-        let two = choose_frame("Q", &["x".into(), "y".into()]);
+        assert_eq!(f, format!("{}\n\n{}", q.stem, q.cue));
+        assert_eq!(q.labels, ["A", "B", "C"]);
+        let (_, two) = choose_question("Q", &["x".into(), "y".into()], false);
         assert!(two.contains("letter: A or B."));
-        // DISCA's debiasing swaps the two labels.
-        assert!(culturesteer_methods::disca::swap_labels(&two).is_some());
+        // The second label order for DISCA: labels exchanged, texts and everything else in place.
+        let (_, swapped) = choose_question("Q", &["x".into(), "y".into()], true);
+        assert_eq!(swapped, two.replace("Option A: x\nOption B: y", "Option B: x\nOption A: y"));
     }
 
     #[test]

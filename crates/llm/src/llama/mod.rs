@@ -6,7 +6,7 @@
 //! positions that are read.
 
 use crate::backend::{LanguageModel, ModelDescription};
-use crate::chat::{merge_system_into_user, render_plain, ChatFormat};
+use crate::chat::{merge_system_into_user, render_gemma, render_plain, ChatFormat};
 use crate::error::{LlmError, Result};
 use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, Read};
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
@@ -1092,7 +1092,9 @@ impl LanguageModel for LlamaLm {
         let (tmpl, msgs) = match &self.template {
             ResolvedFormat::Plain => return Ok(Prompt::from(render_plain(messages))),
             ResolvedFormat::Model(t) => (LlamaChatTemplate::new(t), messages.to_vec()),
-            // Built-in formats: merge system turns ourselves so the rule is the same everywhere.
+            // Gemma's turns are rendered by us, verbatim (see `render_gemma`).
+            ResolvedFormat::Builtin(n) if n == "gemma" => return Ok(Prompt::from(render_gemma(messages))),
+            // Other built-in formats: merge system turns ourselves so the rule is the same everywhere.
             ResolvedFormat::Builtin(n) if n.starts_with("gemma") => (LlamaChatTemplate::new(n), merge_system_into_user(messages)),
             ResolvedFormat::Builtin(n) => (LlamaChatTemplate::new(n), messages.to_vec()),
         };

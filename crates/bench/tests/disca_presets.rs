@@ -1,0 +1,104 @@
+//! `paper` and `reference` presets on a pool longer than the country prior's warm-up, through
+//! the runner, on a scripted stand-in model (no llama.cpp): the reference headline includes the
+//! prior, walked in pool order from the released runner's step 3.
+
+use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_bench::runner::{run, NoProgress, RunConfig};
+use culturesteer_bench::CountryScore;
+use culturesteer_core::disca::{CountryPrior, DiscaConfig, PriorConfig};
+use culturesteer_core::CountryCode;
+use culturesteer_data::DataSource;
+use culturesteer_llm::{
+    ChatMessage, GenerateRequest, Generation, LanguageModel, ModelDescription, Prompt, Result, ScoreRequest, ScoreResult, TokenId,
+};
+use culturesteer_methods::{Disca, Method, Vanilla};
+use std::collections::BTreeMap;
+
+/// Answers "A"/"B" with log-probs that are a fixed function of the prompt text.
+struct Scripted;
+
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl LanguageModel for Scripted {
+    fn describe(&self) -> ModelDescription {
+        ModelDescription {
+            backend: "scripted".into(),
+            source: "stand-in".into(),
+            architecture: None,
+            parameters: None,
+            context_train: None,
+            vocab_size: Some(2),
+            embedding_size: None,
+            layers: None,
+            has_chat_template: false,
+            chat_format: "plain".into(),
+        }
+    }
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
+        Ok(Prompt::from(messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")))
+    }
+    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
+        Ok(text.bytes().map(|b| TokenId(i32::from(b))).collect())
+    }
+    fn token_piece(&self, token: TokenId) -> String {
+        ["A", "B"].get(token.0 as usize).unwrap_or(&"").to_string()
+    }
+    fn resolve_answer_tokens(&self, _prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
+        Ok((0..labels.len() as i32).map(TokenId).collect())
+    }
+    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
+        Ok(requests
+            .iter()
+            .map(|r| {
+                let h = hash(&r.prompt.text);
+                // z_B − z_A in [−3, 3], plus a bias toward "A" as small models have.
+                let gap = (h % 6001) as f64 / 1000.0 - 3.0 - 0.5;
+                ScoreResult { next_token_logprobs: vec![-gap / 2.0 - 1.0, gap / 2.0 - 1.0], ..Default::default() }
+            })
+            .collect())
+    }
+    fn generate(&mut self, _requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
+        unimplemented!("not used by DISCA")
+    }
+}
+
+fn scores(preset: DiscaConfig, limit: usize) -> BTreeMap<String, CountryScore> {
+    let dir = tempfile::tempdir().unwrap();
+    let usa = CountryCode::new("USA").unwrap();
+    let bench = MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default()).unwrap();
+    let panel = vec!["persona one".to_string(), "persona two".into(), "persona three".into(), "persona four".into()];
+    let mut methods: Vec<Box<dyn Method>> = vec![Box::new(Vanilla), Box::new(Disca::new("disca", preset, BTreeMap::from([(usa, panel)]), 42))];
+    let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: vec![usa], limit: Some(limit), batch_size: 16, seed: 42 };
+    let out = run(&bench, &mut methods, &mut Scripted, "stand-in", &DataSource::Embedded, &cfg, &mut NoProgress).unwrap();
+    assert!(out.unscored.is_empty(), "{:?}", out.unscored);
+    out.report.scores.into_iter().map(|(m, s)| (m, s)).collect()
+}
+
+#[test]
+fn reference_headline_includes_the_prior_and_paper_does_not() {
+    let paper = scores(DiscaConfig::paper(), 60);
+    let reference = scores(DiscaConfig::reference(), 60);
+    let mis = |s: &BTreeMap<String, CountryScore>, m: &str| s.get(m).unwrap_or_else(|| panic!("no {m}: {:?}", s.keys())).value;
+    // 60 rows: the prior has weight from the 48th item on (k = 51 after the warm start of 3).
+    assert!((mis(&paper, "disca") - mis(&reference, "disca")).abs() > 1e-6, "the presets must differ");
+    assert_eq!(mis(&reference, "disca"), mis(&paper, "disca+prior"));
+    assert_eq!(mis(&reference, "disca-no-prior"), mis(&paper, "disca"));
+    assert!(!reference.contains_key("disca+prior") && !paper.contains_key("disca-no-prior"));
+    // Within the warm-up the two presets cannot differ.
+    let (p, r) = (scores(DiscaConfig::paper(), 40), scores(DiscaConfig::reference(), 40));
+    assert_eq!(mis(&p, "disca"), mis(&r, "disca"));
+}
+
+#[test]
+fn the_prior_starts_where_the_released_runner_starts_it() {
+    let cfg = PriorConfig::reference();
+    let micros: Vec<f64> = (0..60).map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0).collect();
+    let steps = CountryPrior::walk(&cfg, &micros);
+    assert_eq!(steps[0].k, 3, "three debug predictions before the main loop");
+    // The state before the first row has absorbed rows 0–2.
+    let warm = micros[..3].iter().fold(0.0, |d, m| 0.9 * d + 0.1 * m);
+    assert!((steps[0].delta_country - warm).abs() < 1e-15);
+    assert_eq!(steps.iter().position(|s| s.alpha_h > 0.0), Some(48), "k = 51 is the first step past the warm-up of 50");
+}
