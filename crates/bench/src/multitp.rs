@@ -130,6 +130,19 @@ fn score_moral(
     if !flagged.is_empty() {
         secondary.push(("debiased_share".to_string(), flagged.iter().filter(|&&d| d).count() as f64 / records.len() as f64));
     }
+    // The base agent under both label orders: picking the same letter both times means the
+    // position, not the content, decided (a content-reading model changes its letter).
+    let kept: Vec<bool> = records
+        .iter()
+        .filter_map(|r| {
+            let g = r.diagnostics.get("gaps")?;
+            let (o, w) = (g.get("base_orig")?.as_f64()?, g.get("base_swap")?.as_f64()?);
+            Some(o.signum() == w.signum())
+        })
+        .collect();
+    if !kept.is_empty() {
+        secondary.push(("same_letter_both_orders".to_string(), kept.iter().filter(|&&k| k).count() as f64 / kept.len() as f64));
+    }
     if let Ok(r) = pearson(model.as_slice(), human.as_slice()) {
         secondary.push(("pearson_r".to_string(), r));
     }

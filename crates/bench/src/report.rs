@@ -37,6 +37,13 @@ pub struct ReportInput {
     pub floors: Vec<(CountryCode, f64)>,
     /// Column and legend label of the floor.
     pub floor_label: String,
+    /// Bootstrap replicates of the headline metric per (method, country): the items resampled
+    /// with replacement, the same number of replicates for every pair. Empty: no intervals.
+    #[serde(skip)]
+    pub bootstrap: Vec<(String, CountryCode, Vec<f64>)>,
+    /// (view, method) pairs where the view equals its method on every country of the run (a
+    /// prior before its warm-up): not a separate result here.
+    pub same_as_parent: Vec<(String, String)>,
 }
 
 /// The placeholder for a missing value in tables.
@@ -206,8 +213,18 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Formats a row of method values, bolding the best (ties at 3 decimals all bold).
-fn method_cells(values: &[Option<f64>], lower_is_better: bool) -> Vec<String> {
+/// `true` when `v` is strictly better than the reference floor (always, without a floor).
+fn beats(v: f64, floor: Option<f64>, lower_is_better: bool) -> bool {
+    match floor {
+        Some(f) if lower_is_better => v < f,
+        Some(f) => v > f,
+        None => true,
+    }
+}
+
+/// Formats a row of method values, bolding the best (ties at 3 decimals all bold) — unless it
+/// does not beat the row's floor: a method no better than the uniform predictor is never bold.
+fn method_cells(values: &[Option<f64>], lower_is_better: bool, floor: Option<f64>) -> Vec<String> {
     let best = values
         .iter()
         .flatten()
@@ -224,7 +241,7 @@ fn method_cells(values: &[Option<f64>], lower_is_better: bool) -> Vec<String> {
     values
         .iter()
         .map(|v| match v {
-            Some(v) if Some(fmt3(*v)) == best_txt => format!("**{}**", fmt3(*v)),
+            Some(v) if Some(fmt3(*v)) == best_txt && beats(*v, floor, lower_is_better) => format!("**{}**", fmt3(*v)),
             other => fmt_opt(*other),
         })
         .collect()
@@ -255,7 +272,7 @@ fn render(input: &ReportInput, view: &View) -> String {
     }
     let _ = writeln!(
         s,
-        "Metric: **{}** ({}). Bold marks the best method in each row; {} marks a method without a score for that country.\n",
+        "Metric: **{}** ({}). Bold marks the best method in each row when it beats the reference predictor; {} marks a method without a score for that country.\n",
         input.metric.name,
         direction(&input.metric),
         MISSING
@@ -291,7 +308,7 @@ fn render(input: &ReportInput, view: &View) -> String {
             .map(|m| view.get(m, c).map(|x| x.value))
             .collect();
         let _ = write!(s, "| {c} |");
-        for cell in method_cells(&values, lower) {
+        for cell in method_cells(&values, lower, view.floor.get(&c).copied()) {
             let _ = write!(s, " {cell} |");
         }
         if has_floor {
@@ -320,21 +337,23 @@ fn render(input: &ReportInput, view: &View) -> String {
             mean(&xs)
         })
         .collect();
-    s.push_str("| **macro** |");
-    for cell in method_cells(&macro_values, lower) {
-        let _ = write!(s, " {cell} |");
-    }
-    if has_floor {
+    let macro_floor = {
         let floors: Vec<f64> = complete
             .iter()
             .filter_map(|c| view.floor.get(c).copied())
             .collect();
-        let v = if floors.len() == complete.len() {
+        if has_floor && floors.len() == complete.len() {
             mean(&floors)
         } else {
             None
-        };
-        let _ = write!(s, " {} |", fmt_opt(v));
+        }
+    };
+    s.push_str("| **macro** |");
+    for cell in method_cells(&macro_values, lower, macro_floor) {
+        let _ = write!(s, " {cell} |");
+    }
+    if has_floor {
+        let _ = write!(s, " {} |", fmt_opt(macro_floor));
     }
     let _ = writeln!(s, " ({} countries) |\n", complete.len());
     let listed: Vec<String> = complete.iter().map(|c| c.to_string()).collect();
@@ -365,6 +384,8 @@ fn render(input: &ReportInput, view: &View) -> String {
         s.push_str(".\n");
     }
 
+    render_verdict(&mut s, input, view, &complete, &macro_values, macro_floor);
+    render_intervals(&mut s, input, view, &complete);
     render_components(&mut s, view);
     render_secondary(&mut s, view);
 
@@ -376,6 +397,117 @@ fn render(input: &ReportInput, view: &View) -> String {
         }
     }
     s
+}
+
+/// The 2.5th and 97.5th percentiles of bootstrap replicates (`None` for fewer than 20).
+pub fn percentile_ci(reps: &[f64]) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = reps.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 20 {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    Some((at(0.025), at(0.975)))
+}
+
+/// Bootstrap replicates of the macro mean of `method` over `countries` (replicate b averages
+/// the countries' b-th replicates); `None` when a country has none.
+fn macro_replicates(input: &ReportInput, method: &str, countries: &[CountryCode]) -> Option<Vec<f64>> {
+    let per: Vec<&Vec<f64>> = countries
+        .iter()
+        .map(|c| input.bootstrap.iter().rev().find(|(m, cc, _)| m == method && cc == c).map(|(_, _, r)| r))
+        .collect::<Option<Vec<_>>>()?;
+    let b = per.iter().map(|r| r.len()).min()?;
+    if b == 0 || per.is_empty() {
+        return None;
+    }
+    Some((0..b).map(|k| per.iter().map(|r| r[k]).sum::<f64>() / per.len() as f64).collect())
+}
+
+/// What the numbers mean: each method against the uniform floor and against vanilla, with the
+/// bootstrap interval of the macro value, and the views that cannot differ from their method.
+fn render_verdict(
+    s: &mut String,
+    input: &ReportInput,
+    view: &View,
+    complete: &[CountryCode],
+    macro_values: &[Option<f64>],
+    macro_floor: Option<f64>,
+) {
+    if complete.is_empty() {
+        return;
+    }
+    let lower = input.metric.lower_is_better;
+    let better = |a: f64, b: f64| if lower { a < b } else { a > b };
+    s.push_str("\n## What the numbers say\n\n");
+    let vanilla = view.methods.iter().position(|m| *m == "vanilla");
+    let same: BTreeMap<&str, &str> = input.same_as_parent.iter().map(|(v, m)| (v.as_str(), m.as_str())).collect();
+    let mut any_beats = false;
+    for (mi, m) in view.methods.iter().enumerate() {
+        let Some(v) = macro_values[mi] else { continue };
+        if let Some(parent) = same.get(m) {
+            let _ = writeln!(s, "- **{}** equals {} on every country of this run, so it is not a separate result here.", md(m), md(parent));
+            continue;
+        }
+        let ci = macro_replicates(input, m, complete).as_deref().and_then(percentile_ci);
+        let ci_txt = ci.map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b))).unwrap_or_default();
+        let mut line = format!("- **{}**: macro {} {}{ci_txt}", md(m), input.metric.name, fmt3(v));
+        if let Some(f) = macro_floor {
+            if better(v, f) {
+                any_beats = true;
+                let clear = ci.is_some_and(|(a, b)| if lower { b < f } else { a > f });
+                let _ = write!(line, "; better than the uniform predictor ({})", fmt3(f));
+                if ci.is_some() && !clear {
+                    line.push_str(", but its interval includes the floor");
+                }
+            } else {
+                let _ = write!(line, "; **not better than the uniform predictor** ({}): answering 1/n on every item scores as well", fmt3(f));
+            }
+        }
+        if let (Some(vi), true) = (vanilla, Some(mi) != vanilla) {
+            if let Some(vv) = macro_values[vi] {
+                let gain = if lower { (vv - v) / vv } else { (v - vv) / vv } * 100.0;
+                let wins = complete
+                    .iter()
+                    .filter(|&&c| matches!((view.get(mi, c), view.get(vi, c)), (Some(a), Some(b)) if better(a.value, b.value)))
+                    .count();
+                let _ = write!(line, "; gain vs vanilla {gain:+.1}%, better than vanilla in {wins}/{} countries", complete.len());
+            }
+        }
+        line.push('.');
+        let _ = writeln!(s, "{line}");
+    }
+    if macro_floor.is_some() && !any_beats {
+        s.push_str("\nNo method beats the uniform predictor on this run, so no method is bold: on this model the differences between methods are not cultural alignment.\n");
+    }
+    if !input.bootstrap.is_empty() {
+        let b = input.bootstrap.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0);
+        let _ = writeln!(s, "\nIntervals: percentile bootstrap over items ({b} resamples per country; the macro interval resamples every country).");
+    }
+}
+
+/// Per-country bootstrap intervals of the headline metric.
+fn render_intervals(s: &mut String, input: &ReportInput, view: &View, complete: &[CountryCode]) {
+    if input.bootstrap.is_empty() || complete.is_empty() {
+        return;
+    }
+    let _ = write!(s, "\n## 95% intervals per country\n\n| Country |");
+    for m in &view.methods {
+        let _ = write!(s, " {} |", md(m));
+    }
+    s.push_str("\n|---|");
+    for _ in &view.methods {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for &c in &view.countries {
+        let _ = write!(s, "| {c} |");
+        for m in &view.methods {
+            let ci = input.bootstrap.iter().rev().find(|(mm, cc, _)| mm == m && *cc == c).and_then(|(_, _, r)| percentile_ci(r));
+            let _ = write!(s, " {} |", ci.map(|(a, b)| format!("{}–{}", fmt3(a), fmt3(b))).unwrap_or_else(|| MISSING.to_string()));
+        }
+        s.push('\n');
+    }
 }
 
 fn render_components(s: &mut String, view: &View) {

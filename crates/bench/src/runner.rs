@@ -18,6 +18,8 @@ use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, ModelDescription};
 use culturesteer_methods::{Answer, Country, Item, Method, View};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,7 +54,12 @@ pub struct RunConfig {
     /// Items per model call.
     pub batch_size: usize,
     pub seed: u64,
+    /// Bootstrap resamples for the intervals of the headline metric (0 = none).
+    pub bootstrap: usize,
 }
+
+/// Resamples for the report's intervals unless told otherwise.
+pub const DEFAULT_BOOTSTRAP: usize = 200;
 
 /// The run manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +304,7 @@ pub fn run(
     let mut scores: Vec<(String, CountryScore)> = Vec::new();
     let mut unscored = Vec::new();
     let mut floors = Vec::new();
+    let mut replicates: Vec<(String, CountryCode, Vec<f64>)> = Vec::new();
     for (c, its) in countries.iter().zip(&items) {
         let ids: HashSet<&str> = its.iter().map(|i| i.id.as_str()).collect();
         for m in &method_names {
@@ -305,13 +313,24 @@ pub fn run(
                 Some(h) => view_records(its, &recs, h).map(|r| r.into_iter().map(|x| ItemRecord { method: m.clone(), ..x }).collect()),
                 None => Ok(recs.clone()),
             };
-            match own.and_then(|r| bench.score(c, &r)) {
-                Ok(s) => scores.push((m.clone(), s)),
+            let own_score = own.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r)));
+            match own_score {
+                Ok((s, r)) => {
+                    if let Some(reps) = bootstrap(bench, c, &r, cfg.bootstrap, cfg.seed) {
+                        replicates.push((m.clone(), c.code, reps));
+                    }
+                    scores.push((m.clone(), s));
+                }
                 Err(e) => unscored.push((m.clone(), c.code, e.to_string())),
             }
             for (_, v) in views.iter().filter(|(base, _)| base == m) {
-                match view_records(its, &recs, v).and_then(|r| bench.score(c, &r)) {
-                    Ok(s) => scores.push((v.name.clone(), s)),
+                match view_records(its, &recs, v).and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
+                    Ok((s, r)) => {
+                        if let Some(reps) = bootstrap(bench, c, &r, cfg.bootstrap, cfg.seed) {
+                            replicates.push((v.name.clone(), c.code, reps));
+                        }
+                        scores.push((v.name.clone(), s));
+                    }
                     Err(e) => unscored.push((v.name.clone(), c.code, e.to_string())),
                 }
             }
@@ -336,6 +355,16 @@ pub fn run(
             floors.push((c.code, s.value));
         }
     }
+    // A view whose scores equal its method's on every country is not a separate result here.
+    let value_of = |m: &str, c: CountryCode| scores.iter().rev().find(|(n, s)| n == m && s.country == c).map(|(_, s)| s.value);
+    let same_as_parent: Vec<(String, String)> = views
+        .iter()
+        .filter(|(base, v)| {
+            let both: Vec<(Option<f64>, Option<f64>)> = countries.iter().map(|c| (value_of(&v.name, c.code), value_of(base, c.code))).collect();
+            both.iter().any(|(a, _)| a.is_some()) && both.iter().all(|(a, b)| a == b)
+        })
+        .map(|(base, v)| (v.name.clone(), base.clone()))
+        .collect();
     let report = ReportInput {
         benchmark: bench.name().to_string(),
         metric: bench.metric(),
@@ -347,9 +376,57 @@ pub fn run(
         scores,
         floors,
         floor_label: "uniform (p = 1/n)".to_string(),
+        bootstrap: replicates,
+        same_as_parent,
     };
     write_report(&cfg.out_dir, &report)?;
     Ok(RunOutcome { report, unscored, answered, skipped })
+}
+
+/// Adds the position-bias diagnostic: the share of answered items whose most probable option
+/// is the first one listed (about 1/n for a model that reads the content, 1 for one that always
+/// answers "A").
+fn with_position(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
+    let firsts: Vec<bool> = records
+        .iter()
+        .filter(|r| !r.probs.is_empty())
+        .map(|r| r.probs.iter().skip(1).all(|&p| r.probs[0] > p))
+        .collect();
+    if !firsts.is_empty() {
+        s.secondary.push(("first_option_share".into(), firsts.iter().filter(|&&f| f).count() as f64 / firsts.len() as f64));
+    }
+    s
+}
+
+/// `b` bootstrap replicates of a country's headline metric: its records resampled with
+/// replacement (ChaCha20 seeded by the run seed, the method and the country) and scored by the
+/// benchmark. A resample the benchmark cannot score (e.g. one that lost a dimension) is drawn
+/// again, at most `b` times in all; `None` when `b` is 0 or too many draws fail.
+fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], b: usize, seed: u64) -> Option<Vec<f64>> {
+    if b == 0 || records.is_empty() {
+        return None;
+    }
+    // Scores need the answers and the item data, not the diagnostics.
+    let lite: Vec<ItemRecord> = records.iter().map(|r| ItemRecord { diagnostics: serde_json::Value::Null, ..r.clone() }).collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for byte in lite[0].method.bytes().chain([0xff]).chain(country.code.as_str().bytes()) {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(h);
+    let (mut out, mut failed) = (Vec::with_capacity(b), 0usize);
+    while out.len() < b {
+        let sample: Vec<ItemRecord> = (0..lite.len()).map(|_| lite[rng.gen_range(0..lite.len())].clone()).collect();
+        match bench.score(country, &sample) {
+            Ok(s) if s.value.is_finite() => out.push(s.value),
+            _ => {
+                failed += 1;
+                if failed > b {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {

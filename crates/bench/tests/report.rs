@@ -54,6 +54,8 @@ fn input() -> ReportInput {
         ],
         floors: vec![(code("USA"), 0.5), (code("DEU"), 0.6), (code("VNM"), 0.7)],
         floor_label: "uniform (p = 1/n)".into(),
+        bootstrap: vec![],
+        same_as_parent: vec![],
     }
 }
 
@@ -275,6 +277,8 @@ fn report_many_countries_and_methods() {
         scores,
         floors: codes.iter().map(|c| (code(c), 0.6)).collect(),
         floor_label: "uniform (p = 1/n)".into(),
+        bootstrap: vec![],
+        same_as_parent: vec![],
     };
     let dir = tempfile::tempdir().expect("tempdir");
     write_report(dir.path(), &inp).expect("report");
@@ -285,4 +289,43 @@ fn report_many_countries_and_methods() {
     assert!(md.contains(&format!("({} countries)", codes.len())));
     let radar = std::fs::read_to_string(dir.path().join("plots/radar_VNM.svg")).expect("radar");
     assert_eq!(radar.matches("<polygon").count(), 1 + methods.len());
+}
+
+#[test]
+fn report_says_when_no_method_beats_the_floor_and_gives_intervals() {
+    // Every method worse than the floor: nothing bold, a verdict per method.
+    let mut inp = input();
+    inp.floors = vec![(code("USA"), 0.1), (code("DEU"), 0.1), (code("VNM"), 0.1)];
+    inp.scores.retain(|(_, s)| s.country != code("VNM"));
+    let md = render_summary(&inp);
+    assert!(!row(&md, "USA").contains("**") && !row(&md, "**macro**").contains("**0."), "{md}");
+    assert!(md.contains("- **disca**: macro MIS 0.325; **not better than the uniform predictor** (0.100)"), "{md}");
+    assert!(md.contains("gain vs vanilla +7.1%, better than vanilla in 1/2 countries"), "{md}");
+    assert!(md.contains("No method beats the uniform predictor on this run"), "{md}");
+
+    // A method better than the floor is bold and its interval is stated.
+    let mut inp = input();
+    inp.scores.retain(|(_, s)| s.country != code("VNM"));
+    let reps = |lo: f64| (0..100).map(|k| lo + 0.001 * k as f64).collect::<Vec<f64>>();
+    inp.bootstrap = vec![
+        ("disca".into(), code("USA"), reps(0.15)),
+        ("disca".into(), code("DEU"), reps(0.40)),
+        ("vanilla".into(), code("USA"), reps(0.25)),
+        ("vanilla".into(), code("DEU"), reps(0.35)),
+    ];
+    let md = render_summary(&inp);
+    assert!(row(&md, "USA").contains("**0.200**"), "{md}");
+    assert!(md.contains("- **disca**: macro MIS 0.325 (95% CI 0.277 – 0.373); better than the uniform predictor (0.550)"), "{md}");
+    assert!(md.contains("## 95% intervals per country"), "{md}");
+    assert!(row(&md, "USA").contains("0.152–0.248") || md.contains("| USA | 0.252–0.348 | 0.152–0.248 |"), "{md}");
+    assert!(!md.contains("No method beats"));
+
+    // A view equal to its method is named as such, not as a result.
+    let mut inp = input();
+    inp.methods.push("disca+prior".into());
+    let copies: Vec<(String, CountryScore)> = inp.scores.iter().filter(|(m, _)| m == "disca").map(|(_, s)| ("disca+prior".into(), s.clone())).collect();
+    inp.scores.extend(copies);
+    inp.same_as_parent = vec![("disca+prior".into(), "disca".into())];
+    let md = render_summary(&inp);
+    assert!(md.contains("- **disca+prior** equals disca on every country of this run, so it is not a separate result here."), "{md}");
 }

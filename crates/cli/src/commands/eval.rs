@@ -77,6 +77,10 @@ pub struct EvalArgs {
     /// Items per model call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Bootstrap resamples per (method, country) for the 95% intervals of the headline metric
+    /// in the summary (0 = no intervals).
+    #[arg(long, default_value_t = culturesteer_bench::runner::DEFAULT_BOOTSTRAP)]
+    pub bootstrap: usize,
     /// Seed recorded in the manifest (used by stochastic methods).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -381,6 +385,6 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed };
+    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed, bootstrap: a.bootstrap };
     runner::run(bench.as_ref(), &mut methods, opened.lm.as_mut(), &opened.identity, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
 }
