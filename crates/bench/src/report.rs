@@ -66,6 +66,9 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<(), BenchError> {
         .map_err(|msg| io_err(&path, std::io::Error::other(msg)))?;
         std::fs::write(&path, svg).map_err(|source| io_err(&path, source))?;
     }
+    let path = dir.join("scores.json");
+    let json = serde_json::to_string_pretty(&scores_json(input)).map_err(|e| io_err(&path, std::io::Error::other(e)))?;
+    std::fs::write(&path, json + "\n").map_err(|source| io_err(&path, source))?;
     let path = dir.join("summary.md");
     std::fs::write(&path, render(input, &view)).map_err(|source| io_err(&path, source))
 }
@@ -337,17 +340,7 @@ fn render(input: &ReportInput, view: &View) -> String {
             mean(&xs)
         })
         .collect();
-    let macro_floor = {
-        let floors: Vec<f64> = complete
-            .iter()
-            .filter_map(|c| view.floor.get(c).copied())
-            .collect();
-        if has_floor && floors.len() == complete.len() {
-            mean(&floors)
-        } else {
-            None
-        }
-    };
+    let macro_floor = macro_floor_of(view, &complete);
     s.push_str("| **macro** |");
     for cell in method_cells(&macro_values, lower, macro_floor) {
         let _ = write!(s, " {cell} |");
@@ -384,7 +377,7 @@ fn render(input: &ReportInput, view: &View) -> String {
         s.push_str(".\n");
     }
 
-    render_verdict(&mut s, input, view, &complete, &macro_values, macro_floor);
+    render_verdict(&mut s, input, &complete, macro_floor);
     render_intervals(&mut s, input, view, &complete);
     render_components(&mut s, view);
     render_secondary(&mut s, view);
@@ -424,55 +417,111 @@ fn macro_replicates(input: &ReportInput, method: &str, countries: &[CountryCode]
     Some((0..b).map(|k| per.iter().map(|r| r[k]).sum::<f64>() / per.len() as f64).collect())
 }
 
+/// One method's standing on a run (the "What the numbers say" section and `scores.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodVerdict {
+    pub method: String,
+    /// The method this view equals on every country of the run, if any.
+    pub same_as: Option<String>,
+    /// Unweighted mean over the countries every method has.
+    pub macro_value: Option<f64>,
+    /// Percentile bootstrap interval of the macro value.
+    pub macro_ci95: Option<(f64, f64)>,
+    /// Strictly better than the uniform predictor's macro value (`None` without a floor).
+    pub beats_floor: Option<bool>,
+    /// The whole interval is on the better side of the floor.
+    pub clearly_beats_floor: Option<bool>,
+    /// Relative improvement of the macro value over vanilla, in percent.
+    pub gain_vs_vanilla_pct: Option<f64>,
+    /// Countries where the method is better than vanilla.
+    pub wins_vs_vanilla: Option<usize>,
+}
+
+/// The macro floor over the countries every method has (`None` when one lacks a floor).
+fn macro_floor_of(view: &View, complete: &[CountryCode]) -> Option<f64> {
+    let floors: Vec<f64> = complete.iter().filter_map(|c| view.floor.get(c).copied()).collect();
+    if !complete.is_empty() && floors.len() == complete.len() {
+        mean(&floors)
+    } else {
+        None
+    }
+}
+
+/// The standing of every method (display order) over the countries every method has.
+pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
+    let view = View::new(input);
+    let complete = view.complete_countries();
+    let lower = input.metric.lower_is_better;
+    let better = |a: f64, b: f64| if lower { a < b } else { a > b };
+    let macro_of = |m: usize| mean(&complete.iter().filter_map(|&c| view.get(m, c)).map(|x| x.value).collect::<Vec<_>>());
+    let macro_floor = macro_floor_of(&view, &complete);
+    let vanilla = view.methods.iter().position(|m| *m == "vanilla");
+    view.methods
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let macro_value = if complete.is_empty() { None } else { macro_of(mi) };
+            let macro_ci95 = macro_replicates(input, m, &complete).as_deref().and_then(percentile_ci);
+            let beats_floor = macro_floor.zip(macro_value).map(|(f, v)| better(v, f));
+            let clearly_beats_floor = macro_floor.zip(macro_ci95).map(|(f, (a, b))| if lower { b < f } else { a > f });
+            let (gain, wins) = match (vanilla, macro_value) {
+                (Some(vi), Some(v)) if vi != mi => match macro_of(vi) {
+                    Some(vv) if vv != 0.0 => (
+                        Some(if lower { (vv - v) / vv } else { (v - vv) / vv } * 100.0),
+                        Some(
+                            complete
+                                .iter()
+                                .filter(|&&c| matches!((view.get(mi, c), view.get(vi, c)), (Some(a), Some(b)) if better(a.value, b.value)))
+                                .count(),
+                        ),
+                    ),
+                    _ => (None, None),
+                },
+                _ => (None, None),
+            };
+            MethodVerdict {
+                method: m.to_string(),
+                same_as: input.same_as_parent.iter().find(|(v, _)| v == m).map(|(_, p)| p.clone()),
+                macro_value,
+                macro_ci95,
+                beats_floor,
+                clearly_beats_floor,
+                gain_vs_vanilla_pct: gain,
+                wins_vs_vanilla: wins,
+            }
+        })
+        .collect()
+}
+
 /// What the numbers mean: each method against the uniform floor and against vanilla, with the
 /// bootstrap interval of the macro value, and the views that cannot differ from their method.
-fn render_verdict(
-    s: &mut String,
-    input: &ReportInput,
-    view: &View,
-    complete: &[CountryCode],
-    macro_values: &[Option<f64>],
-    macro_floor: Option<f64>,
-) {
+fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode], macro_floor: Option<f64>) {
     if complete.is_empty() {
         return;
     }
-    let lower = input.metric.lower_is_better;
-    let better = |a: f64, b: f64| if lower { a < b } else { a > b };
     s.push_str("\n## What the numbers say\n\n");
-    let vanilla = view.methods.iter().position(|m| *m == "vanilla");
-    let same: BTreeMap<&str, &str> = input.same_as_parent.iter().map(|(v, m)| (v.as_str(), m.as_str())).collect();
     let mut any_beats = false;
-    for (mi, m) in view.methods.iter().enumerate() {
-        let Some(v) = macro_values[mi] else { continue };
-        if let Some(parent) = same.get(m) {
-            let _ = writeln!(s, "- **{}** equals {} on every country of this run, so it is not a separate result here.", md(m), md(parent));
+    for v in verdicts(input) {
+        let Some(value) = v.macro_value else { continue };
+        if let Some(parent) = &v.same_as {
+            let _ = writeln!(s, "- **{}** equals {} on every country of this run, so it is not a separate result here.", md(&v.method), md(parent));
             continue;
         }
-        let ci = macro_replicates(input, m, complete).as_deref().and_then(percentile_ci);
-        let ci_txt = ci.map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b))).unwrap_or_default();
-        let mut line = format!("- **{}**: macro {} {}{ci_txt}", md(m), input.metric.name, fmt3(v));
-        if let Some(f) = macro_floor {
-            if better(v, f) {
+        let ci_txt = v.macro_ci95.map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b))).unwrap_or_default();
+        let mut line = format!("- **{}**: macro {} {}{ci_txt}", md(&v.method), input.metric.name, fmt3(value));
+        if let (Some(f), Some(beats)) = (macro_floor, v.beats_floor) {
+            if beats {
                 any_beats = true;
-                let clear = ci.is_some_and(|(a, b)| if lower { b < f } else { a > f });
                 let _ = write!(line, "; better than the uniform predictor ({})", fmt3(f));
-                if ci.is_some() && !clear {
+                if v.clearly_beats_floor == Some(false) {
                     line.push_str(", but its interval includes the floor");
                 }
             } else {
                 let _ = write!(line, "; **not better than the uniform predictor** ({}): answering 1/n on every item scores as well", fmt3(f));
             }
         }
-        if let (Some(vi), true) = (vanilla, Some(mi) != vanilla) {
-            if let Some(vv) = macro_values[vi] {
-                let gain = if lower { (vv - v) / vv } else { (v - vv) / vv } * 100.0;
-                let wins = complete
-                    .iter()
-                    .filter(|&&c| matches!((view.get(mi, c), view.get(vi, c)), (Some(a), Some(b)) if better(a.value, b.value)))
-                    .count();
-                let _ = write!(line, "; gain vs vanilla {gain:+.1}%, better than vanilla in {wins}/{} countries", complete.len());
-            }
+        if let (Some(g), Some(w)) = (v.gain_vs_vanilla_pct, v.wins_vs_vanilla) {
+            let _ = write!(line, "; gain vs vanilla {g:+.1}%, better than vanilla in {w}/{} countries", complete.len());
         }
         line.push('.');
         let _ = writeln!(s, "{line}");
@@ -482,8 +531,59 @@ fn render_verdict(
     }
     if !input.bootstrap.is_empty() {
         let b = input.bootstrap.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0);
-        let _ = writeln!(s, "\nIntervals: percentile bootstrap over items ({b} resamples per country; the macro interval resamples every country).");
+        let _ = writeln!(
+            s,
+            "\nIntervals: 95% percentile bootstrap over items ({b} resamples per country, the macro interval resampling every country), bias-corrected: the replicates are shifted so that their mean is the point estimate, because resampling noise alone inflates a norm such as MIS."
+        );
     }
+}
+
+/// Version of the `scores.json` layout; bumped on any change that breaks readers.
+pub const SCORES_SCHEMA: &str = "culturesteer.scores/1";
+
+/// The machine-readable scores of a run (`scores.json`): benchmark, metric, model, the floor,
+/// and per method its verdict (macro value, interval, floor, vanilla) and per country its value,
+/// interval, item count, components and diagnostics.
+pub fn scores_json(input: &ReportInput) -> serde_json::Value {
+    let view = View::new(input);
+    let complete = view.complete_countries();
+    let methods: Vec<serde_json::Value> = verdicts(input)
+        .into_iter()
+        .enumerate()
+        .map(|(mi, v)| {
+            let countries: serde_json::Map<String, serde_json::Value> = view
+                .countries
+                .iter()
+                .filter_map(|&c| {
+                    let sc = view.get(mi, c)?;
+                    let ci = input.bootstrap.iter().rev().find(|(m, cc, _)| *m == v.method && *cc == c).and_then(|(_, _, r)| percentile_ci(r));
+                    let diagnostics: serde_json::Map<String, serde_json::Value> =
+                        sc.secondary.iter().map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
+                    Some((
+                        c.to_string(),
+                        serde_json::json!({
+                            "value": sc.value,
+                            "ci95": ci,
+                            "n_items": sc.n_items,
+                            "components": sc.components,
+                            "diagnostics": diagnostics,
+                        }),
+                    ))
+                })
+                .collect();
+            serde_json::json!({ "verdict": v, "countries": countries })
+        })
+        .collect();
+    let floors: serde_json::Map<String, serde_json::Value> = view.floor.iter().map(|(c, v)| (c.to_string(), serde_json::json!(v))).collect();
+    serde_json::json!({
+        "schema": SCORES_SCHEMA,
+        "benchmark": input.benchmark,
+        "metric": input.metric,
+        "model": input.model,
+        "macro_countries": complete.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "floor": { "label": input.floor_label, "macro": macro_floor_of(&view, &complete), "countries": floors },
+        "methods": methods,
+    })
 }
 
 /// Per-country bootstrap intervals of the headline metric.

@@ -316,7 +316,7 @@ pub fn run(
             let own_score = own.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r)));
             match own_score {
                 Ok((s, r)) => {
-                    if let Some(reps) = bootstrap(bench, c, &r, cfg.bootstrap, cfg.seed) {
+                    if let Some(reps) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
                         replicates.push((m.clone(), c.code, reps));
                     }
                     scores.push((m.clone(), s));
@@ -326,7 +326,7 @@ pub fn run(
             for (_, v) in views.iter().filter(|(base, _)| base == m) {
                 match view_records(its, &recs, v).and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
                     Ok((s, r)) => {
-                        if let Some(reps) = bootstrap(bench, c, &r, cfg.bootstrap, cfg.seed) {
+                        if let Some(reps) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
                             replicates.push((v.name.clone(), c.code, reps));
                         }
                         scores.push((v.name.clone(), s));
@@ -402,7 +402,12 @@ fn with_position(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
 /// replacement (ChaCha20 seeded by the run seed, the method and the country) and scored by the
 /// benchmark. A resample the benchmark cannot score (e.g. one that lost a dimension) is drawn
 /// again, at most `b` times in all; `None` when `b` is 0 or too many draws fail.
-fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], b: usize, seed: u64) -> Option<Vec<f64>> {
+///
+/// The replicates are bias-corrected: shifted so that their mean is the point estimate
+/// `point`. Metrics such as MIS are norms of per-dimension errors, so resampling noise alone
+/// inflates them (for a model whose answers are 0 or 1 the raw replicates can all lie above
+/// the point estimate); the percentiles of the shifted replicates give an interval around it.
+fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], point: f64, b: usize, seed: u64) -> Option<Vec<f64>> {
     if b == 0 || records.is_empty() {
         return None;
     }
@@ -426,7 +431,8 @@ fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], b
             }
         }
     }
-    Some(out)
+    let bias = out.iter().sum::<f64>() / out.len() as f64 - point;
+    Some(out.into_iter().map(|x| x - bias).collect())
 }
 
 fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {

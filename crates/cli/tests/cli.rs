@@ -128,7 +128,7 @@ fn lines_count(p: &Path) -> usize {
 #[test]
 fn every_benchmark_runs_end_to_end_for_two_countries() {
     let dir = tempfile::tempdir().unwrap();
-    for (bench, countries, limit) in [("multitp", "USA,DEU", "6"), ("multitp-disca", "USA,DEU", "6"), ("goqa", "USA,NGA", "3"), ("vsm13", "USA,DEU", "24")] {
+    for (bench, countries, limit) in [("multitp", "USA,DEU", "6"), ("multitp-disca", "USA,DEU", "20"), ("goqa", "USA,NGA", "3"), ("vsm13", "USA,DEU", "24")] {
         let out = dir.path().join(bench).display().to_string();
         let o = run(&["eval", bench, "--method", "vanilla,country-prompt", "--countries", countries, "--limit", limit, "--out", &out]);
         let (stdout, err) = text(&o);
@@ -162,8 +162,20 @@ fn personas_show_and_list_need_no_model() {
     let o = run(&["personas", "list"]);
     let (out, _) = text(&o);
     assert!(o.status.success());
-    assert_eq!(out.lines().count(), 19, "{out}");
-    assert!(out.lines().any(|l| l.starts_with("USA")));
+    // 19 countries with WVS-7 marginals, the others from GlobalOpinionQA's WVS questions;
+    // every DISCA country is there.
+    assert_eq!(out.lines().filter(|l| l.ends_with("shipped WVS-7 country marginals")).count(), 19, "{out}");
+    for c in ["USA", "GBR", "DEU", "ARG", "BRA", "MEX", "COL", "VNM", "MMR", "THA", "MYS", "IDN", "CHN", "JPN", "BGD", "IRN", "SRB", "ROU", "KGZ", "ETH"] {
+        assert!(out.lines().any(|l| l.starts_with(c)), "{c}: {out}");
+    }
+    // A GOQA panel says where each value dimension came from and what was left out.
+    let o = run(&["personas", "show", "--country", "IRN"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("WVS items of GlobalOpinionQA"), "{out}");
+    assert!(out.contains("tolerance_diversity") && out.contains("globalopinionqa (Q19 (goqa-"), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("religiosity") && l.ends_with("left out: no data for IRN")), "{out}");
+    assert!(out.lines().next().unwrap().contains("goqa_wvs_items.json"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     // A JSON panel.

@@ -13,7 +13,7 @@ fn disca_runs_with_prior_view_and_ablations() {
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
         .args(["eval", "multitp-disca", "--method", "disca,disca-consensus,disca-no-debias,disca-no-persona", "--countries", "USA"])
-        .args(["--limit", "6", "--out", out.to_str().unwrap()])
+        .args(["--limit", "20", "--out", out.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
         .expect("run culturesteer");
@@ -25,7 +25,7 @@ fn disca_runs_with_prior_view_and_ablations() {
         assert!(header.contains(col), "{header}");
     }
     let recs = records(&out);
-    assert_eq!(recs.len(), 5 * 6);
+    assert_eq!(recs.len(), 5 * 20);
     let of = |m: &str| recs.iter().filter(|r| r["method"] == m).collect::<Vec<_>>();
     for r in of("disca") {
         let d = &r["diagnostics"];
@@ -70,7 +70,7 @@ fn disca_runs_with_prior_view_and_ablations() {
 fn ablate_prints_one_table_over_the_grid() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["ablate", "multitp-disca", "--countries", "USA", "--limit", "6", "--out", dir.path().join("a").to_str().unwrap()])
+        .args(["ablate", "multitp-disca", "--countries", "USA", "--limit", "20", "--out", dir.path().join("a").to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
         .unwrap();

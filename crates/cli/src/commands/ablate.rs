@@ -34,6 +34,10 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
     a.eval.method = methods;
     let outcome = execute(&a.eval)?;
     let report = &outcome.report;
+    if a.eval.json {
+        println!("{}", serde_json::to_string_pretty(&culturesteer_bench::report::scores_json(report))?);
+        return Ok(());
+    }
     let lower = report.metric.lower_is_better;
     // method → country → value
     let mut table: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();

@@ -71,8 +71,26 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
         per(requested)
     );
     println!(
-        "  ratio to the floor (must-evaluate tokens ÷ engine tok/s = {floor:.2} s): {:.2} (target ≥ 0.8)",
+        "  ratio to the floor (must-evaluate tokens ÷ engine tok/s = {floor:.2} s): {:.2} (target ≥ 0.85)",
         floor / t_reuse
+    );
+    // What exactness costs: scoring decodes one sequence per call (multi-sequence micro-batches
+    // change log-probs on this llama.cpp build), so each call is small; the same engine on
+    // single-sequence calls of the run's mean size is the floor of that design.
+    let calls = after.decode_calls - before.decode_calls;
+    let per_call = (evaluated / calls.max(1)).clamp(16, 512);
+    let one = vec![seqs[0].iter().cycle().take(per_call).copied().collect::<Vec<TokenId>>()];
+    lm.raw_decode(&one, 0)?;
+    let reps = 16;
+    let mut t_one = 0.0;
+    for _ in 0..reps {
+        t_one += lm.raw_decode(&one, 0)?.0;
+    }
+    let single_tps = (reps * per_call) as f64 / t_one;
+    println!(
+        "  decode calls: {calls} ({:.1} per scenario, {per_call} tokens each on average); engine on single {per_call}-token calls {single_tps:.1} tok/s; ratio to that floor {:.2}",
+        calls as f64 / items.len() as f64,
+        unique as f64 / single_tps / t_reuse
     );
     if a.naive {
         // A fresh method: its own (empty) gap cache, so every prompt is really evaluated.

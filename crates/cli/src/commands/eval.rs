@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use culturesteer_bench::goqa::{Goqa, GoqaOptions};
 use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
 use culturesteer_bench::multitp::{Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader};
-use culturesteer_bench::report::render_summary;
+use culturesteer_bench::report::{render_summary, scores_json};
 use culturesteer_bench::runner::{self, Progress, RunConfig};
 use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
@@ -77,6 +77,9 @@ pub struct EvalArgs {
     /// Items per model call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Print the machine-readable scores (the run's scores.json) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
     /// Bootstrap resamples per (method, country) for the 95% intervals of the headline metric
     /// in the summary (0 = no intervals).
     #[arg(long, default_value_t = culturesteer_bench::runner::DEFAULT_BOOTSTRAP)]
@@ -307,7 +310,11 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let outcome = execute(&a)?;
-    print!("{}", render_summary(&outcome.report));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&scores_json(&outcome.report))?);
+    } else {
+        print!("{}", render_summary(&outcome.report));
+    }
     for (m, c, why) in &outcome.unscored {
         eprintln!("note: {m} {c} not scored: {why}");
     }

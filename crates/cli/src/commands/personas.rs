@@ -4,8 +4,10 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_core::CountryCode;
 use culturesteer_data::personas::{
-    country_prompt_name, load_panel, load_wvs_profile_text, shipped_country_sources, PersonaSource,
+    country_prompt_name, load_panel, load_wvs_profile_text, shipped_country_sources, PersonaSource, PersonaSourceKind,
 };
+use culturesteer_data::goqa::GOQA_SUBSET;
+use culturesteer_data::wvs::GOQA_WVS_ITEMS;
 use culturesteer_data::DataSource;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -130,7 +132,10 @@ fn show(a: ShowArgs) -> Result<()> {
         country_prompt_name(country),
         panel.len(),
         panel.source,
-        source.display()
+        match panel.source {
+            PersonaSourceKind::Goqa => format!("{} and {}", data.display_path(GOQA_WVS_ITEMS), data.display_path(GOQA_SUBSET)),
+            _ => source.display(),
+        }
     );
     if !panel.dimensions.is_empty() || !panel.missing_dimensions.is_empty() {
         writeln!(out, "\nValue dimensions and where their answers come from:")?;
