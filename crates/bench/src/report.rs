@@ -115,6 +115,7 @@ struct View<'a> {
 
 impl<'a> View<'a> {
     fn new(input: &'a ReportInput) -> Self {
+        // Views equal to their method on this run are not separate results: no column.
         let mut methods: Vec<&str> = Vec::new();
         for m in input
             .methods
@@ -122,7 +123,7 @@ impl<'a> View<'a> {
             .map(String::as_str)
             .chain(input.scores.iter().map(|(m, _)| m.as_str()))
         {
-            if !methods.contains(&m) {
+            if !methods.contains(&m) && !input.same_as_parent.iter().any(|(v, _)| v == m) {
                 methods.push(m);
             }
         }
@@ -456,6 +457,16 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
     let macro_of = |m: usize| mean(&complete.iter().filter_map(|&c| view.get(m, c)).map(|x| x.value).collect::<Vec<_>>());
     let macro_floor = macro_floor_of(&view, &complete);
     let vanilla = view.methods.iter().position(|m| *m == "vanilla");
+    let same_as = input.same_as_parent.iter().map(|(v, p)| MethodVerdict {
+        method: v.clone(),
+        same_as: Some(p.clone()),
+        macro_value: None,
+        macro_ci95: None,
+        beats_floor: None,
+        clearly_beats_floor: None,
+        gain_vs_vanilla_pct: None,
+        wins_vs_vanilla: None,
+    });
     view.methods
         .iter()
         .enumerate()
@@ -490,6 +501,7 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
                 wins_vs_vanilla: wins,
             }
         })
+        .chain(same_as)
         .collect()
 }
 
@@ -502,11 +514,11 @@ fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode],
     s.push_str("\n## What the numbers say\n\n");
     let mut any_beats = false;
     for v in verdicts(input) {
-        let Some(value) = v.macro_value else { continue };
         if let Some(parent) = &v.same_as {
-            let _ = writeln!(s, "- **{}** equals {} on every country of this run, so it is not a separate result here.", md(&v.method), md(parent));
+            let _ = writeln!(s, "- **{}** equals {} on every country of this run, so it is not a separate result here (no column).", md(&v.method), md(parent));
             continue;
         }
+        let Some(value) = v.macro_value else { continue };
         let ci_txt = v.macro_ci95.map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b))).unwrap_or_default();
         let mut line = format!("- **{}**: macro {} {}{ci_txt}", md(&v.method), input.metric.name, fmt3(value));
         if let (Some(f), Some(beats)) = (macro_floor, v.beats_floor) {
@@ -555,7 +567,7 @@ pub fn scores_json(input: &ReportInput) -> serde_json::Value {
                 .countries
                 .iter()
                 .filter_map(|&c| {
-                    let sc = view.get(mi, c)?;
+                    let sc = if v.same_as.is_some() { None } else { view.get(mi, c) }?;
                     let ci = input.bootstrap.iter().rev().find(|(m, cc, _)| *m == v.method && *cc == c).and_then(|(_, _, r)| percentile_ci(r));
                     let diagnostics: serde_json::Map<String, serde_json::Value> =
                         sc.secondary.iter().map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();

@@ -56,6 +56,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Bootstrap resamples for the intervals of the headline metric (0 = none).
     pub bootstrap: usize,
+    /// What started the run (command line, build, engine settings, host), recorded in the
+    /// manifest with the run's start and end times; informational, never compared on resume.
+    pub invocation: serde_json::Value,
 }
 
 /// Resamples for the report's intervals unless told otherwise.
@@ -77,6 +80,10 @@ pub struct Manifest {
     /// Countries and limit of the latest run (informational).
     pub countries: Vec<String>,
     pub limit: Option<usize>,
+    /// The latest invocation (informational): [`RunConfig::invocation`] plus `started_at` and
+    /// `finished_at` (UTC, RFC 3339).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub invocation: serde_json::Value,
 }
 
 impl Manifest {
@@ -220,6 +227,11 @@ pub fn run(
         methods: methods.iter().map(|m| (m.name().to_string(), m.config())).collect(),
         countries: cfg.countries.iter().map(|c| c.to_string()).collect(),
         limit: cfg.limit,
+        invocation: {
+            let mut v = if cfg.invocation.is_object() { cfg.invocation.clone() } else { serde_json::json!({}) };
+            v["started_at"] = serde_json::json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+            v
+        },
     };
     std::fs::create_dir_all(&cfg.out_dir).map_err(io_err(&cfg.out_dir))?;
     if let Ok(text) = std::fs::read_to_string(&manifest_path) {
@@ -235,9 +247,7 @@ pub fn run(
             manifest.methods.entry(m).or_insert(c);
         }
     }
-    let tmp = cfg.out_dir.join("manifest.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&manifest).map_err(|e| BenchError::Invalid(e.to_string()))?).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &manifest_path).map_err(io_err(&manifest_path))?;
+    write_manifest(&cfg.out_dir, &manifest)?;
 
     let results_path = cfg.out_dir.join("results.jsonl");
     let mut records = load_results(&results_path)?;
@@ -380,7 +390,16 @@ pub fn run(
         same_as_parent,
     };
     write_report(&cfg.out_dir, &report)?;
+    manifest.invocation["finished_at"] = serde_json::json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    write_manifest(&cfg.out_dir, &manifest)?;
     Ok(RunOutcome { report, unscored, answered, skipped })
+}
+
+/// Writes `manifest.json` atomically (temporary file, then rename).
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BenchError> {
+    let (tmp, path) = (dir.join("manifest.json.tmp"), dir.join("manifest.json"));
+    std::fs::write(&tmp, serde_json::to_string_pretty(manifest).map_err(|e| BenchError::Invalid(e.to_string()))?).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
 /// Adds the position-bias diagnostic: the share of answered items whose most probable option

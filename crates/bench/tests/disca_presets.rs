@@ -70,7 +70,7 @@ fn scores(preset: DiscaConfig, limit: usize) -> BTreeMap<String, CountryScore> {
     let bench = MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default()).unwrap();
     let panel = vec!["persona one".to_string(), "persona two".into(), "persona three".into(), "persona four".into()];
     let mut methods: Vec<Box<dyn Method>> = vec![Box::new(Vanilla), Box::new(Disca::new("disca", preset, BTreeMap::from([(usa, panel)]), 42))];
-    let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: vec![usa], limit: Some(limit), batch_size: 16, seed: 42, bootstrap: 0 };
+    let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: vec![usa], limit: Some(limit), batch_size: 16, seed: 42, bootstrap: 0, invocation: serde_json::Value::Null };
     let out = run(&bench, &mut methods, &mut Scripted, "stand-in", &DataSource::Embedded, &cfg, &mut NoProgress).unwrap();
     assert!(out.unscored.is_empty(), "{:?}", out.unscored);
     out.report.scores.into_iter().map(|(m, s)| (m, s)).collect()

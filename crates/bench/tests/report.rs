@@ -330,7 +330,8 @@ fn report_says_when_no_method_beats_the_floor_and_gives_intervals() {
     inp.scores.extend(copies);
     inp.same_as_parent = vec![("disca+prior".into(), "disca".into())];
     let md = render_summary(&inp);
-    assert!(md.contains("- **disca+prior** equals disca on every country of this run, so it is not a separate result here."), "{md}");
+    assert!(md.contains("- **disca+prior** equals disca on every country of this run, so it is not a separate result here (no column)."), "{md}");
+    assert!(md.contains("| Country | vanilla | disca | uniform (p = 1/n) | n items |"), "{md}");
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn vanilla_answers_are_shared_across_countries() {
         let dir = tempfile::tempdir().unwrap();
         let asked = Arc::new(Mutex::new(0));
         let mut methods: Vec<Box<dyn Method>> = vec![Box::new(Counting { per_country, asked: asked.clone() })];
-        let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: countries.clone(), limit: Some(4), batch_size: 64, seed: 1, bootstrap: 0 };
+        let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: countries.clone(), limit: Some(4), batch_size: 64, seed: 1, bootstrap: 0, invocation: serde_json::Value::Null };
         run(&bench, &mut methods, &mut lm, "test", &DataSource::Embedded, &cfg, &mut NoProgress).unwrap();
         asked_by.push(*asked.lock().unwrap());
         records.push(std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap());

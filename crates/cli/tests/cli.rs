@@ -140,6 +140,16 @@ fn every_benchmark_runs_end_to_end_for_two_countries() {
         }
         assert!(stdout.contains("uniform"), "{bench}: no floor column");
         assert!(!err.contains("not scored"), "{bench}: {err}");
+        // The manifest says how the run was made; scores.json holds the numbers for programs.
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(bench).join("manifest.json")).unwrap()).unwrap();
+        let inv = &m["invocation"];
+        assert!(inv["command_line"].as_array().unwrap().iter().any(|a| a == bench), "{inv}");
+        for k in ["git_commit", "started_at", "finished_at", "llama_cpp", "threads", "culturesteer_version"] {
+            assert!(!inv[k].is_null(), "{k}: {inv}");
+        }
+        let scores: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(bench).join("scores.json")).unwrap()).unwrap();
+        assert_eq!(scores["benchmark"], bench);
+        assert_eq!(scores["methods"].as_array().unwrap().len(), 2, "{bench}");
     }
 }
 

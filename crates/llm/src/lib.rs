@@ -20,6 +20,9 @@ pub mod soft_prompt;
 pub mod types;
 
 pub use backend::{LanguageModel, ModelDescription};
+
+/// The inference engine this build links: llama.cpp as vendored by the pinned crates.
+pub const ENGINE: &str = "llama.cpp via llama-cpp-2 0.1.160 / llama-cpp-sys-2 0.1.161";
 pub use chat::ChatFormat;
 pub use error::{LlmError, Result};
 pub use types::*;

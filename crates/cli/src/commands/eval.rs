@@ -327,6 +327,27 @@ pub fn run(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a run manifest records about how it was started: the command line, the build, the
+/// engine settings and the host.
+pub fn invocation(model: &ModelOpts) -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()));
+    serde_json::json!({
+        "culturesteer_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": env!("CULTURESTEER_GIT_COMMIT"),
+        "command_line": std::env::args().collect::<Vec<String>>(),
+        "threads": model.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        "ctx_per_seq": model.ctx,
+        "parallel_sequences": model.parallel,
+        "prefix_reuse": !model.no_prefix_reuse,
+        "prefix_block": model.prefix_block,
+        "llama_cpp": culturesteer_llm::ENGINE,
+        "host_cpu": cpu,
+        "host_cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
 /// Runs (or resumes) an evaluation and returns its outcome without printing the summary.
 pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     let data = match &a.data_dir {
@@ -392,6 +413,6 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed, bootstrap: a.bootstrap };
+    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed, bootstrap: a.bootstrap, invocation: invocation(&a.model) };
     runner::run(bench.as_ref(), &mut methods, opened.lm.as_mut(), &opened.identity, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
 }
