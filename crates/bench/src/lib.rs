@@ -5,6 +5,7 @@
 //! [`ItemRecord`] per answered item to `results.jsonl` (flushed as it goes), so runs can be
 //! killed and resumed; scores are always recomputed from the records.
 
+pub mod compare;
 pub mod goqa;
 pub mod multitp;
 pub mod report;

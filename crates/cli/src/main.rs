@@ -32,6 +32,8 @@ enum Command {
     Personas(commands::personas::PersonasCmd),
     /// Run DISCA, its ablations and the baselines on one benchmark and print one table.
     Ablate(commands::ablate::AblateArgs),
+    /// Put several runs of one benchmark (other models, methods or options) in one table.
+    Compare(commands::compare::CompareArgs),
     /// Serve the (steered) model over an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
     /// Benchmarks of the engine and the methods.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Score(a) => commands::score::run_score(a),
         Command::Generate(a) => commands::score::run_generate(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Compare(a) => commands::compare::run(a),
         Command::Replay(a) => commands::replay::run(a),
         Command::Personas(c) => commands::personas::run(c),
         Command::Ablate(a) => commands::ablate::run(a),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_disca;
 pub mod bench_palette;
 pub mod bench_serve;
+pub mod compare;
 pub mod eval;
 pub mod model;
 pub mod personas;
