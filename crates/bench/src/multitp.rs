@@ -120,7 +120,7 @@ fn score_moral(
             if undecided > 0 { format!("; {undecided} generated answers picked no side") } else { String::new() }
         )));
     }
-    let model = model_preference(rows).map_err(|e| BenchError::Invalid(e.to_string()))?;
+    let model = model_preference(rows.clone()).map_err(|e| BenchError::Invalid(e.to_string()))?;
     let mut secondary = Vec::new();
     if undecided > 0 {
         secondary.push(("undecided_share".to_string(), undecided as f64 / records.len() as f64));
@@ -145,6 +145,15 @@ fn score_moral(
     }
     if let Ok(r) = pearson(model.as_slice(), human.as_slice()) {
         secondary.push(("pearson_r".to_string(), r));
+    }
+    // Content signal: across items, does the answer lean toward the preferred group more on
+    // dimensions where the country's people lean that way more? Pearson r of each item's value
+    // with the human preference of its dimension (undefined when every answer is the same).
+    let (xs, ys): (Vec<f64>, Vec<f64>) = rows.iter().map(|(d, v)| (*v, human.get(*d))).unzip();
+    if let Ok(r) = pearson(&xs, &ys) {
+        if r.is_finite() {
+            secondary.push(("content_r".to_string(), r));
+        }
     }
     if let Ok(j) = disca_jsd(&model, &human) {
         secondary.push(("jsd".to_string(), j));
