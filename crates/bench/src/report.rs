@@ -772,8 +772,35 @@ const INK: RGBColor = RGBColor(33, 33, 33);
 const GRID: RGBColor = RGBColor(200, 200, 200);
 const FONT: &str = "sans-serif";
 
-fn method_color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
+/// Colours of `methods`, stable across runs: the common methods have fixed colours, others a
+/// colour chosen by a hash of the name; a colour already taken in this plot moves to the next
+/// free one (while there are free ones).
+fn method_colors(methods: &[&str]) -> Vec<RGBColor> {
+    let preferred = |m: &str| -> usize {
+        match m {
+            "vanilla" => 0,
+            "country-prompt" => 1,
+            "wvs-profile" => 2,
+            "disca" => 3,
+            "disca+prior" | "disca-no-prior" => 4,
+            "palette" => 5,
+            _ => m.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) as usize % PALETTE.len(),
+        }
+    };
+    let mut used = [false; PALETTE.len()];
+    methods
+        .iter()
+        .map(|m| {
+            let mut k = preferred(m);
+            if used.iter().any(|u| !u) {
+                while used[k] {
+                    k = (k + 1) % PALETTE.len();
+                }
+            }
+            used[k] = true;
+            PALETTE[k]
+        })
+        .collect()
 }
 
 /// Rough width in pixels of `text` at `size` px (SVG viewers lay the text out themselves; this
@@ -891,11 +918,12 @@ fn bars_svg(input: &ReportInput, view: &View) -> Result<String, String> {
     let group_px = (20 * nm as i32 + 30).max(80);
     let y_label_px = 70;
     let chart_w = y_label_px + 20 + nc as i32 * group_px + 20;
+    let colors = method_colors(&view.methods);
     let mut legend: Vec<(String, Swatch)> = view
         .methods
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.to_string(), Swatch::Bar(method_color(i))))
+        .map(|(i, m)| (m.to_string(), Swatch::Bar(colors[i])))
         .collect();
     if !view.floor.is_empty() {
         legend.push((input.floor_label.clone(), Swatch::Dashed(INK)));
@@ -978,7 +1006,7 @@ fn bars_svg(input: &ReportInput, view: &View) -> Result<String, String> {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x0, 0.0), (x1, s.value)],
-                        method_color(mi).filled(),
+                        colors[mi].filled(),
                     )))
                     .map_err(|e| e.to_string())?;
             }
@@ -1048,15 +1076,23 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
     let names = view.component_names(country);
     let n = names.len();
     // Series: (label, colour, values); a series with a missing value is left out.
-    let mut series: Vec<(String, RGBColor, Vec<f64>, bool)> = Vec::new();
+    // (label, colour, values, is human, dashed: coincides with an earlier series).
+    let mut series: Vec<(String, RGBColor, Vec<f64>, bool, bool)> = Vec::new();
     let human: Option<Vec<f64>> = names.iter().map(|nm| view.human(country, nm)).collect();
     if let Some(h) = human {
-        series.push(("human".to_string(), INK, h, true));
+        series.push(("human".to_string(), INK, h, true, false));
     }
+    let colors = method_colors(&view.methods);
     for (mi, m) in view.methods.iter().enumerate() {
         let vals: Option<Vec<f64>> = names.iter().map(|nm| view.model(mi, country, nm)).collect();
         if let Some(v) = vals {
-            series.push((m.to_string(), method_color(mi), v, false));
+            // A series on top of an earlier one would hide it: dashed, and the legend says so.
+            let twin = series.iter().find(|s| s.2.len() == v.len() && s.2.iter().zip(&v).all(|(a, b)| (a - b).abs() < 5e-4)).map(|s| s.0.clone());
+            let label = match &twin {
+                Some(t) => format!("{m} (= {t})"),
+                None => m.to_string(),
+            };
+            series.push((label, colors[mi], v, false, twin.is_some()));
         }
     }
     let all: Vec<f64> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
@@ -1076,7 +1112,7 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
     let radar_h = 2 * (radius + margin_y);
     let legend: Vec<(String, Swatch)> = series
         .iter()
-        .map(|(l, c, _, _)| (l.clone(), Swatch::Line(*c)))
+        .map(|(l, c, _, _, dashed)| (l.clone(), if *dashed { Swatch::Dashed(*c) } else { Swatch::Line(*c) }))
         .collect();
     let legend_w = legend_width(&legend) + 20;
     let title = format!("{} — {}: per-dimension profile", input.benchmark, country);
@@ -1167,7 +1203,7 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
             .map_err(|e| e.to_string())?;
         }
         // Series: one filled polygon each, then its outline and vertex markers.
-        for (_, color, vals, human) in &series {
+        for (_, color, vals, human, dashed) in &series {
             let pts: Vec<(i32, i32)> = vals
                 .iter()
                 .enumerate()
@@ -1181,11 +1217,21 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
                 outline.push(first);
             }
             let width = if *human { 3 } else { 2 };
-            root.draw(&PathElement::new(outline, color.stroke_width(width)))
-                .map_err(|e| e.to_string())?;
-            for p in pts {
-                root.draw(&Circle::new(p, 3, color.filled()))
+            if *dashed {
+                root.draw(&DashedPathElement::new(outline, 7, 5, color.stroke_width(width)))
                     .map_err(|e| e.to_string())?;
+                // Hollow square markers, so the twin's dots stay visible underneath.
+                for (x, y) in pts {
+                    root.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], color.stroke_width(2)))
+                        .map_err(|e| e.to_string())?;
+                }
+            } else {
+                root.draw(&PathElement::new(outline, color.stroke_width(width)))
+                    .map_err(|e| e.to_string())?;
+                for p in pts {
+                    root.draw(&Circle::new(p, 3, color.filled()))
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
         // Ring values halfway between the first two spokes, drawn over the series on a faint
@@ -1222,5 +1268,50 @@ fn trim_num(v: f64) -> String {
         "0".to_string()
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod color_tests {
+    use super::*;
+
+    #[test]
+    fn method_colours_are_stable_and_distinct() {
+        let a = method_colors(&["vanilla", "disca", "palette"]);
+        let b = method_colors(&["palette", "disca", "vanilla"]);
+        assert_eq!((a[0], a[1], a[2]), (b[2], b[1], b[0]), "a method keeps its colour whatever the order");
+        assert_eq!(a[0], PALETTE[0]);
+        let many: Vec<String> = (0..10).map(|k| format!("method-{k}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let cs = method_colors(&refs);
+        for i in 0..cs.len() {
+            for j in 0..i {
+                assert_ne!(cs[i], cs[j], "{i} and {j} share a colour");
+            }
+        }
+    }
+
+    #[test]
+    fn coinciding_radar_series_are_dashed_and_named() {
+        let usa = CountryCode::new("USA").unwrap();
+        let comps = |shift: f64| -> Vec<crate::Component> {
+            (0..6).map(|k| crate::Component { name: format!("d{k}"), model: 0.3 + 0.1 * k as f64 + shift, human: Some(0.5) }).collect()
+        };
+        let score = |shift: f64| CountryScore { country: usa, value: 0.4, n_items: 10, components: comps(shift), secondary: vec![] };
+        let input = ReportInput {
+            benchmark: "multitp".into(),
+            metric: MetricInfo { name: "MIS", lower_is_better: true },
+            model: "m".into(),
+            methods: vec!["vanilla".into(), "disca".into(), "disca-floor".into()],
+            scores: vec![("vanilla".into(), score(0.05)), ("disca".into(), score(0.0)), ("disca-floor".into(), score(0.0))],
+            floors: vec![],
+            floor_label: "uniform".into(),
+            bootstrap: vec![],
+            same_as_parent: vec![],
+        };
+        let view = View::new(&input);
+        let svg = radar_svg(&input, &view, usa).unwrap();
+        assert!(svg.contains("disca-floor (= disca)"), "{svg}");
+        assert!(!svg.contains("vanilla (="));
     }
 }
