@@ -404,6 +404,8 @@ mod tests {
             logprobs: probs.iter().map(|p| p.ln()).collect(),
             probs,
             meta: json!(GoqaMeta { question_id: id.into(), source, label: "United States".into(), human }),
+            prompt_id: String::new(),
+            options: vec![],
             diagnostics: serde_json::Value::Null,
         }
     }

@@ -30,6 +30,13 @@ pub struct ItemRecord {
     pub logprobs: Vec<f64>,
     /// The item's benchmark data (copied from [`Item::meta`]).
     pub meta: serde_json::Value,
+    /// Identifies the prompt the item was asked with (a hash of the benchmark's system and
+    /// user text), so a record says which prompt it answers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_id: String,
+    /// The option texts, in the order of `probs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
     /// Method diagnostics.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub diagnostics: serde_json::Value,

@@ -546,6 +546,8 @@ mod tests {
             logprobs: probs.iter().map(|p: &f64| p.ln()).collect(),
             probs,
             meta: json!(Meta { dimension: dim, preferred }),
+            prompt_id: String::new(),
+            options: vec![],
             diagnostics: serde_json::Value::Null,
         }
     }
@@ -695,6 +697,8 @@ mod parse_tests {
                     logprobs: vec![],
                     probs,
                     meta: json!(Meta { dimension: *d, preferred: 0 }),
+                    prompt_id: String::new(),
+                    options: vec![],
                     diagnostics: serde_json::Value::Null,
                 });
             }

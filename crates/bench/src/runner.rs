@@ -17,7 +17,7 @@ use crate::{BenchError, Benchmark, CountryScore, ItemRecord};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, ModelDescription};
-use culturesteer_methods::{Answer, Country, Item, Method, View};
+use culturesteer_methods::{Answer, Country, Item, Method, PromptSpec, View};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -292,6 +292,8 @@ pub fn run(
                         probs: a.probs,
                         logprobs: a.logprobs,
                         meta: it.meta.clone(),
+                        prompt_id: prompt_id(&it.prompt),
+                        options: it.question.options.clone(),
                         diagnostics: a.diagnostics,
                     };
                     buf.push_str(&serde_json::to_string(&rec).map_err(|e| BenchError::Invalid(e.to_string()))?);
@@ -357,6 +359,8 @@ pub fn run(
                     probs: vec![1.0 / n as f64; n],
                     logprobs: vec![-(n as f64).ln(); n],
                     meta: it.meta.clone(),
+                    prompt_id: prompt_id(&it.prompt),
+                    options: it.question.options.clone(),
                     diagnostics: serde_json::Value::Null,
                 }
             })
@@ -400,6 +404,14 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BenchError> {
     let (tmp, path) = (dir.join("manifest.json.tmp"), dir.join("manifest.json"));
     std::fs::write(&tmp, serde_json::to_string_pretty(manifest).map_err(|e| BenchError::Invalid(e.to_string()))?).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))
+}
+
+/// A short, stable id of a prompt (FNV-1a of its system text, user text and mode), recorded
+/// with every result.
+pub fn prompt_id(prompt: &PromptSpec) -> String {
+    let text = serde_json::to_string(prompt).unwrap_or_default();
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
 }
 
 /// Adds the position-bias diagnostic: the share of answered items whose most probable option

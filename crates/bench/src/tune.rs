@@ -114,6 +114,8 @@ impl Vsm13Objective {
                         probs: a.probs.clone(),
                         logprobs: a.logprobs.clone(),
                         meta: item.meta.clone(),
+                        prompt_id: String::new(),
+                        options: vec![],
                         diagnostics: serde_json::Value::Null,
                     })
                     .collect();
@@ -345,6 +347,8 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
                 probs: a.probs,
                 logprobs: a.logprobs,
                 meta: i.meta.clone(),
+                prompt_id: String::new(),
+                options: vec![],
                 diagnostics: serde_json::Value::Null,
             })
             .collect();

@@ -481,6 +481,8 @@ mod tests {
                     logprobs: probs.iter().map(|p: &f64| p.ln()).collect(),
                     probs,
                     meta: json!(Vsm13Meta { item: k + 1, scale: ITEMS[k].scale }),
+                    prompt_id: String::new(),
+                    options: vec![],
                     diagnostics: serde_json::Value::Null,
                 }
             })

@@ -45,6 +45,8 @@ fn run(bench: &dyn Benchmark, country: &Country, items: &[Item]) -> Vec<ItemReco
                 probs: a.probs,
                 logprobs: a.logprobs,
                 meta: i.meta.clone(),
+                prompt_id: String::new(),
+                options: vec![],
                 diagnostics: a.diagnostics,
             }
         })

@@ -134,7 +134,13 @@ fn every_benchmark_runs_end_to_end_for_two_countries() {
         let (stdout, err) = text(&o);
         assert!(o.status.success(), "{bench}: {err}");
         let n: usize = limit.parse().unwrap();
-        assert_eq!(lines(&dir.path().join(bench).join("results.jsonl")).len(), 2 * 2 * n, "{bench}");
+        let recs = lines(&dir.path().join(bench).join("results.jsonl"));
+        assert_eq!(recs.len(), 2 * 2 * n, "{bench}");
+        // A record says which prompt it answers and what its options were.
+        for r in &recs {
+            assert_eq!(r["prompt_id"].as_str().map(str::len), Some(16), "{bench}: {r}");
+            assert_eq!(r["options"].as_array().map(Vec::len), r["probs"].as_array().map(Vec::len), "{bench}: {r}");
+        }
         for c in countries.split(',') {
             assert!(stdout.contains(&format!("| {c} ")), "{bench}: no row for {c} in\n{stdout}");
         }
