@@ -365,26 +365,41 @@ pub fn baselines(lm: &mut dyn LanguageModel, objective: &Vsm13Objective, start: 
     Ok(["naive", "country prompt", start_label].iter().map(|s| s.to_string()).zip(evals).collect())
 }
 
-/// A line chart of the best and mean loss per generation, as SVG.
-pub fn loss_svg(reports: &[GenerationReport]) -> Result<String, BenchError> {
+/// A line chart of the best and mean loss per generation for `country`, as SVG, with the
+/// baselines (e.g. naive and country prompt) as dashed horizontal lines.
+pub fn loss_svg(country: &Country, reports: &[GenerationReport], baselines: &[(String, f64)]) -> Result<String, BenchError> {
+    use plotters::element::DashedPathElement;
     use plotters::prelude::*;
     let err = |e: String| BenchError::Invalid(format!("loss plot: {e}"));
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let n = reports.len().max(2) as f64 - 1.0;
-        let vals: Vec<f64> = reports.iter().flat_map(|r| [r.best, r.mean]).filter(|v| v.is_finite()).collect();
+        let last = reports.iter().map(|r| r.generation).max().unwrap_or(1).max(1);
+        let vals: Vec<f64> = reports
+            .iter()
+            .flat_map(|r| [r.best, r.mean])
+            .chain(baselines.iter().map(|b| b.1))
+            .filter(|v| v.is_finite())
+            .collect();
         let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let (lo, hi) = if lo.is_finite() { (lo.min(hi - 1e-9), hi + (hi - lo).max(1.0) * 0.05) } else { (0.0, 1.0) };
         let mut chart = ChartBuilder::on(&root)
-            .caption("VSM13 L1 loss per generation", ("sans-serif", 20))
+            .caption(format!("VSM13 L1 loss per generation: {} ({})", country.name, country.code), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..n.max(1.0), (lo.max(0.0) * 0.98)..hi)
+            .build_cartesian_2d(0f64..last as f64, (lo.max(0.0) * 0.98)..hi)
             .map_err(|e| err(e.to_string()))?;
-        chart.configure_mesh().x_desc("generation").y_desc("loss").draw().map_err(|e| err(e.to_string()))?;
+        // Generations are whole numbers: at most 11 ticks, each on an integer.
+        chart
+            .configure_mesh()
+            .x_desc("generation")
+            .y_desc("loss")
+            .x_labels((last + 1).min(11))
+            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{}", x.round() as i64) } else { String::new() })
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(LineSeries::new(reports.iter().map(|r| (r.generation as f64, r.best)), BLUE.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
@@ -395,6 +410,15 @@ pub fn loss_svg(reports: &[GenerationReport]) -> Result<String, BenchError> {
             .map_err(|e| err(e.to_string()))?
             .label("population mean")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        let greys = [RGBColor(60, 60, 60), RGBColor(0, 140, 70), RGBColor(150, 90, 0)];
+        for (k, (name, v)) in baselines.iter().enumerate().filter(|(_, b)| b.1.is_finite()) {
+            let color = greys[k % greys.len()];
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(vec![(0.0, *v), (last as f64, *v)], 6, 4, color.stroke_width(2))))
+                .map_err(|e| err(e.to_string()))?
+                .label(format!("{name} ({v:.1})"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        }
         chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
@@ -468,4 +492,27 @@ pub fn report_markdown(
         None => s.push_str(&format!("{} has no WVS-sourced GlobalOpinionQA question in our data.\n", country.name)),
     }
     s
+}
+
+#[cfg(test)]
+mod plot_tests {
+    use super::*;
+    use culturesteer_core::CountryCode;
+
+    #[test]
+    fn loss_plot_names_the_country_counts_generations_and_draws_baselines() {
+        let reports: Vec<GenerationReport> = (0..4)
+            .map(|g| GenerationReport { generation: g, best: 300.0 - 10.0 * g as f64, mean: 320.0, accepted: 1, f: None, evaluations: 10 })
+            .collect();
+        let sau = Country { code: CountryCode::new("SAU").unwrap(), name: "Saudi Arabia".into() };
+        let svg = loss_svg(&sau, &reports, &[("naive".into(), 310.5), ("country prompt".into(), 305.0)]).unwrap();
+        assert!(svg.contains("Saudi Arabia (SAU)"), "{svg}");
+        assert!(svg.contains("naive (310.5)") && svg.contains("country prompt (305.0)"), "{svg}");
+        // Tick labels are whole generations only.
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        for half in ["0.5", "1.5", "2.5"] {
+            assert!(!texts.contains(&half), "{half} in {svg}");
+        }
+        assert!(texts.contains(&"3") && texts.contains(&"0"), "{svg}");
+    }
 }

@@ -186,11 +186,14 @@ fn finish(
     } else {
         None
     };
+    // The loss plot's reference lines: the naive model and the country prompt.
+    let lines: Vec<(String, f64)> =
+        rows.iter().filter(|(n, _)| n == "naive" || n == "country prompt").map(|(n, e)| (n.clone(), e.loss)).collect();
     rows.push((tuned_label.to_string(), tuned.1));
     let target = s.bench.target(s.country.code)?;
     let md = report_markdown(title, &s.country, &target, &rows, run, tuned_label, transfer);
     write_atomic(&a.out.join("report.md"), &md)?;
-    write_atomic(&a.out.join("loss.svg"), &loss_svg(reports)?)?;
+    write_atomic(&a.out.join("loss.svg"), &loss_svg(&s.country, reports, &lines)?)?;
     print!("{md}");
     Ok(())
 }
