@@ -30,8 +30,14 @@ fn tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
     let again = cs(&[&base[..], &["--generations", "1"]].concat());
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
-    let r = cs(&[&base[..], &["--generations", "2", "--resume"]].concat());
+    let r = cs(&[&base[..], &["--generations", "2", "--resume", "--json"]].concat());
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // --json prints the results for programs.
+    let j: serde_json::Value = serde_json::from_slice(&r.stdout).expect("tune --json prints JSON");
+    let names: Vec<&str> = j["rows"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"naive") && names.contains(&"country prompt"), "{j}");
+    assert_eq!(j["generations"].as_array().unwrap().len(), 3);
+    assert_eq!(j["country"], "USA");
     let cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap()).unwrap();
     assert_eq!(cp["reports"].as_array().unwrap().len(), 3);
 

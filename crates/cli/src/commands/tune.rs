@@ -71,6 +71,11 @@ pub struct TuneArgs {
     /// GlobalOpinionQA WVS-sourced questions in the transfer check (0 skips it).
     #[arg(long, default_value_t = 20)]
     pub transfer_questions: usize,
+    /// Print the results as JSON (country, target, every row's loss and six dimensions, the
+    /// loss per generation, the transfer check) instead of the Markdown report; report.md and
+    /// loss.svg are written either way.
+    #[arg(long)]
+    pub json: bool,
     /// VSM13 answer mode: logits_expectation (default) or logits_argmax.
     #[arg(long, default_value = "logits_expectation")]
     pub answer_mode: String,
@@ -194,6 +199,27 @@ fn finish(
     let md = report_markdown(title, &s.country, &target, &rows, run, tuned_label, transfer);
     write_atomic(&a.out.join("report.md"), &md)?;
     write_atomic(&a.out.join("loss.svg"), &loss_svg(&s.country, reports, &lines)?)?;
+    if a.json {
+        let dims = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"];
+        let row = |(name, e): &(String, Vsm13Eval)| {
+            serde_json::json!({
+                "name": name,
+                "loss": e.loss,
+                "dimensions": dims.iter().zip(e.dims).map(|(d, v)| (d.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            })
+        };
+        let v = serde_json::json!({
+            "country": s.country.code,
+            "metric": { "name": "L1", "lower_is_better": true },
+            "target": dims.iter().zip(target).map(|(d, t)| (d.to_string(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
+            "rows": rows.iter().map(row).collect::<Vec<_>>(),
+            "tuned": tuned_label,
+            "generations": reports,
+            "transfer": transfer.map(|t| t.map(|(naive, tuned, n)| serde_json::json!({ "s_align_naive": naive, "s_align_tuned": tuned, "questions": n }))),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     print!("{md}");
     Ok(())
 }
