@@ -325,25 +325,22 @@ pub fn run(
                 Some(h) => view_records(its, &recs, h).map(|r| r.into_iter().map(|x| ItemRecord { method: m.clone(), ..x }).collect()),
                 None => Ok(recs.clone()),
             };
-            let own_score = own.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r)));
-            match own_score {
-                Ok((s, r)) => {
-                    if let Some(reps) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
-                        replicates.push((m.clone(), c.code, reps));
-                    }
-                    scores.push((m.clone(), s));
-                }
-                Err(e) => unscored.push((m.clone(), c.code, e.to_string())),
-            }
-            for (_, v) in views.iter().filter(|(base, _)| base == m) {
-                match view_records(its, &recs, v).and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
-                    Ok((s, r)) => {
-                        if let Some(reps) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
-                            replicates.push((v.name.clone(), c.code, reps));
+            let named = std::iter::once((m.clone(), own)).chain(
+                views.iter().filter(|(base, _)| base == m).map(|(_, v)| (v.name.clone(), view_records(its, &recs, v))),
+            );
+            for (name, recs) in named {
+                match recs.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
+                    Ok((mut s, r)) => {
+                        if let Some(boot) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
+                            if let Some((lo, hi)) = boot.content_ci {
+                                s.secondary.push(("content_r_ci_lo".into(), lo));
+                                s.secondary.push(("content_r_ci_hi".into(), hi));
+                            }
+                            replicates.push((name.clone(), c.code, boot.values));
                         }
-                        scores.push((v.name.clone(), s));
+                        scores.push((name, s));
                     }
-                    Err(e) => unscored.push((v.name.clone(), c.code, e.to_string())),
+                    Err(e) => unscored.push((name, c.code, e.to_string())),
                 }
             }
         }
@@ -438,7 +435,14 @@ fn with_position(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
 /// `point`. Metrics such as MIS are norms of per-dimension errors, so resampling noise alone
 /// inflates them (for a model whose answers are 0 or 1 the raw replicates can all lie above
 /// the point estimate); the percentiles of the shifted replicates give an interval around it.
-fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], point: f64, b: usize, seed: u64) -> Option<Vec<f64>> {
+/// Bootstrap replicates of a country's headline metric, and the 95% percentile interval of
+/// the benchmark's `content_r` diagnostic over the same resamples when it has one.
+struct Boot {
+    values: Vec<f64>,
+    content_ci: Option<(f64, f64)>,
+}
+
+fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], point: f64, b: usize, seed: u64) -> Option<Boot> {
     if b == 0 || records.is_empty() {
         return None;
     }
@@ -450,10 +454,14 @@ fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], p
     }
     let mut rng = ChaCha20Rng::seed_from_u64(h);
     let (mut out, mut failed) = (Vec::with_capacity(b), 0usize);
+    let mut content = Vec::with_capacity(b);
     while out.len() < b {
         let sample: Vec<ItemRecord> = (0..lite.len()).map(|_| lite[rng.gen_range(0..lite.len())].clone()).collect();
         match bench.score(country, &sample) {
-            Ok(s) if s.value.is_finite() => out.push(s.value),
+            Ok(s) if s.value.is_finite() => {
+                out.push(s.value);
+                content.extend(s.secondary.iter().find(|(k, _)| k == "content_r").map(|(_, v)| *v));
+            }
             _ => {
                 failed += 1;
                 if failed > b {
@@ -463,7 +471,9 @@ fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], p
         }
     }
     let bias = out.iter().sum::<f64>() / out.len() as f64 - point;
-    Some(out.into_iter().map(|x| x - bias).collect())
+    // The correlation's interval only when (nearly) every resample has one.
+    let content_ci = if content.len() * 10 >= b * 9 { crate::report::percentile_ci(&content) } else { None };
+    Some(Boot { values: out.into_iter().map(|x| x - bias).collect(), content_ci })
 }
 
 fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {

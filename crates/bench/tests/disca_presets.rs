@@ -102,3 +102,28 @@ fn the_prior_starts_where_the_released_runner_starts_it() {
     assert!((steps[0].delta_country - warm).abs() < 1e-15);
     assert_eq!(steps.iter().position(|s| s.alpha_h > 0.0), Some(48), "k = 51 is the first step past the warm-up of 50");
 }
+
+#[test]
+fn the_runner_gives_bootstrap_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let usa = CountryCode::new("USA").unwrap();
+    let bench = MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default()).unwrap();
+    let panel = vec!["persona one".to_string(), "persona two".into()];
+    let mut methods: Vec<Box<dyn Method>> =
+        vec![Box::new(Vanilla), Box::new(Disca::new("disca", DiscaConfig::paper(), BTreeMap::from([(usa, panel)]), 42))];
+    let cfg = RunConfig { out_dir: dir.path().to_path_buf(), countries: vec![usa], limit: Some(30), batch_size: 16, seed: 7, bootstrap: 40, invocation: serde_json::Value::Null };
+    let out = run(&bench, &mut methods, &mut Scripted, "stand-in", &DataSource::Embedded, &cfg, &mut NoProgress).unwrap();
+    let names: Vec<&str> = out.report.bootstrap.iter().map(|(m, _, _)| m.as_str()).collect();
+    assert_eq!(names, ["vanilla", "disca", "disca+prior"]);
+    for (m, _, reps) in &out.report.bootstrap {
+        assert_eq!(reps.len(), 40, "{m}");
+        // Bias-corrected: the replicates are centred on the point estimate.
+        let point = out.report.scores.iter().find(|(n, _)| n == m).unwrap().1.value;
+        assert!((reps.iter().sum::<f64>() / 40.0 - point).abs() < 1e-9, "{m}");
+    }
+    let disca = &out.report.scores.iter().find(|(n, _)| n == "disca").unwrap().1;
+    let get = |k: &str| disca.secondary.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let (lo, hi) = (get("content_r_ci_lo").unwrap(), get("content_r_ci_hi").unwrap());
+    assert!(lo < hi && (-1.0..=1.0).contains(&lo) && (-1.0..=1.0).contains(&hi));
+    assert!(std::fs::read_to_string(dir.path().join("summary.md")).unwrap().contains("95% CI"));
+}
