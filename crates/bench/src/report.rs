@@ -393,6 +393,11 @@ fn render(input: &ReportInput, view: &View) -> String {
     s
 }
 
+/// The bootstrap replicates of (method, country), the last ones given.
+fn replicates_of<'a>(input: &'a ReportInput, method: &str, country: CountryCode) -> Option<&'a [f64]> {
+    input.bootstrap.iter().rev().find(|(m, c, _)| m == method && *c == country).map(|(_, _, r)| r.as_slice())
+}
+
 /// The 2.5th and 97.5th percentiles of bootstrap replicates (`None` for fewer than 20).
 pub fn percentile_ci(reps: &[f64]) -> Option<(f64, f64)> {
     let mut v: Vec<f64> = reps.iter().copied().filter(|x| x.is_finite()).collect();
@@ -407,10 +412,7 @@ pub fn percentile_ci(reps: &[f64]) -> Option<(f64, f64)> {
 /// Bootstrap replicates of the macro mean of `method` over `countries` (replicate b averages
 /// the countries' b-th replicates); `None` when a country has none.
 fn macro_replicates(input: &ReportInput, method: &str, countries: &[CountryCode]) -> Option<Vec<f64>> {
-    let per: Vec<&Vec<f64>> = countries
-        .iter()
-        .map(|c| input.bootstrap.iter().rev().find(|(m, cc, _)| m == method && cc == c).map(|(_, _, r)| r))
-        .collect::<Option<Vec<_>>>()?;
+    let per: Vec<&[f64]> = countries.iter().map(|&c| replicates_of(input, method, c)).collect::<Option<Vec<_>>>()?;
     let b = per.iter().map(|r| r.len()).min()?;
     if b == 0 || per.is_empty() {
         return None;
@@ -568,7 +570,7 @@ pub fn scores_json(input: &ReportInput) -> serde_json::Value {
                 .iter()
                 .filter_map(|&c| {
                     let sc = if v.same_as.is_some() { None } else { view.get(mi, c) }?;
-                    let ci = input.bootstrap.iter().rev().find(|(m, cc, _)| *m == v.method && *cc == c).and_then(|(_, _, r)| percentile_ci(r));
+                    let ci = replicates_of(input, &v.method, c).and_then(percentile_ci);
                     let diagnostics: serde_json::Map<String, serde_json::Value> =
                         sc.secondary.iter().map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
                     Some((
@@ -598,24 +600,37 @@ pub fn scores_json(input: &ReportInput) -> serde_json::Value {
     })
 }
 
+/// A Markdown table header: the leading columns (the first left-aligned, the others
+/// right-aligned), then one right-aligned column per method.
+fn method_table_header(s: &mut String, lead: &[&str], methods: &[&str]) {
+    s.push('|');
+    for l in lead {
+        let _ = write!(s, " {l} |");
+    }
+    for m in methods {
+        let _ = write!(s, " {} |", md(m));
+    }
+    s.push_str("\n|---|");
+    for _ in 1..lead.len() {
+        s.push_str("---:|");
+    }
+    for _ in methods {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+}
+
 /// Per-country bootstrap intervals of the headline metric.
 fn render_intervals(s: &mut String, input: &ReportInput, view: &View, complete: &[CountryCode]) {
     if input.bootstrap.is_empty() || complete.is_empty() {
         return;
     }
-    let _ = write!(s, "\n## 95% intervals per country\n\n| Country |");
-    for m in &view.methods {
-        let _ = write!(s, " {} |", md(m));
-    }
-    s.push_str("\n|---|");
-    for _ in &view.methods {
-        s.push_str("---:|");
-    }
-    s.push('\n');
+    s.push_str("\n## 95% intervals per country\n\n");
+    method_table_header(s, &["Country"], &view.methods);
     for &c in &view.countries {
         let _ = write!(s, "| {c} |");
         for m in &view.methods {
-            let ci = input.bootstrap.iter().rev().find(|(mm, cc, _)| mm == m && *cc == c).and_then(|(_, _, r)| percentile_ci(r));
+            let ci = replicates_of(input, m, c).and_then(percentile_ci);
             let _ = write!(s, " {} |", ci.map(|(a, b)| format!("{}–{}", fmt3(a), fmt3(b))).unwrap_or_else(|| MISSING.to_string()));
         }
         s.push('\n');
@@ -636,15 +651,8 @@ fn render_components(s: &mut String, view: &View) {
         "\n## Per dimension\n\nValues on each dimension's own scale; human = the survey target.\n",
     );
     for c in with {
-        let _ = write!(s, "\n### {c}\n\n| Dimension | human |");
-        for m in &view.methods {
-            let _ = write!(s, " {} |", md(m));
-        }
-        s.push_str("\n|---|---:|");
-        for _ in &view.methods {
-            s.push_str("---:|");
-        }
-        s.push('\n');
+        let _ = write!(s, "\n### {c}\n\n");
+        method_table_header(s, &["Dimension", "human"], &view.methods);
         for name in view.component_names(c) {
             let _ = write!(s, "| {} | {} |", md(name), fmt_opt(view.human(c, name)));
             for m in 0..view.methods.len() {
@@ -784,7 +792,7 @@ fn method_colors(methods: &[&str]) -> Vec<RGBColor> {
             "disca" => 3,
             "disca+prior" | "disca-no-prior" => 4,
             "palette" => 5,
-            _ => m.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) as usize % PALETTE.len(),
+            _ => culturesteer_core::hash::fnv1a64(0, m.bytes()) as usize % PALETTE.len(),
         }
     };
     let mut used = [false; PALETTE.len()];

@@ -14,6 +14,7 @@
 
 use crate::report::{write_report, ReportInput};
 use crate::{BenchError, Benchmark, CountryScore, ItemRecord};
+use culturesteer_core::hash::fnv1a64;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, ModelDescription};
@@ -406,9 +407,7 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BenchError> {
 /// A short, stable id of a prompt (FNV-1a of its system text, user text and mode), recorded
 /// with every result.
 pub fn prompt_id(prompt: &PromptSpec) -> String {
-    let text = serde_json::to_string(prompt).unwrap_or_default();
-    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{h:016x}")
+    format!("{:016x}", fnv1a64(0, serde_json::to_string(prompt).unwrap_or_default().bytes()))
 }
 
 /// Adds the position-bias diagnostic: the share of answered items whose most probable option
@@ -448,11 +447,7 @@ fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], p
     }
     // Scores need the answers and the item data, not the diagnostics.
     let lite: Vec<ItemRecord> = records.iter().map(|r| ItemRecord { diagnostics: serde_json::Value::Null, ..r.clone() }).collect();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for byte in lite[0].method.bytes().chain([0xff]).chain(country.code.as_str().bytes()) {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut rng = ChaCha20Rng::seed_from_u64(h);
+    let mut rng = ChaCha20Rng::seed_from_u64(fnv1a64(seed, lite[0].method.bytes().chain([0xff]).chain(country.code.as_str().bytes())));
     let (mut out, mut failed) = (Vec::with_capacity(b), 0usize);
     let mut content = Vec::with_capacity(b);
     while out.len() < b {

@@ -7,6 +7,7 @@
 pub mod country;
 pub mod de;
 pub mod disca;
+pub mod hash;
 pub mod metrics;
 pub mod moral;
 pub mod prob;

@@ -12,6 +12,7 @@
 use crate::readout::{read_options, render_prompt};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout, View};
 use culturesteer_core::disca::{disca_micro, p_spare_preferred, CountryPrior, DiscaConfig, PanelGaps, PriorConfig};
+use culturesteer_core::hash::fnv1a64;
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_llm::LanguageModel;
 use serde_json::json;
@@ -56,13 +57,7 @@ impl Disca {
     }
 
     fn item_seed(&self, country: CountryCode, item: &str) -> u64 {
-        // FNV-1a over the identifying strings: stable across platforms and releases.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
-        for b in country.as_str().bytes().chain([0xff]).chain(item.bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h
+        fnv1a64(self.seed, country.as_str().bytes().chain([0xff]).chain(item.bytes()))
     }
 
 }
