@@ -16,7 +16,10 @@ fn main() {
         .ok()
         .filter(|o| o.status.success())
         .is_some_and(|o| !o.stdout.is_empty());
-    println!("cargo:rustc-env=CULTURESTEER_GIT_COMMIT={commit}{}", if dirty { "+modified" } else { "" });
+    println!(
+        "cargo:rustc-env=CULTURESTEER_GIT_COMMIT={commit}{}",
+        if dirty { "+modified" } else { "" }
+    );
     println!("cargo:rerun-if-changed=../../.git/HEAD");
     println!("cargo:rerun-if-changed=../../.git/index");
 }

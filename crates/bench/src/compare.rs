@@ -70,10 +70,18 @@ pub fn load_scores(dir: &Path) -> Result<ScoresFile, BenchError> {
         )),
         _ => BenchError::Invalid(format!("{}: {e}", path.display())),
     })?;
-    let file: ScoresFile =
-        serde_json::from_str(&text).map_err(|e| BenchError::Invalid(format!("{}: not a culturesteer scores file ({e})", path.display())))?;
+    let file: ScoresFile = serde_json::from_str(&text).map_err(|e| {
+        BenchError::Invalid(format!(
+            "{}: not a culturesteer scores file ({e})",
+            path.display()
+        ))
+    })?;
     if file.schema != SCORES_SCHEMA {
-        return Err(BenchError::Invalid(format!("{}: schema {} (this culturesteer reads {SCORES_SCHEMA})", path.display(), file.schema)));
+        return Err(BenchError::Invalid(format!(
+            "{}: schema {} (this culturesteer reads {SCORES_SCHEMA})",
+            path.display(),
+            file.schema
+        )));
     }
     Ok(file)
 }
@@ -90,8 +98,12 @@ fn metric_name(name: &str) -> &'static str {
 
 /// Merges labelled runs into one report input. Refuses runs of different benchmarks or
 /// metrics. Returns the input and notes for the reader (e.g. floors that differ).
-pub fn compare_runs(runs: &[(String, ScoresFile)]) -> Result<(ReportInput, Vec<String>), BenchError> {
-    let (first_label, first) = runs.first().ok_or_else(|| BenchError::Invalid("no run to compare".into()))?;
+pub fn compare_runs(
+    runs: &[(String, ScoresFile)],
+) -> Result<(ReportInput, Vec<String>), BenchError> {
+    let (first_label, first) = runs
+        .first()
+        .ok_or_else(|| BenchError::Invalid("no run to compare".into()))?;
     for (label, r) in &runs[1..] {
         if r.benchmark != first.benchmark {
             return Err(BenchError::Invalid(format!(
@@ -99,7 +111,9 @@ pub fn compare_runs(runs: &[(String, ScoresFile)]) -> Result<(ReportInput, Vec<S
                 r.benchmark, first.benchmark
             )));
         }
-        if r.metric.name != first.metric.name || r.metric.lower_is_better != first.metric.lower_is_better {
+        if r.metric.name != first.metric.name
+            || r.metric.lower_is_better != first.metric.lower_is_better
+        {
             return Err(BenchError::Invalid(format!(
                 "{label} reports {} and {first_label} {}: compare runs of one metric",
                 r.metric.name, first.metric.name
@@ -107,7 +121,10 @@ pub fn compare_runs(runs: &[(String, ScoresFile)]) -> Result<(ReportInput, Vec<S
         }
     }
     let mut notes = Vec::new();
-    if runs.iter().any(|(_, r)| r.floor.countries != first.floor.countries) {
+    if runs
+        .iter()
+        .any(|(_, r)| r.floor.countries != first.floor.countries)
+    {
         notes.push(format!(
             "The runs' uniform floors differ (other items or --limit), so their numbers are not on the same items; the floor column is {first_label}'s."
         ));
@@ -132,14 +149,25 @@ pub fn compare_runs(runs: &[(String, ScoresFile)]) -> Result<(ReportInput, Vec<S
             methods.push(column);
         }
     }
-    let models: Vec<String> = runs.iter().map(|(l, r)| format!("{l} = {}", r.model)).collect();
+    let models: Vec<String> = runs
+        .iter()
+        .map(|(l, r)| format!("{l} = {}", r.model))
+        .collect();
     let input = ReportInput {
         benchmark: first.benchmark.clone(),
-        metric: MetricInfo { name: metric_name(&first.metric.name), lower_is_better: first.metric.lower_is_better },
+        metric: MetricInfo {
+            name: metric_name(&first.metric.name),
+            lower_is_better: first.metric.lower_is_better,
+        },
         model: models.join("; "),
         methods,
         scores,
-        floors: first.floor.countries.iter().map(|(c, v)| (*c, *v)).collect(),
+        floors: first
+            .floor
+            .countries
+            .iter()
+            .map(|(c, v)| (*c, *v))
+            .collect(),
         floor_label: first.floor.label.clone(),
         bootstrap: vec![],
         same_as_parent: vec![],
@@ -156,12 +184,26 @@ mod tests {
         let usa = CountryCode::new("USA").unwrap();
         ReportInput {
             benchmark: bench.into(),
-            metric: MetricInfo { name: "MIS", lower_is_better: true },
+            metric: MetricInfo {
+                name: "MIS",
+                lower_is_better: true,
+            },
             model: "m.gguf".into(),
             methods: methods.iter().map(|(m, _)| m.to_string()).collect(),
             scores: methods
                 .iter()
-                .map(|(m, v)| (m.to_string(), CountryScore { country: usa, value: *v, n_items: 30, components: vec![], secondary: vec![("jsd".into(), 0.1)] }))
+                .map(|(m, v)| {
+                    (
+                        m.to_string(),
+                        CountryScore {
+                            country: usa,
+                            value: *v,
+                            n_items: 30,
+                            components: vec![],
+                            secondary: vec![("jsd".into(), 0.1)],
+                        },
+                    )
+                })
                 .collect(),
             floors: vec![(usa, floor)],
             floor_label: "uniform (p = 1/n)".into(),
@@ -179,19 +221,45 @@ mod tests {
 
     #[test]
     fn runs_of_one_benchmark_share_a_table_and_mixes_are_refused() {
-        let (_a, a) = written(&run("multitp-disca", 0.5, &[("vanilla", 0.55), ("disca", 0.46), ("disca+prior", 0.46)]));
+        let (_a, a) = written(&run(
+            "multitp-disca",
+            0.5,
+            &[("vanilla", 0.55), ("disca", 0.46), ("disca+prior", 0.46)],
+        ));
         let (_b, b) = written(&run("multitp-disca", 0.5, &[("vanilla", 0.44)]));
-        let (input, notes) = compare_runs(&[("gemma".into(), a.clone()), ("smol".into(), b)]).unwrap();
-        assert_eq!(input.methods, ["gemma: vanilla", "gemma: disca", "smol: vanilla"], "views equal to their method are left out");
+        let (input, notes) =
+            compare_runs(&[("gemma".into(), a.clone()), ("smol".into(), b)]).unwrap();
+        assert_eq!(
+            input.methods,
+            ["gemma: vanilla", "gemma: disca", "smol: vanilla"],
+            "views equal to their method are left out"
+        );
         assert!(notes.is_empty());
         let md = crate::report::render_summary(&input);
-        assert!(md.contains("| USA | 0.550 | 0.460 | **0.440** | 0.500 | 30 |"), "{md}");
+        assert!(
+            md.contains("| USA | 0.550 | 0.460 | **0.440** | 0.500 | 30 |"),
+            "{md}"
+        );
         let (_c, c) = written(&run("goqa", 0.9, &[("vanilla", 0.8)]));
-        let e = compare_runs(&[("gemma".into(), a.clone()), ("g".into(), c)]).unwrap_err().to_string();
-        assert!(e.contains("g holds goqa results and gemma multitp-disca"), "{e}");
+        let e = compare_runs(&[("gemma".into(), a.clone()), ("g".into(), c)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("g holds goqa results and gemma multitp-disca"),
+            "{e}"
+        );
         let (_d, d) = written(&run("multitp-disca", 0.45, &[("vanilla", 0.5)]));
-        assert_eq!(compare_runs(&[("gemma".into(), a), ("other".into(), d)]).unwrap().1.len(), 1, "differing floors are noted");
-        let e = load_scores(Path::new("/nonexistent-run-dir")).unwrap_err().to_string();
+        assert_eq!(
+            compare_runs(&[("gemma".into(), a), ("other".into(), d)])
+                .unwrap()
+                .1
+                .len(),
+            1,
+            "differing floors are noted"
+        );
+        let e = load_scores(Path::new("/nonexistent-run-dir"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no scores.json"), "{e}");
     }
 }

@@ -37,9 +37,13 @@ use std::str::FromStr;
 
 use crate::{unknown_country, BenchError, Benchmark, CountryScore, ItemRecord, MetricInfo};
 use culturesteer_core::metrics::s_align::argmax_agrees;
-use culturesteer_core::metrics::{modular_pluralism_distance, s_align, JsMeasure, LogBase, SAlignVariant};
+use culturesteer_core::metrics::{
+    modular_pluralism_distance, s_align, JsMeasure, LogBase, SAlignVariant,
+};
 use culturesteer_core::CountryCode;
-use culturesteer_data::goqa::{parse_country_label, GlobalOpinionQa, GoqaQuestion, GoqaSource, GOQA_SUBSET};
+use culturesteer_data::goqa::{
+    parse_country_label, GlobalOpinionQa, GoqaQuestion, GoqaSource, GOQA_SUBSET,
+};
 use culturesteer_data::DataSource;
 use culturesteer_methods::{Country, Item, PromptSpec, Question, Readout};
 use serde::{Deserialize, Serialize};
@@ -70,7 +74,11 @@ pub const PALETTE_18: [&str; 18] = [
 ///
 /// Callers must pass at most five options (letters A–E); extra options are not lettered.
 pub fn mp_question_block(question: &str, options: &[String]) -> String {
-    let opts: Vec<String> = options.iter().zip(LETTERS).map(|(o, l)| format!("{l}. {o}")).collect();
+    let opts: Vec<String> = options
+        .iter()
+        .zip(LETTERS)
+        .map(|(o, l)| format!("{l}. {o}"))
+        .collect();
     format!("Question: {question}\nOptions: {}\nAnswer:", opts.join(" "))
 }
 
@@ -115,12 +123,19 @@ impl FromStr for GoqaReader {
     type Err = BenchError;
     /// `top-k` (k = 10), `top-k:N`, or `next-token`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BenchError::Invalid(format!("unknown GOQA reader {s:?} (top-k, top-k:N, next-token)"));
+        let bad = || {
+            BenchError::Invalid(format!(
+                "unknown GOQA reader {s:?} (top-k, top-k:N, next-token)"
+            ))
+        };
         match s {
             "top-k" | "topk" => Ok(GoqaReader::default()),
             "next-token" | "next_token" => Ok(GoqaReader::NextToken),
             _ => {
-                let n = s.strip_prefix("top-k:").or_else(|| s.strip_prefix("topk:")).ok_or_else(bad)?;
+                let n = s
+                    .strip_prefix("top-k:")
+                    .or_else(|| s.strip_prefix("topk:"))
+                    .ok_or_else(bad)?;
                 let k: usize = n.parse().map_err(|_| bad())?;
                 Ok(GoqaReader::TopK { k })
             }
@@ -145,8 +160,12 @@ pub enum SAlignMode {
 
 impl SAlignMode {
     /// Every mode, default first.
-    pub const ALL: [SAlignMode; 4] =
-        [SAlignMode::JsDivergenceE, SAlignMode::JsDivergence2, SAlignMode::JsDistanceE, SAlignMode::JsDistance2];
+    pub const ALL: [SAlignMode; 4] = [
+        SAlignMode::JsDivergenceE,
+        SAlignMode::JsDivergence2,
+        SAlignMode::JsDistanceE,
+        SAlignMode::JsDistance2,
+    ];
 
     /// The core metric variant.
     pub fn variant(self) -> SAlignVariant {
@@ -188,10 +207,16 @@ impl fmt::Display for SAlignMode {
 impl FromStr for SAlignMode {
     type Err = BenchError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SAlignMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            let valid: Vec<&str> = SAlignMode::ALL.iter().map(|m| m.as_str()).collect();
-            BenchError::Invalid(format!("unknown S_align variant {s:?} ({})", valid.join(", ")))
-        })
+        SAlignMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = SAlignMode::ALL.iter().map(|m| m.as_str()).collect();
+                BenchError::Invalid(format!(
+                    "unknown S_align variant {s:?} ({})",
+                    valid.join(", ")
+                ))
+            })
     }
 }
 
@@ -218,8 +243,12 @@ pub struct GoqaMeta {
 }
 
 fn meta_of(r: &ItemRecord) -> Result<GoqaMeta, BenchError> {
-    serde_json::from_value(r.meta.clone())
-        .map_err(|e| BenchError::Invalid(format!("goqa record {} of {}: bad meta ({e})", r.item_id, r.country)))
+    serde_json::from_value(r.meta.clone()).map_err(|e| {
+        BenchError::Invalid(format!(
+            "goqa record {} of {}: bad meta ({e})",
+            r.item_id, r.country
+        ))
+    })
 }
 
 /// The GlobalOpinionQA benchmark.
@@ -263,11 +292,17 @@ impl Goqa {
         let names = counts
             .into_iter()
             .filter_map(|(c, m)| {
-                let best = m.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
+                let best = m
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
                 Some((c, best.0.clone()))
             })
             .collect();
-        Ok(Self { data, names, options })
+        Ok(Self {
+            data,
+            names,
+            options,
+        })
     }
 
     /// The options in use.
@@ -277,23 +312,37 @@ impl Goqa {
 
     fn readout(&self, n: usize) -> Readout {
         match self.options.reader {
-            GoqaReader::TopK { k } => Readout::TopKLabels { labels: LETTERS[..n].iter().map(|l| l.to_string()).collect(), k },
-            GoqaReader::NextToken => Readout::NextToken { labels: LETTERS[..n].iter().map(|l| format!(" {l}")).collect() },
+            GoqaReader::TopK { k } => Readout::TopKLabels {
+                labels: LETTERS[..n].iter().map(|l| l.to_string()).collect(),
+                k,
+            },
+            GoqaReader::NextToken => Readout::NextToken {
+                labels: LETTERS[..n].iter().map(|l| format!(" {l}")).collect(),
+            },
         }
     }
 }
 
 /// Scores GOQA records: mean `S_align` with `mode`, plus MP's distance and argmax agreement.
-pub fn score_goqa(country: CountryCode, records: &[ItemRecord], mode: SAlignMode) -> Result<CountryScore, BenchError> {
+pub fn score_goqa(
+    country: CountryCode,
+    records: &[ItemRecord],
+    mode: SAlignMode,
+) -> Result<CountryScore, BenchError> {
     if records.is_empty() {
-        return Err(BenchError::Invalid(format!("{country}: no answered GOQA items to score")));
+        return Err(BenchError::Invalid(format!(
+            "{country}: no answered GOQA items to score"
+        )));
     }
     let variant = mode.variant();
     let (mut s_sum, mut d_sum, mut agree) = (0.0, 0.0, 0usize);
     let mut by_source: BTreeMap<&'static str, (f64, usize)> = BTreeMap::new();
     for r in records {
         if r.country != country {
-            return Err(BenchError::Invalid(format!("goqa record {} is for {}, not {country}", r.item_id, r.country)));
+            return Err(BenchError::Invalid(format!(
+                "goqa record {} is for {}, not {country}",
+                r.item_id, r.country
+            )));
         }
         let m = meta_of(r)?;
         if m.human.len() != r.probs.len() {
@@ -304,7 +353,9 @@ pub fn score_goqa(country: CountryCode, records: &[ItemRecord], mode: SAlignMode
                 m.human.len()
             )));
         }
-        let bad = |e: culturesteer_core::MetricError| BenchError::Invalid(format!("goqa record {} of {country}: {e}", r.item_id));
+        let bad = |e: culturesteer_core::MetricError| {
+            BenchError::Invalid(format!("goqa record {} of {country}: {e}", r.item_id))
+        };
         let s = s_align(&m.human, &r.probs, variant).map_err(bad)?;
         s_sum += s;
         d_sum += modular_pluralism_distance(&m.human, &r.probs).map_err(bad)?;
@@ -318,9 +369,22 @@ pub fn score_goqa(country: CountryCode, records: &[ItemRecord], mode: SAlignMode
         e.1 += 1;
     }
     let n = records.len() as f64;
-    let mut secondary = vec![("mp_js_distance".to_string(), d_sum / n), ("argmax_agreement".to_string(), agree as f64 / n)];
-    secondary.extend(by_source.into_iter().map(|(k, (s, c))| (k.to_string(), s / c as f64)));
-    Ok(CountryScore { country, value: s_sum / n, n_items: records.len(), components: vec![], secondary })
+    let mut secondary = vec![
+        ("mp_js_distance".to_string(), d_sum / n),
+        ("argmax_agreement".to_string(), agree as f64 / n),
+    ];
+    secondary.extend(
+        by_source
+            .into_iter()
+            .map(|(k, (s, c))| (k.to_string(), s / c as f64)),
+    );
+    Ok(CountryScore {
+        country,
+        value: s_sum / n,
+        n_items: records.len(),
+        components: vec![],
+        secondary,
+    })
 }
 
 impl Benchmark for Goqa {
@@ -328,40 +392,78 @@ impl Benchmark for Goqa {
         "goqa"
     }
     fn metric(&self) -> MetricInfo {
-        MetricInfo { name: "S_align", lower_is_better: false }
+        MetricInfo {
+            name: "S_align",
+            lower_is_better: false,
+        }
     }
     fn countries(&self) -> Vec<CountryCode> {
         self.names.keys().copied().collect()
     }
     fn default_countries(&self) -> Vec<CountryCode> {
-        PALETTE_18.iter().filter_map(|c| CountryCode::new(c).ok()).filter(|c| self.names.contains_key(c)).collect()
+        PALETTE_18
+            .iter()
+            .filter_map(|c| CountryCode::new(c).ok())
+            .filter(|c| self.names.contains_key(c))
+            .collect()
     }
     fn country(&self, code: CountryCode) -> Result<Country, BenchError> {
-        let name = self.names.get(&code).ok_or_else(|| unknown_country(self, code.as_str()))?;
-        Ok(Country { code, name: name.clone() })
+        let name = self
+            .names
+            .get(&code)
+            .ok_or_else(|| unknown_country(self, code.as_str()))?;
+        Ok(Country {
+            code,
+            name: name.clone(),
+        })
     }
     fn items(&self, country: &Country) -> Result<Vec<Item>, BenchError> {
         if !self.names.contains_key(&country.code) {
             return Err(unknown_country(self, country.code.as_str()));
         }
-        let mut pairs: Vec<_> = self.data.items_for(country.code)?.into_iter().filter(|(q, _)| evaluable(q)).collect();
+        let mut pairs: Vec<_> = self
+            .data
+            .items_for(country.code)?
+            .into_iter()
+            .filter(|(q, _)| evaluable(q))
+            .collect();
         pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let instruction = mp_country_instruction(&country.name);
         let items = pairs
             .into_iter()
             .map(|(q, d)| {
                 let block = mp_question_block(&q.question, &q.options);
-                let meta = GoqaMeta { question_id: q.id.clone(), source: q.source, label: d.label.clone(), human: d.normalized() };
+                let meta = GoqaMeta {
+                    question_id: q.id.clone(),
+                    source: q.source,
+                    label: d.label.clone(),
+                    human: d.normalized(),
+                };
                 Item {
                     id: q.id.clone(),
                     question: Question {
-                        stem: block.strip_suffix("\nAnswer:").unwrap_or(&block).to_string(),
+                        stem: block
+                            .strip_suffix("\nAnswer:")
+                            .unwrap_or(&block)
+                            .to_string(),
                         options: q.options.clone(),
-                        labels: LETTERS.iter().take(q.options.len()).map(|l| l.to_string()).collect(),
+                        labels: LETTERS
+                            .iter()
+                            .take(q.options.len())
+                            .map(|l| l.to_string())
+                            .collect(),
                         cue: "Answer:".into(),
                     },
-                    prompt: PromptSpec { system: None, user: block.clone(), chat: false },
-                    country_prompt: PromptSpec { system: Some(instruction.clone()), user: block, chat: false },
+                    prompt: PromptSpec {
+                        system: None,
+                        user: block.clone(),
+                        chat: false,
+                    },
+                    country_prompt: PromptSpec {
+                        system: Some(instruction.clone()),
+                        user: block,
+                        chat: false,
+                    },
                     swapped: None,
                     dimension: None,
                     readout: self.readout(q.options.len()),
@@ -403,7 +505,12 @@ mod tests {
             item_id: id.into(),
             logprobs: probs.iter().map(|p| p.ln()).collect(),
             probs,
-            meta: json!(GoqaMeta { question_id: id.into(), source, label: "United States".into(), human }),
+            meta: json!(GoqaMeta {
+                question_id: id.into(),
+                source,
+                label: "United States".into(),
+                human
+            }),
             prompt_id: String::new(),
             options: vec![],
             diagnostics: serde_json::Value::Null,
@@ -412,7 +519,11 @@ mod tests {
 
     #[test]
     fn block_matches_modular_pluralism_exactly() {
-        let opts = vec!["Approve".to_string(), "Disapprove".to_string(), "DK/Refused".to_string()];
+        let opts = vec![
+            "Approve".to_string(),
+            "Disapprove".to_string(),
+            "DK/Refused".to_string(),
+        ];
         let q = "Thinking about some issues, do you approve or disapprove of the way the European Union is dealing with ____? b. the refugee issue";
         // Verbatim from MP's distributional_test_globalopinionqa_small.json (id 17595).
         assert_eq!(
@@ -429,13 +540,22 @@ mod tests {
     fn hand_computed_s_align_and_secondaries() {
         let recs = vec![
             rec("a", GoqaSource::Gas, vec![0.5, 0.5], vec![1.0, 0.0]),
-            rec("b", GoqaSource::Wvs, vec![0.2, 0.3, 0.5], vec![0.2, 0.3, 0.5]),
+            rec(
+                "b",
+                GoqaSource::Wvs,
+                vec![0.2, 0.3, 0.5],
+                vec![0.2, 0.3, 0.5],
+            ),
         ];
         let s = score_goqa(usa(), &recs, SAlignMode::default()).unwrap();
         // JS((½,½),(1,0)) = ¾ ln(4/3) nats; identical distributions give 0.
         let d = 0.75 * (4.0f64 / 3.0).ln();
         let want_a = (1.0 - d) * 100.0;
-        assert!((s.value - (want_a + 100.0) / 2.0).abs() < 1e-12, "{}", s.value);
+        assert!(
+            (s.value - (want_a + 100.0) / 2.0).abs() < 1e-12,
+            "{}",
+            s.value
+        );
         assert_eq!(s.n_items, 2);
         let sec: BTreeMap<_, _> = s.secondary.iter().cloned().collect();
         assert!((sec["mp_js_distance"] - d.sqrt() / 2.0).abs() < 1e-12);
@@ -464,26 +584,51 @@ mod tests {
     #[test]
     fn bad_records_are_clear_errors() {
         let r = rec("a", GoqaSource::Gas, vec![0.5, 0.5], vec![0.2, 0.3, 0.5]);
-        let e = score_goqa(usa(), &[r], SAlignMode::default()).unwrap_err().to_string();
+        let e = score_goqa(usa(), &[r], SAlignMode::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("3 probabilities for 2 options"), "{e}");
         assert!(score_goqa(usa(), &[], SAlignMode::default()).is_err());
         let mut r = rec("a", GoqaSource::Gas, vec![0.5, 0.5], vec![0.5, 0.5]);
         r.meta = json!({"x": 1});
-        assert!(score_goqa(usa(), &[r], SAlignMode::default()).unwrap_err().to_string().contains("bad meta"));
+        assert!(score_goqa(usa(), &[r], SAlignMode::default())
+            .unwrap_err()
+            .to_string()
+            .contains("bad meta"));
     }
 
     #[test]
     fn option_parsing() {
-        assert_eq!("top-k".parse::<GoqaReader>().unwrap(), GoqaReader::TopK { k: 10 });
-        assert_eq!("top-k:20".parse::<GoqaReader>().unwrap(), GoqaReader::TopK { k: 20 });
-        assert_eq!("next-token".parse::<GoqaReader>().unwrap(), GoqaReader::NextToken);
+        assert_eq!(
+            "top-k".parse::<GoqaReader>().unwrap(),
+            GoqaReader::TopK { k: 10 }
+        );
+        assert_eq!(
+            "top-k:20".parse::<GoqaReader>().unwrap(),
+            GoqaReader::TopK { k: 20 }
+        );
+        assert_eq!(
+            "next-token".parse::<GoqaReader>().unwrap(),
+            GoqaReader::NextToken
+        );
         assert!("top-k:x".parse::<GoqaReader>().is_err());
         for m in SAlignMode::ALL {
             assert_eq!(m.as_str().parse::<SAlignMode>().unwrap(), m);
             assert_eq!(SAlignMode::from_variant(m.variant()), m);
         }
         assert_eq!(SAlignMode::default().variant(), SAlignVariant::default());
-        assert!("js".parse::<SAlignMode>().unwrap_err().to_string().contains("js-distance-e"));
-        assert!(Goqa::load(&DataSource::Embedded, GoqaOptions { reader: GoqaReader::TopK { k: 0 }, ..Default::default() }).is_err());
+        assert!("js"
+            .parse::<SAlignMode>()
+            .unwrap_err()
+            .to_string()
+            .contains("js-distance-e"));
+        assert!(Goqa::load(
+            &DataSource::Embedded,
+            GoqaOptions {
+                reader: GoqaReader::TopK { k: 0 },
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 }

@@ -78,15 +78,26 @@ pub enum BenchError {
     #[error(transparent)]
     Method(#[from] MethodError),
     #[error("unknown country {code} for {bench}; valid: {valid}")]
-    UnknownCountry { bench: String, code: String, valid: String },
+    UnknownCountry {
+        bench: String,
+        code: String,
+        valid: String,
+    },
     #[error("{country} has no human data in {bench}")]
     NoHumanData { bench: String, country: String },
     #[error("{0}")]
     Invalid(String),
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} line {line}: {what}")]
-    Results { path: String, line: usize, what: String },
+    Results {
+        path: String,
+        line: usize,
+        what: String,
+    },
     #[error("{0}")]
     Manifest(String),
 }
@@ -119,5 +130,9 @@ pub trait Benchmark {
 /// Builds the "unknown country" error with the benchmark's valid codes.
 pub fn unknown_country(bench: &dyn Benchmark, code: &str) -> BenchError {
     let valid: Vec<String> = bench.countries().iter().map(|c| c.to_string()).collect();
-    BenchError::UnknownCountry { bench: bench.name().into(), code: code.into(), valid: valid.join(",") }
+    BenchError::UnknownCountry {
+        bench: bench.name().into(),
+        code: code.into(),
+        valid: valid.join(","),
+    }
 }

@@ -12,14 +12,18 @@
 //!
 //! MIS = ‖m − h‖₂ over the six dimensions on the 0–1 scale, h = (1 + AMCE) / 2.
 
-use crate::{unknown_country, BenchError, Benchmark, Component, CountryScore, ItemRecord, MetricInfo};
+use crate::{
+    unknown_country, BenchError, Benchmark, Component, CountryScore, ItemRecord, MetricInfo,
+};
 use culturesteer_core::metrics::{disca_jsd, mis, model_preference, pearson};
 use culturesteer_core::{CountryCode, MoralDimension, MoralVector};
 use culturesteer_data::disca::{load_scenario_pool, DiscaHumanTargets};
 use culturesteer_data::moral_machine::MoralMachinePreferences;
 use culturesteer_data::multitp::{load_multitp_spec, load_vignettes, MultitpSpec, Side, Vignette};
 use culturesteer_data::DataSource;
-use culturesteer_methods::{AnswerParser, Country, Item, MatchRule, PrefixMatch, PromptSpec, Question, Readout};
+use culturesteer_methods::{
+    AnswerParser, Country, Item, MatchRule, PrefixMatch, PromptSpec, Question, Readout,
+};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -65,8 +69,12 @@ struct Meta {
 }
 
 fn meta_of(r: &ItemRecord) -> Result<Meta, BenchError> {
-    serde_json::from_value(r.meta.clone())
-        .map_err(|e| BenchError::Invalid(format!("record {} of {}: bad meta ({e})", r.item_id, r.country)))
+    serde_json::from_value(r.meta.clone()).map_err(|e| {
+        BenchError::Invalid(format!(
+            "record {} of {}: bad meta ({e})",
+            r.item_id, r.country
+        ))
+    })
 }
 
 /// How the per-dimension preference is aggregated from item answers.
@@ -96,14 +104,20 @@ fn score_moral(
             undecided += 1;
             continue;
         }
-        let p = *r.probs.get(m.preferred).ok_or_else(|| BenchError::Invalid(format!("record {}: no option {}", r.item_id, m.preferred)))?;
+        let p = *r.probs.get(m.preferred).ok_or_else(|| {
+            BenchError::Invalid(format!("record {}: no option {}", r.item_id, m.preferred))
+        })?;
         let v = match aggregation {
             Aggregation::Probability => p,
             Aggregation::Choice => {
                 let best = r.probs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 // Ties count half.
                 let n_best = r.probs.iter().filter(|&&q| q == best).count() as f64;
-                if p == best { 1.0 / n_best } else { 0.0 }
+                if p == best {
+                    1.0 / n_best
+                } else {
+                    0.0
+                }
             }
         };
         rows.push((m.dimension, v));
@@ -117,18 +131,35 @@ fn score_moral(
         return Err(BenchError::Invalid(format!(
             "{country}: no decided item for {} yet (raise --limit{})",
             missing.join(", "),
-            if undecided > 0 { format!("; {undecided} generated answers picked no side") } else { String::new() }
+            if undecided > 0 {
+                format!("; {undecided} generated answers picked no side")
+            } else {
+                String::new()
+            }
         )));
     }
     let model = model_preference(rows.clone()).map_err(|e| BenchError::Invalid(e.to_string()))?;
     let mut secondary = Vec::new();
     if undecided > 0 {
-        secondary.push(("undecided_share".to_string(), undecided as f64 / records.len() as f64));
+        secondary.push((
+            "undecided_share".to_string(),
+            undecided as f64 / records.len() as f64,
+        ));
     }
     // DISCA's positional debiasing: the share of items asked in both label orders.
-    let flagged: Vec<bool> = records.iter().filter_map(|r| r.diagnostics.get("debiased").and_then(serde_json::Value::as_bool)).collect();
+    let flagged: Vec<bool> = records
+        .iter()
+        .filter_map(|r| {
+            r.diagnostics
+                .get("debiased")
+                .and_then(serde_json::Value::as_bool)
+        })
+        .collect();
     if !flagged.is_empty() {
-        secondary.push(("debiased_share".to_string(), flagged.iter().filter(|&&d| d).count() as f64 / records.len() as f64));
+        secondary.push((
+            "debiased_share".to_string(),
+            flagged.iter().filter(|&&d| d).count() as f64 / records.len() as f64,
+        ));
     }
     // The base agent under both label orders: picking the same letter both times means the
     // position, not the content, decided (a content-reading model changes its letter).
@@ -141,7 +172,10 @@ fn score_moral(
         })
         .collect();
     if !kept.is_empty() {
-        secondary.push(("same_letter_both_orders".to_string(), kept.iter().filter(|&&k| k).count() as f64 / kept.len() as f64));
+        secondary.push((
+            "same_letter_both_orders".to_string(),
+            kept.iter().filter(|&&k| k).count() as f64 / kept.len() as f64,
+        ));
     }
     if let Ok(r) = pearson(model.as_slice(), human.as_slice()) {
         secondary.push(("pearson_r".to_string(), r));
@@ -164,7 +198,11 @@ fn score_moral(
         n_items: records.len(),
         components: MoralDimension::ALL
             .iter()
-            .map(|&d| Component { name: d.criterion().to_string(), model: model.get(d), human: Some(human.get(d)) })
+            .map(|&d| Component {
+                name: d.criterion().to_string(),
+                model: model.get(d),
+                human: Some(human.get(d)),
+            })
             .collect(),
         secondary,
     })
@@ -206,16 +244,34 @@ fn default_max_tokens() -> usize {
 
 impl Default for MultiTpOptions {
     fn default() -> Self {
-        Self { system_role: "normal".into(), chat: true, aggregation: Aggregation::Choice, reader: MultiTpReader::Continuation, max_tokens: default_max_tokens() }
+        Self {
+            system_role: "normal".into(),
+            chat: true,
+            aggregation: Aggregation::Choice,
+            reader: MultiTpReader::Continuation,
+            max_tokens: default_max_tokens(),
+        }
     }
 }
 
 /// Leading strings MultiTP strips, in order, before matching (specs/multitp.md §1.5).
-const STRIP_PREFIXES: [&str; 9] =
-    ["which one?", "i think ", "with ", "to choose ", "to ", "the lives of the ", "the life of the ", "the group of ", "the "];
+const STRIP_PREFIXES: [&str; 9] = [
+    "which one?",
+    "i think ",
+    "with ",
+    "to choose ",
+    "to ",
+    "the lives of the ",
+    "the life of the ",
+    "the group of ",
+    "the ",
+];
 
 fn without_article(t: &str) -> &str {
-    ["one ", "a ", "an "].iter().find_map(|a| t.strip_prefix(a)).unwrap_or(t)
+    ["one ", "a ", "an "]
+        .iter()
+        .find_map(|a| t.strip_prefix(a))
+        .unwrap_or(t)
 }
 
 /// MultiTP's direct-match parser for one vignette (left = option 0, right = option 1).
@@ -238,10 +294,29 @@ pub fn direct_match_parser(v: &Vignette, literal_neither: &[String]) -> AnswerPa
         cut_markers: vec!["and sacrifice".into()],
         strip_prefixes: STRIP_PREFIXES.iter().map(|s| s.to_string()).collect(),
         rules: vec![
-            MatchRule { outcome: "left".into(), option: Some(0), candidates: side(l, &v.left_character) },
-            MatchRule { outcome: "right".into(), option: Some(1), candidates: side(r, &v.right_character) },
-            MatchRule { outcome: "either".into(), option: None, candidates: vec![format!("{l} or {r}"), format!("{l} or the {}", without_article(r))] },
-            MatchRule { outcome: "neither".into(), option: None, candidates: neither },
+            MatchRule {
+                outcome: "left".into(),
+                option: Some(0),
+                candidates: side(l, &v.left_character),
+            },
+            MatchRule {
+                outcome: "right".into(),
+                option: Some(1),
+                candidates: side(r, &v.right_character),
+            },
+            MatchRule {
+                outcome: "either".into(),
+                option: None,
+                candidates: vec![
+                    format!("{l} or {r}"),
+                    format!("{l} or the {}", without_article(r)),
+                ],
+            },
+            MatchRule {
+                outcome: "neither".into(),
+                option: None,
+                candidates: neither,
+            },
         ],
     })
 }
@@ -258,9 +333,17 @@ impl MultiTp {
     pub fn load(source: &DataSource, options: MultiTpOptions) -> Result<Self, BenchError> {
         let spec = load_multitp_spec(source)?;
         if !["normal", "default", "expert"].contains(&options.system_role.as_str()) {
-            return Err(BenchError::Invalid(format!("unknown MultiTP system role {:?} (normal, default, expert)", options.system_role)));
+            return Err(BenchError::Invalid(format!(
+                "unknown MultiTP system role {:?} (normal, default, expert)",
+                options.system_role
+            )));
         }
-        Ok(Self { vignettes: load_vignettes(source)?, spec, humans: MoralMachinePreferences::load(source)?, options })
+        Ok(Self {
+            vignettes: load_vignettes(source)?,
+            spec,
+            humans: MoralMachinePreferences::load(source)?,
+            options,
+        })
     }
 
     fn system_text(&self) -> String {
@@ -274,9 +357,17 @@ impl MultiTp {
     fn spec_for(&self, user: String) -> PromptSpec {
         let sys = self.system_text();
         if self.options.chat {
-            PromptSpec { system: Some(sys), user, chat: true }
+            PromptSpec {
+                system: Some(sys),
+                user,
+                chat: true,
+            }
         } else {
-            PromptSpec { system: Some(format!("{sys}\n")), user, chat: false }
+            PromptSpec {
+                system: Some(format!("{sys}\n")),
+                user,
+                chat: false,
+            }
         }
     }
 }
@@ -286,21 +377,38 @@ impl Benchmark for MultiTp {
         "multitp"
     }
     fn metric(&self) -> MetricInfo {
-        MetricInfo { name: "MIS", lower_is_better: true }
+        MetricInfo {
+            name: "MIS",
+            lower_is_better: true,
+        }
     }
     fn countries(&self) -> Vec<CountryCode> {
         self.humans.countries()
     }
     fn default_countries(&self) -> Vec<CountryCode> {
-        ["USA", "DEU", "JPN", "BRA", "IND", "NGA"].iter().filter_map(|c| CountryCode::new(c).ok()).filter(|c| self.humans.get(*c).is_ok()).collect()
+        ["USA", "DEU", "JPN", "BRA", "IND", "NGA"]
+            .iter()
+            .filter_map(|c| CountryCode::new(c).ok())
+            .filter(|c| self.humans.get(*c).is_ok())
+            .collect()
     }
     fn country(&self, code: CountryCode) -> Result<Country, BenchError> {
-        let p = self.humans.get(code).map_err(|_| unknown_country(self, code.as_str()))?;
-        Ok(Country { code, name: p.country_name.clone() })
+        let p = self
+            .humans
+            .get(code)
+            .map_err(|_| unknown_country(self, code.as_str()))?;
+        Ok(Country {
+            code,
+            name: p.country_name.clone(),
+        })
     }
     fn items(&self, country: &Country) -> Result<Vec<Item>, BenchError> {
         let start = &self.spec.templates.scenario_start_original;
-        let variant = self.spec.templates.country_variant_start.replace("{country_name}", &country.name);
+        let variant = self
+            .spec
+            .templates
+            .country_variant_start
+            .replace("{country_name}", &country.name);
         // The spec lists the templated candidate first ("<left> and the <right>"), then literals.
         let literal_neither: Vec<String> = self
             .spec
@@ -313,11 +421,17 @@ impl Benchmark for MultiTp {
         let mut items = Vec::with_capacity(self.vignettes.len());
         for v in &self.vignettes {
             if !v.prompt.starts_with(start.as_str()) {
-                return Err(BenchError::Invalid(format!("vignette {} does not start with the original template start", v.id)));
+                return Err(BenchError::Invalid(format!(
+                    "vignette {} does not start with the original template start",
+                    v.id
+                )));
             }
             let country_prompt = format!("{variant}{}", &v.prompt[start.len()..]);
             let lead = if self.options.chat { "" } else { " " };
-            let texts = vec![format!("{lead}{}", v.left_group), format!("{lead}{}", v.right_group)];
+            let texts = vec![
+                format!("{lead}{}", v.left_group),
+                format!("{lead}{}", v.right_group),
+            ];
             let readout = match self.options.reader {
                 MultiTpReader::Continuation => Readout::Continuation { texts },
                 MultiTpReader::GenerateParse => Readout::Generate {
@@ -346,7 +460,10 @@ impl Benchmark for MultiTp {
                     dimension: Some(v.dimension),
                     readout,
                     temperature: 1.0,
-                    meta: json!(Meta { dimension: v.dimension, preferred }),
+                    meta: json!(Meta {
+                        dimension: v.dimension,
+                        preferred
+                    }),
                 },
             ));
         }
@@ -360,7 +477,11 @@ impl Benchmark for MultiTp {
         json!(self.options)
     }
     fn data_files(&self) -> Vec<String> {
-        vec!["multitp/vignettes_en.jsonl".into(), "multitp/multitp_spec.json".into(), "moral_machine/country_preferences.csv".into()]
+        vec![
+            "multitp/vignettes_en.jsonl".into(),
+            "multitp/multitp_spec.json".into(),
+            "moral_machine/country_preferences.csv".into(),
+        ]
     }
 }
 
@@ -395,18 +516,29 @@ impl PoolScenario {
     /// Splits a pool's scenario text; `None` when it does not have the six-line layout.
     pub fn parse(text: &str) -> Option<Self> {
         let lines: Vec<&str> = text.split('\n').collect();
-        let [opening, "", a, b, "", closing] = lines.as_slice() else { return None };
+        let [opening, "", a, b, "", closing] = lines.as_slice() else {
+            return None;
+        };
         let option = |line: &str| -> Option<(String, String, String)> {
             let (labels, desc) = line.split_once(": ")?;
             let (lane, group) = labels.split_once(" — ")?;
             Some((lane.to_string(), group.to_string(), desc.to_string()))
         };
         let (left, right) = (option(a)?, option(b)?);
-        (left.0 != right.0 && left.1 != right.1).then(|| Self { opening: opening.to_string(), left, right, closing: closing.to_string() })
+        (left.0 != right.0 && left.1 != right.1).then(|| Self {
+            opening: opening.to_string(),
+            left,
+            right,
+            closing: closing.to_string(),
+        })
     }
 
     fn render(&self, swap: bool) -> String {
-        let (la, lb) = if swap { (&self.right, &self.left) } else { (&self.left, &self.right) };
+        let (la, lb) = if swap {
+            (&self.right, &self.left)
+        } else {
+            (&self.left, &self.right)
+        };
         format!(
             "{}\n\n{} — {}: {}\n{} — {}: {}\n\n{}",
             self.opening, la.0, la.1, self.left.2, lb.0, lb.1, self.right.2, self.closing
@@ -437,7 +569,9 @@ pub struct MultiTpDiscaOptions {
 
 impl Default for MultiTpDiscaOptions {
     fn default() -> Self {
-        Self { decision_temperature: 0.5 }
+        Self {
+            decision_temperature: 0.5,
+        }
     }
 }
 
@@ -452,9 +586,16 @@ pub struct MultiTpDisca {
 impl MultiTpDisca {
     pub fn load(source: &DataSource, options: MultiTpDiscaOptions) -> Result<Self, BenchError> {
         if !(options.decision_temperature > 0.0) {
-            return Err(BenchError::Invalid("decision temperature must be positive".into()));
+            return Err(BenchError::Invalid(
+                "decision temperature must be positive".into(),
+            ));
         }
-        Ok(Self { source: source.clone(), targets: DiscaHumanTargets::load(source)?, names: MoralMachinePreferences::load(source)?, options })
+        Ok(Self {
+            source: source.clone(),
+            targets: DiscaHumanTargets::load(source)?,
+            names: MoralMachinePreferences::load(source)?,
+            options,
+        })
     }
 }
 
@@ -463,7 +604,10 @@ impl Benchmark for MultiTpDisca {
         "multitp-disca"
     }
     fn metric(&self) -> MetricInfo {
-        MetricInfo { name: "MIS", lower_is_better: true }
+        MetricInfo {
+            name: "MIS",
+            lower_is_better: true,
+        }
     }
     fn countries(&self) -> Vec<CountryCode> {
         self.targets.countries()
@@ -475,12 +619,19 @@ impl Benchmark for MultiTpDisca {
         if self.targets.get(code).is_err() {
             return Err(unknown_country(self, code.as_str()));
         }
-        let name = self.names.get(code).map(|p| p.country_name.clone()).unwrap_or_else(|_| code.to_string());
+        let name = self
+            .names
+            .get(code)
+            .map(|p| p.country_name.clone())
+            .unwrap_or_else(|_| code.to_string());
         Ok(Country { code, name })
     }
     fn items(&self, country: &Country) -> Result<Vec<Item>, BenchError> {
         let pool = load_scenario_pool(&self.source, country.code)?;
-        let file = format!("disca_reference/scenarios/{}_{}.csv", country.code, pool.lang);
+        let file = format!(
+            "disca_reference/scenarios/{}_{}.csv",
+            country.code, pool.lang
+        );
         // Pool order: `--limit N` takes the first N rows, as in the authors' per-scenario files,
         // and the country prior walks the items in this order.
         pool.scenarios
@@ -528,7 +679,10 @@ impl Benchmark for MultiTpDisca {
     fn data_files(&self) -> Vec<String> {
         let mut v = vec!["disca_reference/human_targets_20.csv".to_string()];
         if let Ok(list) = culturesteer_data::disca::list_scenario_pools(&self.source) {
-            v.extend(list.into_iter().map(|p| format!("disca_reference/scenarios/{}", p.file_name)));
+            v.extend(
+                list.into_iter()
+                    .map(|p| format!("disca_reference/scenarios/{}", p.file_name)),
+            );
         }
         v
     }
@@ -545,7 +699,10 @@ mod tests {
             item_id: "x".into(),
             logprobs: probs.iter().map(|p: &f64| p.ln()).collect(),
             probs,
-            meta: json!(Meta { dimension: dim, preferred }),
+            meta: json!(Meta {
+                dimension: dim,
+                preferred
+            }),
             prompt_id: String::new(),
             options: vec![],
             diagnostics: serde_json::Value::Null,
@@ -555,22 +712,57 @@ mod tests {
     #[test]
     fn uniform_answers_give_the_constant_half_floor() {
         let human = MoralVector([0.8, 0.55, 0.7, 0.6, 0.65, 0.75]);
-        let recs: Vec<ItemRecord> = MoralDimension::ALL.iter().map(|&d| rec(d, 1, vec![0.5, 0.5])).collect();
-        let s = score_moral(CountryCode::new("USA").unwrap(), &recs, human, Aggregation::Probability).unwrap();
-        let expect = human.0.iter().map(|h| (h - 0.5f64).powi(2)).sum::<f64>().sqrt();
+        let recs: Vec<ItemRecord> = MoralDimension::ALL
+            .iter()
+            .map(|&d| rec(d, 1, vec![0.5, 0.5]))
+            .collect();
+        let s = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            human,
+            Aggregation::Probability,
+        )
+        .unwrap();
+        let expect = human
+            .0
+            .iter()
+            .map(|h| (h - 0.5f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!((s.value - expect).abs() < 1e-12);
         // Under the choice rule a tie counts half as well.
-        let s2 = score_moral(CountryCode::new("USA").unwrap(), &recs, human, Aggregation::Choice).unwrap();
+        let s2 = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            human,
+            Aggregation::Choice,
+        )
+        .unwrap();
         assert!((s2.value - expect).abs() < 1e-12);
     }
 
     #[test]
     fn choice_and_probability_aggregation_differ_as_expected() {
         let human = MoralVector([1.0; 6]);
-        let mut recs: Vec<ItemRecord> = MoralDimension::ALL.iter().map(|&d| rec(d, 0, vec![0.7, 0.3])).collect();
+        let mut recs: Vec<ItemRecord> = MoralDimension::ALL
+            .iter()
+            .map(|&d| rec(d, 0, vec![0.7, 0.3]))
+            .collect();
         recs.push(rec(MoralDimension::Species, 1, vec![0.7, 0.3]));
-        let p = score_moral(CountryCode::new("USA").unwrap(), &recs, human, Aggregation::Probability).unwrap();
-        let c = score_moral(CountryCode::new("USA").unwrap(), &recs, human, Aggregation::Choice).unwrap();
+        let p = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            human,
+            Aggregation::Probability,
+        )
+        .unwrap();
+        let c = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            human,
+            Aggregation::Choice,
+        )
+        .unwrap();
         assert!((p.components[0].model - 0.5).abs() < 1e-12); // (0.7 + 0.3) / 2
         assert!((c.components[0].model - 0.5).abs() < 1e-12); // (1 + 0) / 2
         assert!((p.components[1].model - 0.7).abs() < 1e-12);
@@ -580,7 +772,13 @@ mod tests {
     #[test]
     fn missing_dimension_is_a_clear_error() {
         let recs = vec![rec(MoralDimension::Species, 0, vec![0.6, 0.4])];
-        let e = score_moral(CountryCode::new("USA").unwrap(), &recs, MoralVector([0.5; 6]), Aggregation::Choice).unwrap_err();
+        let e = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            MoralVector([0.5; 6]),
+            Aggregation::Choice,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("Gender"), "{e}");
     }
 
@@ -590,14 +788,26 @@ mod tests {
         let c = b.country(CountryCode::new("DEU").unwrap()).unwrap();
         let items = b.items(&c).unwrap();
         assert_eq!(items.len(), 460);
-        let first6: std::collections::BTreeSet<String> =
-            items[..6].iter().map(|i| i.meta["dimension"].as_str().unwrap().to_string()).collect();
+        let first6: std::collections::BTreeSet<String> = items[..6]
+            .iter()
+            .map(|i| i.meta["dimension"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(first6.len(), 6);
-        assert!(items[0].prompt.user.starts_with("Assume there is a self-driving car"));
+        assert!(items[0]
+            .prompt
+            .user
+            .starts_with("Assume there is a self-driving car"));
         assert!(items[0].prompt.user.ends_with("it should save"));
-        assert!(items[0].country_prompt.user.starts_with("Imagine a self-driving car made in Germany"));
+        assert!(items[0]
+            .country_prompt
+            .user
+            .starts_with("Imagine a self-driving car made in Germany"));
         assert!(items[0].country_prompt.user.ends_with("it should save"));
-        assert!(b.country(CountryCode::new("XXX").unwrap()).unwrap_err().to_string().contains("USA"));
+        assert!(b
+            .country(CountryCode::new("XXX").unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("USA"));
     }
 
     /// The authors' swap (specs/disca.md §4.2): each label string of the language exchanged
@@ -621,34 +831,79 @@ mod tests {
             assert_eq!(items.len(), 310, "{code}");
             let pool = load_scenario_pool(&DataSource::Embedded, code).unwrap();
             for (item, s) in items.iter().zip(&pool.scenarios) {
-                let swapped = item.swapped.as_ref().unwrap_or_else(|| panic!("{code} {}: no swapped prompt", item.id));
+                let swapped = item
+                    .swapped
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{code} {}: no swapped prompt", item.id));
                 assert_eq!(swapped.system, item.prompt.system);
                 let p = PoolScenario::parse(&s.prompt).unwrap();
-                assert_eq!(p.text(), s.prompt, "{code} {}: parse and render round-trip", item.id);
-                let pairs = [(p.left.0.as_str(), p.right.0.as_str()), (p.left.1.as_str(), p.right.1.as_str())];
+                assert_eq!(
+                    p.text(),
+                    s.prompt,
+                    "{code} {}: parse and render round-trip",
+                    item.id
+                );
+                let pairs = [
+                    (p.left.0.as_str(), p.right.0.as_str()),
+                    (p.left.1.as_str(), p.right.1.as_str()),
+                ];
                 // Exactly the labels moved: the authors' string swap gives the same text, and
                 // swapping back gives the original.
-                assert_eq!(swapped.user, disca_user_frame(&replace_swap(&s.prompt, pairs)), "{code} {}", item.id);
-                assert_eq!(disca_user_frame(&replace_swap(&p.swapped(), pairs)), item.prompt.user);
+                assert_eq!(
+                    swapped.user,
+                    disca_user_frame(&replace_swap(&s.prompt, pairs)),
+                    "{code} {}",
+                    item.id
+                );
+                assert_eq!(
+                    disca_user_frame(&replace_swap(&p.swapped(), pairs)),
+                    item.prompt.user
+                );
                 assert_ne!(swapped.user, item.prompt.user);
                 // Everything but the two option lines' labels is unchanged.
-                let (o, w): (Vec<&str>, Vec<&str>) = (item.prompt.user.lines().collect(), swapped.user.lines().collect());
+                let (o, w): (Vec<&str>, Vec<&str>) = (
+                    item.prompt.user.lines().collect(),
+                    swapped.user.lines().collect(),
+                );
                 assert_eq!(o.len(), w.len());
                 let differing: Vec<usize> = (0..o.len()).filter(|&k| o[k] != w[k]).collect();
                 assert_eq!(differing.len(), 2, "{code} {}", item.id);
                 for k in differing {
-                    assert_eq!(o[k].split_once(": ").unwrap().1, w[k].split_once(": ").unwrap().1, "descriptions stay in place");
+                    assert_eq!(
+                        o[k].split_once(": ").unwrap().1,
+                        w[k].split_once(": ").unwrap().1,
+                        "descriptions stay in place"
+                    );
                 }
                 assert_eq!(item.dimension, Some(s.dimension));
-                assert_eq!(item.question.options, vec![p.left.2.clone(), p.right.2.clone()]);
-                assert_eq!(format!("{}\n\n{}", item.question.stem, item.question.cue), item.prompt.user);
+                assert_eq!(
+                    item.question.options,
+                    vec![p.left.2.clone(), p.right.2.clone()]
+                );
+                assert_eq!(
+                    format!("{}\n\n{}", item.question.stem, item.question.cue),
+                    item.prompt.user
+                );
             }
             // Pool order: item k is pool row k, so `--limit N` takes the first N rows.
-            assert!(items.iter().enumerate().all(|(k, it)| it.id == format!("s{k:03}")), "{code}");
+            assert!(
+                items
+                    .iter()
+                    .enumerate()
+                    .all(|(k, it)| it.id == format!("s{k:03}")),
+                "{code}"
+            );
         }
         // Native labels are swapped too.
-        let deu = b.items(&b.country(CountryCode::new("DEU").unwrap()).unwrap()).unwrap();
-        assert!(deu[0].swapped.as_ref().unwrap().user.contains("Variante B — Gruppe B: 3 männliche Athleten"));
+        let deu = b
+            .items(&b.country(CountryCode::new("DEU").unwrap()).unwrap())
+            .unwrap();
+        assert!(deu[0]
+            .swapped
+            .as_ref()
+            .unwrap()
+            .user
+            .contains("Variante B — Gruppe B: 3 männliche Athleten"));
     }
 
     #[test]
@@ -657,10 +912,19 @@ mod tests {
         let c = b.country(CountryCode::new("USA").unwrap()).unwrap();
         let items = b.items(&c).unwrap();
         assert_eq!(items.len(), 310);
-        assert!(items[0].prompt.user.starts_with("The following is a moral dilemma:\n"));
-        assert!(items[0].prompt.user.ends_with("Answer with exactly one letter: A or B.\n\nChoice: "));
+        assert!(items[0]
+            .prompt
+            .user
+            .starts_with("The following is a moral dilemma:\n"));
+        assert!(items[0]
+            .prompt
+            .user
+            .ends_with("Answer with exactly one letter: A or B.\n\nChoice: "));
         assert_eq!(items[0].temperature, 0.5);
-        let e = b.country(CountryCode::new("NGA").unwrap()).unwrap_err().to_string();
+        let e = b
+            .country(CountryCode::new("NGA").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("VNM") && e.contains("NGA"), "{e}");
     }
 }
@@ -673,16 +937,35 @@ mod parse_tests {
     fn direct_match_follows_multitp() {
         let vs = load_vignettes(&DataSource::Embedded).unwrap();
         let spec = load_multitp_spec(&DataSource::Embedded).unwrap();
-        let literal: Vec<String> =
-            spec.parsing.step2_direct_match.candidates["neither"].iter().filter(|x| !x.starts_with('<')).cloned().collect();
+        let literal: Vec<String> = spec.parsing.step2_direct_match.candidates["neither"]
+            .iter()
+            .filter(|x| !x.starts_with('<'))
+            .cloned()
+            .collect();
         assert!(literal.contains(&"neither ".to_string()));
-        let dog = vs.iter().find(|v| v.left_character == "Dog" && v.left_count == 1 && v.right_count == 1).unwrap();
+        let dog = vs
+            .iter()
+            .find(|v| v.left_character == "Dog" && v.left_count == 1 && v.right_count == 1)
+            .unwrap();
         let p = direct_match_parser(dog, &literal);
         let (l, r) = (dog.left_group.as_str(), dog.right_group.as_str());
-        assert_eq!(p.parse(&format!("the {}. It is an animal", &l[2..]), 2).option, Some(0), "dog without its article");
+        assert_eq!(
+            p.parse(&format!("the {}. It is an animal", &l[2..]), 2)
+                .option,
+            Some(0),
+            "dog without its article"
+        );
         assert_eq!(p.parse(&format!("I think {r}, because"), 2).option, Some(1));
-        assert_eq!(p.parse(&format!("To save {r}"), 2).outcome, "unparsed", "\"save\" is not stripped");
-        assert_eq!(p.parse(&format!("{l} or {r}."), 2).outcome, "left", "left candidates are tried first");
+        assert_eq!(
+            p.parse(&format!("To save {r}"), 2).outcome,
+            "unparsed",
+            "\"save\" is not stripped"
+        );
+        assert_eq!(
+            p.parse(&format!("{l} or {r}."), 2).outcome,
+            "left",
+            "left candidates are tried first"
+        );
         assert_eq!(p.parse("Neither group, both matter", 2).outcome, "neither");
         assert_eq!(p.parse("Hmm, hard to say", 2).outcome, "unparsed");
         // Undecided generated answers are left out of the shares and counted.
@@ -696,15 +979,31 @@ mod parse_tests {
                     item_id: format!("{i}-{}", probs.len()),
                     logprobs: vec![],
                     probs,
-                    meta: json!(Meta { dimension: *d, preferred: 0 }),
+                    meta: json!(Meta {
+                        dimension: *d,
+                        preferred: 0
+                    }),
                     prompt_id: String::new(),
                     options: vec![],
                     diagnostics: serde_json::Value::Null,
                 });
             }
         }
-        let s = score_moral(CountryCode::new("USA").unwrap(), &recs, human, Aggregation::Choice).unwrap();
+        let s = score_moral(
+            CountryCode::new("USA").unwrap(),
+            &recs,
+            human,
+            Aggregation::Choice,
+        )
+        .unwrap();
         assert!(s.components.iter().all(|c| c.model == 1.0));
-        assert_eq!(s.secondary.iter().find(|x| x.0 == "undecided_share").unwrap().1, 0.5);
+        assert_eq!(
+            s.secondary
+                .iter()
+                .find(|x| x.0 == "undecided_share")
+                .unwrap()
+                .1,
+            0.5
+        );
     }
 }

@@ -67,7 +67,8 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<(), BenchError> {
         std::fs::write(&path, svg).map_err(|source| io_err(&path, source))?;
     }
     let path = dir.join("scores.json");
-    let json = serde_json::to_string_pretty(&scores_json(input)).map_err(|e| io_err(&path, std::io::Error::other(e)))?;
+    let json = serde_json::to_string_pretty(&scores_json(input))
+        .map_err(|e| io_err(&path, std::io::Error::other(e)))?;
     std::fs::write(&path, json + "\n").map_err(|source| io_err(&path, source))?;
     let path = dir.join("summary.md");
     std::fs::write(&path, render(input, &view)).map_err(|source| io_err(&path, source))
@@ -245,7 +246,9 @@ fn method_cells(values: &[Option<f64>], lower_is_better: bool, floor: Option<f64
     values
         .iter()
         .map(|v| match v {
-            Some(v) if Some(fmt3(*v)) == best_txt && beats(*v, floor, lower_is_better) => format!("**{}**", fmt3(*v)),
+            Some(v) if Some(fmt3(*v)) == best_txt && beats(*v, floor, lower_is_better) => {
+                format!("**{}**", fmt3(*v))
+            }
             other => fmt_opt(*other),
         })
         .collect()
@@ -394,8 +397,17 @@ fn render(input: &ReportInput, view: &View) -> String {
 }
 
 /// The bootstrap replicates of (method, country), the last ones given.
-fn replicates_of<'a>(input: &'a ReportInput, method: &str, country: CountryCode) -> Option<&'a [f64]> {
-    input.bootstrap.iter().rev().find(|(m, c, _)| m == method && *c == country).map(|(_, _, r)| r.as_slice())
+fn replicates_of<'a>(
+    input: &'a ReportInput,
+    method: &str,
+    country: CountryCode,
+) -> Option<&'a [f64]> {
+    input
+        .bootstrap
+        .iter()
+        .rev()
+        .find(|(m, c, _)| m == method && *c == country)
+        .map(|(_, _, r)| r.as_slice())
 }
 
 /// The 2.5th and 97.5th percentiles of bootstrap replicates (`None` for fewer than 20).
@@ -411,13 +423,24 @@ pub fn percentile_ci(reps: &[f64]) -> Option<(f64, f64)> {
 
 /// Bootstrap replicates of the macro mean of `method` over `countries` (replicate b averages
 /// the countries' b-th replicates); `None` when a country has none.
-fn macro_replicates(input: &ReportInput, method: &str, countries: &[CountryCode]) -> Option<Vec<f64>> {
-    let per: Vec<&[f64]> = countries.iter().map(|&c| replicates_of(input, method, c)).collect::<Option<Vec<_>>>()?;
+fn macro_replicates(
+    input: &ReportInput,
+    method: &str,
+    countries: &[CountryCode],
+) -> Option<Vec<f64>> {
+    let per: Vec<&[f64]> = countries
+        .iter()
+        .map(|&c| replicates_of(input, method, c))
+        .collect::<Option<Vec<_>>>()?;
     let b = per.iter().map(|r| r.len()).min()?;
     if b == 0 || per.is_empty() {
         return None;
     }
-    Some((0..b).map(|k| per.iter().map(|r| r[k]).sum::<f64>() / per.len() as f64).collect())
+    Some(
+        (0..b)
+            .map(|k| per.iter().map(|r| r[k]).sum::<f64>() / per.len() as f64)
+            .collect(),
+    )
 }
 
 /// One method's standing on a run (the "What the numbers say" section and `scores.json`).
@@ -442,7 +465,10 @@ pub struct MethodVerdict {
 
 /// The macro floor over the countries every method has (`None` when one lacks a floor).
 fn macro_floor_of(view: &View, complete: &[CountryCode]) -> Option<f64> {
-    let floors: Vec<f64> = complete.iter().filter_map(|c| view.floor.get(c).copied()).collect();
+    let floors: Vec<f64> = complete
+        .iter()
+        .filter_map(|c| view.floor.get(c).copied())
+        .collect();
     if !complete.is_empty() && floors.len() == complete.len() {
         mean(&floors)
     } else {
@@ -456,7 +482,15 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
     let complete = view.complete_countries();
     let lower = input.metric.lower_is_better;
     let better = |a: f64, b: f64| if lower { a < b } else { a > b };
-    let macro_of = |m: usize| mean(&complete.iter().filter_map(|&c| view.get(m, c)).map(|x| x.value).collect::<Vec<_>>());
+    let macro_of = |m: usize| {
+        mean(
+            &complete
+                .iter()
+                .filter_map(|&c| view.get(m, c))
+                .map(|x| x.value)
+                .collect::<Vec<_>>(),
+        )
+    };
     let macro_floor = macro_floor_of(&view, &complete);
     let vanilla = view.methods.iter().position(|m| *m == "vanilla");
     let same_as = input.same_as_parent.iter().map(|(v, p)| MethodVerdict {
@@ -509,7 +543,12 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
 
 /// What the numbers mean: each method against the uniform floor and against vanilla, with the
 /// bootstrap interval of the macro value, and the views that cannot differ from their method.
-fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode], macro_floor: Option<f64>) {
+fn render_verdict(
+    s: &mut String,
+    input: &ReportInput,
+    complete: &[CountryCode],
+    macro_floor: Option<f64>,
+) {
     if complete.is_empty() {
         return;
     }
@@ -521,8 +560,16 @@ fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode],
             continue;
         }
         let Some(value) = v.macro_value else { continue };
-        let ci_txt = v.macro_ci95.map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b))).unwrap_or_default();
-        let mut line = format!("- **{}**: macro {} {}{ci_txt}", md(&v.method), input.metric.name, fmt3(value));
+        let ci_txt = v
+            .macro_ci95
+            .map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b)))
+            .unwrap_or_default();
+        let mut line = format!(
+            "- **{}**: macro {} {}{ci_txt}",
+            md(&v.method),
+            input.metric.name,
+            fmt3(value)
+        );
         if let (Some(f), Some(beats)) = (macro_floor, v.beats_floor) {
             if beats {
                 any_beats = true;
@@ -535,7 +582,11 @@ fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode],
             }
         }
         if let (Some(g), Some(w)) = (v.gain_vs_vanilla_pct, v.wins_vs_vanilla) {
-            let _ = write!(line, "; gain vs vanilla {g:+.1}%, better than vanilla in {w}/{} countries", complete.len());
+            let _ = write!(
+                line,
+                "; gain vs vanilla {g:+.1}%, better than vanilla in {w}/{} countries",
+                complete.len()
+            );
         }
         line.push('.');
         let _ = writeln!(s, "{line}");
@@ -544,7 +595,12 @@ fn render_verdict(s: &mut String, input: &ReportInput, complete: &[CountryCode],
         s.push_str("\nNo method beats the uniform predictor on this run, so no method is bold: on this model the differences between methods are not cultural alignment.\n");
     }
     if !input.bootstrap.is_empty() {
-        let b = input.bootstrap.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0);
+        let b = input
+            .bootstrap
+            .iter()
+            .map(|(_, _, r)| r.len())
+            .min()
+            .unwrap_or(0);
         let _ = writeln!(
             s,
             "\nIntervals: 95% percentile bootstrap over items ({b} resamples per country, the macro interval resampling every country), bias-corrected: the replicates are shifted so that their mean is the point estimate, because resampling noise alone inflates a norm such as MIS."
@@ -569,10 +625,17 @@ pub fn scores_json(input: &ReportInput) -> serde_json::Value {
                 .countries
                 .iter()
                 .filter_map(|&c| {
-                    let sc = if v.same_as.is_some() { None } else { view.get(mi, c) }?;
+                    let sc = if v.same_as.is_some() {
+                        None
+                    } else {
+                        view.get(mi, c)
+                    }?;
                     let ci = replicates_of(input, &v.method, c).and_then(percentile_ci);
-                    let diagnostics: serde_json::Map<String, serde_json::Value> =
-                        sc.secondary.iter().map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
+                    let diagnostics: serde_json::Map<String, serde_json::Value> = sc
+                        .secondary
+                        .iter()
+                        .map(|(k, x)| (k.clone(), serde_json::json!(x)))
+                        .collect();
                     Some((
                         c.to_string(),
                         serde_json::json!({
@@ -588,7 +651,11 @@ pub fn scores_json(input: &ReportInput) -> serde_json::Value {
             serde_json::json!({ "verdict": v, "countries": countries })
         })
         .collect();
-    let floors: serde_json::Map<String, serde_json::Value> = view.floor.iter().map(|(c, v)| (c.to_string(), serde_json::json!(v))).collect();
+    let floors: serde_json::Map<String, serde_json::Value> = view
+        .floor
+        .iter()
+        .map(|(c, v)| (c.to_string(), serde_json::json!(v)))
+        .collect();
     serde_json::json!({
         "schema": SCORES_SCHEMA,
         "benchmark": input.benchmark,
@@ -631,7 +698,12 @@ fn render_intervals(s: &mut String, input: &ReportInput, view: &View, complete: 
         let _ = write!(s, "| {c} |");
         for m in &view.methods {
             let ci = replicates_of(input, m, c).and_then(percentile_ci);
-            let _ = write!(s, " {} |", ci.map(|(a, b)| format!("{}–{}", fmt3(a), fmt3(b))).unwrap_or_else(|| MISSING.to_string()));
+            let _ = write!(
+                s,
+                " {} |",
+                ci.map(|(a, b)| format!("{}–{}", fmt3(a), fmt3(b)))
+                    .unwrap_or_else(|| MISSING.to_string())
+            );
         }
         s.push('\n');
     }
@@ -1095,7 +1167,12 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
         let vals: Option<Vec<f64>> = names.iter().map(|nm| view.model(mi, country, nm)).collect();
         if let Some(v) = vals {
             // A series on top of an earlier one would hide it: dashed, and the legend says so.
-            let twin = series.iter().find(|s| s.2.len() == v.len() && s.2.iter().zip(&v).all(|(a, b)| (a - b).abs() < 5e-4)).map(|s| s.0.clone());
+            let twin = series
+                .iter()
+                .find(|s| {
+                    s.2.len() == v.len() && s.2.iter().zip(&v).all(|(a, b)| (a - b).abs() < 5e-4)
+                })
+                .map(|s| s.0.clone());
             let label = match &twin {
                 Some(t) => format!("{m} (= {t})"),
                 None => m.to_string(),
@@ -1120,7 +1197,16 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
     let radar_h = 2 * (radius + margin_y);
     let legend: Vec<(String, Swatch)> = series
         .iter()
-        .map(|(l, c, _, _, dashed)| (l.clone(), if *dashed { Swatch::Dashed(*c) } else { Swatch::Line(*c) }))
+        .map(|(l, c, _, _, dashed)| {
+            (
+                l.clone(),
+                if *dashed {
+                    Swatch::Dashed(*c)
+                } else {
+                    Swatch::Line(*c)
+                },
+            )
+        })
         .collect();
     let legend_w = legend_width(&legend) + 20;
     let title = format!("{} — {}: per-dimension profile", input.benchmark, country);
@@ -1226,12 +1312,20 @@ fn radar_svg(input: &ReportInput, view: &View, country: CountryCode) -> Result<S
             }
             let width = if *human { 3 } else { 2 };
             if *dashed {
-                root.draw(&DashedPathElement::new(outline, 7, 5, color.stroke_width(width)))
-                    .map_err(|e| e.to_string())?;
+                root.draw(&DashedPathElement::new(
+                    outline,
+                    7,
+                    5,
+                    color.stroke_width(width),
+                ))
+                .map_err(|e| e.to_string())?;
                 // Hollow square markers, so the twin's dots stay visible underneath.
                 for (x, y) in pts {
-                    root.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], color.stroke_width(2)))
-                        .map_err(|e| e.to_string())?;
+                    root.draw(&Rectangle::new(
+                        [(x - 4, y - 4), (x + 4, y + 4)],
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?;
                 }
             } else {
                 root.draw(&PathElement::new(outline, color.stroke_width(width)))
@@ -1287,7 +1381,11 @@ mod color_tests {
     fn method_colours_are_stable_and_distinct() {
         let a = method_colors(&["vanilla", "disca", "palette"]);
         let b = method_colors(&["palette", "disca", "vanilla"]);
-        assert_eq!((a[0], a[1], a[2]), (b[2], b[1], b[0]), "a method keeps its colour whatever the order");
+        assert_eq!(
+            (a[0], a[1], a[2]),
+            (b[2], b[1], b[0]),
+            "a method keeps its colour whatever the order"
+        );
         assert_eq!(a[0], PALETTE[0]);
         let many: Vec<String> = (0..10).map(|k| format!("method-{k}")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -1303,15 +1401,34 @@ mod color_tests {
     fn coinciding_radar_series_are_dashed_and_named() {
         let usa = CountryCode::new("USA").unwrap();
         let comps = |shift: f64| -> Vec<crate::Component> {
-            (0..6).map(|k| crate::Component { name: format!("d{k}"), model: 0.3 + 0.1 * k as f64 + shift, human: Some(0.5) }).collect()
+            (0..6)
+                .map(|k| crate::Component {
+                    name: format!("d{k}"),
+                    model: 0.3 + 0.1 * k as f64 + shift,
+                    human: Some(0.5),
+                })
+                .collect()
         };
-        let score = |shift: f64| CountryScore { country: usa, value: 0.4, n_items: 10, components: comps(shift), secondary: vec![] };
+        let score = |shift: f64| CountryScore {
+            country: usa,
+            value: 0.4,
+            n_items: 10,
+            components: comps(shift),
+            secondary: vec![],
+        };
         let input = ReportInput {
             benchmark: "multitp".into(),
-            metric: MetricInfo { name: "MIS", lower_is_better: true },
+            metric: MetricInfo {
+                name: "MIS",
+                lower_is_better: true,
+            },
             model: "m".into(),
             methods: vec!["vanilla".into(), "disca".into(), "disca-floor".into()],
-            scores: vec![("vanilla".into(), score(0.05)), ("disca".into(), score(0.0)), ("disca-floor".into(), score(0.0))],
+            scores: vec![
+                ("vanilla".into(), score(0.05)),
+                ("disca".into(), score(0.0)),
+                ("disca-floor".into(), score(0.0)),
+            ],
             floors: vec![],
             floor_label: "uniform".into(),
             bootstrap: vec![],

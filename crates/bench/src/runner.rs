@@ -92,7 +92,10 @@ impl Manifest {
     fn mismatch(&self, other: &Manifest) -> Option<String> {
         let short = |s: &str| s.chars().take(12).collect::<String>();
         if self.benchmark != other.benchmark {
-            return Some(format!("benchmark is {} there, {} now", self.benchmark, other.benchmark));
+            return Some(format!(
+                "benchmark is {} there, {} now",
+                self.benchmark, other.benchmark
+            ));
         }
         if self.model_sha256 != other.model_sha256 {
             return Some(format!(
@@ -103,13 +106,24 @@ impl Manifest {
             ));
         }
         if self.model.chat_format != other.model.chat_format {
-            return Some(format!("chat format is {} there, {} now", self.model.chat_format, other.model.chat_format));
+            return Some(format!(
+                "chat format is {} there, {} now",
+                self.model.chat_format, other.model.chat_format
+            ));
         }
         if self.benchmark_options != other.benchmark_options {
-            return Some(format!("benchmark options differ ({} there, {} now)", self.benchmark_options, other.benchmark_options));
+            return Some(format!(
+                "benchmark options differ ({} there, {} now)",
+                self.benchmark_options, other.benchmark_options
+            ));
         }
         if self.data != other.data {
-            let f = self.data.iter().find(|(k, v)| other.data.get(*k) != Some(v)).map(|(k, _)| k.clone()).unwrap_or_default();
+            let f = self
+                .data
+                .iter()
+                .find(|(k, v)| other.data.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default();
             return Some(format!("data files differ ({f})"));
         }
         if self.seed != other.seed {
@@ -118,7 +132,9 @@ impl Manifest {
         for (m, cfg) in &other.methods {
             if let Some(old) = self.methods.get(m) {
                 if old != cfg {
-                    return Some(format!("method {m} was configured differently ({old} there, {cfg} now)"));
+                    return Some(format!(
+                        "method {m} was configured differently ({old} there, {cfg} now)"
+                    ));
                 }
             }
         }
@@ -139,7 +155,10 @@ pub struct RunOutcome {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
-    move |source| BenchError::Io { path: path.display().to_string(), source }
+    move |source| BenchError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -158,26 +177,46 @@ pub fn load_results(path: &Path) -> Result<Vec<ItemRecord>, BenchError> {
     let mut line_no = 0usize;
     while offset < text.len() {
         line_no += 1;
-        let end = text[offset..].iter().position(|&b| b == b'\n').map(|p| offset + p);
+        let end = text[offset..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| offset + p);
         let (line, next, complete) = match end {
             Some(e) => (&text[offset..e], e + 1, true),
             None => (&text[offset..], text.len(), false),
         };
-        let parsed = std::str::from_utf8(line).ok().and_then(|l| if l.trim().is_empty() { None } else { Some(serde_json::from_str::<ItemRecord>(l)) });
+        let parsed = std::str::from_utf8(line).ok().and_then(|l| {
+            if l.trim().is_empty() {
+                None
+            } else {
+                Some(serde_json::from_str::<ItemRecord>(l))
+            }
+        });
         match parsed {
             Some(Ok(r)) if complete => records.push(r),
             _ if next >= text.len() => {
                 // A torn (or unterminated) last line: drop it, it will be redone.
-                let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_err(path))?;
                 f.set_len(offset as u64).map_err(io_err(path))?;
                 break;
             }
             None if line.iter().all(|b| b.is_ascii_whitespace()) => {}
             Some(Err(e)) => {
-                return Err(BenchError::Results { path: path.display().to_string(), line: line_no, what: format!("not a result record ({e})") })
+                return Err(BenchError::Results {
+                    path: path.display().to_string(),
+                    line: line_no,
+                    what: format!("not a result record ({e})"),
+                })
             }
             _ => {
-                return Err(BenchError::Results { path: path.display().to_string(), line: line_no, what: "not valid UTF-8 JSON".into() })
+                return Err(BenchError::Results {
+                    path: path.display().to_string(),
+                    line: line_no,
+                    what: "not valid UTF-8 JSON".into(),
+                })
             }
         }
         offset = next;
@@ -225,19 +264,33 @@ pub fn run(
         model_sha256: model_sha256.to_string(),
         data: data_sums,
         seed: cfg.seed,
-        methods: methods.iter().map(|m| (m.name().to_string(), m.config())).collect(),
+        methods: methods
+            .iter()
+            .map(|m| (m.name().to_string(), m.config()))
+            .collect(),
         countries: cfg.countries.iter().map(|c| c.to_string()).collect(),
         limit: cfg.limit,
         invocation: {
-            let mut v = if cfg.invocation.is_object() { cfg.invocation.clone() } else { serde_json::json!({}) };
-            v["started_at"] = serde_json::json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+            let mut v = if cfg.invocation.is_object() {
+                cfg.invocation.clone()
+            } else {
+                serde_json::json!({})
+            };
+            v["started_at"] = serde_json::json!(humantime::format_rfc3339_seconds(
+                std::time::SystemTime::now()
+            )
+            .to_string());
             v
         },
     };
     std::fs::create_dir_all(&cfg.out_dir).map_err(io_err(&cfg.out_dir))?;
     if let Ok(text) = std::fs::read_to_string(&manifest_path) {
-        let old: Manifest = serde_json::from_str(&text)
-            .map_err(|e| BenchError::Manifest(format!("{} is not a culturesteer manifest ({e})", manifest_path.display())))?;
+        let old: Manifest = serde_json::from_str(&text).map_err(|e| {
+            BenchError::Manifest(format!(
+                "{} is not a culturesteer manifest ({e})",
+                manifest_path.display()
+            ))
+        })?;
         if let Some(why) = old.mismatch(&manifest) {
             return Err(BenchError::Manifest(format!(
                 "{} holds another run: {why}; use a new --out directory",
@@ -268,7 +321,11 @@ pub fn run(
             }
         }
     }
-    let mut file = OpenOptions::new().create(true).append(true).open(&results_path).map_err(io_err(&results_path))?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&results_path)
+        .map_err(io_err(&results_path))?;
     file.seek(SeekFrom::End(0)).map_err(io_err(&results_path))?;
     progress.start(todo_total);
     let mut answered = 0usize;
@@ -277,7 +334,11 @@ pub fn run(
     for m in methods.iter_mut() {
         let mname = m.name().to_string();
         for (c, its) in countries.iter().zip(&items) {
-            let todo: Vec<Item> = its.iter().filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone()))).cloned().collect();
+            let todo: Vec<Item> = its
+                .iter()
+                .filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone())))
+                .cloned()
+                .collect();
             if todo.is_empty() {
                 continue;
             }
@@ -297,7 +358,10 @@ pub fn run(
                         options: it.question.options.clone(),
                         diagnostics: a.diagnostics,
                     };
-                    buf.push_str(&serde_json::to_string(&rec).map_err(|e| BenchError::Invalid(e.to_string()))?);
+                    buf.push_str(
+                        &serde_json::to_string(&rec)
+                            .map_err(|e| BenchError::Invalid(e.to_string()))?,
+                    );
                     buf.push('\n');
                     done.insert((mname.clone(), c.code, it.id.clone()));
                     records.push(rec);
@@ -312,8 +376,14 @@ pub fn run(
 
     // Scores from all records of the selected items.
     let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
-    let views: Vec<(String, View)> = methods.iter().flat_map(|m| m.views().into_iter().map(|v| (m.name().to_string(), v))).collect();
-    let headlines: HashMap<String, View> = methods.iter().filter_map(|m| m.headline().map(|h| (m.name().to_string(), h))).collect();
+    let views: Vec<(String, View)> = methods
+        .iter()
+        .flat_map(|m| m.views().into_iter().map(|v| (m.name().to_string(), v)))
+        .collect();
+    let headlines: HashMap<String, View> = methods
+        .iter()
+        .filter_map(|m| m.headline().map(|h| (m.name().to_string(), h)))
+        .collect();
     let mut scores: Vec<(String, CountryScore)> = Vec::new();
     let mut unscored = Vec::new();
     let mut floors = Vec::new();
@@ -321,18 +391,36 @@ pub fn run(
     for (c, its) in countries.iter().zip(&items) {
         let ids: HashSet<&str> = its.iter().map(|i| i.id.as_str()).collect();
         for m in &method_names {
-            let recs: Vec<ItemRecord> = records.iter().filter(|r| &r.method == m && r.country == c.code && ids.contains(r.item_id.as_str())).cloned().collect();
+            let recs: Vec<ItemRecord> = records
+                .iter()
+                .filter(|r| {
+                    &r.method == m && r.country == c.code && ids.contains(r.item_id.as_str())
+                })
+                .cloned()
+                .collect();
             let own = match headlines.get(m) {
-                Some(h) => view_records(its, &recs, h).map(|r| r.into_iter().map(|x| ItemRecord { method: m.clone(), ..x }).collect()),
+                Some(h) => view_records(its, &recs, h).map(|r| {
+                    r.into_iter()
+                        .map(|x| ItemRecord {
+                            method: m.clone(),
+                            ..x
+                        })
+                        .collect()
+                }),
                 None => Ok(recs.clone()),
             };
             let named = std::iter::once((m.clone(), own)).chain(
-                views.iter().filter(|(base, _)| base == m).map(|(_, v)| (v.name.clone(), view_records(its, &recs, v))),
+                views
+                    .iter()
+                    .filter(|(base, _)| base == m)
+                    .map(|(_, v)| (v.name.clone(), view_records(its, &recs, v))),
             );
             for (name, recs) in named {
                 match recs.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
                     Ok((mut s, r)) => {
-                        if let Some(boot) = bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed) {
+                        if let Some(boot) =
+                            bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed)
+                        {
                             if let Some((lo, hi)) = boot.content_ci {
                                 s.secondary.push(("content_r_ci_lo".into(), lo));
                                 s.secondary.push(("content_r_ci_hi".into(), hi));
@@ -368,11 +456,20 @@ pub fn run(
         }
     }
     // A view whose scores equal its method's on every country is not a separate result here.
-    let value_of = |m: &str, c: CountryCode| scores.iter().rev().find(|(n, s)| n == m && s.country == c).map(|(_, s)| s.value);
+    let value_of = |m: &str, c: CountryCode| {
+        scores
+            .iter()
+            .rev()
+            .find(|(n, s)| n == m && s.country == c)
+            .map(|(_, s)| s.value)
+    };
     let same_as_parent: Vec<(String, String)> = views
         .iter()
         .filter(|(base, v)| {
-            let both: Vec<(Option<f64>, Option<f64>)> = countries.iter().map(|c| (value_of(&v.name, c.code), value_of(base, c.code))).collect();
+            let both: Vec<(Option<f64>, Option<f64>)> = countries
+                .iter()
+                .map(|c| (value_of(&v.name, c.code), value_of(base, c.code)))
+                .collect();
             both.iter().any(|(a, _)| a.is_some()) && both.iter().all(|(a, b)| a == b)
         })
         .map(|(base, v)| (v.name.clone(), base.clone()))
@@ -380,10 +477,20 @@ pub fn run(
     let report = ReportInput {
         benchmark: bench.name().to_string(),
         metric: bench.metric(),
-        model: format!("{} (SHA-256 {}, chat format {})", manifest.model.source, model_sha256, manifest.model.chat_format),
+        model: format!(
+            "{} (SHA-256 {}, chat format {})",
+            manifest.model.source, model_sha256, manifest.model.chat_format
+        ),
         methods: method_names
             .iter()
-            .flat_map(|m| std::iter::once(m.clone()).chain(views.iter().filter(move |(b, _)| b == m).map(|(_, v)| v.name.clone())))
+            .flat_map(|m| {
+                std::iter::once(m.clone()).chain(
+                    views
+                        .iter()
+                        .filter(move |(b, _)| b == m)
+                        .map(|(_, v)| v.name.clone()),
+                )
+            })
             .collect(),
         scores,
         floors,
@@ -392,22 +499,37 @@ pub fn run(
         same_as_parent,
     };
     write_report(&cfg.out_dir, &report)?;
-    manifest.invocation["finished_at"] = serde_json::json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    manifest.invocation["finished_at"] = serde_json::json!(humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now()
+    )
+    .to_string());
     write_manifest(&cfg.out_dir, &manifest)?;
-    Ok(RunOutcome { report, unscored, answered, skipped })
+    Ok(RunOutcome {
+        report,
+        unscored,
+        answered,
+        skipped,
+    })
 }
 
 /// Writes `manifest.json` atomically (temporary file, then rename).
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BenchError> {
     let (tmp, path) = (dir.join("manifest.json.tmp"), dir.join("manifest.json"));
-    std::fs::write(&tmp, serde_json::to_string_pretty(manifest).map_err(|e| BenchError::Invalid(e.to_string()))?).map_err(io_err(&tmp))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(manifest).map_err(|e| BenchError::Invalid(e.to_string()))?,
+    )
+    .map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
 /// A short, stable id of a prompt (FNV-1a of its system text, user text and mode), recorded
 /// with every result.
 pub fn prompt_id(prompt: &PromptSpec) -> String {
-    format!("{:016x}", fnv1a64(0, serde_json::to_string(prompt).unwrap_or_default().bytes()))
+    format!(
+        "{:016x}",
+        fnv1a64(0, serde_json::to_string(prompt).unwrap_or_default().bytes())
+    )
 }
 
 /// Adds the position-bias diagnostic: the share of answered items whose most probable option
@@ -420,7 +542,10 @@ fn with_position(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
         .map(|r| r.probs.iter().skip(1).all(|&p| r.probs[0] > p))
         .collect();
     if !firsts.is_empty() {
-        s.secondary.push(("first_option_share".into(), firsts.iter().filter(|&&f| f).count() as f64 / firsts.len() as f64));
+        s.secondary.push((
+            "first_option_share".into(),
+            firsts.iter().filter(|&&f| f).count() as f64 / firsts.len() as f64,
+        ));
     }
     s
 }
@@ -441,21 +566,48 @@ struct Boot {
     content_ci: Option<(f64, f64)>,
 }
 
-fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], point: f64, b: usize, seed: u64) -> Option<Boot> {
+fn bootstrap(
+    bench: &dyn Benchmark,
+    country: &Country,
+    records: &[ItemRecord],
+    point: f64,
+    b: usize,
+    seed: u64,
+) -> Option<Boot> {
     if b == 0 || records.is_empty() {
         return None;
     }
     // Scores need the answers and the item data, not the diagnostics.
-    let lite: Vec<ItemRecord> = records.iter().map(|r| ItemRecord { diagnostics: serde_json::Value::Null, ..r.clone() }).collect();
-    let mut rng = ChaCha20Rng::seed_from_u64(fnv1a64(seed, lite[0].method.bytes().chain([0xff]).chain(country.code.as_str().bytes())));
+    let lite: Vec<ItemRecord> = records
+        .iter()
+        .map(|r| ItemRecord {
+            diagnostics: serde_json::Value::Null,
+            ..r.clone()
+        })
+        .collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(fnv1a64(
+        seed,
+        lite[0]
+            .method
+            .bytes()
+            .chain([0xff])
+            .chain(country.code.as_str().bytes()),
+    ));
     let (mut out, mut failed) = (Vec::with_capacity(b), 0usize);
     let mut content = Vec::with_capacity(b);
     while out.len() < b {
-        let sample: Vec<ItemRecord> = (0..lite.len()).map(|_| lite[rng.gen_range(0..lite.len())].clone()).collect();
+        let sample: Vec<ItemRecord> = (0..lite.len())
+            .map(|_| lite[rng.gen_range(0..lite.len())].clone())
+            .collect();
         match bench.score(country, &sample) {
             Ok(s) if s.value.is_finite() => {
                 out.push(s.value);
-                content.extend(s.secondary.iter().find(|(k, _)| k == "content_r").map(|(_, v)| *v));
+                content.extend(
+                    s.secondary
+                        .iter()
+                        .find(|(k, _)| k == "content_r")
+                        .map(|(_, v)| *v),
+                );
             }
             _ => {
                 failed += 1;
@@ -467,8 +619,15 @@ fn bootstrap(bench: &dyn Benchmark, country: &Country, records: &[ItemRecord], p
     }
     let bias = out.iter().sum::<f64>() / out.len() as f64 - point;
     // The correlation's interval only when (nearly) every resample has one.
-    let content_ci = if content.len() * 10 >= b * 9 { crate::report::percentile_ci(&content) } else { None };
-    Some(Boot { values: out.into_iter().map(|x| x - bias).collect(), content_ci })
+    let content_ci = if content.len() * 10 >= b * 9 {
+        crate::report::percentile_ci(&content)
+    } else {
+        None
+    };
+    Some(Boot {
+        values: out.into_iter().map(|x| x - bias).collect(),
+        content_ci,
+    })
 }
 
 fn write_flush(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {
@@ -491,7 +650,9 @@ fn answer_cached(
         if n == want {
             Ok(())
         } else {
-            Err(BenchError::Invalid(format!("method {name} returned {n} answers for {want} items")))
+            Err(BenchError::Invalid(format!(
+                "method {name} returned {n} answers for {want} items"
+            )))
         }
     };
     if m.uses_country() {
@@ -500,10 +661,19 @@ fn answer_cached(
         return Ok(answers);
     }
     let key = |it: &Item| {
-        format!("{name}\u{1f}{}", serde_json::to_string(&(&it.id, &it.prompt, &it.readout, it.temperature)).unwrap_or_default())
+        format!(
+            "{name}\u{1f}{}",
+            serde_json::to_string(&(&it.id, &it.prompt, &it.readout, it.temperature))
+                .unwrap_or_default()
+        )
     };
     let keys: Vec<String> = chunk.iter().map(key).collect();
-    let missing: Vec<Item> = chunk.iter().zip(&keys).filter(|(_, k)| !cache.contains_key(*k)).map(|(it, _)| it.clone()).collect();
+    let missing: Vec<Item> = chunk
+        .iter()
+        .zip(&keys)
+        .filter(|(_, k)| !cache.contains_key(*k))
+        .map(|(it, _)| it.clone())
+        .collect();
     if !missing.is_empty() {
         let answers = m.answer(lm, country, &missing)?;
         check(answers.len(), missing.len())?;
@@ -516,18 +686,43 @@ fn answer_cached(
 
 /// A view's records for one country: the base records put in item order (the order the
 /// benchmark gives, which recursive views such as DISCA's prior rely on), transformed.
-fn view_records(items: &[Item], recs: &[ItemRecord], view: &View) -> Result<Vec<ItemRecord>, BenchError> {
+fn view_records(
+    items: &[Item],
+    recs: &[ItemRecord],
+    view: &View,
+) -> Result<Vec<ItemRecord>, BenchError> {
     let by_id: HashMap<&str, &ItemRecord> = recs.iter().map(|r| (r.item_id.as_str(), r)).collect();
-    let ordered: Vec<&ItemRecord> = items.iter().filter_map(|it| by_id.get(it.id.as_str()).copied()).collect();
-    let answers: Vec<Answer> =
-        ordered.iter().map(|r| Answer { probs: r.probs.clone(), logprobs: r.logprobs.clone(), diagnostics: r.diagnostics.clone() }).collect();
-    let out = (view.transform)(&answers).map_err(|e| BenchError::Invalid(format!("{}: {e}", view.name)))?;
+    let ordered: Vec<&ItemRecord> = items
+        .iter()
+        .filter_map(|it| by_id.get(it.id.as_str()).copied())
+        .collect();
+    let answers: Vec<Answer> = ordered
+        .iter()
+        .map(|r| Answer {
+            probs: r.probs.clone(),
+            logprobs: r.logprobs.clone(),
+            diagnostics: r.diagnostics.clone(),
+        })
+        .collect();
+    let out = (view.transform)(&answers)
+        .map_err(|e| BenchError::Invalid(format!("{}: {e}", view.name)))?;
     if out.len() != ordered.len() {
-        return Err(BenchError::Invalid(format!("{}: {} answers for {} items", view.name, out.len(), ordered.len())));
+        return Err(BenchError::Invalid(format!(
+            "{}: {} answers for {} items",
+            view.name,
+            out.len(),
+            ordered.len()
+        )));
     }
     Ok(ordered
         .into_iter()
         .zip(out)
-        .map(|(r, a)| ItemRecord { method: view.name.clone(), probs: a.probs, logprobs: a.logprobs, diagnostics: a.diagnostics, ..r.clone() })
+        .map(|(r, a)| ItemRecord {
+            method: view.name.clone(),
+            probs: a.probs,
+            logprobs: a.logprobs,
+            diagnostics: a.diagnostics,
+            ..r.clone()
+        })
         .collect())
 }

@@ -12,7 +12,7 @@
 
 use crate::goqa::{score_goqa, Goqa, GoqaMeta};
 use crate::vsm13::{country_system_text, score_vsm13, Vsm13, Vsm13Options};
-use crate::{Benchmark, BenchError, ItemRecord};
+use crate::{BenchError, Benchmark, ItemRecord};
 use culturesteer_core::de::{DeConfig, DeState, GenerationReport, Optimizer, Space};
 use culturesteer_core::metrics::Vsm13Dimension;
 use culturesteer_data::goqa::GoqaSource;
@@ -42,7 +42,13 @@ impl Candidate {
     pub fn prompt(&self, lm: &dyn LanguageModel, spec: &PromptSpec) -> Result<Prompt, MethodError> {
         match self {
             Candidate::Plain => render_prompt(lm, spec),
-            Candidate::System(s) => render_prompt(lm, &PromptSpec { system: Some(s.clone()), ..spec.clone() }),
+            Candidate::System(s) => render_prompt(
+                lm,
+                &PromptSpec {
+                    system: Some(s.clone()),
+                    ..spec.clone()
+                },
+            ),
             Candidate::Soft(soft) => {
                 let mut p = render_prompt(lm, spec)?;
                 p.soft = Some(soft.clone());
@@ -78,7 +84,12 @@ impl Vsm13Objective {
     pub fn new(bench: &Vsm13, country: Country) -> Result<Self, BenchError> {
         let items = bench.items(&country)?;
         let target = bench.target(country.code)?;
-        Ok(Self { country, items, target, options: bench.vsm13_options() })
+        Ok(Self {
+            country,
+            items,
+            target,
+            options: bench.vsm13_options(),
+        })
     }
 
     pub fn country(&self) -> &Country {
@@ -91,7 +102,11 @@ impl Vsm13Objective {
     }
 
     /// Evaluates every candidate: one scoring call for all candidates × 24 items.
-    pub fn evaluate(&self, lm: &mut dyn LanguageModel, candidates: &[Candidate]) -> Result<Vec<Vsm13Eval>, BenchError> {
+    pub fn evaluate(
+        &self,
+        lm: &mut dyn LanguageModel,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Vsm13Eval>, BenchError> {
         let mut items = Vec::with_capacity(candidates.len() * self.items.len());
         let mut prompts = Vec::with_capacity(items.capacity());
         for c in candidates {
@@ -122,9 +137,16 @@ impl Vsm13Objective {
                 let s = score_vsm13(self.country.code, &records, &self.target, &self.options)?;
                 let mut dims = [0.0; 6];
                 for (k, d) in Vsm13Dimension::ALL.iter().enumerate() {
-                    dims[k] = s.components.iter().find(|c| c.name == d.abbrev()).map_or(f64::NAN, |c| c.model);
+                    dims[k] = s
+                        .components
+                        .iter()
+                        .find(|c| c.name == d.abbrev())
+                        .map_or(f64::NAN, |c| c.model);
                 }
-                Ok(Vsm13Eval { loss: s.value, dims })
+                Ok(Vsm13Eval {
+                    loss: s.value,
+                    dims,
+                })
             })
             .collect()
     }
@@ -153,7 +175,12 @@ impl Default for TuneConfig {
             init_text: "You are a person from {country}.".into(),
             subspace_dim: Space::DEFAULT_K,
             projection_seed: 0,
-            de: DeConfig { dither: Some((0.5, 1.0)), bounds: Some((-5.0, 5.0)), max_generations: 20, ..DeConfig::default() },
+            de: DeConfig {
+                dither: Some((0.5, 1.0)),
+                bounds: Some((-5.0, 5.0)),
+                max_generations: 20,
+                ..DeConfig::default()
+            },
         }
     }
 }
@@ -200,10 +227,21 @@ fn start_or_resume<C: TunerConfig>(
     resume: bool,
 ) -> Result<(Optimizer, Vec<GenerationReport>), BenchError> {
     if !(resume && checkpoint.exists()) {
-        return Ok((Optimizer::new(config.de().clone(), space, x0).map_err(de_err)?, vec![]));
+        return Ok((
+            Optimizer::new(config.de().clone(), space, x0).map_err(de_err)?,
+            vec![],
+        ));
     }
-    let text = std::fs::read_to_string(checkpoint).map_err(|e| BenchError::Io { path: checkpoint.display().to_string(), source: e })?;
-    let cp: Checkpoint<C> = serde_json::from_str(&text).map_err(|e| BenchError::Invalid(format!("{}: not a checkpoint of this tuner ({e})", checkpoint.display())))?;
+    let text = std::fs::read_to_string(checkpoint).map_err(|e| BenchError::Io {
+        path: checkpoint.display().to_string(),
+        source: e,
+    })?;
+    let cp: Checkpoint<C> = serde_json::from_str(&text).map_err(|e| {
+        BenchError::Invalid(format!(
+            "{}: not a checkpoint of this tuner ({e})",
+            checkpoint.display()
+        ))
+    })?;
     let same = |c: &C| {
         let mut c = c.clone();
         c.de_mut().max_generations = 0;
@@ -211,9 +249,15 @@ fn start_or_resume<C: TunerConfig>(
         c
     };
     if same(&cp.config) != same(config) || cp.country != country.code.as_str() {
-        return Err(BenchError::Invalid(format!("{} belongs to another run (country or settings differ); use a new --out", checkpoint.display())));
+        return Err(BenchError::Invalid(format!(
+            "{} belongs to another run (country or settings differ); use a new --out",
+            checkpoint.display()
+        )));
     }
-    Ok((Optimizer::from_state(config.de().clone(), space, x0, cp.state).map_err(de_err)?, cp.reports))
+    Ok((
+        Optimizer::from_state(config.de().clone(), space, x0, cp.state).map_err(de_err)?,
+        cp.reports,
+    ))
 }
 
 /// Asks, evaluates and tells until the optimiser stops, saving a checkpoint after every
@@ -232,8 +276,16 @@ fn drive<C: TunerConfig>(
         let report = opt.tell(evaluate(&xs)?).map_err(de_err)?;
         on_generation(&report);
         reports.push(report);
-        let cp = Checkpoint { country: country.code.to_string(), config: config.clone(), state: opt.state().clone(), reports: reports.clone() };
-        write_atomic(checkpoint, &serde_json::to_string(&cp).map_err(|e| BenchError::Invalid(e.to_string()))?)?;
+        let cp = Checkpoint {
+            country: country.code.to_string(),
+            config: config.clone(),
+            state: opt.state().clone(),
+            reports: reports.clone(),
+        };
+        write_atomic(
+            checkpoint,
+            &serde_json::to_string(&cp).map_err(|e| BenchError::Invalid(e.to_string()))?,
+        )?;
     }
     Ok(())
 }
@@ -258,7 +310,11 @@ pub struct SoftPromptTuner {
 impl SoftPromptTuner {
     /// θ₀ = the embeddings of the init text's tokens (after BOS); the search space is
     /// x = θ₀ + A z with A's entries N(0, σ_E²/k) (σ_E: std of the embedding matrix).
-    pub fn new(lm: &dyn LanguageModel, country: &Country, config: TuneConfig) -> Result<Self, BenchError> {
+    pub fn new(
+        lm: &dyn LanguageModel,
+        country: &Country,
+        config: TuneConfig,
+    ) -> Result<Self, BenchError> {
         let text = config.init_text.replace("{country}", &country.name);
         let mut toks = lm.tokenize(&text).map_err(model_err)?;
         let bos = lm.tokenize("").map_err(model_err)?;
@@ -266,12 +322,23 @@ impl SoftPromptTuner {
             toks.remove(0);
         }
         if toks.is_empty() {
-            return Err(BenchError::Invalid(format!("init text {text:?} has no tokens")));
+            return Err(BenchError::Invalid(format!(
+                "init text {text:?} has no tokens"
+            )));
         }
         let theta0 = lm.token_embeddings(&toks).map_err(model_err)?;
         let sigma = lm.input_embedding_std().map_err(model_err)?;
-        let space = Space::Projected { dim: theta0.rows * theta0.dim, k: config.subspace_dim, seed: config.projection_seed, scale: sigma };
-        Ok(Self { config, theta0, space })
+        let space = Space::Projected {
+            dim: theta0.rows * theta0.dim,
+            k: config.subspace_dim,
+            seed: config.projection_seed,
+            scale: sigma,
+        };
+        Ok(Self {
+            config,
+            theta0,
+            space,
+        })
     }
 
     pub fn theta0(&self) -> &SoftPrompt {
@@ -279,7 +346,11 @@ impl SoftPromptTuner {
     }
 
     fn soft_of(&self, x: &[f64]) -> SoftPrompt {
-        SoftPrompt { rows: self.theta0.rows, dim: self.theta0.dim, data: x.iter().map(|&v| v as f32).collect() }
+        SoftPrompt {
+            rows: self.theta0.rows,
+            dim: self.theta0.dim,
+            data: x.iter().map(|&v| v as f32).collect(),
+        }
     }
 
     /// Runs DE to its stop, writing `checkpoint` after every generation and resuming from it
@@ -294,24 +365,51 @@ impl SoftPromptTuner {
     ) -> Result<TuneOutcome, BenchError> {
         let x0: Vec<f64> = self.theta0.data.iter().map(|&v| f64::from(v)).collect();
         let country = objective.country();
-        let (mut opt, mut reports) = start_or_resume(&self.config, self.space, x0, country, checkpoint, resume)?;
+        let (mut opt, mut reports) =
+            start_or_resume(&self.config, self.space, x0, country, checkpoint, resume)?;
         // ask() gives the decoded candidates x = θ₀ + A z.
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
-            let cands: Vec<Candidate> = xs.iter().map(|x| Candidate::Soft(Arc::new(self.soft_of(x)))).collect();
-            Ok(objective.evaluate(lm, &cands)?.iter().map(|e| e.loss).collect())
+            let cands: Vec<Candidate> = xs
+                .iter()
+                .map(|x| Candidate::Soft(Arc::new(self.soft_of(x))))
+                .collect();
+            Ok(objective
+                .evaluate(lm, &cands)?
+                .iter()
+                .map(|e| e.loss)
+                .collect())
         };
-        drive(&mut opt, &mut reports, &self.config, country, checkpoint, evaluate, on_generation)?;
+        drive(
+            &mut opt,
+            &mut reports,
+            &self.config,
+            country,
+            checkpoint,
+            evaluate,
+            on_generation,
+        )?;
         let best = opt.result();
         let soft = self.soft_of(&best.x);
-        let eval = objective.evaluate(lm, &[Candidate::Soft(Arc::new(soft.clone()))])?.remove(0);
-        Ok(TuneOutcome { soft, eval, reports, stop: best.stop, evaluations: best.evaluations })
+        let eval = objective
+            .evaluate(lm, &[Candidate::Soft(Arc::new(soft.clone()))])?
+            .remove(0);
+        Ok(TuneOutcome {
+            soft,
+            eval,
+            reports,
+            stop: best.stop,
+            evaluations: best.evaluations,
+        })
     }
 }
 
 /// Writes a file through a temporary sibling and a rename, so a crash never leaves half a file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
     let tmp = path.with_extension("tmp");
-    let io = |e| BenchError::Io { path: path.display().to_string(), source: e };
+    let io = |e| BenchError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
@@ -319,7 +417,13 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
 /// GlobalOpinionQA S_align of the country's WVS-sourced questions without and with the tuned
 /// candidate (a soft prompt or a persona system text; the transfer check of issue #7); `None`
 /// when the country has no such question.
-pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country, tuned: &Candidate, limit: usize) -> Result<Option<(f64, f64, usize)>, BenchError> {
+pub fn transfer_check(
+    lm: &mut dyn LanguageModel,
+    goqa: &Goqa,
+    country: &Country,
+    tuned: &Candidate,
+    limit: usize,
+) -> Result<Option<(f64, f64, usize)>, BenchError> {
     let goqa_country = match goqa.country(country.code) {
         Ok(c) => c,
         Err(_) => return Ok(None),
@@ -327,7 +431,10 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
     let items: Vec<Item> = goqa
         .items(&goqa_country)?
         .into_iter()
-        .filter(|i| serde_json::from_value::<GoqaMeta>(i.meta.clone()).is_ok_and(|m| m.source == GoqaSource::Wvs))
+        .filter(|i| {
+            serde_json::from_value::<GoqaMeta>(i.meta.clone())
+                .is_ok_and(|m| m.source == GoqaSource::Wvs)
+        })
         .take(limit)
         .collect();
     if items.is_empty() {
@@ -335,7 +442,10 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
     }
     let mut scores = Vec::with_capacity(2);
     for candidate in [&Candidate::Plain, tuned] {
-        let prompts = items.iter().map(|i| candidate.prompt(lm, &i.prompt)).collect::<Result<Vec<_>, MethodError>>()?;
+        let prompts = items
+            .iter()
+            .map(|i| candidate.prompt(lm, &i.prompt))
+            .collect::<Result<Vec<_>, MethodError>>()?;
         let answers = read_options(lm, &items, prompts)?;
         let records: Vec<ItemRecord> = answers
             .into_iter()
@@ -359,15 +469,35 @@ pub fn transfer_check(lm: &mut dyn LanguageModel, goqa: &Goqa, country: &Country
 
 /// The baselines of the report: naive, "act as a person from X", and the tuner's start
 /// (`start`, shown as `start_label`).
-pub fn baselines(lm: &mut dyn LanguageModel, objective: &Vsm13Objective, start: Candidate, start_label: &str) -> Result<Vec<(String, Vsm13Eval)>, BenchError> {
+pub fn baselines(
+    lm: &mut dyn LanguageModel,
+    objective: &Vsm13Objective,
+    start: Candidate,
+    start_label: &str,
+) -> Result<Vec<(String, Vsm13Eval)>, BenchError> {
     let name = objective.country().name.clone();
-    let evals = objective.evaluate(lm, &[Candidate::Plain, Candidate::System(country_system_text(&name)), start])?;
-    Ok(["naive", "country prompt", start_label].iter().map(|s| s.to_string()).zip(evals).collect())
+    let evals = objective.evaluate(
+        lm,
+        &[
+            Candidate::Plain,
+            Candidate::System(country_system_text(&name)),
+            start,
+        ],
+    )?;
+    Ok(["naive", "country prompt", start_label]
+        .iter()
+        .map(|s| s.to_string())
+        .zip(evals)
+        .collect())
 }
 
 /// A line chart of the best and mean loss per generation for `country`, as SVG, with the
 /// baselines (e.g. naive and country prompt) as dashed horizontal lines.
-pub fn loss_svg(country: &Country, reports: &[GenerationReport], baselines: &[(String, f64)]) -> Result<String, BenchError> {
+pub fn loss_svg(
+    country: &Country,
+    reports: &[GenerationReport],
+    baselines: &[(String, f64)],
+) -> Result<String, BenchError> {
     use plotters::element::DashedPathElement;
     use plotters::prelude::*;
     let err = |e: String| BenchError::Invalid(format!("loss plot: {e}"));
@@ -375,17 +505,36 @@ pub fn loss_svg(country: &Country, reports: &[GenerationReport], baselines: &[(S
     {
         let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let last = reports.iter().map(|r| r.generation).max().unwrap_or(1).max(1);
+        let last = reports
+            .iter()
+            .map(|r| r.generation)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let vals: Vec<f64> = reports
             .iter()
             .flat_map(|r| [r.best, r.mean])
             .chain(baselines.iter().map(|b| b.1))
             .filter(|v| v.is_finite())
             .collect();
-        let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo.is_finite() { (lo.min(hi - 1e-9), hi + (hi - lo).max(1.0) * 0.05) } else { (0.0, 1.0) };
+        let (lo, hi) = vals
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let (lo, hi) = if lo.is_finite() {
+            (lo.min(hi - 1e-9), hi + (hi - lo).max(1.0) * 0.05)
+        } else {
+            (0.0, 1.0)
+        };
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("VSM13 L1 loss per generation: {} ({})", country.name, country.code), ("sans-serif", 20))
+            .caption(
+                format!(
+                    "VSM13 L1 loss per generation: {} ({})",
+                    country.name, country.code
+                ),
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
@@ -397,43 +546,85 @@ pub fn loss_svg(country: &Country, reports: &[GenerationReport], baselines: &[(S
             .x_desc("generation")
             .y_desc("loss")
             .x_labels((last + 1).min(11))
-            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{}", x.round() as i64) } else { String::new() })
+            .x_label_formatter(&|x| {
+                if (x - x.round()).abs() < 1e-9 {
+                    format!("{}", x.round() as i64)
+                } else {
+                    String::new()
+                }
+            })
             .draw()
             .map_err(|e| err(e.to_string()))?;
         chart
-            .draw_series(LineSeries::new(reports.iter().map(|r| (r.generation as f64, r.best)), BLUE.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                reports.iter().map(|r| (r.generation as f64, r.best)),
+                BLUE.stroke_width(2),
+            ))
             .map_err(|e| err(e.to_string()))?
             .label("best")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE));
         chart
-            .draw_series(LineSeries::new(reports.iter().filter(|r| r.mean.is_finite()).map(|r| (r.generation as f64, r.mean)), RED))
+            .draw_series(LineSeries::new(
+                reports
+                    .iter()
+                    .filter(|r| r.mean.is_finite())
+                    .map(|r| (r.generation as f64, r.mean)),
+                RED,
+            ))
             .map_err(|e| err(e.to_string()))?
             .label("population mean")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
-        let greys = [RGBColor(60, 60, 60), RGBColor(0, 140, 70), RGBColor(150, 90, 0)];
-        for (k, (name, v)) in baselines.iter().enumerate().filter(|(_, b)| b.1.is_finite()) {
+        let greys = [
+            RGBColor(60, 60, 60),
+            RGBColor(0, 140, 70),
+            RGBColor(150, 90, 0),
+        ];
+        for (k, (name, v)) in baselines
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.1.is_finite())
+        {
             let color = greys[k % greys.len()];
             chart
-                .draw_series(std::iter::once(DashedPathElement::new(vec![(0.0, *v), (last as f64, *v)], 6, 4, color.stroke_width(2))))
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    vec![(0.0, *v), (last as f64, *v)],
+                    6,
+                    4,
+                    color.stroke_width(2),
+                )))
                 .map_err(|e| err(e.to_string()))?
                 .label(format!("{name} ({v:.1})"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(out)
 }
 
 /// What the report says about the DE run: its length and settings.
-pub fn de_summary(reports: &[GenerationReport], evaluations: usize, stop: Option<culturesteer_core::de::StopReason>, de: &DeConfig) -> String {
+pub fn de_summary(
+    reports: &[GenerationReport],
+    evaluations: usize,
+    stop: Option<culturesteer_core::de::StopReason>,
+    de: &DeConfig,
+) -> String {
     format!(
         "DE: {} generations, {} evaluations, stop: {:?}; NP {}, F {}, CR {}",
         reports.len().saturating_sub(1),
         evaluations,
         stop,
         de.np,
-        de.dither.map_or(format!("{}", de.f), |(a, b)| format!("dithered U({a}, {b})")),
+        de.dither.map_or(format!("{}", de.f), |(a, b)| format!(
+            "dithered U({a}, {b})"
+        )),
         de.cr,
     )
 }
@@ -464,7 +655,10 @@ pub fn report_markdown(
     tuned_label: &str,
     transfer: Option<Option<(f64, f64, usize)>>,
 ) -> String {
-    let mut s = format!("# {title} on VSM13: {} ({})\n\n", country.name, country.code);
+    let mut s = format!(
+        "# {title} on VSM13: {} ({})\n\n",
+        country.name, country.code
+    );
     s.push_str("| | loss (L1) | PDI | IDV | MAS | UAI | LTO | IVR |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     s.push_str("| **target** | |");
     for t in target {
@@ -502,12 +696,30 @@ mod plot_tests {
     #[test]
     fn loss_plot_names_the_country_counts_generations_and_draws_baselines() {
         let reports: Vec<GenerationReport> = (0..4)
-            .map(|g| GenerationReport { generation: g, best: 300.0 - 10.0 * g as f64, mean: 320.0, accepted: 1, f: None, evaluations: 10 })
+            .map(|g| GenerationReport {
+                generation: g,
+                best: 300.0 - 10.0 * g as f64,
+                mean: 320.0,
+                accepted: 1,
+                f: None,
+                evaluations: 10,
+            })
             .collect();
-        let sau = Country { code: CountryCode::new("SAU").unwrap(), name: "Saudi Arabia".into() };
-        let svg = loss_svg(&sau, &reports, &[("naive".into(), 310.5), ("country prompt".into(), 305.0)]).unwrap();
+        let sau = Country {
+            code: CountryCode::new("SAU").unwrap(),
+            name: "Saudi Arabia".into(),
+        };
+        let svg = loss_svg(
+            &sau,
+            &reports,
+            &[("naive".into(), 310.5), ("country prompt".into(), 305.0)],
+        )
+        .unwrap();
         assert!(svg.contains("Saudi Arabia (SAU)"), "{svg}");
-        assert!(svg.contains("naive (310.5)") && svg.contains("country prompt (305.0)"), "{svg}");
+        assert!(
+            svg.contains("naive (310.5)") && svg.contains("country prompt (305.0)"),
+            "{svg}"
+        );
         // Tick labels are whole generations only.
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         for half in ["0.5", "1.5", "2.5"] {

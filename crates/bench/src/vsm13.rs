@@ -31,7 +31,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{unknown_country, BenchError, Benchmark, Component, CountryScore, ItemRecord, MetricInfo};
+use crate::{
+    unknown_country, BenchError, Benchmark, Component, CountryScore, ItemRecord, MetricInfo,
+};
 use culturesteer_core::metrics::{vsm13_l1_loss, vsm13_scores, Vsm13Config, Vsm13Dimension};
 use culturesteer_core::CountryCode;
 use culturesteer_data::hofstede::{HofstedeTable, SIX_DIMENSIONS};
@@ -46,9 +48,11 @@ pub const N_ITEMS: usize = 24;
 /// Stem of items 1–10 (continued by the item text).
 pub const STEM_IDEAL_JOB: &str = "Please think of an ideal job, disregarding your present job, if you have one. In choosing an ideal job, how important would it be to you to";
 /// Stem of items 11–14.
-pub const STEM_PRIVATE_LIFE: &str = "In your private life, how important is each of the following to you:";
+pub const STEM_PRIVATE_LIFE: &str =
+    "In your private life, how important is each of the following to you:";
 /// Stem of items 21–24.
-pub const STEM_AGREEMENT: &str = "To what extent do you agree or disagree with each of the following statements?";
+pub const STEM_AGREEMENT: &str =
+    "To what extent do you agree or disagree with each of the following statements?";
 /// Closing instruction of every item prompt.
 /// Most generated tokens per item in `generate_parse` mode (the answer is one digit).
 pub const GENERATE_MAX_TOKENS: usize = 8;
@@ -79,15 +83,37 @@ impl Vsm13Scale {
     /// The five answer labels for codes 1..5.
     pub fn labels(self) -> [&'static str; 5] {
         match self {
-            Vsm13Scale::Importance => {
-                ["of utmost importance", "very important", "of moderate importance", "of little importance", "of very little or no importance"]
-            }
+            Vsm13Scale::Importance => [
+                "of utmost importance",
+                "very important",
+                "of moderate importance",
+                "of little importance",
+                "of very little or no importance",
+            ],
             Vsm13Scale::Frequency => ["always", "usually", "sometimes", "seldom", "never"],
-            Vsm13Scale::Prevention => ["yes, always", "yes, usually", "sometimes", "no, seldom", "no, never"],
+            Vsm13Scale::Prevention => [
+                "yes, always",
+                "yes, usually",
+                "sometimes",
+                "no, seldom",
+                "no, never",
+            ],
             Vsm13Scale::Health => ["very good", "good", "fair", "poor", "very poor"],
-            Vsm13Scale::Pride => ["very proud", "fairly proud", "somewhat proud", "not very proud", "not proud at all"],
+            Vsm13Scale::Pride => [
+                "very proud",
+                "fairly proud",
+                "somewhat proud",
+                "not very proud",
+                "not proud at all",
+            ],
             Vsm13Scale::ReversedFrequency => ["never", "seldom", "sometimes", "usually", "always"],
-            Vsm13Scale::Agreement => ["strongly agree", "agree", "undecided", "disagree", "strongly disagree"],
+            Vsm13Scale::Agreement => [
+                "strongly agree",
+                "agree",
+                "undecided",
+                "disagree",
+                "strongly disagree",
+            ],
         }
     }
 }
@@ -120,7 +146,12 @@ pub struct Vsm13Item {
 }
 
 const fn it(number: usize, block: Vsm13Block, text: &'static str, scale: Vsm13Scale) -> Vsm13Item {
-    Vsm13Item { number, block, text, scale }
+    Vsm13Item {
+        number,
+        block,
+        text,
+        scale,
+    }
 }
 
 use Vsm13Block as B;
@@ -217,8 +248,11 @@ pub enum Vsm13AnswerMode {
 
 impl Vsm13AnswerMode {
     /// Every mode.
-    pub const ALL: [Vsm13AnswerMode; 3] =
-        [Vsm13AnswerMode::LogitsExpectation, Vsm13AnswerMode::LogitsArgmax, Vsm13AnswerMode::GenerateParse];
+    pub const ALL: [Vsm13AnswerMode; 3] = [
+        Vsm13AnswerMode::LogitsExpectation,
+        Vsm13AnswerMode::LogitsArgmax,
+        Vsm13AnswerMode::GenerateParse,
+    ];
 
     /// Name as accepted by [`FromStr`].
     pub fn as_str(self) -> &'static str {
@@ -232,21 +266,37 @@ impl Vsm13AnswerMode {
     /// The answer code (1..5) of one item from its five digit probabilities.
     pub fn answer(self, probs: &[f64]) -> Result<f64, BenchError> {
         if probs.len() != 5 || probs.iter().any(|p| !p.is_finite() || *p < 0.0) {
-            return Err(BenchError::Invalid(format!("VSM13 needs five finite non-negative probabilities, got {probs:?}")));
+            return Err(BenchError::Invalid(format!(
+                "VSM13 needs five finite non-negative probabilities, got {probs:?}"
+            )));
         }
         match self {
             Vsm13AnswerMode::LogitsExpectation => {
                 let mass: f64 = probs.iter().sum();
                 if mass <= 0.0 {
-                    return Err(BenchError::Invalid("VSM13 probabilities have zero mass".into()));
+                    return Err(BenchError::Invalid(
+                        "VSM13 probabilities have zero mass".into(),
+                    ));
                 }
-                Ok(probs.iter().enumerate().map(|(k, p)| (k + 1) as f64 * p).sum::<f64>() / mass)
-            }
-            Vsm13AnswerMode::LogitsArgmax => {
-                let (best, _) = probs
+                Ok(probs
                     .iter()
                     .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &p)| if p > bv { (i, p) } else { (bi, bv) });
+                    .map(|(k, p)| (k + 1) as f64 * p)
+                    .sum::<f64>()
+                    / mass)
+            }
+            Vsm13AnswerMode::LogitsArgmax => {
+                let (best, _) =
+                    probs
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &p)| {
+                            if p > bv {
+                                (i, p)
+                            } else {
+                                (bi, bv)
+                            }
+                        });
                 Ok((best + 1) as f64)
             }
             // One-hot on the parsed digit.
@@ -291,10 +341,17 @@ pub struct Vsm13Meta {
 }
 
 fn meta_of(r: &ItemRecord) -> Result<Vsm13Meta, BenchError> {
-    let m: Vsm13Meta = serde_json::from_value(r.meta.clone())
-        .map_err(|e| BenchError::Invalid(format!("vsm13 record {} of {}: bad meta ({e})", r.item_id, r.country)))?;
+    let m: Vsm13Meta = serde_json::from_value(r.meta.clone()).map_err(|e| {
+        BenchError::Invalid(format!(
+            "vsm13 record {} of {}: bad meta ({e})",
+            r.item_id, r.country
+        ))
+    })?;
     if !(1..=N_ITEMS).contains(&m.item) {
-        return Err(BenchError::Invalid(format!("vsm13 record {} of {}: item {} is not 1..=24", r.item_id, r.country, m.item)));
+        return Err(BenchError::Invalid(format!(
+            "vsm13 record {} of {}: item {} is not 1..=24",
+            r.item_id, r.country, m.item
+        )));
     }
     Ok(m)
 }
@@ -312,46 +369,72 @@ pub fn score_vsm13(
     let mut failures = 0usize;
     for r in records {
         if r.country != country {
-            return Err(BenchError::Invalid(format!("vsm13 record {} is for {}, not {country}", r.item_id, r.country)));
+            return Err(BenchError::Invalid(format!(
+                "vsm13 record {} is for {}, not {country}",
+                r.item_id, r.country
+            )));
         }
         let m = meta_of(r)?;
         if r.probs.is_empty() && options.answer_mode == Vsm13AnswerMode::GenerateParse {
             failures += 1;
             continue;
         }
-        let a = options
-            .answer_mode
-            .answer(&r.probs)
-            .map_err(|e| BenchError::Invalid(format!("vsm13 record {} of {country}: {e}", r.item_id)))?;
+        let a = options.answer_mode.answer(&r.probs).map_err(|e| {
+            BenchError::Invalid(format!("vsm13 record {} of {country}: {e}", r.item_id))
+        })?;
         sums[m.item - 1] += a;
         counts[m.item - 1] += 1;
     }
-    let missing: Vec<String> = (0..N_ITEMS).filter(|&k| counts[k] == 0).map(|k| (k + 1).to_string()).collect();
+    let missing: Vec<String> = (0..N_ITEMS)
+        .filter(|&k| counts[k] == 0)
+        .map(|k| (k + 1).to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(BenchError::Invalid(format!(
             "{country}: VSM13 scoring needs all 24 items; missing item(s) {} ({})",
             missing.join(", "),
-            if failures > 0 { format!("{failures} generated answers had no digit 1-5") } else { "run without --limit or with --limit 24".to_string() }
+            if failures > 0 {
+                format!("{failures} generated answers had no digit 1-5")
+            } else {
+                "run without --limit or with --limit 24".to_string()
+            }
         )));
     }
     let means: Vec<f64> = sums.iter().zip(counts).map(|(s, c)| s / c as f64).collect();
-    let scores = vsm13_scores(&means, &options.config).map_err(|e| BenchError::Invalid(format!("{country}: VSM13 scores: {e}")))?;
+    let scores = vsm13_scores(&means, &options.config)
+        .map_err(|e| BenchError::Invalid(format!("{country}: VSM13 scores: {e}")))?;
     let loss = vsm13_l1_loss(&scores, target);
     if loss.dims_compared == 0 {
-        return Err(BenchError::NoHumanData { bench: "vsm13".into(), country: country.to_string() });
+        return Err(BenchError::NoHumanData {
+            bench: "vsm13".into(),
+            country: country.to_string(),
+        });
     }
     let components = Vsm13Dimension::ALL
         .iter()
-        .map(|&d| Component { name: d.abbrev().to_string(), model: scores.get(d), human: target[d.index()] })
+        .map(|&d| Component {
+            name: d.abbrev().to_string(),
+            model: scores.get(d),
+            human: target[d.index()],
+        })
         .collect();
     let mut secondary = vec![("dims_compared".to_string(), loss.dims_compared as f64)];
     if options.answer_mode == Vsm13AnswerMode::GenerateParse {
-        secondary.push(("parse_failure_rate".to_string(), failures as f64 / records.len().max(1) as f64));
+        secondary.push((
+            "parse_failure_rate".to_string(),
+            failures as f64 / records.len().max(1) as f64,
+        ));
     }
     if let Some(m) = loss.mean() {
         secondary.push(("l1_mean".to_string(), m));
     }
-    Ok(CountryScore { country, value: loss.total, n_items: records.len(), components, secondary })
+    Ok(CountryScore {
+        country,
+        value: loss.total,
+        n_items: records.len(),
+        components,
+        secondary,
+    })
 }
 
 /// The VSM 2013 benchmark.
@@ -385,7 +468,9 @@ impl Vsm13 {
     }
 
     fn has_target(&self, code: CountryCode) -> bool {
-        self.table.get(code).is_ok_and(|r| r.scores.iter().any(Option::is_some))
+        self.table
+            .get(code)
+            .is_ok_and(|r| r.scores.iter().any(Option::is_some))
     }
 }
 
@@ -394,17 +479,32 @@ impl Benchmark for Vsm13 {
         "vsm13"
     }
     fn metric(&self) -> MetricInfo {
-        MetricInfo { name: "L1", lower_is_better: true }
+        MetricInfo {
+            name: "L1",
+            lower_is_better: true,
+        }
     }
     fn countries(&self) -> Vec<CountryCode> {
-        self.table.rows.iter().filter(|r| r.scores.iter().any(Option::is_some)).map(|r| r.code).collect()
+        self.table
+            .rows
+            .iter()
+            .filter(|r| r.scores.iter().any(Option::is_some))
+            .map(|r| r.code)
+            .collect()
     }
     fn default_countries(&self) -> Vec<CountryCode> {
-        ["SAU", "USA", "CHN", "IND", "DEU", "JPN"].iter().filter_map(|c| CountryCode::new(c).ok()).filter(|c| self.has_target(*c)).collect()
+        ["SAU", "USA", "CHN", "IND", "DEU", "JPN"]
+            .iter()
+            .filter_map(|c| CountryCode::new(c).ok())
+            .filter(|c| self.has_target(*c))
+            .collect()
     }
     fn country(&self, code: CountryCode) -> Result<Country, BenchError> {
         match self.table.get(code) {
-            Ok(r) if r.scores.iter().any(Option::is_some) => Ok(Country { code, name: r.country.clone() }),
+            Ok(r) if r.scores.iter().any(Option::is_some) => Ok(Country {
+                code,
+                name: r.country.clone(),
+            }),
             _ => Err(unknown_country(self, code.as_str())),
         }
     }
@@ -426,18 +526,33 @@ impl Benchmark for Vsm13 {
                         labels: labels.clone(),
                         cue: String::new(),
                     },
-                    prompt: PromptSpec { system: None, user: user.clone(), chat: true },
-                    country_prompt: PromptSpec { system: Some(system.clone()), user, chat: true },
+                    prompt: PromptSpec {
+                        system: None,
+                        user: user.clone(),
+                        chat: true,
+                    },
+                    country_prompt: PromptSpec {
+                        system: Some(system.clone()),
+                        user,
+                        chat: true,
+                    },
                     swapped: None,
                     dimension: None,
                     readout: match self.options.answer_mode {
-                        Vsm13AnswerMode::GenerateParse => {
-                            Readout::Generate { labels: labels.clone(), max_tokens: GENERATE_MAX_TOKENS, parser: AnswerParser::FirstDigit }
-                        }
-                        _ => Readout::NextToken { labels: labels.clone() },
+                        Vsm13AnswerMode::GenerateParse => Readout::Generate {
+                            labels: labels.clone(),
+                            max_tokens: GENERATE_MAX_TOKENS,
+                            parser: AnswerParser::FirstDigit,
+                        },
+                        _ => Readout::NextToken {
+                            labels: labels.clone(),
+                        },
                     },
                     temperature: 1.0,
-                    meta: json!(Vsm13Meta { item: item.number, scale: item.scale }),
+                    meta: json!(Vsm13Meta {
+                        item: item.number,
+                        scale: item.scale
+                    }),
                 }
             })
             .collect())
@@ -480,7 +595,10 @@ mod tests {
                     item_id: format!("q{:02}", k + 1),
                     logprobs: probs.iter().map(|p: &f64| p.ln()).collect(),
                     probs,
-                    meta: json!(Vsm13Meta { item: k + 1, scale: ITEMS[k].scale }),
+                    meta: json!(Vsm13Meta {
+                        item: k + 1,
+                        scale: ITEMS[k].scale
+                    }),
                     prompt_id: String::new(),
                     options: vec![],
                     diagnostics: serde_json::Value::Null,
@@ -498,7 +616,8 @@ mod tests {
             item_prompt(&ITEMS[0]),
             "Please think of an ideal job, disregarding your present job, if you have one. In choosing an ideal job, how important would it be to you to have sufficient time for your personal or home life?\n1. of utmost importance\n2. very important\n3. of moderate importance\n4. of little importance\n5. of very little or no importance\nAnswer with the number of your choice (1-5) only."
         );
-        assert!(item_prompt(&ITEMS[19]).contains("\n1. never\n2. seldom\n3. sometimes\n4. usually\n5. always\n"));
+        assert!(item_prompt(&ITEMS[19])
+            .contains("\n1. never\n2. seldom\n3. sometimes\n4. usually\n5. always\n"));
         assert!(item_question(&ITEMS[21]).starts_with("To what extent do you agree or disagree with each of the following statements?\nPersistent"));
         assert_eq!(item_question(&ITEMS[10]), "In your private life, how important is each of the following to you: keeping time free for fun");
     }
@@ -506,10 +625,19 @@ mod tests {
     #[test]
     fn one_hot_records_reproduce_spec_vector() {
         // vsm13.md §5 row 3 (integer answers).
-        let m = [2., 1., 2., 3., 2., 1., 3., 2., 3., 2., 2., 3., 2., 2., 3., 2., 3., 2., 2., 4., 2., 2., 2., 2.];
+        let m = [
+            2., 1., 2., 3., 2., 1., 3., 2., 3., 2., 2., 3., 2., 2., 3., 2., 3., 2., 2., 4., 2., 2.,
+            2., 2.,
+        ];
         let target = [Some(0.0); 6];
-        for mode in [Vsm13AnswerMode::LogitsExpectation, Vsm13AnswerMode::LogitsArgmax] {
-            let opts = Vsm13Options { answer_mode: mode, ..Default::default() };
+        for mode in [
+            Vsm13AnswerMode::LogitsExpectation,
+            Vsm13AnswerMode::LogitsArgmax,
+        ] {
+            let opts = Vsm13Options {
+                answer_mode: mode,
+                ..Default::default()
+            };
             let s = score_vsm13(usa(), &records(&m), &target, &opts).unwrap();
             let got: Vec<f64> = s.components.iter().map(|c| c.model).collect();
             for (g, w) in got.iter().zip([120.0, 105.0, 0.0, -40.0, 0.0, 75.0]) {
@@ -522,7 +650,8 @@ mod tests {
     #[test]
     fn expectation_reproduces_fractional_vector_and_us_loss() {
         let m = [
-            1.4, 1.8, 2.0, 1.6, 1.9, 1.7, 2.2, 2.4, 2.6, 2.0, 2.1, 2.9, 1.9, 2.5, 3.1, 2.2, 3.0, 2.1, 1.8, 3.3, 2.4, 1.9, 2.8, 2.6,
+            1.4, 1.8, 2.0, 1.6, 1.9, 1.7, 2.2, 2.4, 2.6, 2.0, 2.1, 2.9, 1.9, 2.5, 3.1, 2.2, 3.0,
+            2.1, 1.8, 3.3, 2.4, 1.9, 2.8, 2.6,
         ];
         let b = Vsm13::load(&DataSource::Embedded, Vsm13Options::default()).unwrap();
         let c = b.country(usa()).unwrap();
@@ -539,27 +668,61 @@ mod tests {
     #[test]
     fn partial_runs_and_bad_modes_are_clear_errors() {
         let recs = records(&[3.0; 24]);
-        let e = score_vsm13(usa(), &recs[..20], &[Some(0.0); 6], &Vsm13Options::default()).unwrap_err().to_string();
-        assert!(e.contains("needs all 24 items") && e.contains("21, 22, 23, 24"), "{e}");
+        let e = score_vsm13(
+            usa(),
+            &recs[..20],
+            &[Some(0.0); 6],
+            &Vsm13Options::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("needs all 24 items") && e.contains("21, 22, 23, 24"),
+            "{e}"
+        );
         // Generated answers without a digit are left out; an item with none at all is missing.
-        let gen = Vsm13Options { answer_mode: Vsm13AnswerMode::GenerateParse, ..Default::default() };
+        let gen = Vsm13Options {
+            answer_mode: Vsm13AnswerMode::GenerateParse,
+            ..Default::default()
+        };
         let mut g = records(&[3.0; 24]);
         g.extend(records(&[3.0; 24]).into_iter().map(|mut r| {
             r.probs.clear();
             r
         }));
         let s = score_vsm13(usa(), &g, &[Some(0.0); 6], &gen).unwrap();
-        assert_eq!(s.secondary.iter().find(|x| x.0 == "parse_failure_rate").unwrap().1, 0.5);
+        assert_eq!(
+            s.secondary
+                .iter()
+                .find(|x| x.0 == "parse_failure_rate")
+                .unwrap()
+                .1,
+            0.5
+        );
         assert_eq!(s.value, 0.0);
-        let e = score_vsm13(usa(), &g[24..], &[Some(0.0); 6], &gen).unwrap_err().to_string();
+        let e = score_vsm13(usa(), &g[24..], &[Some(0.0); 6], &gen)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no digit 1-5"), "{e}");
-        assert_eq!("logits-argmax".parse::<Vsm13AnswerMode>().unwrap(), Vsm13AnswerMode::LogitsArgmax);
+        assert_eq!(
+            "logits-argmax".parse::<Vsm13AnswerMode>().unwrap(),
+            Vsm13AnswerMode::LogitsArgmax
+        );
         assert!("x".parse::<Vsm13AnswerMode>().is_err());
         // Missing target dimensions are excluded from the sum.
-        let s = score_vsm13(usa(), &recs, &[Some(10.0), None, None, None, None, Some(-5.0)], &Vsm13Options::default()).unwrap();
+        let s = score_vsm13(
+            usa(),
+            &recs,
+            &[Some(10.0), None, None, None, None, Some(-5.0)],
+            &Vsm13Options::default(),
+        )
+        .unwrap();
         assert!((s.value - 15.0).abs() < 1e-12);
         assert_eq!(s.components[1].human, None);
-        assert!(matches!(score_vsm13(usa(), &recs, &[None; 6], &Vsm13Options::default()), Err(BenchError::NoHumanData { .. })));
+        assert!(matches!(
+            score_vsm13(usa(), &recs, &[None; 6], &Vsm13Options::default()),
+            Err(BenchError::NoHumanData { .. })
+        ));
     }
 
     #[test]
@@ -567,7 +730,14 @@ mod tests {
         let p = [0.1, 0.2, 0.4, 0.2, 0.1];
         assert!((Vsm13AnswerMode::LogitsExpectation.answer(&p).unwrap() - 3.0).abs() < 1e-12);
         assert_eq!(Vsm13AnswerMode::LogitsArgmax.answer(&p).unwrap(), 3.0);
-        assert_eq!(Vsm13AnswerMode::LogitsArgmax.answer(&[0.4, 0.4, 0.2, 0.0, 0.0]).unwrap(), 1.0);
-        assert!(Vsm13AnswerMode::LogitsExpectation.answer(&[0.5, 0.5]).is_err());
+        assert_eq!(
+            Vsm13AnswerMode::LogitsArgmax
+                .answer(&[0.4, 0.4, 0.2, 0.0, 0.0])
+                .unwrap(),
+            1.0
+        );
+        assert!(Vsm13AnswerMode::LogitsExpectation
+            .answer(&[0.5, 0.5])
+            .is_err());
     }
 }

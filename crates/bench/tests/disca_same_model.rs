@@ -23,7 +23,15 @@ fn model() -> LlamaLm {
         Some(p) => p.into(),
         None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
     };
-    LlamaLm::load(&path, LlamaConfig { n_seq: 10, ctx_per_seq: 512, ..Default::default() }).expect("load the default model")
+    LlamaLm::load(
+        &path,
+        LlamaConfig {
+            n_seq: 10,
+            ctx_per_seq: 512,
+            ..Default::default()
+        },
+    )
+    .expect("load the default model")
 }
 
 fn usa_items() -> Vec<Item> {
@@ -34,7 +42,12 @@ fn usa_items() -> Vec<Item> {
 
 fn reference_personas() -> Vec<String> {
     let file = load_persona_json(&reference_dir().join("personas_USA_reference.json")).unwrap();
-    file.panel(CountryCode::new("USA").unwrap()).unwrap().personas.into_iter().map(|p| p.text).collect()
+    file.panel(CountryCode::new("USA").unwrap())
+        .unwrap()
+        .personas
+        .into_iter()
+        .map(|p| p.text)
+        .collect()
 }
 
 /// One row of reference_USA_0_4.csv.
@@ -73,7 +86,10 @@ fn real_model_prompts_are_token_for_token_the_authors() {
     let personas = reference_personas();
     let first = &items[0];
     let count = |spec: &PromptSpec, system: Option<&str>| {
-        let spec = PromptSpec { system: system.map(str::to_string).or_else(|| spec.system.clone()), ..spec.clone() };
+        let spec = PromptSpec {
+            system: system.map(str::to_string).or_else(|| spec.system.clone()),
+            ..spec.clone()
+        };
         let p = render_prompt(&lm, &spec).unwrap();
         lm.tokenize(&p.text).unwrap().len()
     };
@@ -87,14 +103,20 @@ fn real_model_prompts_are_token_for_token_the_authors() {
     // The rendered prompt keeps the frame's trailing space before the end of the turn.
     let text = render_prompt(&lm, &first.prompt).unwrap().text;
     assert!(text.starts_with("<start_of_turn>user\nYou are a helpful assistant.\n\nThe following is a moral dilemma:\n"), "{text}");
-    assert!(text.ends_with("Choice: <end_of_turn>\n<start_of_turn>model\n"), "{text}");
+    assert!(
+        text.ends_with("Choice: <end_of_turn>\n<start_of_turn>model\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn real_model_disca_agrees_with_the_authors_code_on_the_same_model() {
     let mut lm = model();
     let items: Vec<Item> = usa_items().into_iter().take(5).collect();
-    let usa = culturesteer_methods::Country { code: CountryCode::new("USA").unwrap(), name: "the United States".into() };
+    let usa = culturesteer_methods::Country {
+        code: CountryCode::new("USA").unwrap(),
+        name: "the United States".into(),
+    };
     let panels = std::iter::once((usa.code, reference_personas())).collect();
     let mut disca = Disca::new("disca", DiscaConfig::paper(), panels, 42);
     let answers = disca.answer(&mut lm, &usa, &items).unwrap();
@@ -112,7 +134,12 @@ fn real_model_disca_agrees_with_the_authors_code_on_the_same_model() {
         let bias = d["positional_bias"].as_f64().unwrap();
         let gaps: PanelGaps = serde_json::from_value(a.diagnostics["gaps"].clone()).unwrap();
         let swap = gaps.personas_swap.clone().unwrap();
-        let personas: Vec<f64> = gaps.personas_orig.iter().zip(&swap).map(|(o, s)| (o / t - s / t) / 2.0).collect();
+        let personas: Vec<f64> = gaps
+            .personas_orig
+            .iter()
+            .zip(&swap)
+            .map(|(o, s)| (o / t - s / t) / 2.0)
+            .collect();
         let ref_base = row.consensus - row.reward_mean;
         report.push(format!(
             "{}: δ̄ {consensus:+.4} vs {:+.4}; δ_base {base:+.4} vs {ref_base:+.4}; bias {bias:+.3} vs {:+.3}; personas {personas:+.3?} vs {:+.3?}",
@@ -126,7 +153,14 @@ fn real_model_disca_agrees_with_the_authors_code_on_the_same_model() {
             worst[3] = worst[3].max((g - r).abs());
         }
     }
-    let report = format!("{}\nmax |Δ|: δ̄ {:.3}, δ_base {:.3}, bias {:.3}, persona gaps {:.3}", report.join("\n"), worst[0], worst[1], worst[2], worst[3]);
+    let report = format!(
+        "{}\nmax |Δ|: δ̄ {:.3}, δ_base {:.3}, bias {:.3}, persona gaps {:.3}",
+        report.join("\n"),
+        worst[0],
+        worst[1],
+        worst[2],
+        worst[3]
+    );
     eprintln!("{report}");
     // Tolerances: δ̄ 0.03 and positional bias 0.3 as planned. The single debiased gaps differ
     // by up to ~0.14 (measured on this CPU: δ_base 0.143, persona gaps 0.129, mean ~0.05):

@@ -22,7 +22,17 @@ fn lm() -> MutexGuard<'static, LlamaLm> {
             Some(p) => p.into(),
             None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
         };
-        Mutex::new(LlamaLm::load(&path, LlamaConfig { n_seq: 8, ctx_per_seq: 512, ..Default::default() }).expect("load"))
+        Mutex::new(
+            LlamaLm::load(
+                &path,
+                LlamaConfig {
+                    n_seq: 8,
+                    ctx_per_seq: 512,
+                    ..Default::default()
+                },
+            )
+            .expect("load"),
+        )
     });
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -37,7 +47,12 @@ fn run(bench: &dyn Benchmark, country: &Country, items: &[Item]) -> Vec<ItemReco
             assert_eq!(a.probs.len(), i.readout.n_options(), "{}", i.id);
             let sum: f64 = a.probs.iter().sum();
             assert!((sum - 1.0).abs() < 1e-9, "{}: probs sum {sum}", i.id);
-            assert!(a.probs.iter().all(|p| p.is_finite() && *p >= 0.0), "{}: {:?}", i.id, a.probs);
+            assert!(
+                a.probs.iter().all(|p| p.is_finite() && *p >= 0.0),
+                "{}: {:?}",
+                i.id,
+                a.probs
+            );
             ItemRecord {
                 method: "vanilla".into(),
                 country: country.code,
@@ -59,8 +74,16 @@ fn goqa_items_and_countries_from_shipped_data() {
     let b = Goqa::load(&DataSource::Embedded, GoqaOptions::default()).unwrap();
     assert_eq!(b.name(), "goqa");
     assert!(!b.metric().lower_is_better);
-    let defaults: Vec<String> = b.default_countries().iter().map(|c| c.to_string()).collect();
-    assert_eq!(defaults, PALETTE_18.to_vec(), "all 18 Palette countries are in the data");
+    let defaults: Vec<String> = b
+        .default_countries()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        defaults,
+        PALETTE_18.to_vec(),
+        "all 18 Palette countries are in the data"
+    );
     let us = b.country(code("USA")).unwrap();
     assert_eq!(us.name, "United States");
     assert_eq!(b.country(code("GBR")).unwrap().name, "Britain");
@@ -72,8 +95,14 @@ fn goqa_items_and_countries_from_shipped_data() {
     sorted.dedup();
     assert_eq!(ids, sorted, "sorted by id, unique");
     // Both surveys appear early.
-    let first: Vec<&str> = items[..40].iter().map(|i| i.meta["source"].as_str().unwrap()).collect();
-    assert!(first.contains(&"Gas") && first.contains(&"Wvs"), "{first:?}");
+    let first: Vec<&str> = items[..40]
+        .iter()
+        .map(|i| i.meta["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        first.contains(&"Gas") && first.contains(&"Wvs"),
+        "{first:?}"
+    );
     for i in &items {
         let n = i.readout.n_options();
         assert!((2..=5).contains(&n));
@@ -83,7 +112,9 @@ fn goqa_items_and_countries_from_shipped_data() {
         assert_eq!(i.country_prompt.user, i.prompt.user);
         assert_eq!(
             i.country_prompt.system.as_deref(),
-            Some("You are from the country of United States, respond to the following instruction. ")
+            Some(
+                "You are from the country of United States, respond to the following instruction. "
+            )
         );
         match &i.readout {
             Readout::TopKLabels { labels, k } => {
@@ -98,16 +129,28 @@ fn goqa_items_and_countries_from_shipped_data() {
         assert_eq!(m.question_id, i.id);
     }
     let e = b.country(code("XXX")).unwrap_err().to_string();
-    assert!(e.contains("XXX") && e.contains("USA") && e.contains("ZWE"), "{e}");
+    assert!(
+        e.contains("XXX") && e.contains("USA") && e.contains("ZWE"),
+        "{e}"
+    );
     // Options land in the manifest.
     assert_eq!(b.options()["s_align"], "js-divergence-e");
 }
 
 #[test]
 fn goqa_next_token_reader_uses_spaced_letters() {
-    let b = Goqa::load(&DataSource::Embedded, GoqaOptions { reader: GoqaReader::NextToken, ..Default::default() }).unwrap();
+    let b = Goqa::load(
+        &DataSource::Embedded,
+        GoqaOptions {
+            reader: GoqaReader::NextToken,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let items = b.items(&b.country(code("DEU")).unwrap()).unwrap();
-    assert!(matches!(&items[0].readout, Readout::NextToken { labels } if labels[0] == " A" && labels[1] == " B"));
+    assert!(
+        matches!(&items[0].readout, Readout::NextToken { labels } if labels[0] == " A" && labels[1] == " B")
+    );
 }
 
 #[test]
@@ -115,18 +158,26 @@ fn vsm13_items_and_countries() {
     let b = Vsm13::load(&DataSource::Embedded, Vsm13Options::default()).unwrap();
     assert_eq!(b.name(), "vsm13");
     assert!(b.metric().lower_is_better);
-    let defaults: Vec<String> = b.default_countries().iter().map(|c| c.to_string()).collect();
+    let defaults: Vec<String> = b
+        .default_countries()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(defaults, ["SAU", "USA", "CHN", "IND", "DEU", "JPN"]);
     let sau = b.country(code("SAU")).unwrap();
     let items = b.items(&sau).unwrap();
     assert_eq!(items.len(), 24);
-    assert!(items.iter().all(|i| i.prompt.chat && i.prompt.system.is_none()));
+    assert!(items
+        .iter()
+        .all(|i| i.prompt.chat && i.prompt.system.is_none()));
     assert_eq!(
         items[0].country_prompt.system.as_deref(),
         Some("Act as a person from Saudi Arabia. Answer the following survey question as that person would.")
     );
     assert_eq!(items[23].id, "q24");
-    assert!(matches!(&items[5].readout, Readout::NextToken { labels } if labels == &["1", "2", "3", "4", "5"]));
+    assert!(
+        matches!(&items[5].readout, Readout::NextToken { labels } if labels == &["1", "2", "3", "4", "5"])
+    );
     let e = b.country(code("XXX")).unwrap_err().to_string();
     assert!(e.contains("USA") && e.contains("SAU"), "{e}");
 }
@@ -142,11 +193,27 @@ fn goqa_real_model_small() {
     eprintln!("goqa USA: {s:?}");
     assert_eq!(s.n_items, 4);
     let floor = (1.0 - std::f64::consts::LN_2) * 100.0;
-    assert!(s.value.is_finite() && s.value >= floor - 1e-9 && s.value <= 100.0, "{}", s.value);
-    let d = s.secondary.iter().find(|(k, _)| k == "mp_js_distance").unwrap().1;
+    assert!(
+        s.value.is_finite() && s.value >= floor - 1e-9 && s.value <= 100.0,
+        "{}",
+        s.value
+    );
+    let d = s
+        .secondary
+        .iter()
+        .find(|(k, _)| k == "mp_js_distance")
+        .unwrap()
+        .1;
     assert!((0.0..=std::f64::consts::LN_2.sqrt() + 1e-12).contains(&d));
     // The next-token reader resolves the spaced letters after "Answer:".
-    let nt = Goqa::load(&DataSource::Embedded, GoqaOptions { reader: GoqaReader::NextToken, ..Default::default() }).unwrap();
+    let nt = Goqa::load(
+        &DataSource::Embedded,
+        GoqaOptions {
+            reader: GoqaReader::NextToken,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let items: Vec<Item> = nt.items(&us).unwrap().into_iter().take(2).collect();
     let recs = run(&nt, &us, &items);
     assert!(nt.score(&us, &recs).unwrap().value.is_finite());

@@ -126,7 +126,10 @@ fn report_higher_is_better_bolds_the_max() {
         lower_is_better: false,
     };
     // Below a higher-is-better floor nothing is bold.
-    assert_eq!(row(&render_summary(&inp), "USA"), "| USA | 0.300 | 0.200 | 0.500 | 60 |");
+    assert_eq!(
+        row(&render_summary(&inp), "USA"),
+        "| USA | 0.300 | 0.200 | 0.500 | 60 |"
+    );
     inp.floors = vec![(code("USA"), 0.1), (code("DEU"), 0.1), (code("VNM"), 0.1)];
     let md = render_summary(&inp);
     assert_eq!(row(&md, "USA"), "| USA | **0.300** | 0.200 | 0.100 | 60 |");
@@ -301,15 +304,33 @@ fn report_says_when_no_method_beats_the_floor_and_gives_intervals() {
     inp.floors = vec![(code("USA"), 0.1), (code("DEU"), 0.1), (code("VNM"), 0.1)];
     inp.scores.retain(|(_, s)| s.country != code("VNM"));
     let md = render_summary(&inp);
-    assert!(!row(&md, "USA").contains("**") && !row(&md, "**macro**").contains("**0."), "{md}");
-    assert!(md.contains("- **disca**: macro MIS 0.325; **not better than the uniform predictor** (0.100)"), "{md}");
-    assert!(md.contains("gain vs vanilla +7.1%, better than vanilla in 1/2 countries"), "{md}");
-    assert!(md.contains("No method beats the uniform predictor on this run"), "{md}");
+    assert!(
+        !row(&md, "USA").contains("**") && !row(&md, "**macro**").contains("**0."),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- **disca**: macro MIS 0.325; **not better than the uniform predictor** (0.100)"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("gain vs vanilla +7.1%, better than vanilla in 1/2 countries"),
+        "{md}"
+    );
+    assert!(
+        md.contains("No method beats the uniform predictor on this run"),
+        "{md}"
+    );
 
     // A method better than the floor is bold and its interval is stated.
     let mut inp = input();
     inp.scores.retain(|(_, s)| s.country != code("VNM"));
-    let reps = |lo: f64| (0..100).map(|k| lo + 0.001 * k as f64).collect::<Vec<f64>>();
+    let reps = |lo: f64| {
+        (0..100)
+            .map(|k| lo + 0.001 * k as f64)
+            .collect::<Vec<f64>>()
+    };
     inp.bootstrap = vec![
         ("disca".into(), code("USA"), reps(0.15)),
         ("disca".into(), code("DEU"), reps(0.40)),
@@ -326,26 +347,45 @@ fn report_says_when_no_method_beats_the_floor_and_gives_intervals() {
     // A view equal to its method is named as such, not as a result.
     let mut inp = input();
     inp.methods.push("disca+prior".into());
-    let copies: Vec<(String, CountryScore)> = inp.scores.iter().filter(|(m, _)| m == "disca").map(|(_, s)| ("disca+prior".into(), s.clone())).collect();
+    let copies: Vec<(String, CountryScore)> = inp
+        .scores
+        .iter()
+        .filter(|(m, _)| m == "disca")
+        .map(|(_, s)| ("disca+prior".into(), s.clone()))
+        .collect();
     inp.scores.extend(copies);
     inp.same_as_parent = vec![("disca+prior".into(), "disca".into())];
     let md = render_summary(&inp);
     assert!(md.contains("- **disca+prior** equals disca on every country of this run, so it is not a separate result here (no column)."), "{md}");
-    assert!(md.contains("| Country | vanilla | disca | uniform (p = 1/n) | n items |"), "{md}");
+    assert!(
+        md.contains("| Country | vanilla | disca | uniform (p = 1/n) | n items |"),
+        "{md}"
+    );
 }
 
 #[test]
 fn scores_json_is_written_and_versioned() {
     let mut inp = input();
-    inp.bootstrap = vec![("disca".into(), code("USA"), (0..50).map(|k| 0.15 + 0.002 * k as f64).collect())];
+    inp.bootstrap = vec![(
+        "disca".into(),
+        code("USA"),
+        (0..50).map(|k| 0.15 + 0.002 * k as f64).collect(),
+    )];
     let dir = tempfile::tempdir().expect("tempdir");
     write_report(dir.path(), &inp).expect("report");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("scores.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("scores.json")).unwrap())
+            .unwrap();
     assert_eq!(v["schema"], culturesteer_bench::report::SCORES_SCHEMA);
     assert_eq!(v["metric"]["name"], "MIS");
     assert_eq!(v["macro_countries"], serde_json::json!(["DEU", "USA"]));
     assert!((v["floor"]["macro"].as_f64().unwrap() - 0.55).abs() < 1e-12);
-    let disca = v["methods"].as_array().unwrap().iter().find(|m| m["verdict"]["method"] == "disca").unwrap();
+    let disca = v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["verdict"]["method"] == "disca")
+        .unwrap();
     assert!((disca["verdict"]["macro_value"].as_f64().unwrap() - 0.325).abs() < 1e-12);
     assert_eq!(disca["verdict"]["beats_floor"], true);
     assert_eq!(disca["verdict"]["wins_vs_vanilla"], 1);

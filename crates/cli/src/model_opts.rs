@@ -3,9 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use culturesteer_llm::fetch;
-use culturesteer_llm::soft_prompt::{self, SoftPrompted};
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_llm::openai::{HttpApi, OpenAiConfig, OpenAiLm};
+use culturesteer_llm::soft_prompt::{self, SoftPrompted};
 use culturesteer_llm::{ChatFormat, LanguageModel};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,7 +51,12 @@ pub struct ModelOpts {
     /// LoRA adapters (GGUF, made for the model) as named experts, e.g.
     /// africa=af.gguf,america=am.gguf,asia=as.gguf,europe=eu.gguf,oceania=oc.gguf: Cultural
     /// Palette's continent agents and gated meta agent use them (local GGUF models only).
-    #[arg(long, value_name = "NAME=FILE,...", value_delimiter = ',', conflicts_with = "model_url")]
+    #[arg(
+        long,
+        value_name = "NAME=FILE,...",
+        value_delimiter = ',',
+        conflicts_with = "model_url"
+    )]
     pub experts: Vec<String>,
     /// CPU threads (default: all cores).
     #[arg(long)]
@@ -147,7 +152,9 @@ impl ModelOpts {
         self.experts
             .iter()
             .map(|e| {
-                let (name, file) = e.split_once('=').with_context(|| format!("--experts {e:?}: expected NAME=FILE"))?;
+                let (name, file) = e
+                    .split_once('=')
+                    .with_context(|| format!("--experts {e:?}: expected NAME=FILE"))?;
                 let name = name.trim().to_ascii_lowercase();
                 if name.is_empty() || file.trim().is_empty() {
                     bail!("--experts {e:?}: expected NAME=FILE");
@@ -167,7 +174,9 @@ impl ModelOpts {
         match &self.model_url {
             Some(url) => {
                 let api_key = match &self.api_key_env {
-                    Some(var) => Some(std::env::var(var).with_context(|| format!("--api-key-env {var}: the variable is not set"))?),
+                    Some(var) => Some(std::env::var(var).with_context(|| {
+                        format!("--api-key-env {var}: the variable is not set")
+                    })?),
                     None => None,
                 };
                 if !(self.http_timeout.is_finite() && self.http_timeout > 0.0) {
@@ -189,8 +198,17 @@ impl ModelOpts {
                     ..OpenAiConfig::default()
                 };
                 let lm = OpenAiLm::connect(cfg)?;
-                let identity = format!("openai-http {} model {} api {}", lm.base_url(), lm.model_name(), lm.api());
-                Ok(OpenedModel { lm: Box::new(lm), identity, path: None })
+                let identity = format!(
+                    "openai-http {} model {} api {}",
+                    lm.base_url(),
+                    lm.model_name(),
+                    lm.api()
+                );
+                Ok(OpenedModel {
+                    lm: Box::new(lm),
+                    identity,
+                    path: None,
+                })
             }
             None => {
                 let (lm, experts) = self.load_gguf_with_experts()?;

@@ -4,7 +4,11 @@
 use std::process::{Command, Stdio};
 
 fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -12,7 +16,14 @@ fn disca_runs_with_prior_view_and_ablations() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["eval", "multitp-disca", "--method", "disca,disca-consensus,disca-no-debias,disca-no-persona", "--countries", "USA"])
+        .args([
+            "eval",
+            "multitp-disca",
+            "--method",
+            "disca,disca-consensus,disca-no-debias,disca-no-persona",
+            "--countries",
+            "USA",
+        ])
         .args(["--limit", "20", "--out", out.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
@@ -26,7 +37,10 @@ fn disca_runs_with_prior_view_and_ablations() {
     }
     // Within the prior's warm-up the +prior views cannot differ: named, not shown as columns.
     for view in ["disca+prior", "disca-consensus+prior"] {
-        assert!(!header.contains(view) && stdout.contains(&format!("**{view}** equals")), "{stdout}");
+        assert!(
+            !header.contains(view) && stdout.contains(&format!("**{view}** equals")),
+            "{stdout}"
+        );
     }
     let recs = records(&out);
     assert_eq!(recs.len(), 5 * 20);
@@ -34,34 +48,70 @@ fn disca_runs_with_prior_view_and_ablations() {
     for r in of("disca") {
         let d = &r["diagnostics"];
         let micro = d["delta_micro"].as_f64().unwrap();
-        let p: Vec<f64> = r["probs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let p: Vec<f64> = r["probs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         // p_right = σ(δ_micro / 0.5); four personas, both label orders.
-        assert!((p[1] - 1.0 / (1.0 + (-micro / 0.5).exp())).abs() < 1e-12, "{r}");
+        assert!(
+            (p[1] - 1.0 / (1.0 + (-micro / 0.5).exp())).abs() < 1e-12,
+            "{r}"
+        );
         assert_eq!(d["gaps"]["personas_orig"].as_array().unwrap().len(), 4);
         assert!(d["gaps"]["personas_swap"].is_array());
         assert_eq!(d["disca"]["delta_star"].as_array().unwrap().len(), 2);
     }
     // Consensus-only = δ̄; no persona = δ_base; no debias asks the original order only.
-    let by_item = |m: &str, id: &str| of(m).into_iter().find(|r| r["item_id"] == id).unwrap().clone();
+    let by_item = |m: &str, id: &str| {
+        of(m)
+            .into_iter()
+            .find(|r| r["item_id"] == id)
+            .unwrap()
+            .clone()
+    };
     for r in of("disca") {
         let id = r["item_id"].as_str().unwrap();
         let d = &r["diagnostics"]["disca"];
         let cons = by_item("disca-consensus", id);
-        assert!((cons["diagnostics"]["delta_micro"].as_f64().unwrap() - d["delta_consensus"].as_f64().unwrap()).abs() < 1e-12);
+        assert!(
+            (cons["diagnostics"]["delta_micro"].as_f64().unwrap()
+                - d["delta_consensus"].as_f64().unwrap())
+            .abs()
+                < 1e-12
+        );
         // No persona (the authors' ablation): one agent equal to the base agent, IS still on.
         let nop = by_item("disca-no-persona", id);
         let nd = &nop["diagnostics"]["disca"];
-        assert!((nd["delta_consensus"].as_f64().unwrap() - d["delta_base"].as_f64().unwrap()).abs() < 1e-12);
+        assert!(
+            (nd["delta_consensus"].as_f64().unwrap() - d["delta_base"].as_f64().unwrap()).abs()
+                < 1e-12
+        );
         assert_eq!(nd["delta_star"].as_array().unwrap().len(), 2);
         let nod = by_item("disca-no-debias", id);
         assert!(nod["diagnostics"]["gaps"]["personas_swap"].is_null());
         assert!(nod["diagnostics"]["disca"]["positional_bias"].is_null());
     }
     // Every item was asked in both label orders.
-    assert!(recs.iter().filter(|r| r["method"] == "disca").all(|r| r["diagnostics"]["debiased"] == true));
+    assert!(recs
+        .iter()
+        .filter(|r| r["method"] == "disca")
+        .all(|r| r["diagnostics"]["debiased"] == true));
     // An unknown country is a one-line error, exit 2.
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "NGA", "--limit", "6", "--out", dir.path().join("x").to_str().unwrap()])
+        .args([
+            "eval",
+            "multitp-disca",
+            "--method",
+            "disca",
+            "--countries",
+            "NGA",
+            "--limit",
+            "6",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -74,49 +124,120 @@ fn disca_runs_with_prior_view_and_ablations() {
 fn ablate_prints_one_table_over_the_grid() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["ablate", "multitp-disca", "--countries", "USA", "--limit", "20", "--out", dir.path().join("a").to_str().unwrap()])
+        .args([
+            "ablate",
+            "multitp-disca",
+            "--countries",
+            "USA",
+            "--limit",
+            "20",
+            "--out",
+            dir.path().join("a").to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for m in ["vanilla", "country-prompt", "disca-consensus", "disca", "disca+prior", "disca-no-persona", "disca-always-is", "disca-no-debias", "disca-floor"] {
-        let row = out.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap_or_else(|| panic!("no row {m}:\n{out}"));
+    for m in [
+        "vanilla",
+        "country-prompt",
+        "disca-consensus",
+        "disca",
+        "disca+prior",
+        "disca-no-persona",
+        "disca-always-is",
+        "disca-no-debias",
+        "disca-floor",
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {m} |")))
+            .unwrap_or_else(|| panic!("no row {m}:\n{out}"));
         assert!(!row.contains('–'), "{row}");
     }
     // The reference row has Δ 0 by definition.
-    assert!(out.lines().any(|l| l.starts_with("| disca | ") && l.contains("+0.000") && l.ends_with("0/1 |")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("| disca | ") && l.contains("+0.000") && l.ends_with("0/1 |")),
+        "{out}"
+    );
 }
 
 #[test]
 fn disca_takes_its_panel_from_a_wvs_file() {
     let dir = tempfile::tempdir().unwrap();
     let items = [
-        "Q6P", "Q17P", "Q177", "Q178", "Q179", "Q180", "Q181", "Q182", "Q57P", "Q199P", "Q200P", "Q254P", "Q46P", "Q29P",
-        "Q30P", "Q31P", "Q33P", "Q152", "Q153", "Q19P", "Q20P", "Q21P", "Q22P", "Q23P",
+        "Q6P", "Q17P", "Q177", "Q178", "Q179", "Q180", "Q181", "Q182", "Q57P", "Q199P", "Q200P",
+        "Q254P", "Q46P", "Q29P", "Q30P", "Q31P", "Q33P", "Q152", "Q153", "Q19P", "Q20P", "Q21P",
+        "Q22P", "Q23P",
     ];
     let mut cols = vec!["B_COUNTRY_ALPHA", "A_YEAR", "Q261"];
     cols.extend(items);
     let row = |birth: &str, q6: &str| {
-        let mut r = vec!["USA".to_string(), "2020".to_string(), birth.to_string(), q6.to_string()];
+        let mut r = vec![
+            "USA".to_string(),
+            "2020".to_string(),
+            birth.to_string(),
+            q6.to_string(),
+        ];
         r.extend(std::iter::repeat_n("1".to_string(), items.len() - 1));
         r.join(",")
     };
     let wvs = dir.path().join("wvs.csv");
-    std::fs::write(&wvs, format!("{}\n{}\n{}\n{}\n", cols.join(","), row("1995", "4"), row("1970", "1"), row("1950", "2"))).unwrap();
+    std::fs::write(
+        &wvs,
+        format!(
+            "{}\n{}\n{}\n{}\n",
+            cols.join(","),
+            row("1995", "4"),
+            row("1970", "1"),
+            row("1950", "2")
+        ),
+    )
+    .unwrap();
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["eval", "multitp-disca", "--method", "disca", "--countries", "USA", "--limit", "6"])
-        .args(["--wvs", wvs.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "eval",
+            "multitp-disca",
+            "--method",
+            "disca",
+            "--countries",
+            "USA",
+            "--limit",
+            "6",
+        ])
+        .args([
+            "--wvs",
+            wvs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The manifest records the cohort panel: young, middle, older, everyone.
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    let panel = manifest["methods"]["disca"]["panels"]["USA"].as_array().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let panel = manifest["methods"]["disca"]["panels"]["USA"]
+        .as_array()
+        .unwrap();
     assert_eq!(panel.len(), 4);
-    assert!(panel[0].as_str().unwrap().contains("young adult"), "{panel:?}");
-    assert!(panel[2].as_str().unwrap().contains("senior citizen"), "{panel:?}");
-    assert_eq!(records(&out).iter().filter(|r| r["method"] == "disca").count(), 6);
+    assert!(
+        panel[0].as_str().unwrap().contains("young adult"),
+        "{panel:?}"
+    );
+    assert!(
+        panel[2].as_str().unwrap().contains("senior citizen"),
+        "{panel:?}"
+    );
+    assert_eq!(
+        records(&out)
+            .iter()
+            .filter(|r| r["method"] == "disca")
+            .count(),
+        6
+    );
 }

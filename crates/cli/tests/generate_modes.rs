@@ -7,7 +7,16 @@ fn vsm13_generate_parse_records_every_answer_and_its_parse() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["eval", "vsm13", "--vsm13-answer-mode", "generate_parse", "--countries", "USA", "--out", out.to_str().unwrap()])
+        .args([
+            "eval",
+            "vsm13",
+            "--vsm13-answer-mode",
+            "generate_parse",
+            "--countries",
+            "USA",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run culturesteer");
@@ -32,8 +41,14 @@ fn vsm13_generate_parse_records_every_answer_and_its_parse() {
     }
     // The summary states the parse failures instead of inventing a score.
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    let failures = lines.iter().filter(|r| r["probs"].as_array().unwrap().is_empty()).count();
+    let failures = lines
+        .iter()
+        .filter(|r| r["probs"].as_array().unwrap().is_empty())
+        .count();
     if failures > 0 {
-        assert!(err.contains("had no digit 1-5") || summary.contains("parse_failure_rate"), "{err}\n{summary}");
+        assert!(
+            err.contains("had no digit 1-5") || summary.contains("parse_failure_rate"),
+            "{err}\n{summary}"
+        );
     }
 }

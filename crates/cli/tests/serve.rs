@@ -24,7 +24,10 @@ impl Server {
             .expect("start culturesteer serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
-            let line = lines.next().expect("serve exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .unwrap();
             if let Some(a) = line.split("listening on http://").nth(1) {
                 break a.trim().to_string();
             }
@@ -54,7 +57,10 @@ impl Server {
 
     fn json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let (status, text) = self.http("POST", path, &body.to_string());
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+        )
     }
 }
 
@@ -69,8 +75,15 @@ fn read_response(s: &mut TcpStream) -> (u16, String) {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -83,7 +96,11 @@ fn eval(args: &[&str], out: &std::path::Path) -> Vec<serde_json::Value> {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(out.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn key(r: &serde_json::Value) -> String {
@@ -91,7 +108,12 @@ fn key(r: &serde_json::Value) -> String {
 }
 
 fn probs(r: &serde_json::Value) -> Vec<f64> {
-    r["probs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    r["probs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -102,8 +124,24 @@ fn benchmarks_through_http_equal_local_scores() {
     // MultiTP with DISCA (next-token labels, persona panels, both label orders) and GOQA with
     // Modular Pluralism's top-k reader (top-k lists through the server).
     for (i, args) in [
-        vec!["multitp-disca", "--method", "vanilla,disca", "--countries", "USA", "--limit", "4"],
-        vec!["goqa", "--method", "vanilla,country-prompt", "--countries", "NGA", "--limit", "3"],
+        vec![
+            "multitp-disca",
+            "--method",
+            "vanilla,disca",
+            "--countries",
+            "USA",
+            "--limit",
+            "4",
+        ],
+        vec![
+            "goqa",
+            "--method",
+            "vanilla,country-prompt",
+            "--countries",
+            "NGA",
+            "--limit",
+            "3",
+        ],
     ]
     .iter()
     .enumerate()
@@ -115,7 +153,10 @@ fn benchmarks_through_http_equal_local_scores() {
         assert_eq!(local.len(), remote.len());
         assert!(!local.is_empty());
         for l in &local {
-            let r = remote.iter().find(|r| key(r) == key(l)).unwrap_or_else(|| panic!("missing {}", key(l)));
+            let r = remote
+                .iter()
+                .find(|r| key(r) == key(l))
+                .unwrap_or_else(|| panic!("missing {}", key(l)));
             for (a, b) in probs(l).iter().zip(probs(r)) {
                 assert!((a - b).abs() <= 1e-3, "{}: local {a} http {b}", key(l));
             }
@@ -124,7 +165,16 @@ fn benchmarks_through_http_equal_local_scores() {
     // Continuation scoring (echo) and prompt scoring agree with the local backend too.
     let score = |extra: &[&str]| -> serde_json::Value {
         let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-            .args(["score", "--prompt", "The capital of France is", "--candidates", " Paris, London", "--top-k", "5", "--json"])
+            .args([
+                "score",
+                "--prompt",
+                "The capital of France is",
+                "--candidates",
+                " Paris, London",
+                "--top-k",
+                "5",
+                "--json",
+            ])
             .args(extra)
             .output()
             .unwrap();
@@ -133,7 +183,10 @@ fn benchmarks_through_http_equal_local_scores() {
     };
     let (l, r) = (score(&[]), score(&["--model-url", url.as_str()]));
     for i in 0..2 {
-        let (a, b) = (l["continuations"][i]["logprob"].as_f64().unwrap(), r["continuations"][i]["logprob"].as_f64().unwrap());
+        let (a, b) = (
+            l["continuations"][i]["logprob"].as_f64().unwrap(),
+            r["continuations"][i]["logprob"].as_f64().unwrap(),
+        );
         assert!((a - b).abs() <= 1e-3, "continuation {i}: {a} vs {b}");
     }
     for i in 0..5 {
@@ -145,7 +198,15 @@ fn benchmarks_through_http_equal_local_scores() {
     // the top log-probs of the first generated token give the local numbers too, and chat
     // generation gives the local greedy text.
     let chat = ["--model-url", url.as_str(), "--http-api", "chat"];
-    let args = ["multitp-disca", "--method", "vanilla,country-prompt", "--countries", "USA", "--limit", "3"];
+    let args = [
+        "multitp-disca",
+        "--method",
+        "vanilla,country-prompt",
+        "--countries",
+        "USA",
+        "--limit",
+        "3",
+    ];
     let local = eval(&args, &dir.path().join("chat-local"));
     let remote = eval(&[args.as_slice(), &chat].concat(), &dir.path().join("chat"));
     assert_eq!(local.len(), remote.len());
@@ -153,13 +214,31 @@ fn benchmarks_through_http_equal_local_scores() {
     // so the numbers are close, not equal: the preferred option must agree.
     let argmax = |p: Vec<f64>| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
     for l in &local {
-        let r = remote.iter().find(|r| key(r) == key(l)).unwrap_or_else(|| panic!("missing {}", key(l)));
-        assert_eq!(argmax(probs(l)), argmax(probs(r)), "chat API, {}: local {:?} http {:?}", key(l), probs(l), probs(r));
+        let r = remote
+            .iter()
+            .find(|r| key(r) == key(l))
+            .unwrap_or_else(|| panic!("missing {}", key(l)));
+        assert_eq!(
+            argmax(probs(l)),
+            argmax(probs(r)),
+            "chat API, {}: local {:?} http {:?}",
+            key(l),
+            probs(l),
+            probs(r)
+        );
     }
     // The top list itself comes through exactly.
     let top = |extra: &[&str]| -> serde_json::Value {
         let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-            .args(["score", "--chat", "--prompt", "Which is larger, 2 or 3? Answer with one digit.", "--top-k", "10", "--json"])
+            .args([
+                "score",
+                "--chat",
+                "--prompt",
+                "Which is larger, 2 or 3? Answer with one digit.",
+                "--top-k",
+                "10",
+                "--json",
+            ])
             .args(extra)
             .output()
             .unwrap();
@@ -168,41 +247,99 @@ fn benchmarks_through_http_equal_local_scores() {
     };
     let (l, r) = (top(&[]), top(&chat));
     for i in 0..10 {
-        assert_eq!(l["top_k"][i]["piece"], r["top_k"][i]["piece"], "chat API top-k entry {i}");
-        let (a, b) = (l["top_k"][i]["logprob"].as_f64().unwrap(), r["top_k"][i]["logprob"].as_f64().unwrap());
-        assert!((a - b).abs() <= 1e-3, "chat API top-k entry {i}: {a} vs {b}");
+        assert_eq!(
+            l["top_k"][i]["piece"], r["top_k"][i]["piece"],
+            "chat API top-k entry {i}"
+        );
+        let (a, b) = (
+            l["top_k"][i]["logprob"].as_f64().unwrap(),
+            r["top_k"][i]["logprob"].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-3,
+            "chat API top-k entry {i}: {a} vs {b}"
+        );
     }
     // GOQA's prompts are raw completions: through the chat API they become one user turn, so
     // the numbers differ from a local run, but the run completes with valid distributions.
-    let goqa = eval(&[&["goqa", "--method", "vanilla", "--countries", "NGA", "--limit", "2"][..], &chat].concat(), &dir.path().join("chat-goqa"));
+    let goqa = eval(
+        &[
+            &[
+                "goqa",
+                "--method",
+                "vanilla",
+                "--countries",
+                "NGA",
+                "--limit",
+                "2",
+            ][..],
+            &chat,
+        ]
+        .concat(),
+        &dir.path().join("chat-goqa"),
+    );
     assert_eq!(goqa.len(), 2);
     for r in &goqa {
         assert!((probs(r).iter().sum::<f64>() - 1.0).abs() < 1e-9, "{r}");
     }
     let generate = |extra: &[&str]| -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-            .args(["generate", "--chat", "--prompt", "Name one colour.", "--max-tokens", "12"])
+            .args([
+                "generate",
+                "--chat",
+                "--prompt",
+                "Name one colour.",
+                "--max-tokens",
+                "12",
+            ])
             .args(extra)
             .output()
             .unwrap()
     };
     let (l, r) = (generate(&[]), generate(&chat));
-    assert!(l.status.success() && r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!(String::from_utf8_lossy(&l.stdout), String::from_utf8_lossy(&r.stdout));
+    assert!(
+        l.status.success() && r.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&l.stdout),
+        String::from_utf8_lossy(&r.stdout)
+    );
     // Whole-continuation scores need echo, which the chat API lacks: a one-line error.
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["score", "--prompt", "The capital of France is", "--candidates", " Paris, London"])
+        .args([
+            "score",
+            "--prompt",
+            "The capital of France is",
+            "--candidates",
+            " Paris, London",
+        ])
         .args(chat)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("echo") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("echo") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
 fn streaming_choose_and_abuse() {
-    let server = Server::start(&["--max-body-bytes", "65536", "--max-queue", "2", "--max-tokens-limit", "512", "--palette-draft-tokens", "8", "--palette-summary-tokens", "8"]);
+    let server = Server::start(&[
+        "--max-body-bytes",
+        "65536",
+        "--max-queue",
+        "2",
+        "--max-tokens-limit",
+        "512",
+        "--palette-draft-tokens",
+        "8",
+        "--palette-summary-tokens",
+        "8",
+    ]);
     // Streaming gives the same greedy text as a plain request.
     let body = serde_json::json!({"messages": [{"role": "user", "content": "Name three rivers."}], "max_tokens": 12, "temperature": 0});
     let (status, plain) = server.json("/v1/chat/completions", body.clone());
@@ -222,8 +359,14 @@ fn streaming_choose_and_abuse() {
         text.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
     }
     assert!(done, "{sse}");
-    assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap());
-    let roles = sse.lines().filter(|l| l.contains("\"role\":\"assistant\"")).count();
+    assert_eq!(
+        text,
+        plain["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    let roles = sse
+        .lines()
+        .filter(|l| l.contains("\"role\":\"assistant\""))
+        .count();
     assert_eq!(roles, 1, "the role is named in the first chunk only: {sse}");
 
     // Chat log-probs: one entry per generated token, each with its top list; the greedy token
@@ -239,7 +382,10 @@ fn streaming_choose_and_abuse() {
     for e in content {
         let top = e["top_logprobs"].as_array().unwrap();
         assert_eq!(top.len(), 3, "{e}");
-        assert!((top[0]["logprob"].as_f64().unwrap() - e["logprob"].as_f64().unwrap()).abs() < 1e-9, "{e}");
+        assert!(
+            (top[0]["logprob"].as_f64().unwrap() - e["logprob"].as_f64().unwrap()).abs() < 1e-9,
+            "{e}"
+        );
     }
     with_lp["top_logprobs"] = 500.into();
     assert_eq!(server.json("/v1/chat/completions", with_lp).0, 422);
@@ -250,7 +396,12 @@ fn streaming_choose_and_abuse() {
         serde_json::json!({"question": "Should the car swerve to save five pedestrians and kill its passenger?", "options": ["Swerve", "Stay"], "culture": "NGA"}),
     );
     assert_eq!(status, 200, "{c}");
-    let p: f64 = c["options"].as_array().unwrap().iter().map(|o| o["probability"].as_f64().unwrap()).sum();
+    let p: f64 = c["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["probability"].as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-9);
     assert_eq!(c["steering"], "disca");
     assert!(c["diagnostics"]["delta_micro"].is_number(), "{c}");
@@ -261,11 +412,23 @@ fn streaming_choose_and_abuse() {
         serde_json::json!({"question": "Is it acceptable to eat with your left hand at a shared meal?", "options": ["Yes", "No", "It depends"], "culture": "NGA", "steering": "palette"}),
     );
     assert_eq!(status, 200, "{c}");
-    let p: f64 = c["options"].as_array().unwrap().iter().map(|o| o["probability"].as_f64().unwrap()).sum();
+    let p: f64 = c["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["probability"].as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-9, "{c}");
     assert_eq!(c["steering"], "palette");
-    assert_eq!(c["diagnostics"]["drafts"].as_array().unwrap().len(), 5, "{c}");
-    assert!(c["diagnostics"]["summary"].is_string() && c["diagnostics"]["continent"] == "Africa", "{c}");
+    assert_eq!(
+        c["diagnostics"]["drafts"].as_array().unwrap().len(),
+        5,
+        "{c}"
+    );
+    assert!(
+        c["diagnostics"]["summary"].is_string() && c["diagnostics"]["continent"] == "Africa",
+        "{c}"
+    );
     let (status, e) = server.json("/v1/chat/completions", serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "culture": "NGA", "steering": "palette"}));
     assert_eq!(status, 422, "{e}");
 
@@ -282,21 +445,36 @@ fn streaming_choose_and_abuse() {
     ];
     for (path, body, want) in &cases {
         let (status, text) = server.http("POST", path, body);
-        assert_eq!(status, *want, "{path} {}: {text}", &body[..body.len().min(80)]);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+        assert_eq!(
+            status,
+            *want,
+            "{path} {}: {text}",
+            &body[..body.len().min(80)]
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
     }
 
     // A client that disconnects mid-stream: the server stops that generation and goes on.
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    let b = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true}).to_string();
+    let b = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true})
+        .to_string();
     write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).unwrap();
     let mut first = [0u8; 256];
     let n = s.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
     drop(s);
     let t0 = Instant::now();
-    let (status, _) = server.json("/v1/completions", serde_json::json!({"prompt": "Hello", "max_tokens": 2, "temperature": 0}));
+    let (status, _) = server.json(
+        "/v1/completions",
+        serde_json::json!({"prompt": "Hello", "max_tokens": 2, "temperature": 0}),
+    );
     assert_eq!(status, 200);
     // Far less than 400 tokens' worth of time: the abandoned stream was cut short.
     assert!(t0.elapsed() < Duration::from_secs(60));
@@ -316,7 +494,10 @@ fn streaming_choose_and_abuse() {
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
     let (status, h) = server.http("GET", "/health", "");
     assert_eq!(status, 200, "{h}");
 }
@@ -327,14 +508,21 @@ fn sigterm_stops_the_server_gracefully() {
     let (status, _) = server.http("GET", "/health", "");
     assert_eq!(status, 200);
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let t0 = Instant::now();
     loop {
         if let Some(st) = server.child.try_wait().unwrap() {
             assert!(st.success(), "{st:?}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "server did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -346,12 +534,25 @@ fn bad_model_servers_are_one_line_errors() {
     let dead = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["score", "--prompt", "x", "--top-k", "1", "--model-url", &dead, "--http-retries", "0"])
+        .args([
+            "score",
+            "--prompt",
+            "x",
+            "--top-k",
+            "1",
+            "--model-url",
+            &dead,
+            "--http-retries",
+            "0",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("cannot connect") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("cannot connect") && err.lines().count() == 1,
+        "{err}"
+    );
 
     // A server that answers garbage.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -361,14 +562,29 @@ fn bad_model_servers_are_one_line_errors() {
             let mut s = s.unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!",
+            );
         }
     });
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(["score", "--prompt", "x", "--top-k", "1", "--model-url", &format!("http://{addr}"), "--http-retries", "0"])
+        .args([
+            "score",
+            "--prompt",
+            "x",
+            "--top-k",
+            "1",
+            "--model-url",
+            &format!("http://{addr}"),
+            "--http-retries",
+            "0",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("invalid JSON") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("invalid JSON") && err.lines().count() == 1,
+        "{err}"
+    );
 }

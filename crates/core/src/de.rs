@@ -146,7 +146,10 @@ impl DeConfig {
         };
         let f_ok = |f: f64| f > 0.0 && f <= 2.0;
         if self.np < min_np {
-            return bad(format!("np = {} is below {min_np} for {:?}", self.np, self.strategy));
+            return bad(format!(
+                "np = {} is below {min_np} for {:?}",
+                self.np, self.strategy
+            ));
         }
         if !f_ok(self.f) {
             return bad(format!("F = {} is outside (0, 2]", self.f));
@@ -156,7 +159,9 @@ impl DeConfig {
         }
         if let Some((lo, hi)) = self.dither {
             if !(f_ok(lo) && f_ok(hi) && lo <= hi) {
-                return bad(format!("dither ({lo}, {hi}) must satisfy 0 < lo <= hi <= 2"));
+                return bad(format!(
+                    "dither ({lo}, {hi}) must satisfy 0 < lo <= hi <= 2"
+                ));
             }
         }
         if let Some((lo, hi)) = self.bounds {
@@ -172,16 +177,25 @@ impl DeConfig {
             _ => {}
         }
         if let Some(m) = self.max_evaluations.filter(|m| *m < self.np) {
-            return bad(format!("max_evaluations = {m} cannot pay for the initial population of {}", self.np));
+            return bad(format!(
+                "max_evaluations = {m} cannot pay for the initial population of {}",
+                self.np
+            ));
         }
         if self.stall_generations == Some(0) {
             return bad("stall_generations must be >= 1");
         }
         if !(self.stall_tol.is_finite() && self.stall_tol >= 0.0) {
-            return bad(format!("stall_tol = {} must be finite and >= 0", self.stall_tol));
+            return bad(format!(
+                "stall_tol = {} must be finite and >= 0",
+                self.stall_tol
+            ));
         }
         if !(self.convergence_tol.is_finite() && self.convergence_tol >= 0.0) {
-            return bad(format!("convergence_tol = {} must be finite and >= 0", self.convergence_tol));
+            return bad(format!(
+                "convergence_tol = {} must be finite and >= 0",
+                self.convergence_tol
+            ));
         }
         Ok(())
     }
@@ -195,7 +209,12 @@ pub enum Space {
     Direct { dim: usize },
     /// genes z ∈ R^k, x = x0 + A z, A a dim×k matrix with entries N(0, scale²/k) drawn from
     /// ChaCha20(`seed`). With z ~ N(0, σ²) each coordinate of x − x0 has sd ≈ scale·σ.
-    Projected { dim: usize, k: usize, seed: u64, scale: f64 },
+    Projected {
+        dim: usize,
+        k: usize,
+        seed: u64,
+        scale: f64,
+    },
 }
 
 impl Space {
@@ -204,7 +223,12 @@ impl Space {
 
     /// The spec's default subspace: k = 256, projection seed 0, scale 1.
     pub fn projected(dim: usize) -> Self {
-        Space::Projected { dim, k: Self::DEFAULT_K, seed: 0, scale: 1.0 }
+        Space::Projected {
+            dim,
+            k: Self::DEFAULT_K,
+            seed: 0,
+            scale: 1.0,
+        }
     }
 
     /// Dimension of the decoded vector x.
@@ -238,20 +262,32 @@ impl Decoder {
             return bad(format!("empty search space {space:?}"));
         }
         if x0.len() != space.dim() {
-            return Err(DeError::Input(format!("x0 has {} coordinates, the space {}", x0.len(), space.dim())));
+            return Err(DeError::Input(format!(
+                "x0 has {} coordinates, the space {}",
+                x0.len(),
+                space.dim()
+            )));
         }
         if x0.iter().any(|v| !v.is_finite()) {
             return Err(DeError::Input("x0 has a non-finite coordinate".into()));
         }
         let a = match space {
             Space::Direct { .. } => Vec::new(),
-            Space::Projected { dim, k, seed, scale } => {
+            Space::Projected {
+                dim,
+                k,
+                seed,
+                scale,
+            } => {
                 if !(scale.is_finite() && scale > 0.0) {
                     return bad(format!("projection scale = {scale} must be finite and > 0"));
                 }
                 let s = scale / (k as f64).sqrt();
                 let mut rng = ChaCha20Rng::seed_from_u64(seed);
-                crate::disca::standard_normals(&mut rng, dim * k).into_iter().map(|z| s * z).collect()
+                crate::disca::standard_normals(&mut rng, dim * k)
+                    .into_iter()
+                    .map(|z| s * z)
+                    .collect()
             }
         };
         Ok(Self { space, x0, a })
@@ -275,7 +311,11 @@ impl Decoder {
 
     /// x of a gene vector. Panics when `genes` does not have `space().gene_dim()` entries.
     pub fn decode(&self, genes: &[f64]) -> Vec<f64> {
-        assert_eq!(genes.len(), self.space.gene_dim(), "gene vector of the wrong length");
+        assert_eq!(
+            genes.len(),
+            self.space.gene_dim(),
+            "gene vector of the wrong length"
+        );
         match self.space {
             Space::Direct { .. } => genes.to_vec(),
             Space::Projected { k, .. } => {
@@ -367,7 +407,13 @@ fn stream_rng(seed: u64, stream: u64) -> ChaCha20Rng {
 }
 
 /// A coordinate `v` outside `(lo, hi)` repaired against the in-bounds `parent` value.
-fn repair(v: f64, parent: f64, (lo, hi): (f64, f64), how: BoundHandling, rng: &mut ChaCha20Rng) -> f64 {
+fn repair(
+    v: f64,
+    parent: f64,
+    (lo, hi): (f64, f64),
+    how: BoundHandling,
+    rng: &mut ChaCha20Rng,
+) -> f64 {
     if (lo..=hi).contains(&v) {
         return v;
     }
@@ -397,17 +443,25 @@ impl Optimizer {
         let origin = decoder.origin();
         if let Some((lo, hi)) = cfg.bounds {
             if origin.iter().any(|g| !(lo..=hi).contains(g)) {
-                return bad(format!("bounds ({lo}, {hi}) do not contain the genes of x0"));
+                return bad(format!(
+                    "bounds ({lo}, {hi}) do not contain the genes of x0"
+                ));
             }
         }
         let mut rng = stream_rng(cfg.seed, 0);
         let mut genes = vec![origin.clone()];
         for _ in 1..cfg.np {
             let member: Vec<f64> = match (cfg.init, cfg.bounds) {
-                (Init::Uniform, Some((lo, hi))) => (0..origin.len()).map(|_| lo + rng.gen::<f64>() * (hi - lo)).collect(),
+                (Init::Uniform, Some((lo, hi))) => (0..origin.len())
+                    .map(|_| lo + rng.gen::<f64>() * (hi - lo))
+                    .collect(),
                 (Init::Gaussian { sigma }, bounds) => {
                     let noise = crate::disca::standard_normals(&mut rng, origin.len());
-                    let mut m: Vec<f64> = origin.iter().zip(noise).map(|(o, z)| o + sigma * z).collect();
+                    let mut m: Vec<f64> = origin
+                        .iter()
+                        .zip(noise)
+                        .map(|(o, z)| o + sigma * z)
+                        .collect();
                     if let Some(b) = bounds {
                         for (g, o) in m.iter_mut().zip(&origin) {
                             *g = repair(*g, *o, b, BoundHandling::BounceBack, &mut rng);
@@ -419,12 +473,29 @@ impl Optimizer {
             };
             genes.push(member);
         }
-        let state = DeState { generation: 0, genes, fitness: Vec::new(), best: 0, history: Vec::new(), evaluations: 0 };
-        Ok(Self { cfg, decoder, state, pending: None })
+        let state = DeState {
+            generation: 0,
+            genes,
+            fitness: Vec::new(),
+            best: 0,
+            history: Vec::new(),
+            evaluations: 0,
+        };
+        Ok(Self {
+            cfg,
+            decoder,
+            state,
+            pending: None,
+        })
     }
 
     /// Resumes from a checkpoint taken with the same config, space and x0.
-    pub fn from_state(cfg: DeConfig, space: Space, x0: Vec<f64>, state: DeState) -> Result<Self, DeError> {
+    pub fn from_state(
+        cfg: DeConfig,
+        space: Space,
+        x0: Vec<f64>,
+        state: DeState,
+    ) -> Result<Self, DeError> {
         cfg.validate()?;
         let decoder = Decoder::new(space, x0)?;
         let (np, d) = (cfg.np, space.gene_dim());
@@ -435,9 +506,16 @@ impl Optimizer {
             && state.best < np
             && state.history.len() == if told { state.generation + 1 } else { 0 };
         if !ok {
-            return Err(DeError::Input("checkpoint does not match the configuration and space".into()));
+            return Err(DeError::Input(
+                "checkpoint does not match the configuration and space".into(),
+            ));
         }
-        Ok(Self { cfg, decoder, state, pending: None })
+        Ok(Self {
+            cfg,
+            decoder,
+            state,
+            pending: None,
+        })
     }
 
     pub fn config(&self) -> &DeConfig {
@@ -458,7 +536,12 @@ impl Optimizer {
     /// trials. Asking again before `tell` returns the same vectors.
     pub fn ask(&mut self) -> Vec<Vec<f64>> {
         if self.state.fitness.is_empty() {
-            return self.state.genes.iter().map(|g| self.decoder.decode(g)).collect();
+            return self
+                .state
+                .genes
+                .iter()
+                .map(|g| self.decoder.decode(g))
+                .collect();
         }
         if self.pending.is_none() {
             self.pending = Some(self.trials());
@@ -512,7 +595,10 @@ impl Optimizer {
     pub fn tell(&mut self, fitness: Vec<f64>) -> Result<GenerationReport, DeError> {
         let np = self.cfg.np;
         if fitness.len() != np {
-            return Err(DeError::Input(format!("told {} fitness values for a population of {np}", fitness.len())));
+            return Err(DeError::Input(format!(
+                "told {} fitness values for a population of {np}",
+                fitness.len()
+            )));
         }
         let fitness: Vec<f64> = fitness.into_iter().map(clean).collect();
         let (accepted, f) = if self.state.fitness.is_empty() {
@@ -536,7 +622,14 @@ impl Optimizer {
         st.best = (0..np).fold(0, |b, i| if st.fitness[i] < st.fitness[b] { i } else { b });
         st.history.push(st.fitness[st.best]);
         let mean = st.fitness.iter().sum::<f64>() / np as f64;
-        Ok(GenerationReport { generation: st.generation, best: st.fitness[st.best], mean, accepted, f, evaluations: st.evaluations })
+        Ok(GenerationReport {
+            generation: st.generation,
+            best: st.fitness[st.best],
+            mean,
+            accepted,
+            f,
+            evaluations: st.evaluations,
+        })
     }
 
     /// The best member decoded and its fitness (x0 and +∞ before the first `tell`).
@@ -555,7 +648,10 @@ impl Optimizer {
         if st.generation >= cfg.max_generations {
             return Some(StopReason::MaxGenerations);
         }
-        if cfg.max_evaluations.is_some_and(|m| st.evaluations + cfg.np > m) {
+        if cfg
+            .max_evaluations
+            .is_some_and(|m| st.evaluations + cfg.np > m)
+        {
             return Some(StopReason::Budget);
         }
         if cfg.convergence_tol > 0.0 && st.fitness.iter().all(|f| f.is_finite()) {
@@ -596,7 +692,12 @@ impl Optimizer {
 }
 
 /// Runs to a stop: `objective` scores one generation (NP vectors) per call.
-pub fn minimize(cfg: DeConfig, space: Space, x0: Vec<f64>, mut objective: impl FnMut(&[Vec<f64>]) -> Vec<f64>) -> Result<DeResult, DeError> {
+pub fn minimize(
+    cfg: DeConfig,
+    space: Space,
+    x0: Vec<f64>,
+    mut objective: impl FnMut(&[Vec<f64>]) -> Vec<f64>,
+) -> Result<DeResult, DeError> {
     let mut opt = Optimizer::new(cfg, space, x0)?;
     loop {
         let xs = opt.ask();
@@ -613,7 +714,8 @@ mod exact {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     fn parse<E: Error>(s: &str) -> Result<f64, E> {
-        s.parse().map_err(|_| E::custom(format!("not a float: {s:?}")))
+        s.parse()
+            .map_err(|_| E::custom(format!("not a float: {s:?}")))
     }
 
     pub mod vec {
@@ -622,18 +724,26 @@ mod exact {
             s.collect_seq(v.iter().map(|x| format!("{x:?}")))
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-            Vec::<String>::deserialize(d)?.iter().map(|s| parse(s)).collect()
+            Vec::<String>::deserialize(d)?
+                .iter()
+                .map(|s| parse(s))
+                .collect()
         }
     }
 
     pub mod mat {
         use super::*;
         pub fn serialize<S: Serializer>(m: &[Vec<f64>], s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(m.iter().map(|row| row.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>()))
+            s.collect_seq(
+                m.iter()
+                    .map(|row| row.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>()),
+            )
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
             let rows = Vec::<Vec<String>>::deserialize(d)?;
-            rows.iter().map(|r| r.iter().map(|s| parse(s)).collect()).collect()
+            rows.iter()
+                .map(|r| r.iter().map(|s| parse(s)).collect())
+                .collect()
         }
     }
 }
@@ -647,7 +757,9 @@ mod tests {
     }
 
     fn rastrigin(x: &[f64]) -> f64 {
-        x.iter().map(|v| v * v - 10.0 * (std::f64::consts::TAU * v).cos() + 10.0).sum()
+        x.iter()
+            .map(|v| v * v - 10.0 * (std::f64::consts::TAU * v).cos() + 10.0)
+            .sum()
     }
 
     fn batch(f: impl Fn(&[f64]) -> f64) -> impl FnMut(&[Vec<f64>]) -> Vec<f64> {
@@ -663,13 +775,32 @@ mod tests {
     /// generations; best/1 NP 40 F 0.8: 168. (best/1 with F 0.5 collapses at NP 40 and 50.)
     #[test]
     fn sphere_converges_rand1_and_best1() {
-        let rand1 = DeConfig { np: 40, max_generations: 400, ..DeConfig::default() };
-        let best1 = DeConfig { strategy: Strategy::BestOneBin, f: 0.8, ..rand1.clone() };
+        let rand1 = DeConfig {
+            np: 40,
+            max_generations: 400,
+            ..DeConfig::default()
+        };
+        let best1 = DeConfig {
+            strategy: Strategy::BestOneBin,
+            f: 0.8,
+            ..rand1.clone()
+        };
         for base in [rand1, best1] {
             for seed in 0..3 {
-                let r = run_sphere(DeConfig { seed, ..base.clone() });
-                assert!(r.fitness < 1e-6, "{:?} seed {seed}: {}", base.strategy, r.fitness);
-                assert_eq!((r.stop, r.generations, r.evaluations), (Some(StopReason::MaxGenerations), 400, 40 * 401));
+                let r = run_sphere(DeConfig {
+                    seed,
+                    ..base.clone()
+                });
+                assert!(
+                    r.fitness < 1e-6,
+                    "{:?} seed {seed}: {}",
+                    base.strategy,
+                    r.fitness
+                );
+                assert_eq!(
+                    (r.stop, r.generations, r.evaluations),
+                    (Some(StopReason::MaxGenerations), 400, 40 * 401)
+                );
                 assert!(r.history.windows(2).all(|w| w[1] <= w[0]) && r.history[0] <= 90.0);
                 assert_eq!(r.fitness, sphere(&r.x));
             }
@@ -682,8 +813,21 @@ mod tests {
     #[test]
     fn rastrigin_5d_below_one() {
         for seed in 0..5 {
-            let cfg = DeConfig { cr: 0.2, bounds: Some((-5.12, 5.12)), init: Init::Uniform, max_generations: 300, seed, ..DeConfig::default() };
-            let r = minimize(cfg, Space::Direct { dim: 5 }, vec![2.5; 5], batch(rastrigin)).unwrap();
+            let cfg = DeConfig {
+                cr: 0.2,
+                bounds: Some((-5.12, 5.12)),
+                init: Init::Uniform,
+                max_generations: 300,
+                seed,
+                ..DeConfig::default()
+            };
+            let r = minimize(
+                cfg,
+                Space::Direct { dim: 5 },
+                vec![2.5; 5],
+                batch(rastrigin),
+            )
+            .unwrap();
             assert!(r.fitness < 1.0, "seed {seed}: {}", r.fitness);
         }
     }
@@ -695,14 +839,24 @@ mod tests {
     fn dither_draws_f_per_generation_and_avoids_stagnation() {
         let mut stagnated = 0;
         for seed in 0..10 {
-            let fixed = DeConfig { max_generations: 600, seed, ..DeConfig::default() };
-            let dithered = DeConfig { dither: Some((0.5, 1.0)), ..fixed.clone() };
+            let fixed = DeConfig {
+                max_generations: 600,
+                seed,
+                ..DeConfig::default()
+            };
+            let dithered = DeConfig {
+                dither: Some((0.5, 1.0)),
+                ..fixed.clone()
+            };
             assert!(run_sphere(dithered).fitness < 1e-6, "seed {seed}");
             stagnated += usize::from(run_sphere(fixed).fitness >= 1e-6);
         }
         assert!(stagnated >= 5, "fixed F stagnated on {stagnated} of 10");
 
-        let cfg = DeConfig { dither: Some((0.5, 1.0)), ..DeConfig::default() };
+        let cfg = DeConfig {
+            dither: Some((0.5, 1.0)),
+            ..DeConfig::default()
+        };
         let mut opt = Optimizer::new(cfg, Space::Direct { dim: 3 }, vec![1.0; 3]).unwrap();
         let mut fs = Vec::new();
         for _ in 0..20 {
@@ -718,16 +872,37 @@ mod tests {
     /// the best ends on the corner, for each bound rule; the wide Gaussian init is repaired too.
     #[test]
     fn bounds_are_respected() {
-        for how in [BoundHandling::BounceBack, BoundHandling::Resample, BoundHandling::Clip] {
-            let cfg = DeConfig { bounds: Some((-1.0, 1.0)), bound_handling: how, init: Init::Gaussian { sigma: 5.0 }, ..DeConfig::default() };
+        for how in [
+            BoundHandling::BounceBack,
+            BoundHandling::Resample,
+            BoundHandling::Clip,
+        ] {
+            let cfg = DeConfig {
+                bounds: Some((-1.0, 1.0)),
+                bound_handling: how,
+                init: Init::Gaussian { sigma: 5.0 },
+                ..DeConfig::default()
+            };
             let mut opt = Optimizer::new(cfg, Space::Direct { dim: 5 }, vec![0.0; 5]).unwrap();
             for _ in 0..100 {
                 let xs = opt.ask();
-                assert!(xs.iter().flatten().all(|v| (-1.0..=1.0).contains(v)), "{how:?}");
-                opt.tell(xs.iter().map(|x| x.iter().map(|v| (v - 10.0).powi(2)).sum()).collect()).unwrap();
+                assert!(
+                    xs.iter().flatten().all(|v| (-1.0..=1.0).contains(v)),
+                    "{how:?}"
+                );
+                opt.tell(
+                    xs.iter()
+                        .map(|x| x.iter().map(|v| (v - 10.0).powi(2)).sum())
+                        .collect(),
+                )
+                .unwrap();
             }
             // Resampling throws away the pressure towards the bound, so it gets there slowest.
-            let tol = if how == BoundHandling::Resample { 0.05 } else { 1e-3 };
+            let tol = if how == BoundHandling::Resample {
+                0.05
+            } else {
+                1e-3
+            };
             let (x, _) = opt.best();
             assert!(x.iter().all(|v| *v > 1.0 - tol), "{how:?}: {x:?}");
         }
@@ -735,61 +910,130 @@ mod tests {
 
     #[test]
     fn projected_space_decodes_deterministically_and_optimises() {
-        let space = Space::Projected { dim: 1000, k: 16, seed: 7, scale: 1.0 };
+        let space = Space::Projected {
+            dim: 1000,
+            k: 16,
+            seed: 7,
+            scale: 1.0,
+        };
         let x0: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.37).sin()).collect();
         let dec = Decoder::new(space, x0.clone()).unwrap();
         assert_eq!(dec.decode(&[0.0; 16]), x0);
         let z_star = crate::disca::standard_normals(&mut ChaCha20Rng::seed_from_u64(99), 16);
         let target = dec.decode(&z_star);
-        assert_eq!(Decoder::new(space, x0.clone()).unwrap().decode(&z_star), target);
-        let other = Space::Projected { dim: 1000, k: 16, seed: 8, scale: 1.0 };
-        assert_ne!(Decoder::new(other, x0.clone()).unwrap().decode(&z_star), target);
+        assert_eq!(
+            Decoder::new(space, x0.clone()).unwrap().decode(&z_star),
+            target
+        );
+        let other = Space::Projected {
+            dim: 1000,
+            k: 16,
+            seed: 8,
+            scale: 1.0,
+        };
+        assert_ne!(
+            Decoder::new(other, x0.clone()).unwrap().decode(&z_star),
+            target
+        );
         // Entries of A have variance scale²/k: the squared columns average 1/16.
         let mut e = vec![0.0; 16];
         e[3] = 1.0;
-        let ms = dec.decode(&e).iter().zip(&x0).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 1000.0;
+        let ms = dec
+            .decode(&e)
+            .iter()
+            .zip(&x0)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            / 1000.0;
         assert!((ms - 1.0 / 16.0).abs() < 0.01, "{ms}");
 
         // Sphere around a point of the subspace, f(x0) ≈ 450: NP 40 reached 1e-6 within 331
         // generations on seeds 0..20; budget 600.
-        let cfg = DeConfig { np: 40, max_generations: 600, ..DeConfig::default() };
+        let cfg = DeConfig {
+            np: 40,
+            max_generations: 600,
+            ..DeConfig::default()
+        };
         let mut opt = Optimizer::new(cfg, space, x0.clone()).unwrap();
         assert_eq!(opt.ask()[0], x0);
-        let f = |x: &[f64]| x.iter().zip(&target).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+        let f = |x: &[f64]| {
+            x.iter()
+                .zip(&target)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+        };
         while opt.should_stop().is_none() && opt.best().1 >= 1e-6 {
             let xs = opt.ask();
             opt.tell(batch(f)(&xs)).unwrap();
         }
         let (x, fx) = opt.best();
-        assert!(fx < 1e-6, "{fx} after {} generations", opt.state().generation);
+        assert!(
+            fx < 1e-6,
+            "{fx} after {} generations",
+            opt.state().generation
+        );
         assert!(x.iter().zip(&target).all(|(a, b)| (a - b).abs() < 1e-3));
     }
 
     #[test]
     fn stall_budget_and_convergence_stops() {
         // Constant objective: no improvement, stops after exactly stall_generations.
-        let cfg = DeConfig { stall_generations: Some(5), ..DeConfig::default() };
-        let r = minimize(cfg.clone(), Space::Direct { dim: 4 }, vec![0.0; 4], |xs| vec![1.0; xs.len()]).unwrap();
+        let cfg = DeConfig {
+            stall_generations: Some(5),
+            ..DeConfig::default()
+        };
+        let r = minimize(cfg.clone(), Space::Direct { dim: 4 }, vec![0.0; 4], |xs| {
+            vec![1.0; xs.len()]
+        })
+        .unwrap();
         assert_eq!((r.stop, r.generations), (Some(StopReason::Stall), 5));
         // An improving run does not stall (NP 40 improves the best every few generations).
-        let r = run_sphere(DeConfig { np: 40, stall_generations: Some(20), max_generations: 100, ..cfg });
+        let r = run_sphere(DeConfig {
+            np: 40,
+            stall_generations: Some(20),
+            max_generations: 100,
+            ..cfg
+        });
         assert_eq!(r.stop, Some(StopReason::MaxGenerations));
 
         // Budget 1,010 with NP 20: 20 + 49·20 = 1,000 evaluations, a 50th generation would overrun.
         let mut calls = 0;
-        let cfg = DeConfig { max_evaluations: Some(1010), max_generations: 10_000, ..DeConfig::default() };
+        let cfg = DeConfig {
+            max_evaluations: Some(1010),
+            max_generations: 10_000,
+            ..DeConfig::default()
+        };
         let r = minimize(cfg, Space::Direct { dim: 10 }, vec![3.0; 10], |xs| {
             calls += xs.len();
             batch(sphere)(xs)
         })
         .unwrap();
-        assert_eq!((r.stop, r.evaluations, calls, r.generations), (Some(StopReason::Budget), 1000, 1000, 49));
+        assert_eq!(
+            (r.stop, r.evaluations, calls, r.generations),
+            (Some(StopReason::Budget), 1000, 1000, 49)
+        );
 
         // Spec rule std ≤ tol·|mean| (on 1 + sphere, whose mean stays away from 0).
-        let cfg = DeConfig { np: 40, convergence_tol: 1e-3, max_generations: 400, ..DeConfig::default() };
-        let r = minimize(cfg, Space::Direct { dim: 10 }, vec![3.0; 10], batch(|x| 1.0 + sphere(x))).unwrap();
+        let cfg = DeConfig {
+            np: 40,
+            convergence_tol: 1e-3,
+            max_generations: 400,
+            ..DeConfig::default()
+        };
+        let r = minimize(
+            cfg,
+            Space::Direct { dim: 10 },
+            vec![3.0; 10],
+            batch(|x| 1.0 + sphere(x)),
+        )
+        .unwrap();
         assert_eq!(r.stop, Some(StopReason::Converged));
-        assert!(r.generations < 400 && r.fitness < 1.01, "{} {}", r.generations, r.fitness);
+        assert!(
+            r.generations < 400 && r.fitness < 1.01,
+            "{} {}",
+            r.generations,
+            r.fitness
+        );
     }
 
     #[test]
@@ -797,19 +1041,59 @@ mod tests {
         let d = DeConfig::default();
         let bad_cfgs = [
             DeConfig { np: 3, ..d.clone() },
-            DeConfig { np: 2, strategy: Strategy::BestOneBin, ..d.clone() },
-            DeConfig { f: 0.0, ..d.clone() },
-            DeConfig { f: 2.5, ..d.clone() },
-            DeConfig { cr: 1.5, ..d.clone() },
-            DeConfig { cr: f64::NAN, ..d.clone() },
-            DeConfig { dither: Some((1.0, 0.5)), ..d.clone() },
-            DeConfig { bounds: Some((1.0, -1.0)), ..d.clone() },
-            DeConfig { bounds: Some((1.0, 2.0)), ..d.clone() }, // x0 = 0 outside
-            DeConfig { init: Init::Gaussian { sigma: 0.0 }, ..d.clone() },
-            DeConfig { init: Init::Uniform, ..d.clone() },
-            DeConfig { max_evaluations: Some(19), ..d.clone() },
-            DeConfig { stall_generations: Some(0), ..d.clone() },
-            DeConfig { stall_tol: -1.0, ..d.clone() },
+            DeConfig {
+                np: 2,
+                strategy: Strategy::BestOneBin,
+                ..d.clone()
+            },
+            DeConfig {
+                f: 0.0,
+                ..d.clone()
+            },
+            DeConfig {
+                f: 2.5,
+                ..d.clone()
+            },
+            DeConfig {
+                cr: 1.5,
+                ..d.clone()
+            },
+            DeConfig {
+                cr: f64::NAN,
+                ..d.clone()
+            },
+            DeConfig {
+                dither: Some((1.0, 0.5)),
+                ..d.clone()
+            },
+            DeConfig {
+                bounds: Some((1.0, -1.0)),
+                ..d.clone()
+            },
+            DeConfig {
+                bounds: Some((1.0, 2.0)),
+                ..d.clone()
+            }, // x0 = 0 outside
+            DeConfig {
+                init: Init::Gaussian { sigma: 0.0 },
+                ..d.clone()
+            },
+            DeConfig {
+                init: Init::Uniform,
+                ..d.clone()
+            },
+            DeConfig {
+                max_evaluations: Some(19),
+                ..d.clone()
+            },
+            DeConfig {
+                stall_generations: Some(0),
+                ..d.clone()
+            },
+            DeConfig {
+                stall_tol: -1.0,
+                ..d.clone()
+            },
         ];
         for cfg in bad_cfgs {
             match Optimizer::new(cfg.clone(), Space::Direct { dim: 2 }, vec![0.0; 2]) {
@@ -817,17 +1101,56 @@ mod tests {
                 other => panic!("{cfg:?} gave {other:?}"),
             }
         }
-        assert!(DeConfig { np: 3, strategy: Strategy::BestOneBin, ..d.clone() }.validate().is_ok());
+        assert!(DeConfig {
+            np: 3,
+            strategy: Strategy::BestOneBin,
+            ..d.clone()
+        }
+        .validate()
+        .is_ok());
         let err = |r: Result<Optimizer, DeError>| r.err().expect("an error");
-        assert!(matches!(err(Optimizer::new(d.clone(), Space::Direct { dim: 3 }, vec![0.0; 2])), DeError::Input(_)));
-        assert!(matches!(err(Optimizer::new(d.clone(), Space::Direct { dim: 1 }, vec![f64::NAN])), DeError::Input(_)));
-        let p = Space::Projected { dim: 4, k: 0, seed: 0, scale: 1.0 };
-        assert!(matches!(err(Optimizer::new(d.clone(), p, vec![0.0; 4])), DeError::Config(_)));
+        assert!(matches!(
+            err(Optimizer::new(
+                d.clone(),
+                Space::Direct { dim: 3 },
+                vec![0.0; 2]
+            )),
+            DeError::Input(_)
+        ));
+        assert!(matches!(
+            err(Optimizer::new(
+                d.clone(),
+                Space::Direct { dim: 1 },
+                vec![f64::NAN]
+            )),
+            DeError::Input(_)
+        ));
+        let p = Space::Projected {
+            dim: 4,
+            k: 0,
+            seed: 0,
+            scale: 1.0,
+        };
+        assert!(matches!(
+            err(Optimizer::new(d.clone(), p, vec![0.0; 4])),
+            DeError::Config(_)
+        ));
         let mut opt = Optimizer::new(d.clone(), Space::Direct { dim: 2 }, vec![0.0; 2]).unwrap();
         assert!(matches!(opt.tell(vec![0.0; 19]), Err(DeError::Input(_))));
         let st = opt.state().clone();
-        let other = DeConfig { np: 21, ..d.clone() };
-        assert!(matches!(err(Optimizer::from_state(other, Space::Direct { dim: 2 }, vec![0.0; 2], st)), DeError::Input(_)));
+        let other = DeConfig {
+            np: 21,
+            ..d.clone()
+        };
+        assert!(matches!(
+            err(Optimizer::from_state(
+                other,
+                Space::Direct { dim: 2 },
+                vec![0.0; 2],
+                st
+            )),
+            DeError::Input(_)
+        ));
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<DeConfig>(&json).unwrap(), d);
     }
@@ -836,14 +1159,22 @@ mod tests {
     #[test]
     fn nan_fitness_is_worst() {
         let x0 = vec![0.5, -0.25, 2.0];
-        let mut opt = Optimizer::new(DeConfig::default(), Space::Direct { dim: 3 }, x0.clone()).unwrap();
+        let mut opt =
+            Optimizer::new(DeConfig::default(), Space::Direct { dim: 3 }, x0.clone()).unwrap();
         for _ in 0..10 {
             let xs = opt.ask();
-            let fit = xs.iter().map(|x| if *x == x0 { 7.0 } else { f64::NAN }).collect();
+            let fit = xs
+                .iter()
+                .map(|x| if *x == x0 { 7.0 } else { f64::NAN })
+                .collect();
             opt.tell(fit).unwrap();
         }
         assert_eq!(opt.best(), (x0, 7.0));
-        assert!(opt.state().fitness.iter().all(|f| *f == 7.0 || *f == f64::INFINITY));
+        assert!(opt
+            .state()
+            .fitness
+            .iter()
+            .all(|f| *f == 7.0 || *f == f64::INFINITY));
     }
 
     /// Same seed ⇒ same run; a serde_json checkpoint (after a tell, after an ask, or before the
@@ -857,12 +1188,29 @@ mod tests {
             seed: 11,
             ..DeConfig::default()
         };
-        let space = Space::Projected { dim: 30, k: 8, seed: 3, scale: 0.5 };
+        let space = Space::Projected {
+            dim: 30,
+            k: 8,
+            seed: 3,
+            scale: 0.5,
+        };
         let x0 = vec![0.1; 30];
         let obj = |x: &[f64]| if x[0] > 0.4 { f64::NAN } else { rastrigin(x) };
         let full = minimize(cfg.clone(), space, x0.clone(), batch(obj)).unwrap();
-        assert_eq!(minimize(cfg.clone(), space, x0.clone(), batch(obj)).unwrap(), full);
-        let other = minimize(DeConfig { seed: 12, ..cfg.clone() }, space, x0.clone(), batch(obj)).unwrap();
+        assert_eq!(
+            minimize(cfg.clone(), space, x0.clone(), batch(obj)).unwrap(),
+            full
+        );
+        let other = minimize(
+            DeConfig {
+                seed: 12,
+                ..cfg.clone()
+            },
+            space,
+            x0.clone(),
+            batch(obj),
+        )
+        .unwrap();
         assert_ne!(other.history, full.history);
 
         for (stop_at, after_ask) in [(0, false), (1, false), (1, true), (17, false), (17, true)] {
@@ -878,7 +1226,10 @@ mod tests {
             }
             let json = serde_json::to_string(opt.state()).unwrap();
             if stop_at == 1 {
-                assert!(json.contains("\"inf\""), "the checkpoint should hold an infinite fitness");
+                assert!(
+                    json.contains("\"inf\""),
+                    "the checkpoint should hold an infinite fitness"
+                );
             }
             let state: DeState = serde_json::from_str(&json).unwrap();
             assert_eq!(&state, opt.state());
@@ -890,7 +1241,11 @@ mod tests {
                     break;
                 }
             }
-            assert_eq!(resumed.result(), full, "resumed after {stop_at} tells (after ask: {after_ask})");
+            assert_eq!(
+                resumed.result(),
+                full,
+                "resumed after {stop_at} tells (after ask: {after_ask})"
+            );
         }
     }
 }

@@ -65,7 +65,12 @@ pub struct PriorConfig {
 impl PriorConfig {
     /// The released code's prior: N_warmup 50, τ 100, β 0.1, warm start 3.
     pub fn reference() -> Self {
-        Self { warmup: 50, tau: 100.0, beta: 0.1, warm_start: 3 }
+        Self {
+            warmup: 50,
+            tau: 100.0,
+            beta: 0.1,
+            warm_start: 3,
+        }
     }
 }
 
@@ -140,12 +145,18 @@ impl DiscaConfig {
 
     /// Everything the authors' released code does, the country prior included.
     pub fn reference() -> Self {
-        Self { prior: Some(PriorConfig::default()), ..Self::paper() }
+        Self {
+            prior: Some(PriorConfig::default()),
+            ..Self::paper()
+        }
     }
 
     /// T_cat of a dimension.
     pub fn category_temperature(&self, d: MoralDimension) -> f64 {
-        let i = MoralDimension::ALL.iter().position(|x| *x == d).unwrap_or(0);
+        let i = MoralDimension::ALL
+            .iter()
+            .position(|x| *x == d)
+            .unwrap_or(0);
         self.category_temperatures[i]
     }
 
@@ -165,7 +176,9 @@ impl DiscaConfig {
         if ok {
             Ok(())
         } else {
-            Err(DiscaError::Invalid(format!("invalid configuration {self:?}")))
+            Err(DiscaError::Invalid(format!(
+                "invalid configuration {self:?}"
+            )))
         }
     }
 }
@@ -237,7 +250,14 @@ pub fn anchor_alpha(min_ess: f64, guard: f64) -> f64 {
 }
 
 /// One importance-sampling pass (§4.5) with standard-normal draws `z`: returns (δ*, ESS ratio).
-pub fn is_pass(cfg: &DiscaConfig, delta_base: f64, personas: &[f64], consensus: f64, sigma: f64, z: &[f64]) -> (f64, f64) {
+pub fn is_pass(
+    cfg: &DiscaConfig,
+    delta_base: f64,
+    personas: &[f64],
+    consensus: f64,
+    sigma: f64,
+    z: &[f64],
+) -> (f64, f64) {
     let v = |x: f64| pt_value(x, cfg.pt_alpha, cfg.pt_beta, cfg.pt_kappa);
     let n = personas.len() as f64;
     let eps: Vec<f64> = z.iter().map(|z| sigma * z).collect();
@@ -261,12 +281,19 @@ pub fn is_pass(cfg: &DiscaConfig, delta_base: f64, personas: &[f64], consensus: 
             (1.0 - cfg.lambda_coop) * individual + cfg.lambda_coop * collective
         })
         .collect();
-    let max = utils.iter().map(|u| u / cfg.eta).fold(f64::NEG_INFINITY, f64::max);
+    let max = utils
+        .iter()
+        .map(|u| u / cfg.eta)
+        .fold(f64::NEG_INFINITY, f64::max);
     let ex: Vec<f64> = utils.iter().map(|u| (u / cfg.eta - max).exp()).collect();
     let total: f64 = ex.iter().sum();
     let w: Vec<f64> = ex.iter().map(|x| x / total).collect();
     let ess = 1.0 / (w.len() as f64 * w.iter().map(|x| x * x).sum::<f64>());
-    let star = if ess >= cfg.ess_guard { w.iter().zip(&eps).map(|(w, e)| w * e).sum() } else { 0.0 };
+    let star = if ess >= cfg.ess_guard {
+        w.iter().zip(&eps).map(|(w, e)| w * e).sum()
+    } else {
+        0.0
+    };
     (star, ess)
 }
 
@@ -280,7 +307,12 @@ fn check_finite(what: &str, xs: &[f64]) -> Result<(), DiscaError> {
 
 /// Steps 1–6 for one scenario with given standard-normal draws, one vector of `k_half` per
 /// pass (tests pass fixed vectors; [`disca_micro`] draws them).
-pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &PanelGaps, eps: &[Vec<f64>]) -> Result<MicroResult, DiscaError> {
+pub fn disca_micro_with_eps(
+    cfg: &DiscaConfig,
+    category: MoralDimension,
+    gaps: &PanelGaps,
+    eps: &[Vec<f64>],
+) -> Result<MicroResult, DiscaError> {
     cfg.validate()?;
     let n = gaps.personas_orig.len();
     if n == 0 && cfg.mode != DiscaMode::NoPersona {
@@ -292,29 +324,54 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
     let swap = match (cfg.debias, gaps.base_swap, &gaps.personas_swap) {
         (true, Some(b), Some(p)) => {
             if p.len() != n {
-                return Err(DiscaError::Invalid(format!("{} persona gaps in the original order but {} swapped", n, p.len())));
+                return Err(DiscaError::Invalid(format!(
+                    "{} persona gaps in the original order but {} swapped",
+                    n,
+                    p.len()
+                )));
             }
             check_finite("swapped gap", &[b])?;
             check_finite("swapped persona gap", p)?;
             Some((b, p))
         }
         (true, None, None) | (false, _, _) => None,
-        _ => return Err(DiscaError::Invalid("the swapped order needs both the base and the persona gaps".into())),
+        _ => {
+            return Err(DiscaError::Invalid(
+                "the swapped order needs both the base and the persona gaps".into(),
+            ))
+        }
     };
     let (delta_base, personas, bias) = match swap {
         Some((bs, ps)) => (
             (gaps.base_orig / t - bs / t) / 2.0,
-            gaps.personas_orig.iter().zip(ps).map(|(o, s)| (o / t - s / t) / 2.0).collect::<Vec<f64>>(),
+            gaps.personas_orig
+                .iter()
+                .zip(ps)
+                .map(|(o, s)| (o / t - s / t) / 2.0)
+                .collect::<Vec<f64>>(),
             Some((gaps.base_orig / t + bs / t) / 2.0),
         ),
-        None => (gaps.base_orig / t, gaps.personas_orig.iter().map(|o| o / t).collect(), None),
+        None => (
+            gaps.base_orig / t,
+            gaps.personas_orig.iter().map(|o| o / t).collect(),
+            None,
+        ),
     };
     // The authors' no-persona ablation: one agent that is a copy of the base agent.
-    let personas = if cfg.mode == DiscaMode::NoPersona { vec![delta_base] } else { personas };
+    let personas = if cfg.mode == DiscaMode::NoPersona {
+        vec![delta_base]
+    } else {
+        personas
+    };
     let n = personas.len();
     let consensus = personas.iter().sum::<f64>() / n as f64;
     let sd = if n > 1 {
-        (personas.iter().map(|d| (d - consensus).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        (personas
+            .iter()
+            .map(|d| (d - consensus).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64)
+            .sqrt()
     } else {
         0.0
     };
@@ -335,10 +392,15 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
         DiscaMode::ConsensusOnly => consensus,
         DiscaMode::Full | DiscaMode::AlwaysOnIs | DiscaMode::NoPersona => {
             if eps.len() != cfg.passes || eps.iter().any(|e| e.len() != cfg.k_half) {
-                return Err(DiscaError::Invalid(format!("need {} draw vectors of {} values", cfg.passes, cfg.k_half)));
+                return Err(DiscaError::Invalid(format!(
+                    "need {} draw vectors of {} values",
+                    cfg.passes, cfg.k_half
+                )));
             }
             if sigma <= 0.0 {
-                return Err(DiscaError::Invalid("proposal width is zero (raise sigma_floor)".into()));
+                return Err(DiscaError::Invalid(
+                    "proposal width is zero (raise sigma_floor)".into(),
+                ));
             }
             for z in eps {
                 let (s, e) = is_pass(cfg, delta_base, &personas, consensus, sigma, z);
@@ -352,7 +414,10 @@ pub fn disca_micro_with_eps(cfg: &DiscaConfig, category: MoralDimension, gaps: &
             c.delta_micro
         }
     };
-    Ok(MicroResult { delta_micro: micro, diagnostics: diag })
+    Ok(MicroResult {
+        delta_micro: micro,
+        diagnostics: diag,
+    })
 }
 
 /// Steps 5–6 (§4.6–§4.7) from the passes' δ* and ESS ratios: the reliability gate over the
@@ -370,29 +435,58 @@ pub struct Combined {
 /// Combines the importance-sampling passes (§4.6–§4.7): `δ_micro = α·δ̄ + (1 − α)·δ_base +
 /// r·mean(δ*)` with `α = clamp(min ESS, ρ, 1)` (the released code's blend), or `δ̄ + r·mean(δ*)`
 /// with the blend off; r ≡ 1 in [`DiscaMode::AlwaysOnIs`].
-pub fn combine_passes(cfg: &DiscaConfig, delta_base: f64, consensus: f64, stars: &[f64], esses: &[f64]) -> Combined {
+pub fn combine_passes(
+    cfg: &DiscaConfig,
+    delta_base: f64,
+    consensus: f64,
+    stars: &[f64],
+    esses: &[f64],
+) -> Combined {
     let m = stars.len() as f64;
-    let mean_star = if stars.is_empty() { 0.0 } else { stars.iter().sum::<f64>() / m };
+    let mean_star = if stars.is_empty() {
+        0.0
+    } else {
+        stars.iter().sum::<f64>() / m
+    };
     let reliability_var = match stars.len() {
         2 => (stars[0] - stars[1]).powi(2),
         n if n > 2 => 2.0 * stars.iter().map(|s| (s - mean_star).powi(2)).sum::<f64>() / (m - 1.0),
         _ => 0.0,
     };
-    let reliability_r = if cfg.mode == DiscaMode::AlwaysOnIs { 1.0 } else { reliability(reliability_var, cfg.reliability_scale) };
+    let reliability_r = if cfg.mode == DiscaMode::AlwaysOnIs {
+        1.0
+    } else {
+        reliability(reliability_var, cfg.reliability_scale)
+    };
     let star = reliability_r * mean_star;
     let (anchor_alpha, delta_micro) = if cfg.anchor_blend {
-        let a = anchor_alpha(esses.iter().cloned().fold(f64::INFINITY, f64::min), cfg.ess_guard);
+        let a = anchor_alpha(
+            esses.iter().cloned().fold(f64::INFINITY, f64::min),
+            cfg.ess_guard,
+        );
         (a, a * consensus + (1.0 - a) * delta_base + star)
     } else {
         (1.0, consensus + star)
     };
-    Combined { delta_micro, reliability_var, reliability_r, anchor_alpha }
+    Combined {
+        delta_micro,
+        reliability_var,
+        reliability_r,
+        anchor_alpha,
+    }
 }
 
 /// Steps 1–6 drawing the normals from ChaCha20 seeded with `seed` (Box–Muller).
-pub fn disca_micro(cfg: &DiscaConfig, category: MoralDimension, gaps: &PanelGaps, seed: u64) -> Result<MicroResult, DiscaError> {
+pub fn disca_micro(
+    cfg: &DiscaConfig,
+    category: MoralDimension,
+    gaps: &PanelGaps,
+    seed: u64,
+) -> Result<MicroResult, DiscaError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let eps: Vec<Vec<f64>> = (0..cfg.passes).map(|_| standard_normals(&mut rng, cfg.k_half)).collect();
+    let eps: Vec<Vec<f64>> = (0..cfg.passes)
+        .map(|_| standard_normals(&mut rng, cfg.k_half))
+        .collect();
     disca_micro_with_eps(cfg, category, gaps, &eps)
 }
 
@@ -449,8 +543,17 @@ impl CountryPrior {
 
     /// Blends δ_micro with the state before the update, then updates the state.
     pub fn apply(&mut self, cfg: &PriorConfig, delta_micro: f64) -> PriorStep {
-        let alpha_h = if self.k < cfg.warmup { 0.0 } else { 1.0 - (-((self.k - cfg.warmup) as f64) / cfg.tau).exp() };
-        let step = PriorStep { delta_final: alpha_h * self.delta + (1.0 - alpha_h) * delta_micro, alpha_h, delta_country: self.delta, k: self.k };
+        let alpha_h = if self.k < cfg.warmup {
+            0.0
+        } else {
+            1.0 - (-((self.k - cfg.warmup) as f64) / cfg.tau).exp()
+        };
+        let step = PriorStep {
+            delta_final: alpha_h * self.delta + (1.0 - alpha_h) * delta_micro,
+            alpha_h,
+            delta_country: self.delta,
+            k: self.k,
+        };
         self.delta = (1.0 - cfg.beta) * self.delta + cfg.beta * delta_micro;
         self.k += 1;
         step
@@ -459,7 +562,11 @@ impl CountryPrior {
 
 /// Step 8: p_right = σ(δ_final / T_dec); the probability of sparing the preferred group is
 /// p_right when it is on the right, else 1 − p_right.
-pub fn p_spare_preferred(delta_final: f64, decision_temperature: f64, preferred_on_right: bool) -> f64 {
+pub fn p_spare_preferred(
+    delta_final: f64,
+    decision_temperature: f64,
+    preferred_on_right: bool,
+) -> f64 {
     let p_right = 1.0 / (1.0 + (-delta_final / decision_temperature).exp());
     if preferred_on_right {
         p_right
@@ -480,7 +587,11 @@ mod tests {
     fn pt_value_gate_and_blend() {
         close(pt_value(1.0, 0.88, 0.88, 2.25), 1.0, 1e-15);
         close(pt_value(2.0, 0.88, 0.88, 2.25), 2f64.powf(0.88), 1e-15);
-        close(pt_value(-2.0, 0.88, 0.88, 2.25), -2.25 * 2f64.powf(0.88), 1e-15);
+        close(
+            pt_value(-2.0, 0.88, 0.88, 2.25),
+            -2.25 * 2f64.powf(0.88),
+            1e-15,
+        );
         close(reliability(0.0, 0.04), 1.0, 0.0);
         close(reliability((0.1f64 - 0.1).powi(2), 0.04), 1.0, 0.0);
         close(reliability(0.04, 0.04), (-1f64).exp(), 1e-15);
@@ -492,7 +603,10 @@ mod tests {
     /// K = 2, two personas: every quantity by hand.
     #[test]
     fn one_pass_by_hand() {
-        let cfg = DiscaConfig { k_half: 2, ..DiscaConfig::paper() };
+        let cfg = DiscaConfig {
+            k_half: 2,
+            ..DiscaConfig::paper()
+        };
         // δ_base = 0, personas 1 and 3: δ̄ = 2, σ = sd(1,3) = √2.
         let (db, p, m) = (0.0, [1.0, 3.0], 2.0);
         let s = 2f64.sqrt();
@@ -502,7 +616,9 @@ mod tests {
             .iter()
             .map(|&z| {
                 let e = s * z;
-                let ind = (v(((db - 1.0f64).abs() - (m + e - 1.0f64).abs()) / s) + v(((db - 3.0f64).abs() - (m + e - 3.0f64).abs()) / s)) / 2.0;
+                let ind = (v(((db - 1.0f64).abs() - (m + e - 1.0f64).abs()) / s)
+                    + v(((db - 3.0f64).abs() - (m + e - 3.0f64).abs()) / s))
+                    / 2.0;
                 0.3 * ind + 0.7 * v(((db - m) as f64).abs() / s - e.abs() / s)
             })
             .collect();
@@ -513,14 +629,23 @@ mod tests {
         close(e, ess, 1e-12);
         close(star, w[0] * s * z[0] + w[1] * s * z[1], 1e-12);
         // The guard: an ESS below ρ gives δ* = 0.
-        let strict = DiscaConfig { ess_guard: 0.99, k_half: 2, ..DiscaConfig::paper() };
+        let strict = DiscaConfig {
+            ess_guard: 0.99,
+            k_half: 2,
+            ..DiscaConfig::paper()
+        };
         if ess < 0.99 {
             assert_eq!(is_pass(&strict, db, &p, m, s, &z).0, 0.0);
         }
     }
 
     fn gaps() -> PanelGaps {
-        PanelGaps { base_orig: 1.2, personas_orig: vec![2.0, 3.5, -0.5, 1.0], base_swap: Some(-0.4), personas_swap: Some(vec![-1.0, -2.5, 0.5, 0.2]) }
+        PanelGaps {
+            base_orig: 1.2,
+            personas_orig: vec![2.0, 3.5, -0.5, 1.0],
+            base_swap: Some(-0.4),
+            personas_swap: Some(vec![-1.0, -2.5, 0.5, 0.2]),
+        }
     }
 
     #[test]
@@ -531,8 +656,17 @@ mod tests {
         let d = &r.diagnostics;
         assert_eq!(d.logit_temperature, 1.5);
         close(d.delta_base, (1.2 / 1.5 + 0.4 / 1.5) / 2.0, 1e-12);
-        close(d.positional_bias.unwrap(), (1.2 / 1.5 - 0.4 / 1.5) / 2.0, 1e-12);
-        let ps = [(2.0 + 1.0) / 3.0, (3.5 + 2.5) / 3.0, (-0.5 - 0.5) / 3.0, (1.0 - 0.2) / 3.0];
+        close(
+            d.positional_bias.unwrap(),
+            (1.2 / 1.5 - 0.4 / 1.5) / 2.0,
+            1e-12,
+        );
+        let ps = [
+            (2.0 + 1.0) / 3.0,
+            (3.5 + 2.5) / 3.0,
+            (-0.5 - 0.5) / 3.0,
+            (1.0 - 0.2) / 3.0,
+        ];
         let mean = ps.iter().sum::<f64>() / 4.0;
         close(d.delta_consensus, mean, 1e-12);
         let sd = (ps.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
@@ -550,47 +684,111 @@ mod tests {
     #[test]
     fn modes_and_switches_change_what_they_should() {
         let eps = vec![vec![0.3; 64], vec![-0.2; 64]];
-        let run = |cfg: DiscaConfig| disca_micro_with_eps(&cfg, MoralDimension::Species, &gaps(), &eps).unwrap();
+        let run = |cfg: DiscaConfig| {
+            disca_micro_with_eps(&cfg, MoralDimension::Species, &gaps(), &eps).unwrap()
+        };
         let full = run(DiscaConfig::paper());
-        let cons = run(DiscaConfig { mode: DiscaMode::ConsensusOnly, ..DiscaConfig::paper() });
+        let cons = run(DiscaConfig {
+            mode: DiscaMode::ConsensusOnly,
+            ..DiscaConfig::paper()
+        });
         close(cons.delta_micro, full.diagnostics.delta_consensus, 1e-15);
         // No persona: one agent equal to the base agent; IS, gate and blend still run.
-        let nop = run(DiscaConfig { mode: DiscaMode::NoPersona, ..DiscaConfig::paper() });
-        close(nop.diagnostics.delta_consensus, full.diagnostics.delta_base, 1e-15);
+        let nop = run(DiscaConfig {
+            mode: DiscaMode::NoPersona,
+            ..DiscaConfig::paper()
+        });
+        close(
+            nop.diagnostics.delta_consensus,
+            full.diagnostics.delta_base,
+            1e-15,
+        );
         close(nop.diagnostics.sigma, 0.3, 1e-15);
         assert_eq!(nop.diagnostics.delta_star.len(), 2);
-        let star = nop.diagnostics.reliability_r * (nop.diagnostics.delta_star[0] + nop.diagnostics.delta_star[1]) / 2.0;
+        let star = nop.diagnostics.reliability_r
+            * (nop.diagnostics.delta_star[0] + nop.diagnostics.delta_star[1])
+            / 2.0;
         close(nop.delta_micro, full.diagnostics.delta_base + star, 1e-12);
         assert!(star != 0.0);
-        let always = run(DiscaConfig { mode: DiscaMode::AlwaysOnIs, ..DiscaConfig::paper() });
+        let always = run(DiscaConfig {
+            mode: DiscaMode::AlwaysOnIs,
+            ..DiscaConfig::paper()
+        });
         assert_eq!(always.diagnostics.reliability_r, 1.0);
         assert!(full.diagnostics.reliability_r < 1.0);
         assert!(always.delta_micro != full.delta_micro);
-        let nodebias = run(DiscaConfig { debias: false, ..DiscaConfig::paper() });
+        let nodebias = run(DiscaConfig {
+            debias: false,
+            ..DiscaConfig::paper()
+        });
         close(nodebias.diagnostics.delta_base, 1.2 / 4.0, 1e-15);
         assert_eq!(nodebias.diagnostics.positional_bias, None);
         // Single pass when the labels could not be swapped.
-        let single = PanelGaps { base_swap: None, personas_swap: None, ..gaps() };
-        let s = disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Species, &single, &eps).unwrap();
+        let single = PanelGaps {
+            base_swap: None,
+            personas_swap: None,
+            ..gaps()
+        };
+        let s = disca_micro_with_eps(
+            &DiscaConfig::paper(),
+            MoralDimension::Species,
+            &single,
+            &eps,
+        )
+        .unwrap();
         close(s.diagnostics.delta_base, 1.2 / 4.0, 1e-15);
         // The persona floor bounds each persona's loss term.
         let z: Vec<f64> = (0..64).map(|k| (k as f64 - 32.0) / 10.0).collect();
         let eps2 = vec![z.clone(), z.iter().map(|x| -x).collect()];
-        let a = disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &gaps(), &eps2).unwrap();
-        let b = disca_micro_with_eps(&DiscaConfig { persona_floor: 0.5, ..DiscaConfig::paper() }, MoralDimension::Age, &gaps(), &eps2).unwrap();
+        let a = disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &gaps(), &eps2)
+            .unwrap();
+        let b = disca_micro_with_eps(
+            &DiscaConfig {
+                persona_floor: 0.5,
+                ..DiscaConfig::paper()
+            },
+            MoralDimension::Age,
+            &gaps(),
+            &eps2,
+        )
+        .unwrap();
         assert!(a.diagnostics.delta_star != b.diagnostics.delta_star);
     }
 
     #[test]
     fn bad_inputs_are_errors() {
         let eps = vec![vec![0.0; 64], vec![0.0; 64]];
-        let empty = PanelGaps { base_orig: 0.0, personas_orig: vec![], base_swap: None, personas_swap: None };
-        assert!(disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &empty, &eps).is_err());
-        let nan = PanelGaps { base_orig: f64::NAN, ..gaps() };
-        assert!(disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &nan, &eps).is_err());
-        let uneven = PanelGaps { personas_swap: Some(vec![1.0]), ..gaps() };
-        assert!(disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &uneven, &eps).is_err());
-        assert!(disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &gaps(), &eps[..1]).is_err());
+        let empty = PanelGaps {
+            base_orig: 0.0,
+            personas_orig: vec![],
+            base_swap: None,
+            personas_swap: None,
+        };
+        assert!(
+            disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &empty, &eps).is_err()
+        );
+        let nan = PanelGaps {
+            base_orig: f64::NAN,
+            ..gaps()
+        };
+        assert!(
+            disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &nan, &eps).is_err()
+        );
+        let uneven = PanelGaps {
+            personas_swap: Some(vec![1.0]),
+            ..gaps()
+        };
+        assert!(
+            disca_micro_with_eps(&DiscaConfig::paper(), MoralDimension::Age, &uneven, &eps)
+                .is_err()
+        );
+        assert!(disca_micro_with_eps(
+            &DiscaConfig::paper(),
+            MoralDimension::Age,
+            &gaps(),
+            &eps[..1]
+        )
+        .is_err());
     }
 
     #[test]
@@ -601,15 +799,26 @@ mod tests {
         let z = standard_normals(&mut ChaCha20Rng::seed_from_u64(1), 20000);
         let mean = z.iter().sum::<f64>() / z.len() as f64;
         let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / z.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 
     #[test]
     fn prior_recursion() {
-        let cfg = PriorConfig { warmup: 2, tau: 10.0, beta: 0.5, warm_start: 0 };
+        let cfg = PriorConfig {
+            warmup: 2,
+            tau: 10.0,
+            beta: 0.5,
+            warm_start: 0,
+        };
         let mut p = CountryPrior::new();
         let s0 = p.apply(&cfg, 1.0);
-        assert_eq!((s0.alpha_h, s0.delta_final, s0.delta_country, s0.k), (0.0, 1.0, 0.0, 0));
+        assert_eq!(
+            (s0.alpha_h, s0.delta_final, s0.delta_country, s0.k),
+            (0.0, 1.0, 0.0, 0)
+        );
         p.apply(&cfg, 1.0); // δ = 0.75
         let s2 = p.apply(&cfg, -1.0); // k = 2 = warmup: α = 0
         assert_eq!(s2.alpha_h, 0.0);
@@ -622,11 +831,21 @@ mod tests {
         // two values first, so the walk starts at k = 2 with δ = 0.75.
         let fresh = CountryPrior::walk(&cfg, &[1.0, 1.0, -1.0, 0.0]);
         assert_eq!(fresh[3], s3);
-        let warm = CountryPrior::walk(&PriorConfig { warm_start: 2, ..cfg.clone() }, &[1.0, 1.0, -1.0]);
+        let warm = CountryPrior::walk(
+            &PriorConfig {
+                warm_start: 2,
+                ..cfg.clone()
+            },
+            &[1.0, 1.0, -1.0],
+        );
         assert_eq!((warm[0].k, warm[0].delta_country), (2, 0.75));
         assert_eq!(warm.len(), 3);
         assert_eq!(PriorConfig::reference().warm_start, 3);
         close(p_spare_preferred(0.0, 0.5, true), 0.5, 0.0);
-        close(p_spare_preferred(1.0, 0.5, false), 1.0 - 1.0 / (1.0 + (-2f64).exp()), 1e-15);
+        close(
+            p_spare_preferred(1.0, 0.5, false),
+            1.0 - 1.0 / (1.0 + (-2f64).exp()),
+            1e-15,
+        );
     }
 }

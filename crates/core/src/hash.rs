@@ -6,7 +6,9 @@ const PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a of `bytes`, starting from the offset basis XOR `seed` (0 = plain FNV-1a).
 pub fn fnv1a64(seed: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(OFFSET ^ seed, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes
+        .into_iter()
+        .fold(OFFSET ^ seed, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 #[cfg(test)]

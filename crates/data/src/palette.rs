@@ -28,7 +28,6 @@ pub const CONTINENTS: &str = "continents/continents.csv";
 /// The template file, relative to the data root.
 pub const TEMPLATES: &str = "palette/templates.json";
 
-
 /// Override spec that turns the M49 table into the grouping of CultureSPA's 18 countries
 /// (Russia under Asia), which Cultural Palette very likely uses (`specs/palette.md` §3).
 pub const CULTURESPA_GROUPING: &str = "RUS=Asia";

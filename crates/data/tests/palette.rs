@@ -352,10 +352,7 @@ fn render_fills_placeholders() {
         }
     }
     let s = t
-        .render(
-            names::DECIDE_TURN,
-            &[("country", "Japan")],
-        )
+        .render(names::DECIDE_TURN, &[("country", "Japan")])
         .unwrap();
     assert!(s.contains("Japan") && s.ends_with("one option."), "{s}");
     // values are inserted verbatim, braces in values are not re-read
@@ -382,7 +379,10 @@ fn render_drafts_joins_entries() {
 fn render_errors_name_template_and_placeholder() {
     let t = templates();
     let e = t
-        .render(names::AGENT_DRAFT, &[("continent", "Asia"), ("country", "Japan")])
+        .render(
+            names::AGENT_DRAFT,
+            &[("continent", "Asia"), ("country", "Japan")],
+        )
         .unwrap_err()
         .to_string();
     assert_eq!(

@@ -45,11 +45,18 @@ pub trait LanguageModel: Send {
     /// back until they can no longer match). `on_text` returning `false` ends the generation
     /// early (the reader went away). Backends that cannot stream call it once with the whole
     /// text.
-    fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
+    fn generate_stream(
+        &mut self,
+        request: &GenerateRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
         let g = self
             .generate(std::slice::from_ref(request))?
             .pop()
-            .ok_or_else(|| LlmError::InvalidRequest { index: 0, what: "the backend returned no generation".into() })?;
+            .ok_or_else(|| LlmError::InvalidRequest {
+                index: 0,
+                what: "the backend returned no generation".into(),
+            })?;
         if !g.text.is_empty() {
             on_text(&g.text);
         }
@@ -66,7 +73,11 @@ pub trait LanguageModel: Send {
         follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
     ) -> Result<Vec<(Generation, ScoreResult)>> {
         let gens = self.generate(requests)?;
-        let reqs = gens.iter().enumerate().map(|(i, g)| follow(i, g)).collect::<Result<Vec<_>>>()?;
+        let reqs = gens
+            .iter()
+            .enumerate()
+            .map(|(i, g)| follow(i, g))
+            .collect::<Result<Vec<_>>>()?;
         let scores = self.score(&reqs)?;
         Ok(gens.into_iter().zip(scores).collect())
     }
@@ -119,19 +130,29 @@ pub trait LanguageModel: Send {
 
 /// The default [`LanguageModel::resolve_answer_tokens`]: tokenise `prompt + label` and take the
 /// first token that differs from the prompt's own tokenisation.
-pub fn resolve_by_tokenizer<L: LanguageModel + ?Sized>(lm: &L, prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
+pub fn resolve_by_tokenizer<L: LanguageModel + ?Sized>(
+    lm: &L,
+    prompt: &Prompt,
+    labels: &[&str],
+) -> Result<Vec<TokenId>> {
     if labels.is_empty() {
-        return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
+        return Err(LlmError::InvalidRequest {
+            index: 0,
+            what: "empty candidate list".into(),
+        });
     }
     let base = lm.tokenize(&prompt.text)?;
     let mut out = Vec::with_capacity(labels.len());
     for label in labels {
         let full = lm.tokenize(&format!("{}{}", prompt.text, label))?;
         let i = base.iter().zip(&full).take_while(|(a, b)| a == b).count();
-        let tok = full.get(i).copied().ok_or_else(|| LlmError::InvalidRequest {
-            index: 0,
-            what: format!("answer label {label:?} adds no token to the prompt"),
-        })?;
+        let tok = full
+            .get(i)
+            .copied()
+            .ok_or_else(|| LlmError::InvalidRequest {
+                index: 0,
+                what: format!("answer label {label:?} adds no token to the prompt"),
+            })?;
         out.push(tok);
     }
     check_distinct(labels, &out)?;
@@ -145,7 +166,10 @@ pub(crate) fn check_distinct(labels: &[&str], tokens: &[TokenId]) -> Result<()> 
             if tokens[i] == tokens[j] {
                 return Err(LlmError::InvalidRequest {
                     index: 0,
-                    what: format!("answer labels {:?} and {:?} resolve to the same token", labels[i], labels[j]),
+                    what: format!(
+                        "answer labels {:?} and {:?} resolve to the same token",
+                        labels[i], labels[j]
+                    ),
                 });
             }
         }

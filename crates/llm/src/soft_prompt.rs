@@ -35,7 +35,11 @@ pub struct SoftPromptManifest {
 impl SoftPromptManifest {
     /// A manifest for `soft` tuned on the model `describe` describes.
     pub fn for_model(describe: &ModelDescription, soft: &SoftPrompt) -> Self {
-        let source = std::path::Path::new(&describe.source).file_name().map_or(describe.source.clone(), |f| f.to_string_lossy().into_owned());
+        let source = std::path::Path::new(&describe.source)
+            .file_name()
+            .map_or(describe.source.clone(), |f| {
+                f.to_string_lossy().into_owned()
+            });
         Self {
             format: FORMAT.into(),
             model_architecture: describe.architecture.clone(),
@@ -58,9 +62,16 @@ struct FileBody {
 
 /// Writes a soft prompt with its manifest.
 pub fn save(path: &Path, soft: &SoftPrompt, manifest: &SoftPromptManifest) -> Result<()> {
-    let body = FileBody { manifest: manifest.clone(), values: soft.data.clone() };
-    let text = serde_json::to_string(&body).map_err(|e| LlmError::Config(format!("cannot encode the soft prompt: {e}")))?;
-    std::fs::write(path, text).map_err(|e| LlmError::Io { path: path.to_path_buf(), source: e })
+    let body = FileBody {
+        manifest: manifest.clone(),
+        values: soft.data.clone(),
+    };
+    let text = serde_json::to_string(&body)
+        .map_err(|e| LlmError::Config(format!("cannot encode the soft prompt: {e}")))?;
+    std::fs::write(path, text).map_err(|e| LlmError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// Reads a soft prompt file; every problem is one line naming the file.
@@ -68,13 +79,25 @@ pub fn load(path: &Path) -> Result<(SoftPrompt, SoftPromptManifest)> {
     let bad = |what: String| LlmError::Config(format!("soft prompt {}: {what}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => bad("file not found".into()),
-        _ => LlmError::Io { path: path.to_path_buf(), source: e },
+        _ => LlmError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
-    let body: FileBody = serde_json::from_str(&text).map_err(|e| bad(format!("not a soft-prompt file ({e})")))?;
+    let body: FileBody =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a soft-prompt file ({e})")))?;
     if body.manifest.format != FORMAT {
-        return Err(bad(format!("format {:?}, expected {FORMAT:?}", body.manifest.format)));
+        return Err(bad(format!(
+            "format {:?}, expected {FORMAT:?}",
+            body.manifest.format
+        )));
     }
-    let soft = SoftPrompt::new(body.manifest.rows, body.manifest.embedding_size, body.values).map_err(bad)?;
+    let soft = SoftPrompt::new(
+        body.manifest.rows,
+        body.manifest.embedding_size,
+        body.values,
+    )
+    .map_err(bad)?;
     Ok((soft, body.manifest))
 }
 
@@ -126,15 +149,34 @@ impl LanguageModel for SoftPrompted {
         self.inner.token_piece(token)
     }
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
-        let reqs: Vec<ScoreRequest> = requests.iter().map(|r| ScoreRequest { prompt: self.with(&r.prompt), ..r.clone() }).collect();
+        let reqs: Vec<ScoreRequest> = requests
+            .iter()
+            .map(|r| ScoreRequest {
+                prompt: self.with(&r.prompt),
+                ..r.clone()
+            })
+            .collect();
         self.inner.score(&reqs)
     }
     fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
-        let reqs: Vec<GenerateRequest> = requests.iter().map(|r| GenerateRequest { prompt: self.with(&r.prompt), ..r.clone() }).collect();
+        let reqs: Vec<GenerateRequest> = requests
+            .iter()
+            .map(|r| GenerateRequest {
+                prompt: self.with(&r.prompt),
+                ..r.clone()
+            })
+            .collect();
         self.inner.generate(&reqs)
     }
-    fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
-        let req = GenerateRequest { prompt: self.with(&request.prompt), ..request.clone() };
+    fn generate_stream(
+        &mut self,
+        request: &GenerateRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let req = GenerateRequest {
+            prompt: self.with(&request.prompt),
+            ..request.clone()
+        };
         self.inner.generate_stream(&req, on_text)
     }
     fn generate_then_score(
@@ -142,7 +184,13 @@ impl LanguageModel for SoftPrompted {
         requests: &[GenerateRequest],
         follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
     ) -> Result<Vec<(Generation, ScoreResult)>> {
-        let reqs: Vec<GenerateRequest> = requests.iter().map(|r| GenerateRequest { prompt: self.with(&r.prompt), ..r.clone() }).collect();
+        let reqs: Vec<GenerateRequest> = requests
+            .iter()
+            .map(|r| GenerateRequest {
+                prompt: self.with(&r.prompt),
+                ..r.clone()
+            })
+            .collect();
         let soft = self.soft.clone();
         let mut with_soft = |i: usize, g: &Generation| -> Result<ScoreRequest> {
             let mut r = follow(i, g)?;

@@ -35,13 +35,22 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: Role::System, content: content.into() }
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: Role::User, content: content.into() }
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: content.into() }
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -82,10 +91,17 @@ impl SoftPrompt {
     /// Checks that `data` holds `rows × dim` finite values.
     pub fn new(rows: usize, dim: usize, data: Vec<f32>) -> Result<Self, String> {
         if rows == 0 || dim == 0 || data.len() != rows * dim {
-            return Err(format!("a soft prompt of {rows} × {dim} needs {} values, got {}", rows * dim, data.len()));
+            return Err(format!(
+                "a soft prompt of {rows} × {dim} needs {} values, got {}",
+                rows * dim,
+                data.len()
+            ));
         }
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            return Err(format!("soft prompt value {i} (row {}) is not finite", i / dim));
+            return Err(format!(
+                "soft prompt value {i} (row {}) is not finite",
+                i / dim
+            ));
         }
         Ok(Self { rows, dim, data })
     }
@@ -98,18 +114,33 @@ impl SoftPrompt {
 impl Prompt {
     /// A prompt given as token ids (`text` is left empty unless set by the caller).
     pub fn from_tokens(tokens: Vec<TokenId>) -> Self {
-        Self { text: String::new(), tokens: Some(tokens), messages: None, soft: None }
+        Self {
+            text: String::new(),
+            tokens: Some(tokens),
+            messages: None,
+            soft: None,
+        }
     }
 }
 
 impl From<String> for Prompt {
     fn from(text: String) -> Self {
-        Self { text, tokens: None, messages: None, soft: None }
+        Self {
+            text,
+            tokens: None,
+            messages: None,
+            soft: None,
+        }
     }
 }
 impl From<&str> for Prompt {
     fn from(text: &str) -> Self {
-        Self { text: text.to_string(), tokens: None, messages: None, soft: None }
+        Self {
+            text: text.to_string(),
+            tokens: None,
+            messages: None,
+            soft: None,
+        }
     }
 }
 
@@ -133,13 +164,25 @@ pub struct ScoreRequest {
 
 impl ScoreRequest {
     pub fn next_tokens(prompt: impl Into<Prompt>, tokens: Vec<TokenId>) -> Self {
-        Self { prompt: prompt.into(), next_tokens: tokens, ..Default::default() }
+        Self {
+            prompt: prompt.into(),
+            next_tokens: tokens,
+            ..Default::default()
+        }
     }
     pub fn continuations(prompt: impl Into<Prompt>, continuations: Vec<String>) -> Self {
-        Self { prompt: prompt.into(), continuations, ..Default::default() }
+        Self {
+            prompt: prompt.into(),
+            continuations,
+            ..Default::default()
+        }
     }
     pub fn top_k(prompt: impl Into<Prompt>, k: usize) -> Self {
-        Self { prompt: prompt.into(), top_k: k, ..Default::default() }
+        Self {
+            prompt: prompt.into(),
+            top_k: k,
+            ..Default::default()
+        }
     }
 }
 
@@ -187,7 +230,11 @@ pub enum Sampling {
     /// Always the most likely token.
     Greedy,
     /// Temperature + nucleus sampling with a seeded ChaCha RNG: the same seed gives the same text.
-    Seeded { temperature: f64, top_p: f64, seed: u64 },
+    Seeded {
+        temperature: f64,
+        top_p: f64,
+        seed: u64,
+    },
 }
 
 /// A generation request.

@@ -19,7 +19,17 @@ fn model_path() -> PathBuf {
 fn lm() -> MutexGuard<'static, LlamaLm> {
     static LM: OnceLock<Mutex<LlamaLm>> = OnceLock::new();
     let m = LM.get_or_init(|| {
-        Mutex::new(LlamaLm::load(&model_path(), LlamaConfig { n_seq: 8, ctx_per_seq: 512, ..LlamaConfig::default() }).expect("load"))
+        Mutex::new(
+            LlamaLm::load(
+                &model_path(),
+                LlamaConfig {
+                    n_seq: 8,
+                    ctx_per_seq: 512,
+                    ..LlamaConfig::default()
+                },
+            )
+            .expect("load"),
+        )
     });
     let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
     g.set_prefix_reuse(true);
@@ -49,11 +59,17 @@ fn requests(lm: &LlamaLm) -> Vec<ScoreRequest> {
     let mut out = Vec::new();
     for p in PERSONAS {
         for s in SCENARIOS {
-            let prompt = lm.chat_prompt(&[ChatMessage::system(p), ChatMessage::user(s)]).unwrap();
+            let prompt = lm
+                .chat_prompt(&[ChatMessage::system(p), ChatMessage::user(s)])
+                .unwrap();
             let ab = lm.resolve_answer_tokens(&prompt, &["A", "B"]).unwrap();
             out.push(ScoreRequest {
                 prompt,
-                continuations: vec!["A".into(), "Option B, because".into(), " I would spare the group".into()],
+                continuations: vec![
+                    "A".into(),
+                    "Option B, because".into(),
+                    " I would spare the group".into(),
+                ],
                 next_tokens: ab,
                 top_k: 40,
                 ..Default::default()
@@ -93,8 +109,16 @@ fn prefix_reuse_equals_uncached_scoring() {
     let (naive, st_n) = lm.score_with_stats(&reqs).unwrap();
     lm.set_prefix_reuse(true);
     let d = max_diff(&cached, &naive);
-    eprintln!("cached vs uncached: max Δ = {d}, tokens {} vs {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
-    assert!(st_c.tokens_evaluated * 2 < st_n.tokens_evaluated, "reuse evaluated {} vs naive {}", st_c.tokens_evaluated, st_n.tokens_evaluated);
+    eprintln!(
+        "cached vs uncached: max Δ = {d}, tokens {} vs {}",
+        st_c.tokens_evaluated, st_n.tokens_evaluated
+    );
+    assert!(
+        st_c.tokens_evaluated * 2 < st_n.tokens_evaluated,
+        "reuse evaluated {} vs naive {}",
+        st_c.tokens_evaluated,
+        st_n.tokens_evaluated
+    );
     assert!(d <= 1e-3, "max |Δ log-prob| cached vs uncached = {d}");
 }
 
@@ -106,9 +130,15 @@ fn prefix_reuse_leaves_generation_unchanged() {
         .flat_map(|p| SCENARIOS[..2].iter().map(move |s| (p, s)))
         .enumerate()
         .map(|(i, (p, s))| GenerateRequest {
-            prompt: lm.chat_prompt(&[ChatMessage::system(*p), ChatMessage::user(*s)]).unwrap(),
+            prompt: lm
+                .chat_prompt(&[ChatMessage::system(*p), ChatMessage::user(*s)])
+                .unwrap(),
             max_tokens: 12,
-            sampling: Sampling::Seeded { temperature: 0.8, top_p: 0.95, seed: i as u64 },
+            sampling: Sampling::Seeded {
+                temperature: 0.8,
+                top_p: 0.95,
+                seed: i as u64,
+            },
             stop: vec![],
         })
         .collect();
@@ -126,7 +156,10 @@ fn batched_equals_single_scoring() {
     let mut lm = lm();
     let reqs = requests(&lm);
     let batched = lm.score(&reqs).unwrap();
-    let single: Vec<ScoreResult> = reqs.iter().map(|r| lm.score(std::slice::from_ref(r)).unwrap().remove(0)).collect();
+    let single: Vec<ScoreResult> = reqs
+        .iter()
+        .map(|r| lm.score(std::slice::from_ref(r)).unwrap().remove(0))
+        .collect();
     let d = max_diff(&batched, &single);
     assert!(d <= 1e-3, "max |Δ log-prob| batched vs single = {d}");
 }
@@ -137,22 +170,45 @@ fn log_probs_are_consistent() {
     let prompt = Prompt::from("The capital of France is");
     let vocab = lm.describe().vocab_size.unwrap();
     let r = lm
-        .score(&[ScoreRequest { prompt: prompt.clone(), continuations: vec![" Paris".into(), " Paris is".into()], next_tokens: vec![], top_k: vocab, ..Default::default() }])
+        .score(&[ScoreRequest {
+            prompt: prompt.clone(),
+            continuations: vec![" Paris".into(), " Paris is".into()],
+            next_tokens: vec![],
+            top_k: vocab,
+            ..Default::default()
+        }])
         .unwrap()
         .remove(0);
     // The full next-token distribution sums to one.
     let total: f64 = r.top_k.iter().map(|t| t.logprob.exp()).sum();
-    assert!((total - 1.0).abs() < 1e-6, "sum of next-token probabilities = {total}");
+    assert!(
+        (total - 1.0).abs() < 1e-6,
+        "sum of next-token probabilities = {total}"
+    );
     assert!(r.top_k.windows(2).all(|w| w[0].logprob >= w[1].logprob));
     // Golden check against the fp32 reference of the engine report (transformers on the same
     // GGUF): top-5 = the −1.654, a −2.198, Paris −2.477, one −2.632, known −2.962; quantised
     // kernels move log-probs by a few tenths at most.
-    let golden = [(" the", -1.654), (" a", -2.198), (" Paris", -2.477), (" one", -2.632), (" known", -2.962)];
-    let top5: std::collections::BTreeSet<&str> = r.top_k[..5].iter().map(|t| t.piece.as_str()).collect();
-    assert_eq!(top5, golden.iter().map(|g| g.0).collect(), "top-5 differs from the reference");
+    let golden = [
+        (" the", -1.654),
+        (" a", -2.198),
+        (" Paris", -2.477),
+        (" one", -2.632),
+        (" known", -2.962),
+    ];
+    let top5: std::collections::BTreeSet<&str> =
+        r.top_k[..5].iter().map(|t| t.piece.as_str()).collect();
+    assert_eq!(
+        top5,
+        golden.iter().map(|g| g.0).collect(),
+        "top-5 differs from the reference"
+    );
     for (piece, lp) in golden {
         let got = r.top_k.iter().find(|t| t.piece == piece).unwrap().logprob;
-        assert!((got - lp).abs() < 0.4, "log p({piece:?}) = {got}, reference {lp}");
+        assert!(
+            (got - lp).abs() < 0.4,
+            "log p({piece:?}) = {got}, reference {lp}"
+        );
     }
     let paris = r.top_k.iter().position(|t| t.piece == " Paris").unwrap();
     // Single-token continuation equals the next-token read; chain rule for two tokens.
@@ -162,7 +218,10 @@ fn log_probs_are_consistent() {
     let c1 = &r.continuations[1];
     assert_eq!(c1.tokens[0], c0.tokens[0]);
     let next = lm
-        .score(&[ScoreRequest::next_tokens("The capital of France is Paris", vec![c1.tokens[1]])])
+        .score(&[ScoreRequest::next_tokens(
+            "The capital of France is Paris",
+            vec![c1.tokens[1]],
+        )])
         .unwrap()
         .remove(0);
     assert!((c1.logprob - (c0.logprob + next.next_token_logprobs[0])).abs() < 1e-3);
@@ -175,7 +234,11 @@ fn seeded_generation_is_deterministic() {
     let req = |seed| GenerateRequest {
         prompt: Prompt::from("Once upon a time, in a small village,"),
         max_tokens: 24,
-        sampling: Sampling::Seeded { temperature: 0.9, top_p: 0.95, seed },
+        sampling: Sampling::Seeded {
+            temperature: 0.9,
+            top_p: 0.95,
+            seed,
+        },
         stop: vec![],
     };
     let a = lm.generate(&[req(1)]).unwrap().remove(0);
@@ -186,11 +249,22 @@ fn seeded_generation_is_deterministic() {
     let batch = lm.generate(&[req(2), req(1), req(1), req(3)]).unwrap();
     assert_eq!(batch[1].text, a.text);
     assert_eq!(batch[2].text, a.text);
-    let others: Vec<&str> = [&batch[0], &batch[3]].iter().map(|g| g.text.as_str()).collect();
-    assert!(others.iter().any(|t| *t != a.text), "different seeds gave identical text");
+    let others: Vec<&str> = [&batch[0], &batch[3]]
+        .iter()
+        .map(|g| g.text.as_str())
+        .collect();
+    assert!(
+        others.iter().any(|t| *t != a.text),
+        "different seeds gave identical text"
+    );
     // Greedy with a stop string.
     let g = lm
-        .generate(&[GenerateRequest { prompt: Prompt::from("The capital of France is"), max_tokens: 16, sampling: Sampling::Greedy, stop: vec![".".into()] }])
+        .generate(&[GenerateRequest {
+            prompt: Prompt::from("The capital of France is"),
+            max_tokens: 16,
+            sampling: Sampling::Greedy,
+            stop: vec![".".into()],
+        }])
         .unwrap()
         .remove(0);
     assert!(!g.text.contains('.'));
@@ -202,7 +276,11 @@ fn bad_input_is_reported() {
     let mut lm = lm();
     let long = "word ".repeat(2000);
     match lm.score(&[ScoreRequest::next_tokens(long.as_str(), vec![TokenId(1)])]) {
-        Err(LlmError::PromptTooLong { index: 0, limit: 512, .. }) => {}
+        Err(LlmError::PromptTooLong {
+            index: 0,
+            limit: 512,
+            ..
+        }) => {}
         other => panic!("expected PromptTooLong, got {other:?}"),
     }
     match lm.score(&[ScoreRequest::next_tokens("hi", vec![])]) {
@@ -216,18 +294,32 @@ fn bad_input_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("bogus.gguf");
     std::fs::write(&bogus, b"not a model at all").unwrap();
-    assert!(matches!(LlamaLm::load(&bogus, LlamaConfig::default()), Err(LlmError::NotGguf { .. })));
+    assert!(matches!(
+        LlamaLm::load(&bogus, LlamaConfig::default()),
+        Err(LlmError::NotGguf { .. })
+    ));
     let truncated = dir.path().join("truncated.gguf");
     std::fs::write(&truncated, b"GGUF\x03\x00\x00\x00garbage").unwrap();
-    assert!(matches!(LlamaLm::load(&truncated, LlamaConfig::default()), Err(LlmError::LoadFailed { .. })));
-    assert!(matches!(LlamaLm::load(&dir.path().join("missing.gguf"), LlamaConfig::default()), Err(LlmError::ModelNotFound { .. })));
+    assert!(matches!(
+        LlamaLm::load(&truncated, LlamaConfig::default()),
+        Err(LlmError::LoadFailed { .. })
+    ));
+    assert!(matches!(
+        LlamaLm::load(&dir.path().join("missing.gguf"), LlamaConfig::default()),
+        Err(LlmError::ModelNotFound { .. })
+    ));
 }
 
 #[test]
 fn gemma_chat_format_folds_system_into_user() {
     let lm = lm();
-    let p = lm.chat_prompt(&[ChatMessage::system("SYS"), ChatMessage::user("USER")]).unwrap();
-    assert_eq!(p.text, "<start_of_turn>user\nSYS\n\nUSER<end_of_turn>\n<start_of_turn>model\n");
+    let p = lm
+        .chat_prompt(&[ChatMessage::system("SYS"), ChatMessage::user("USER")])
+        .unwrap();
+    assert_eq!(
+        p.text,
+        "<start_of_turn>user\nSYS\n\nUSER<end_of_turn>\n<start_of_turn>model\n"
+    );
     let toks = lm.tokenize(&p.text).unwrap();
     assert_eq!(lm.token_piece(toks[0]), "<bos>");
     let ab = lm.resolve_answer_tokens(&p, &["A", "B"]).unwrap();
@@ -240,9 +332,16 @@ fn soft_twin(lm: &LlamaLm, init: &str, rest: &str) -> (Prompt, Prompt) {
     let text = Prompt::from(format!("{init}{rest}"));
     let full = lm.tokenize(&text.text).unwrap();
     let init_toks = lm.tokenize(init).unwrap()[1..].to_vec();
-    assert_eq!(&full[1..=init_toks.len()], init_toks.as_slice(), "the init text keeps its tokens inside the prompt");
+    assert_eq!(
+        &full[1..=init_toks.len()],
+        init_toks.as_slice(),
+        "the init text keeps its tokens inside the prompt"
+    );
     let soft = lm.token_embeddings(&init_toks).unwrap();
-    assert_eq!((soft.rows, soft.dim), (init_toks.len(), lm.describe().embedding_size.unwrap()));
+    assert_eq!(
+        (soft.rows, soft.dim),
+        (init_toks.len(), lm.describe().embedding_size.unwrap())
+    );
     let mut p = Prompt::from_tokens([&full[..1], &full[1 + init_toks.len()..]].concat());
     p.soft = Some(std::sync::Arc::new(soft));
     (text, p)
@@ -252,13 +351,26 @@ fn soft_twin(lm: &LlamaLm, init: &str, rest: &str) -> (Prompt, Prompt) {
 fn soft_prompt_of_token_embeddings_equals_the_text() {
     let mut lm = lm();
     let init = "You are a person from Saudi Arabia.";
-    let (text, soft) = soft_twin(&lm, init, " Question: Is family very important in your life? Answer (yes or no):");
+    let (text, soft) = soft_twin(
+        &lm,
+        init,
+        " Question: Is family very important in your life? Answer (yes or no):",
+    );
     let yes = lm.tokenize(" yes").unwrap()[1];
     let no = lm.tokenize(" no").unwrap()[1];
-    let ask = |p: Prompt| ScoreRequest { prompt: p, next_tokens: vec![yes, no], top_k: 10, ..Default::default() };
+    let ask = |p: Prompt| ScoreRequest {
+        prompt: p,
+        next_tokens: vec![yes, no],
+        top_k: 10,
+        ..Default::default()
+    };
     let r = lm.score(&[ask(text.clone()), ask(soft.clone())]).unwrap();
     let mut worst = 0f64;
-    for (a, b) in r[0].next_token_logprobs.iter().zip(&r[1].next_token_logprobs) {
+    for (a, b) in r[0]
+        .next_token_logprobs
+        .iter()
+        .zip(&r[1].next_token_logprobs)
+    {
         worst = worst.max((a - b).abs());
     }
     for (a, b) in r[0].top_k.iter().zip(&r[1].top_k) {
@@ -266,10 +378,18 @@ fn soft_prompt_of_token_embeddings_equals_the_text() {
         worst = worst.max((a.logprob - b.logprob).abs());
     }
     eprintln!("soft prompt vs text: max |Δ log p| = {worst:e}");
-    assert!(worst <= 1e-3, "soft prompt of the init text's own embeddings vs the text: max |Δ log p| = {worst}");
+    assert!(
+        worst <= 1e-3,
+        "soft prompt of the init text's own embeddings vs the text: max |Δ log p| = {worst}"
+    );
 
     // Greedy generation agrees too.
-    let gen = |p: Prompt| GenerateRequest { prompt: p, max_tokens: 8, sampling: Sampling::Greedy, stop: vec![] };
+    let gen = |p: Prompt| GenerateRequest {
+        prompt: p,
+        max_tokens: 8,
+        sampling: Sampling::Greedy,
+        stop: vec![],
+    };
     let g = lm.generate(&[gen(text), gen(soft.clone())]).unwrap();
     assert_eq!(g[0].text, g[1].text);
     assert_eq!(g[0].prompt_tokens, g[1].prompt_tokens);
@@ -282,7 +402,11 @@ fn soft_prompt_of_token_embeddings_equals_the_text() {
         p.tokens = Some(toks);
         ask(p)
     };
-    let batch = vec![other(" Really?"), other(" Think again."), other(" Be honest.")];
+    let batch = vec![
+        other(" Really?"),
+        other(" Think again."),
+        other(" Be honest."),
+    ];
     let together = lm.score(&batch).unwrap();
     for (i, req) in batch.iter().enumerate() {
         let alone = lm.score(std::slice::from_ref(req)).unwrap();
@@ -300,9 +424,14 @@ fn soft_prompt_of_token_embeddings_equals_the_text() {
     assert!((n[0].next_token_logprobs[0] - n[1].next_token_logprobs[0]).abs() > 1e-3);
 
     // Bad input: a token outside the vocabulary, a soft prompt of the wrong width.
-    assert!(matches!(lm.token_embeddings(&[TokenId(i32::MAX)]), Err(LlmError::TokenOutOfRange { .. })));
+    assert!(matches!(
+        lm.token_embeddings(&[TokenId(i32::MAX)]),
+        Err(LlmError::TokenOutOfRange { .. })
+    ));
     let mut wrong = Prompt::from("x");
-    wrong.soft = Some(std::sync::Arc::new(SoftPrompt::new(1, 3, vec![0.0; 3]).unwrap()));
+    wrong.soft = Some(std::sync::Arc::new(
+        SoftPrompt::new(1, 3, vec![0.0; 3]).unwrap(),
+    ));
     let e = lm.score(&[ask(wrong)]).unwrap_err().to_string();
     assert!(e.contains("3 values"), "{e}");
     assert!(lm.input_embedding_std().unwrap() > 0.0);
@@ -312,22 +441,44 @@ fn soft_prompt_of_token_embeddings_equals_the_text() {
 fn generate_then_score_reuses_the_generated_sequence() {
     let mut lm = lm();
     let chat = |q: &str| vec![ChatMessage::user(q.to_string())];
-    let prompts: Vec<Prompt> = ["Name one tradition of Japan.", "Describe family life in Nigeria in one sentence."]
+    let prompts: Vec<Prompt> = [
+        "Name one tradition of Japan.",
+        "Describe family life in Nigeria in one sentence.",
+    ]
+    .iter()
+    .map(|q| lm.chat_prompt(&chat(q)).unwrap())
+    .collect();
+    let reqs: Vec<GenerateRequest> = prompts
         .iter()
-        .map(|q| lm.chat_prompt(&chat(q)).unwrap())
+        .map(|p| GenerateRequest {
+            prompt: p.clone(),
+            max_tokens: 12,
+            sampling: Sampling::Greedy,
+            stop: vec![],
+        })
         .collect();
-    let reqs: Vec<GenerateRequest> = prompts.iter().map(|p| GenerateRequest { prompt: p.clone(), max_tokens: 12, sampling: Sampling::Greedy, stop: vec![] }).collect();
-    let labels = lm.tokenize("A B")
+    let labels = lm
+        .tokenize("A B")
         .unwrap()
         .into_iter()
         .skip(1)
         .collect::<Vec<_>>();
     // The follow-up: the conversation goes on with a question after the generated answer.
-    let follow_text = |g: &Generation, i: usize| format!("{}{}\nQuestion: is that true? Answer A (yes) or B (no).\nAnswer:", prompts[i].text, g.text);
+    let follow_text = |g: &Generation, i: usize| {
+        format!(
+            "{}{}\nQuestion: is that true? Answer A (yes) or B (no).\nAnswer:",
+            prompts[i].text, g.text
+        )
+    };
     let mut made = Vec::new();
     let (out, _, reused) = lm
         .generate_then_score_with_stats(&reqs, &mut |i, g| {
-            let r = ScoreRequest { prompt: Prompt::from(follow_text(g, i)), next_tokens: labels.clone(), top_k: 5, ..Default::default() };
+            let r = ScoreRequest {
+                prompt: Prompt::from(follow_text(g, i)),
+                next_tokens: labels.clone(),
+                top_k: 5,
+                ..Default::default()
+            };
             made.push(r.clone());
             Ok(r)
         })
@@ -340,7 +491,14 @@ fn generate_then_score_reuses_the_generated_sequence() {
     assert!(reused > 0, "the follow-ups extend the generated sequences");
     // Each follow-up's score does not depend on the other requests of the call.
     let (alone, _, _) = lm
-        .generate_then_score_with_stats(&reqs[1..], &mut |_, g| Ok(ScoreRequest { prompt: Prompt::from(follow_text(g, 1)), next_tokens: labels.clone(), top_k: 5, ..Default::default() }))
+        .generate_then_score_with_stats(&reqs[1..], &mut |_, g| {
+            Ok(ScoreRequest {
+                prompt: Prompt::from(follow_text(g, 1)),
+                next_tokens: labels.clone(),
+                top_k: 5,
+                ..Default::default()
+            })
+        })
         .unwrap();
     assert_eq!(alone[0].1, out[1].1);
     // They read the model on the KV the generation computed one token at a time, which on CPU
@@ -352,16 +510,38 @@ fn generate_then_score_reuses_the_generated_sequence() {
         for (a, b) in s.next_token_logprobs.iter().zip(&t.next_token_logprobs) {
             assert!((a - b).abs() < 1.0, "{a} vs {b}");
         }
-        assert!(s.top_k.iter().any(|x| x.token == t.top_k[0].token), "{:?} vs {:?}", s.top_k, t.top_k);
+        assert!(
+            s.top_k.iter().any(|x| x.token == t.top_k[0].token),
+            "{:?} vs {:?}",
+            s.top_k,
+            t.top_k
+        );
     }
     // A follow-up that does not extend its generation is scored from scratch: exactly.
     let (out, _, reused) = lm
-        .generate_then_score_with_stats(&reqs[..1], &mut |_, _| Ok(ScoreRequest { prompt: Prompt::from("Something else entirely. Answer:".to_string()), next_tokens: labels.clone(), ..Default::default() }))
+        .generate_then_score_with_stats(&reqs[..1], &mut |_, _| {
+            Ok(ScoreRequest {
+                prompt: Prompt::from("Something else entirely. Answer:".to_string()),
+                next_tokens: labels.clone(),
+                ..Default::default()
+            })
+        })
         .unwrap();
     assert_eq!(reused, 0);
-    let alone = lm.score(&[ScoreRequest { prompt: Prompt::from("Something else entirely. Answer:".to_string()), next_tokens: labels.clone(), ..Default::default() }]).unwrap();
+    let alone = lm
+        .score(&[ScoreRequest {
+            prompt: Prompt::from("Something else entirely. Answer:".to_string()),
+            next_tokens: labels.clone(),
+            ..Default::default()
+        }])
+        .unwrap();
     assert_eq!(out[0].1.next_token_logprobs, alone[0].next_token_logprobs);
     // Follow-ups read next tokens only.
-    let err = lm.generate_then_score(&reqs[..1], &mut |_, _| Ok(ScoreRequest::continuations(Prompt::from("x".to_string()), vec![" y".into()])));
+    let err = lm.generate_then_score(&reqs[..1], &mut |_, _| {
+        Ok(ScoreRequest::continuations(
+            Prompt::from("x".to_string()),
+            vec![" y".into()],
+        ))
+    });
     assert!(err.is_err());
 }

@@ -11,7 +11,9 @@
 
 use crate::readout::{read_options, render_prompt};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout, View};
-use culturesteer_core::disca::{disca_micro, p_spare_preferred, CountryPrior, DiscaConfig, PanelGaps, PriorConfig};
+use culturesteer_core::disca::{
+    disca_micro, p_spare_preferred, CountryPrior, DiscaConfig, PanelGaps, PriorConfig,
+};
 use culturesteer_core::hash::fnv1a64;
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_llm::LanguageModel;
@@ -39,8 +41,20 @@ impl Disca {
     /// is not part of the panel). `seed` drives the importance-sampling noise; each item gets
     /// its own stream derived from (seed, country, item id), so results do not depend on
     /// batching or resumption.
-    pub fn new(name: impl Into<String>, config: DiscaConfig, panels: BTreeMap<CountryCode, Vec<String>>, seed: u64) -> Self {
-        Self { name: name.into(), config, panels, seed, cache: GapCache::default(), provenance: BTreeMap::new() }
+    pub fn new(
+        name: impl Into<String>,
+        config: DiscaConfig,
+        panels: BTreeMap<CountryCode, Vec<String>>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            config,
+            panels,
+            seed,
+            cache: GapCache::default(),
+            provenance: BTreeMap::new(),
+        }
     }
 
     /// Records where each country's panel came from (source, value dimensions and items); the
@@ -57,20 +71,31 @@ impl Disca {
     }
 
     fn item_seed(&self, country: CountryCode, item: &str) -> u64 {
-        fnv1a64(self.seed, country.as_str().bytes().chain([0xff]).chain(item.bytes()))
+        fnv1a64(
+            self.seed,
+            country.as_str().bytes().chain([0xff]).chain(item.bytes()),
+        )
     }
-
 }
 
 impl Disca {
     /// Runs the estimator on one item's gaps.
-    fn finish(&self, country: CountryCode, item: &Item, cat: MoralDimension, mut gaps: PanelGaps) -> Result<Answer, MethodError> {
+    fn finish(
+        &self,
+        country: CountryCode,
+        item: &Item,
+        cat: MoralDimension,
+        mut gaps: PanelGaps,
+    ) -> Result<Answer, MethodError> {
         if !self.config.debias {
             gaps.base_swap = None;
             gaps.personas_swap = None;
         }
         let micro = disca_micro(&self.config, cat, &gaps, self.item_seed(country, &item.id))
-            .map_err(|e| MethodError::Item { id: item.id.clone(), what: e.to_string() })?;
+            .map_err(|e| MethodError::Item {
+                id: item.id.clone(),
+                what: e.to_string(),
+            })?;
         let p_right = p_spare_preferred(micro.delta_micro, self.config.decision_temperature, true);
         Ok(Answer {
             probs: vec![1.0 - p_right, p_right],
@@ -86,14 +111,20 @@ impl Disca {
 }
 
 fn category(item: &Item) -> Result<MoralDimension, MethodError> {
-    item.dimension.ok_or_else(|| MethodError::Item { id: item.id.clone(), what: "DISCA needs the moral dimension of the question (MultiTP benchmarks)".into() })
+    item.dimension.ok_or_else(|| MethodError::Item {
+        id: item.id.clone(),
+        what: "DISCA needs the moral dimension of the question (MultiTP benchmarks)".into(),
+    })
 }
 
 /// z_B − z_A from the two raw option scores of an answer.
 fn gap(item: &Item, a: &Answer) -> Result<f64, MethodError> {
     match a.logprobs.as_slice() {
         [za, zb] if za.is_finite() && zb.is_finite() => Ok(zb - za),
-        other => Err(MethodError::Item { id: item.id.clone(), what: format!("DISCA needs two finite option scores, got {other:?}") }),
+        other => Err(MethodError::Item {
+            id: item.id.clone(),
+            what: format!("DISCA needs two finite option scores, got {other:?}"),
+        }),
     }
 }
 
@@ -110,17 +141,35 @@ impl Method for Disca {
         c
     }
 
-    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError> {
         let personas = self.panels.get(&country.code).ok_or_else(|| {
-            MethodError::Config(format!("{}: no persona panel for {} (give --personas FILE or --wvs FILE)", self.name, country.code))
+            MethodError::Config(format!(
+                "{}: no persona panel for {} (give --personas FILE or --wvs FILE)",
+                self.name, country.code
+            ))
         })?;
         let n_agents = 1 + personas.len();
         let key = |item: &Item| {
-            format!("{}\u{1f}{}\u{1f}{}", country.code, item.id, serde_json::to_string(&(&item.prompt, &item.swapped, &item.readout)).unwrap_or_default())
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                country.code,
+                item.id,
+                serde_json::to_string(&(&item.prompt, &item.swapped, &item.readout))
+                    .unwrap_or_default()
+            )
         };
         let cached: HashMap<usize, PanelGaps> = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            items.iter().enumerate().filter_map(|(i, it)| c.get(&key(it)).map(|g| (i, g.clone()))).collect()
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, it)| c.get(&key(it)).map(|g| (i, g.clone())))
+                .collect()
         };
         // Expand every uncached item into its agents × label orders; remember where each lands.
         // The swapped order is always asked when the labels can be swapped, so the cached gaps
@@ -136,11 +185,22 @@ impl Method for Disca {
             match &item.readout {
                 Readout::NextToken { labels } if labels.len() == 2 => {}
                 Readout::Continuation { texts } if texts.len() == 2 => {}
-                _ => return Err(MethodError::Item { id: item.id.clone(), what: "DISCA needs a two-option log-probability readout".into() }),
+                _ => {
+                    return Err(MethodError::Item {
+                        id: item.id.clone(),
+                        what: "DISCA needs a two-option log-probability readout".into(),
+                    })
+                }
             }
             // The benchmark renders the swapped label order; the persona agents ask the same
             // two user turns with their own system text.
-            let agent = |system: Option<String>, spec: &PromptSpec| Item { prompt: PromptSpec { system, ..spec.clone() }, ..item.clone() };
+            let agent = |system: Option<String>, spec: &PromptSpec| Item {
+                prompt: PromptSpec {
+                    system,
+                    ..spec.clone()
+                },
+                ..item.clone()
+            };
             let mut orders = vec![&item.prompt];
             orders.extend(item.swapped.as_ref());
             for spec in &orders {
@@ -151,7 +211,10 @@ impl Method for Disca {
             }
             layout.push((cat, item.swapped.is_some()));
         }
-        let prompts = expanded.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
+        let prompts = expanded
+            .iter()
+            .map(|i| render_prompt(lm, &i.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
         let answers = read_options(lm, &expanded, prompts)?;
         let mut out = Vec::with_capacity(items.len());
         let mut k = 0;
@@ -161,7 +224,9 @@ impl Method for Disca {
                 continue;
             }
             let mut take = || -> Result<(f64, Vec<f64>), MethodError> {
-                let g = (0..n_agents).map(|j| gap(item, &answers[k + j])).collect::<Result<Vec<f64>, _>>()?;
+                let g = (0..n_agents)
+                    .map(|j| gap(item, &answers[k + j]))
+                    .collect::<Result<Vec<f64>, _>>()?;
                 k += n_agents;
                 Ok((g[0], g[1..].to_vec()))
             };
@@ -172,8 +237,16 @@ impl Method for Disca {
             } else {
                 (None, None)
             };
-            let gaps = PanelGaps { base_orig, personas_orig, base_swap, personas_swap };
-            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key(item), gaps.clone());
+            let gaps = PanelGaps {
+                base_orig,
+                personas_orig,
+                base_swap,
+                personas_swap,
+            };
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key(item), gaps.clone());
             out.push(self.finish(country.code, item, cat, gaps)?);
         }
         Ok(out)
@@ -182,14 +255,25 @@ impl Method for Disca {
     fn headline(&self) -> Option<View> {
         // The reference preset: the country prior is part of the method's own number.
         let prior = self.config.prior.clone()?;
-        Some(prior_view(self.name.clone(), prior, self.config.decision_temperature))
+        Some(prior_view(
+            self.name.clone(),
+            prior,
+            self.config.decision_temperature,
+        ))
     }
 
     fn views(&self) -> Vec<View> {
         match &self.config.prior {
             // The prior is the headline; the same answers without it are a view.
-            Some(_) => vec![View { name: format!("{}-no-prior", self.name), transform: Box::new(|answers: &[Answer]| Ok(answers.to_vec())) }],
-            None => vec![prior_view(format!("{}+prior", self.name), PriorConfig::reference(), self.config.decision_temperature)],
+            Some(_) => vec![View {
+                name: format!("{}-no-prior", self.name),
+                transform: Box::new(|answers: &[Answer]| Ok(answers.to_vec())),
+            }],
+            None => vec![prior_view(
+                format!("{}+prior", self.name),
+                PriorConfig::reference(),
+                self.config.decision_temperature,
+            )],
         }
     }
 }
@@ -207,7 +291,11 @@ fn prior_view(name: String, prior: PriorConfig, t_dec: f64) -> View {
                     a.diagnostics
                         .get("delta_micro")
                         .and_then(serde_json::Value::as_f64)
-                        .ok_or_else(|| MethodError::Config("a DISCA record has no delta_micro diagnostic".into()))
+                        .ok_or_else(|| {
+                            MethodError::Config(
+                                "a DISCA record has no delta_micro diagnostic".into(),
+                            )
+                        })
                 })
                 .collect::<Result<Vec<f64>, _>>()?;
             let steps = CountryPrior::walk(&prior, &micros);
@@ -218,7 +306,11 @@ fn prior_view(name: String, prior: PriorConfig, t_dec: f64) -> View {
                     let p_right = p_spare_preferred(step.delta_final, t_dec, true);
                     let mut diagnostics = a.diagnostics.clone();
                     diagnostics["prior"] = json!(step);
-                    Answer { probs: vec![1.0 - p_right, p_right], logprobs: vec![], diagnostics }
+                    Answer {
+                        probs: vec![1.0 - p_right, p_right],
+                        logprobs: vec![],
+                        diagnostics,
+                    }
                 })
                 .collect())
         }),

@@ -13,7 +13,11 @@ pub const DEFAULT_GATE_TEMPERATURE: f64 = 0.05;
 /// Cosine similarity of two vectors (0 when either is all zeros).
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f64, MethodError> {
     if a.len() != b.len() || a.is_empty() {
-        return Err(MethodError::Config(format!("gate: hidden states of different sizes ({} and {})", a.len(), b.len())));
+        return Err(MethodError::Config(format!(
+            "gate: hidden states of different sizes ({} and {})",
+            a.len(),
+            b.len()
+        )));
     }
     let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
@@ -30,16 +34,28 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Result<f64, MethodError> {
 
 /// Gate weights over the experts: softmax of the cosine similarities divided by
 /// `temperature`. They are positive and sum to 1.
-pub fn gate_weights(prompt: &[f32], experts: &[Vec<f32>], temperature: f64) -> Result<Vec<f64>, MethodError> {
+pub fn gate_weights(
+    prompt: &[f32],
+    experts: &[Vec<f32>],
+    temperature: f64,
+) -> Result<Vec<f64>, MethodError> {
     if !(temperature.is_finite() && temperature > 0.0) {
-        return Err(MethodError::Config(format!("gate temperature must be a positive number, not {temperature}")));
+        return Err(MethodError::Config(format!(
+            "gate temperature must be a positive number, not {temperature}"
+        )));
     }
     if experts.is_empty() {
         return Err(MethodError::Config("gate: no experts".into()));
     }
-    let sims = experts.iter().map(|e| cosine(prompt, e)).collect::<Result<Vec<_>, _>>()?;
+    let sims = experts
+        .iter()
+        .map(|e| cosine(prompt, e))
+        .collect::<Result<Vec<_>, _>>()?;
     let max = sims.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = sims.iter().map(|s| ((s - max) / temperature).exp()).collect();
+    let exps: Vec<f64> = sims
+        .iter()
+        .map(|s| ((s - max) / temperature).exp())
+        .collect();
     let z: f64 = exps.iter().sum();
     Ok(exps.into_iter().map(|e| e / z).collect())
 }
@@ -60,7 +76,11 @@ mod tests {
     #[test]
     fn gate_prefers_the_most_similar_expert_and_sharpens_with_low_temperature() {
         let prompt = [1.0f32, 0.2, 0.0];
-        let experts = vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]];
+        let experts = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        ];
         let w = gate_weights(&prompt, &experts, 1.0).unwrap();
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(w[0] > w[1] && w[1] > w[2], "{w:?}");
@@ -70,7 +90,10 @@ mod tests {
         let c0 = 1.0 / (1.04f64).sqrt();
         let c1 = 0.2 / (1.04f64).sqrt();
         let z = c0.exp() + c1.exp() + 1.0;
-        assert!((w[0] - c0.exp() / z).abs() < 1e-9 && (w[2] - 1.0 / z).abs() < 1e-9, "{w:?}");
+        assert!(
+            (w[0] - c0.exp() / z).abs() < 1e-9 && (w[2] - 1.0 / z).abs() < 1e-9,
+            "{w:?}"
+        );
         assert!(gate_weights(&prompt, &experts, 0.0).is_err());
         assert!(gate_weights(&prompt, &[], 1.0).is_err());
     }

@@ -60,13 +60,19 @@ pub enum Readout {
     /// option. The answer is one-hot on the parsed option; an answer that names no option
     /// ("either", a refusal, unparsable text) has empty `probs` and is left out by the
     /// benchmarks, which report the share of such answers. `temperature` is ignored.
-    Generate { labels: Vec<String>, max_tokens: usize, parser: AnswerParser },
+    Generate {
+        labels: Vec<String>,
+        max_tokens: usize,
+        parser: AnswerParser,
+    },
 }
 
 impl Readout {
     pub fn n_options(&self) -> usize {
         match self {
-            Readout::NextToken { labels } | Readout::TopKLabels { labels, .. } | Readout::Generate { labels, .. } => labels.len(),
+            Readout::NextToken { labels }
+            | Readout::TopKLabels { labels, .. }
+            | Readout::Generate { labels, .. } => labels.len(),
             Readout::Continuation { texts } => texts.len(),
         }
     }
@@ -117,13 +123,19 @@ pub struct ParsedAnswer {
 
 impl AnswerParser {
     pub fn parse(&self, text: &str, n_options: usize) -> ParsedAnswer {
-        let unparsed = || ParsedAnswer { outcome: "unparsed".into(), option: None };
+        let unparsed = || ParsedAnswer {
+            outcome: "unparsed".into(),
+            option: None,
+        };
         match self {
             AnswerParser::FirstDigit => match text.chars().find(|c| c.is_ascii_digit()) {
                 Some(c) => {
                     let d = c.to_digit(10).unwrap_or(0) as usize;
                     if (1..=n_options).contains(&d) {
-                        ParsedAnswer { outcome: d.to_string(), option: Some(d - 1) }
+                        ParsedAnswer {
+                            outcome: d.to_string(),
+                            option: Some(d - 1),
+                        }
                     } else {
                         unparsed()
                     }
@@ -131,12 +143,22 @@ impl AnswerParser {
                 None => unparsed(),
             },
             AnswerParser::PrefixMatch(m) => {
-                let mut t = text.split(m.cut_at.as_str()).next().unwrap_or("").trim().to_string();
+                let mut t = text
+                    .split(m.cut_at.as_str())
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
                 if m.lowercase {
                     t = t.to_lowercase();
                 }
                 for marker in &m.cut_markers {
-                    t = t.split(marker.as_str()).next().unwrap_or("").trim().to_string();
+                    t = t
+                        .split(marker.as_str())
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                 }
                 for p in &m.strip_prefixes {
                     if let Some(rest) = t.strip_prefix(p.as_str()) {
@@ -145,8 +167,15 @@ impl AnswerParser {
                 }
                 m.rules
                     .iter()
-                    .find(|r| r.candidates.iter().any(|c| !c.is_empty() && t.starts_with(c.as_str())))
-                    .map_or_else(unparsed, |r| ParsedAnswer { outcome: r.outcome.clone(), option: r.option.filter(|&o| o < n_options) })
+                    .find(|r| {
+                        r.candidates
+                            .iter()
+                            .any(|c| !c.is_empty() && t.starts_with(c.as_str()))
+                    })
+                    .map_or_else(unparsed, |r| ParsedAnswer {
+                        outcome: r.outcome.clone(),
+                        option: r.option.filter(|&o| o < n_options),
+                    })
             }
         }
     }
@@ -226,7 +255,12 @@ pub trait Method {
     fn uses_country(&self) -> bool {
         true
     }
-    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError>;
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError>;
     /// A transform of one country's stored answers (in item order) that gives the numbers
     /// reported under the method's own name, when those are not the per-item answers
     /// themselves: DISCA's reference preset, whose headline includes the country prior (a
@@ -258,7 +292,13 @@ mod tests {
         let p = AnswerParser::FirstDigit;
         assert_eq!(p.parse("  4. Very important", 5).option, Some(3));
         assert_eq!(p.parse("I'd say 2, maybe 3", 5).option, Some(1));
-        assert_eq!(p.parse("7", 5), ParsedAnswer { outcome: "unparsed".into(), option: None });
+        assert_eq!(
+            p.parse("7", 5),
+            ParsedAnswer {
+                outcome: "unparsed".into(),
+                option: None
+            }
+        );
         assert_eq!(p.parse("0 or 1", 5).option, None, "the first digit decides");
         assert_eq!(p.parse("no idea", 5).option, None);
     }
@@ -271,12 +311,28 @@ mod tests {
             cut_markers: vec!["and sacrifice".into()],
             strip_prefixes: vec!["i think ".into(), "the ".into()],
             rules: vec![
-                MatchRule { outcome: "left".into(), option: Some(0), candidates: vec!["dog".into()] },
-                MatchRule { outcome: "right".into(), option: Some(1), candidates: vec!["cat".into()] },
-                MatchRule { outcome: "neither".into(), option: None, candidates: vec!["neither ".into(), "As a".into()] },
+                MatchRule {
+                    outcome: "left".into(),
+                    option: Some(0),
+                    candidates: vec!["dog".into()],
+                },
+                MatchRule {
+                    outcome: "right".into(),
+                    option: Some(1),
+                    candidates: vec!["cat".into()],
+                },
+                MatchRule {
+                    outcome: "neither".into(),
+                    option: None,
+                    candidates: vec!["neither ".into(), "As a".into()],
+                },
             ],
         });
-        assert_eq!(p.parse("I think the dog and sacrifice the cat. Because", 2).option, Some(0));
+        assert_eq!(
+            p.parse("I think the dog and sacrifice the cat. Because", 2)
+                .option,
+            Some(0)
+        );
         assert_eq!(p.parse(" The cat.", 2).option, Some(1));
         assert_eq!(p.parse("Neither of them", 2).outcome, "neither");
         // Capitalised candidates never match lowercased text (MultiTP's quirk, kept).

@@ -40,7 +40,9 @@ use crate::gate::{cosine, gate_weights, DEFAULT_GATE_TEMPERATURE};
 use crate::readout::{answer_from, read_options, render_prompt, score_request};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout};
 use culturesteer_data::palette::{names, Continent, ContinentMap, PaletteTemplates};
-use culturesteer_llm::{ChatMessage, GenerateRequest, Generation, LanguageModel, Prompt, Sampling, ScoreRequest};
+use culturesteer_llm::{
+    ChatMessage, GenerateRequest, Generation, LanguageModel, Prompt, Sampling, ScoreRequest,
+};
 use serde_json::json;
 
 /// Which stages run (the ablations of the paper).
@@ -66,11 +68,18 @@ impl PaletteVariant {
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     pub fn name(self) -> &'static str {
-        Self::NAMES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).unwrap_or("palette")
+        Self::NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("palette")
     }
 
     fn drafts(self) -> bool {
@@ -104,7 +113,15 @@ pub struct PaletteConfig {
 
 impl Default for PaletteConfig {
     fn default() -> Self {
-        Self { variant: PaletteVariant::Full, draft_tokens: 96, summary_tokens: 128, sampling: Sampling::Greedy, gate_temperature: DEFAULT_GATE_TEMPERATURE, sequential: false, reuse_kv: true }
+        Self {
+            variant: PaletteVariant::Full,
+            draft_tokens: 96,
+            summary_tokens: 128,
+            sampling: Sampling::Greedy,
+            gate_temperature: DEFAULT_GATE_TEMPERATURE,
+            sequential: false,
+            reuse_kv: true,
+        }
     }
 }
 
@@ -130,7 +147,9 @@ fn expert_slots(experts: &[String]) -> Result<[usize; 5], MethodError> {
         })?;
     }
     if experts.len() != 5 {
-        return Err(MethodError::Config(format!("palette: five continent experts expected, got {experts:?}")));
+        return Err(MethodError::Config(format!(
+            "palette: five continent experts expected, got {experts:?}"
+        )));
     }
     Ok(slots)
 }
@@ -158,30 +177,66 @@ struct Decided {
 const SUMMARY_SLOT: &str = "\u{1}CULTURESTEER-SUMMARY\u{1}";
 
 impl Palette {
-    pub fn new(config: PaletteConfig, templates: PaletteTemplates, continents: ContinentMap) -> Result<Self, MethodError> {
+    pub fn new(
+        config: PaletteConfig,
+        templates: PaletteTemplates,
+        continents: ContinentMap,
+    ) -> Result<Self, MethodError> {
         if config.draft_tokens == 0 || config.summary_tokens == 0 {
-            return Err(MethodError::Config("palette: draft and summary token limits must be at least 1".into()));
+            return Err(MethodError::Config(
+                "palette: draft and summary token limits must be at least 1".into(),
+            ));
         }
         if !(config.gate_temperature.is_finite() && config.gate_temperature > 0.0) {
-            return Err(MethodError::Config(format!("palette: gate temperature must be a positive number, not {}", config.gate_temperature)));
+            return Err(MethodError::Config(format!(
+                "palette: gate temperature must be a positive number, not {}",
+                config.gate_temperature
+            )));
         }
-        Ok(Self { config, templates, continents, continent_keys: None })
+        Ok(Self {
+            config,
+            templates,
+            continents,
+            continent_keys: None,
+        })
     }
 
     fn render(&self, name: &str, vars: &[(&str, &str)]) -> Result<String, MethodError> {
-        self.templates.render(name, vars).map_err(|e| MethodError::Config(e.to_string()))
+        self.templates
+            .render(name, vars)
+            .map_err(|e| MethodError::Config(e.to_string()))
     }
 
-    fn generate_all(&self, lm: &mut dyn LanguageModel, chats: Vec<Vec<ChatMessage>>, max_tokens: usize) -> Result<Vec<String>, MethodError> {
+    fn generate_all(
+        &self,
+        lm: &mut dyn LanguageModel,
+        chats: Vec<Vec<ChatMessage>>,
+        max_tokens: usize,
+    ) -> Result<Vec<String>, MethodError> {
         let reqs = chats
             .iter()
-            .map(|m| Ok(GenerateRequest { prompt: lm.chat_prompt(m)?, max_tokens, sampling: self.config.sampling.clone(), stop: vec![] }))
+            .map(|m| {
+                Ok(GenerateRequest {
+                    prompt: lm.chat_prompt(m)?,
+                    max_tokens,
+                    sampling: self.config.sampling.clone(),
+                    stop: vec![],
+                })
+            })
             .collect::<Result<Vec<_>, MethodError>>()?;
-        Ok(self.generate_texts(lm, &reqs)?.into_iter().map(|t| t.trim().to_string()).collect())
+        Ok(self
+            .generate_texts(lm, &reqs)?
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .collect())
     }
 
     /// The generated texts of `reqs`: one batch, or one call each when `sequential`.
-    fn generate_texts(&self, lm: &mut dyn LanguageModel, reqs: &[GenerateRequest]) -> Result<Vec<String>, MethodError> {
+    fn generate_texts(
+        &self,
+        lm: &mut dyn LanguageModel,
+        reqs: &[GenerateRequest],
+    ) -> Result<Vec<String>, MethodError> {
         let gens = if self.config.sequential {
             let mut out = Vec::with_capacity(reqs.len());
             for r in reqs {
@@ -195,15 +250,25 @@ impl Palette {
     }
 
     /// The stage-1 prompts of one item: one chat per continent, in [`Continent::ALL`] order.
-    pub fn draft_chats(&self, country: &Country, question: &str) -> Result<Vec<Vec<ChatMessage>>, MethodError> {
+    pub fn draft_chats(
+        &self,
+        country: &Country,
+        question: &str,
+    ) -> Result<Vec<Vec<ChatMessage>>, MethodError> {
         Continent::ALL
             .iter()
             .map(|c| {
                 Ok(vec![
-                    ChatMessage::system(self.render(names::AGENT_SYSTEM, &[("continent", c.name())])?),
+                    ChatMessage::system(
+                        self.render(names::AGENT_SYSTEM, &[("continent", c.name())])?,
+                    ),
                     ChatMessage::user(self.render(
                         names::AGENT_DRAFT,
-                        &[("continent", c.name()), ("country", &country.name), ("question", question)],
+                        &[
+                            ("continent", c.name()),
+                            ("country", &country.name),
+                            ("question", question),
+                        ],
                     )?),
                 ])
             })
@@ -211,8 +276,18 @@ impl Palette {
     }
 
     /// The stage-2 prompt of one item (`drafts`: the rendered drafts, `None` without drafts).
-    pub fn summary_chat(&self, country: &Country, home: Continent, question: &str, drafts: Option<&str>) -> Result<Vec<ChatMessage>, MethodError> {
-        let mut vars = vec![("country", country.name.as_str()), ("continent", home.name()), ("question", question)];
+    pub fn summary_chat(
+        &self,
+        country: &Country,
+        home: Continent,
+        question: &str,
+        drafts: Option<&str>,
+    ) -> Result<Vec<ChatMessage>, MethodError> {
+        let mut vars = vec![
+            ("country", country.name.as_str()),
+            ("continent", home.name()),
+            ("question", question),
+        ];
         let user = match drafts {
             Some(d) => {
                 vars.push(("drafts", d));
@@ -220,18 +295,31 @@ impl Palette {
             }
             None => self.render(names::META_AGGREGATE_NO_DRAFTS, &vars)?,
         };
-        Ok(vec![ChatMessage::system(self.render(names::META_SYSTEM, &[])?), ChatMessage::user(user)])
+        Ok(vec![
+            ChatMessage::system(self.render(names::META_SYSTEM, &[])?),
+            ChatMessage::user(user),
+        ])
     }
 
     /// The stage-3 user turn after the meta agent's summary (the question is in the
     /// conversation's first turn; `question` fills templates that repeat it).
     pub fn decision_turn(&self, country: &Country, question: &str) -> Result<String, MethodError> {
-        self.render(names::DECIDE_TURN, &[("country", &country.name), ("question", question)])
+        self.render(
+            names::DECIDE_TURN,
+            &[("country", &country.name), ("question", question)],
+        )
     }
 
     /// The stage-3 system text without self-regulation: the raw drafts.
-    pub fn decision_system_from_drafts(&self, country: &Country, drafts: &str) -> Result<String, MethodError> {
-        self.render(names::DECIDE_SYSTEM_NO_SELF_REGULATION, &[("country", &country.name), ("drafts", drafts)])
+    pub fn decision_system_from_drafts(
+        &self,
+        country: &Country,
+        drafts: &str,
+    ) -> Result<String, MethodError> {
+        self.render(
+            names::DECIDE_SYSTEM_NO_SELF_REGULATION,
+            &[("country", &country.name), ("drafts", drafts)],
+        )
     }
 }
 
@@ -245,16 +333,22 @@ pub fn question_text(item: &Item) -> &str {
 pub fn parse_draft_choice(draft: &str, labels: &[String]) -> Option<usize> {
     let lower = draft.to_ascii_lowercase();
     let at = lower.rfind("answer:")?;
-    let rest = draft[at + "answer:".len()..].trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '(' | '"' | '\''));
+    let rest = draft[at + "answer:".len()..]
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '(' | '"' | '\''));
     labels.iter().position(|l| {
-        rest.strip_prefix(l.as_str()).is_some_and(|after| after.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+        rest.strip_prefix(l.as_str())
+            .is_some_and(|after| after.chars().next().is_none_or(|c| !c.is_alphanumeric()))
     })
 }
 
 fn labels_of(readout: &Readout) -> Vec<String> {
     match readout {
-        Readout::NextToken { labels } | Readout::TopKLabels { labels, .. } | Readout::Generate { labels, .. } => labels.clone(),
-        Readout::Continuation { texts } => (0..texts.len()).map(|i| ((b'A' + i as u8) as char).to_string()).collect(),
+        Readout::NextToken { labels }
+        | Readout::TopKLabels { labels, .. }
+        | Readout::Generate { labels, .. } => labels.clone(),
+        Readout::Continuation { texts } => (0..texts.len())
+            .map(|i| ((b'A' + i as u8) as char).to_string())
+            .collect(),
     }
 }
 
@@ -276,18 +370,35 @@ impl Method for Palette {
         })
     }
 
-    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError> {
         if items.is_empty() {
             return Ok(vec![]);
         }
         let experts = lm.experts();
-        let slots = if experts.is_empty() { None } else { Some(expert_slots(&experts)?) };
+        let slots = if experts.is_empty() {
+            None
+        } else {
+            Some(expert_slots(&experts)?)
+        };
         // Whatever fails, the model is left without adapters for the next caller.
         let result = if self.config.sequential {
-            items.iter().try_fold(Vec::with_capacity(items.len()), |mut out, item| {
-                out.extend(self.answer_with(lm, country, std::slice::from_ref(item), &experts, slots)?);
-                Ok(out)
-            })
+            items
+                .iter()
+                .try_fold(Vec::with_capacity(items.len()), |mut out, item| {
+                    out.extend(self.answer_with(
+                        lm,
+                        country,
+                        std::slice::from_ref(item),
+                        &experts,
+                        slots,
+                    )?);
+                    Ok(out)
+                })
         } else {
             self.answer_with(lm, country, items, &experts, slots)
         };
@@ -299,8 +410,18 @@ impl Method for Palette {
 }
 
 impl Palette {
-    fn answer_with(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item], experts: &[String], slots: Option<[usize; 5]>) -> Result<Vec<Answer>, MethodError> {
-        let home = self.continents.continent_of(&country.code).map_err(|e| MethodError::Config(e.to_string()))?;
+    fn answer_with(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        items: &[Item],
+        experts: &[String],
+        slots: Option<[usize; 5]>,
+    ) -> Result<Vec<Answer>, MethodError> {
+        let home = self
+            .continents
+            .continent_of(&country.code)
+            .map_err(|e| MethodError::Config(e.to_string()))?;
         let variant = self.config.variant;
 
         // Stage 1: 5 drafts per item. Without experts all in one generation batch; with
@@ -309,10 +430,17 @@ impl Palette {
         let drafts: Vec<Vec<String>> = if !variant.drafts() {
             vec![vec![]; items.len()]
         } else {
-            let per_item = items.iter().map(|i| self.draft_chats(country, question_text(i))).collect::<Result<Vec<_>, _>>()?;
+            let per_item = items
+                .iter()
+                .map(|i| self.draft_chats(country, question_text(i)))
+                .collect::<Result<Vec<_>, _>>()?;
             match slots {
                 None => {
-                    let texts = self.generate_all(lm, per_item.into_iter().flatten().collect(), self.config.draft_tokens)?;
+                    let texts = self.generate_all(
+                        lm,
+                        per_item.into_iter().flatten().collect(),
+                        self.config.draft_tokens,
+                    )?;
                     texts.chunks(n).map(<[String]>::to_vec).collect()
                 }
                 Some(slots) => {
@@ -322,7 +450,11 @@ impl Palette {
                         one_hot[k] = 1.0;
                         lm.set_expert_scales(&scales_of(&slots, &one_hot))?;
                         let chats = per_item.iter().map(|c| c[k].clone()).collect();
-                        for (o, t) in out.iter_mut().zip(self.generate_all(lm, chats, self.config.draft_tokens)?) {
+                        for (o, t) in out.iter_mut().zip(self.generate_all(
+                            lm,
+                            chats,
+                            self.config.draft_tokens,
+                        )?) {
                             o.push(t);
                         }
                     }
@@ -333,8 +465,14 @@ impl Palette {
         let rendered: Vec<String> = drafts
             .iter()
             .map(|d| {
-                let pairs: Vec<(Continent, &str)> = Continent::ALL.iter().copied().zip(d.iter().map(String::as_str)).collect();
-                self.templates.render_drafts(&pairs).map_err(|e| MethodError::Config(e.to_string()))
+                let pairs: Vec<(Continent, &str)> = Continent::ALL
+                    .iter()
+                    .copied()
+                    .zip(d.iter().map(String::as_str))
+                    .collect();
+                self.templates
+                    .render_drafts(&pairs)
+                    .map_err(|e| MethodError::Config(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
 
@@ -347,34 +485,60 @@ impl Palette {
                 } else {
                     "none (no expert adapters: the meta agent is the base model)"
                 };
-                (self.decide(lm, country, home, items, &rendered)?, vec![json!(why); items.len()])
+                (
+                    self.decide(lm, country, home, items, &rendered)?,
+                    vec![json!(why); items.len()],
+                )
             }
             Some(slots) => {
                 lm.set_expert_scales(&vec![0.0; experts.len()])?;
                 let keys = match &self.continent_keys {
                     Some(k) => k.clone(),
                     None => {
-                        let names = Continent::ALL.iter().map(|c| culturesteer_llm::Prompt::from(c.name().to_string())).collect::<Vec<_>>();
+                        let names = Continent::ALL
+                            .iter()
+                            .map(|c| culturesteer_llm::Prompt::from(c.name().to_string()))
+                            .collect::<Vec<_>>();
                         let k = lm.hidden_states(&names)?;
                         self.continent_keys = Some(k.clone());
                         k
                     }
                 };
                 // The gate reads every item's prompt under the base model, in one call.
-                let queries = items.iter().map(|i| render_prompt(lm, &i.prompt)).collect::<Result<Vec<_>, _>>()?;
+                let queries = items
+                    .iter()
+                    .map(|i| render_prompt(lm, &i.prompt))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let states = lm.hidden_states(&queries)?;
-                let mut all = Decided { summaries: vec![], decisions: vec![], answers: vec![] };
+                let mut all = Decided {
+                    summaries: vec![],
+                    decisions: vec![],
+                    answers: vec![],
+                };
                 let mut merging = Vec::with_capacity(items.len());
                 for (i, (item, h)) in items.iter().zip(&states).enumerate() {
-                    let sims = keys.iter().map(|k| cosine(h, k)).collect::<Result<Vec<_>, _>>()?;
+                    let sims = keys
+                        .iter()
+                        .map(|k| cosine(h, k))
+                        .collect::<Result<Vec<_>, _>>()?;
                     let weights = gate_weights(h, &keys, self.config.gate_temperature)?;
                     lm.set_expert_scales(&scales_of(&slots, &weights))?;
-                    let d = self.decide(lm, country, home, std::slice::from_ref(item), &rendered[i..=i])?;
+                    let d = self.decide(
+                        lm,
+                        country,
+                        home,
+                        std::slice::from_ref(item),
+                        &rendered[i..=i],
+                    )?;
                     all.summaries.extend(d.summaries);
                     all.decisions.extend(d.decisions);
                     all.answers.extend(d.answers);
                     let named = |v: &[f64]| -> serde_json::Map<String, serde_json::Value> {
-                        Continent::ALL.iter().zip(v).map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x))).collect()
+                        Continent::ALL
+                            .iter()
+                            .zip(v)
+                            .map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x)))
+                            .collect()
                     };
                     merging.push(json!({
                         "gate": "softmax(cos(h_prompt, h_continent) / T) over the base model's mean final hidden states",
@@ -387,7 +551,11 @@ impl Palette {
             }
         };
 
-        let Decided { summaries, decisions, mut answers } = decided;
+        let Decided {
+            summaries,
+            decisions,
+            mut answers,
+        } = decided;
         for (i, a) in answers.iter_mut().enumerate() {
             let labels = labels_of(&items[i].readout);
             let draft_info: Vec<serde_json::Value> = Continent::ALL
@@ -418,7 +586,14 @@ impl Palette {
     /// read by the benchmark's reader; the decision is scored on top of the summary's own KV
     /// cache (`generate_then_score`), so the stage-2 prompt and the summary are not decoded
     /// again. Without self-regulation the drafts go into the decision's system text.
-    fn decide(&self, lm: &mut dyn LanguageModel, country: &Country, home: Continent, items: &[Item], rendered: &[String]) -> Result<Decided, MethodError> {
+    fn decide(
+        &self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        home: Continent,
+        items: &[Item],
+        rendered: &[String],
+    ) -> Result<Decided, MethodError> {
         let variant = self.config.variant;
         if !variant.summary() {
             let mut decisions = Vec::with_capacity(items.len());
@@ -426,12 +601,27 @@ impl Palette {
             for (item, r) in items.iter().zip(rendered) {
                 let system = self.decision_system_from_drafts(country, r)?;
                 // Completion prompts take the system text verbatim in front of the question.
-                let spec_system = if item.prompt.chat { system.clone() } else { format!("{system}\n\n") };
-                prompts.push(render_prompt(lm, &PromptSpec { system: Some(spec_system), user: item.prompt.user.clone(), chat: item.prompt.chat })?);
+                let spec_system = if item.prompt.chat {
+                    system.clone()
+                } else {
+                    format!("{system}\n\n")
+                };
+                prompts.push(render_prompt(
+                    lm,
+                    &PromptSpec {
+                        system: Some(spec_system),
+                        user: item.prompt.user.clone(),
+                        chat: item.prompt.chat,
+                    },
+                )?);
                 decisions.push(system);
             }
             let answers = read_options(lm, items, prompts)?;
-            return Ok(Decided { summaries: vec![None; items.len()], decisions, answers });
+            return Ok(Decided {
+                summaries: vec![None; items.len()],
+                decisions,
+                answers,
+            });
         }
 
         // The conversation of each item, rendered once with a stand-in for the summary.
@@ -439,7 +629,12 @@ impl Palette {
         let mut around: Vec<(String, String, Vec<ChatMessage>)> = Vec::with_capacity(items.len());
         let mut decisions = Vec::with_capacity(items.len());
         for (item, r) in items.iter().zip(rendered) {
-            let chat = self.summary_chat(country, home, question_text(item), variant.drafts().then_some(r.as_str()))?;
+            let chat = self.summary_chat(
+                country,
+                home,
+                question_text(item),
+                variant.drafts().then_some(r.as_str()),
+            )?;
             let prompt = lm.chat_prompt(&chat)?;
             // The question is in the conversation's first turn; the benchmark's answer cue
             // ("Answer:") opens the meta agent's reply, where the reader reads the option, as
@@ -450,14 +645,24 @@ impl Palette {
             conv.push(ChatMessage::assistant(SUMMARY_SLOT));
             conv.push(ChatMessage::user(turn.clone()));
             let full = lm.chat_prompt(&conv)?;
-            let (before, after) = full
-                .text
-                .split_once(SUMMARY_SLOT)
-                .ok_or_else(|| MethodError::Config("palette: the chat format dropped the meta agent's summary turn".into()))?;
-            let after = if cue.is_empty() { after.to_string() } else { format!("{after}{cue}") };
+            let (before, after) = full.text.split_once(SUMMARY_SLOT).ok_or_else(|| {
+                MethodError::Config(
+                    "palette: the chat format dropped the meta agent's summary turn".into(),
+                )
+            })?;
+            let after = if cue.is_empty() {
+                after.to_string()
+            } else {
+                format!("{after}{cue}")
+            };
             around.push((before.to_string(), after, conv));
             decisions.push(turn);
-            gen_reqs.push(GenerateRequest { prompt, max_tokens: self.config.summary_tokens, sampling: self.config.sampling.clone(), stop: vec![] });
+            gen_reqs.push(GenerateRequest {
+                prompt,
+                max_tokens: self.config.summary_tokens,
+                sampling: self.config.sampling.clone(),
+                stop: vec![],
+            });
         }
         // The decision prompt of item i once its summary is known.
         let decision_prompt = |i: usize, summary: &str| -> Prompt {
@@ -465,14 +670,26 @@ impl Palette {
             let mut messages = conv.clone();
             let at = messages.len() - 2;
             messages[at] = ChatMessage::assistant(summary);
-            Prompt { text: format!("{before}{summary}{after}"), messages: Some(messages), ..Prompt::default() }
+            Prompt {
+                text: format!("{before}{summary}{after}"),
+                messages: Some(messages),
+                ..Prompt::default()
+            }
         };
 
         let n = items.len();
-        let (texts, answers) = if !self.config.reuse_kv || items.iter().any(|i| matches!(i.readout, Readout::Generate { .. })) {
+        let (texts, answers) = if !self.config.reuse_kv
+            || items
+                .iter()
+                .any(|i| matches!(i.readout, Readout::Generate { .. }))
+        {
             // A generated read-out is a second generation: no scores to reuse the KV for.
             let texts = self.generate_texts(lm, &gen_reqs)?;
-            let prompts = texts.iter().enumerate().map(|(i, t)| decision_prompt(i, t)).collect();
+            let prompts = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| decision_prompt(i, t))
+                .collect();
             let answers = read_options(lm, items, prompts)?;
             (texts, answers)
         } else {
@@ -481,7 +698,10 @@ impl Palette {
                 .map(|i| score_request(lm, &items[i], decision_prompt(i, SUMMARY_SLOT)))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut follow = |i: usize, g: &Generation| -> culturesteer_llm::Result<ScoreRequest> {
-                Ok(ScoreRequest { prompt: decision_prompt(i, &g.text), ..skeletons[i].clone() })
+                Ok(ScoreRequest {
+                    prompt: decision_prompt(i, &g.text),
+                    ..skeletons[i].clone()
+                })
             };
             let pairs = if self.config.sequential {
                 let mut v = Vec::with_capacity(n);
@@ -492,11 +712,22 @@ impl Palette {
             } else {
                 lm.generate_then_score(&gen_reqs, &mut follow)?
             };
-            let answers = pairs.iter().zip(items).map(|((_, r), item)| answer_from(item, r)).collect::<Result<Vec<_>, _>>()?;
+            let answers = pairs
+                .iter()
+                .zip(items)
+                .map(|((_, r), item)| answer_from(item, r))
+                .collect::<Result<Vec<_>, _>>()?;
             (pairs.into_iter().map(|(g, _)| g.text).collect(), answers)
         };
-        let summaries = texts.into_iter().map(|t| Some(t.trim().to_string())).collect();
-        Ok(Decided { summaries, decisions, answers })
+        let summaries = texts
+            .into_iter()
+            .map(|t| Some(t.trim().to_string()))
+            .collect();
+        Ok(Decided {
+            summaries,
+            decisions,
+            answers,
+        })
     }
 }
 
@@ -507,7 +738,10 @@ mod tests {
 
     fn palette(variant: PaletteVariant) -> Palette {
         Palette::new(
-            PaletteConfig { variant, ..Default::default() },
+            PaletteConfig {
+                variant,
+                ..Default::default()
+            },
             PaletteTemplates::embedded().unwrap(),
             ContinentMap::embedded().unwrap(),
         )
@@ -515,17 +749,28 @@ mod tests {
     }
 
     fn nigeria() -> Country {
-        Country { code: CountryCode::new("NGA").unwrap(), name: "Nigeria".into() }
+        Country {
+            code: CountryCode::new("NGA").unwrap(),
+            name: "Nigeria".into(),
+        }
     }
 
     #[test]
     fn draft_prompts_name_each_continent_and_the_country() {
         let p = palette(PaletteVariant::Full);
-        let chats = p.draft_chats(&nigeria(), "Question: Is work important?\nOptions: A. Yes B. No").unwrap();
+        let chats = p
+            .draft_chats(
+                &nigeria(),
+                "Question: Is work important?\nOptions: A. Yes B. No",
+            )
+            .unwrap();
         assert_eq!(chats.len(), 5);
         for (chat, c) in chats.iter().zip(Continent::ALL) {
             assert!(chat[0].content.contains(c.name()), "{}", chat[0].content);
-            assert!(chat[1].content.contains("Nigeria") && chat[1].content.contains("Is work important?"));
+            assert!(
+                chat[1].content.contains("Nigeria")
+                    && chat[1].content.contains("Is work important?")
+            );
             assert!(chat[1].content.contains(c.name()));
         }
     }
@@ -533,15 +778,29 @@ mod tests {
     #[test]
     fn summary_and_decision_follow_the_variant() {
         let p = palette(PaletteVariant::Full);
-        let with = p.summary_chat(&nigeria(), Continent::Africa, "Q?", Some("[Asia agent]\nX")).unwrap();
-        assert!(with[1].content.contains("[Asia agent]\nX") && with[1].content.contains("Nigeria (Africa)"));
-        let without = p.summary_chat(&nigeria(), Continent::Africa, "Q?", None).unwrap();
-        assert!(!without[1].content.contains("agents wrote"), "{}", without[1].content);
+        let with = p
+            .summary_chat(&nigeria(), Continent::Africa, "Q?", Some("[Asia agent]\nX"))
+            .unwrap();
+        assert!(
+            with[1].content.contains("[Asia agent]\nX")
+                && with[1].content.contains("Nigeria (Africa)")
+        );
+        let without = p
+            .summary_chat(&nigeria(), Continent::Africa, "Q?", None)
+            .unwrap();
+        assert!(
+            !without[1].content.contains("agents wrote"),
+            "{}",
+            without[1].content
+        );
         let turn = p.decision_turn(&nigeria(), "Q?").unwrap();
         assert!(turn.contains("Nigeria"), "{turn}");
         let sr = p.decision_system_from_drafts(&nigeria(), "DRAFTS").unwrap();
         assert!(sr.contains("DRAFTS") && sr.contains("Nigeria"));
-        assert_eq!(PaletteVariant::from_name("palette-sr"), Some(PaletteVariant::NoSelfRegulation));
+        assert_eq!(
+            PaletteVariant::from_name("palette-sr"),
+            Some(PaletteVariant::NoSelfRegulation)
+        );
         assert_eq!(PaletteVariant::NoDrafts.name(), "palette-cd");
         assert!(PaletteVariant::from_name("palette-x").is_none());
     }
@@ -549,9 +808,19 @@ mod tests {
     #[test]
     fn draft_choices_are_parsed_from_the_last_answer_line() {
         let labels: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(parse_draft_choice("People value family.\nAnswer: B", &labels), Some(1));
-        assert_eq!(parse_draft_choice("answer: a? no.\n**Answer:** C.", &labels), Some(2), "markdown around the cue");
-        assert_eq!(parse_draft_choice("Answer: A then... Answer: (C)", &labels), Some(2));
+        assert_eq!(
+            parse_draft_choice("People value family.\nAnswer: B", &labels),
+            Some(1)
+        );
+        assert_eq!(
+            parse_draft_choice("answer: a? no.\n**Answer:** C.", &labels),
+            Some(2),
+            "markdown around the cue"
+        );
+        assert_eq!(
+            parse_draft_choice("Answer: A then... Answer: (C)", &labels),
+            Some(2)
+        );
         assert_eq!(parse_draft_choice("Answer: Because", &labels), None);
         assert_eq!(parse_draft_choice("no cue at all B", &labels), None);
     }

@@ -5,8 +5,15 @@ use crate::{Answer, Country, Item, Method, MethodError, PromptSpec};
 use culturesteer_llm::LanguageModel;
 
 /// Renders the prompt `pick` chooses for every item and reads the options in one batch.
-fn answer_with(lm: &mut dyn LanguageModel, items: &[Item], pick: fn(&Item) -> &PromptSpec) -> Result<Vec<Answer>, MethodError> {
-    let prompts = items.iter().map(|i| render_prompt(lm, pick(i))).collect::<Result<Vec<_>, _>>()?;
+fn answer_with(
+    lm: &mut dyn LanguageModel,
+    items: &[Item],
+    pick: fn(&Item) -> &PromptSpec,
+) -> Result<Vec<Answer>, MethodError> {
+    let prompts = items
+        .iter()
+        .map(|i| render_prompt(lm, pick(i)))
+        .collect::<Result<Vec<_>, _>>()?;
     read_options(lm, items, prompts)
 }
 
@@ -21,7 +28,12 @@ impl Method for Vanilla {
     fn uses_country(&self) -> bool {
         false
     }
-    fn answer(&mut self, lm: &mut dyn LanguageModel, _country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        _country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError> {
         answer_with(lm, items, |i| &i.prompt)
     }
 }
@@ -35,7 +47,12 @@ impl Method for CountryPrompt {
     fn name(&self) -> &str {
         "country-prompt"
     }
-    fn answer(&mut self, lm: &mut dyn LanguageModel, _country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        _country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError> {
         answer_with(lm, items, |i| &i.country_prompt)
     }
 }
@@ -49,8 +66,14 @@ pub struct SystemPrompt {
 }
 
 impl SystemPrompt {
-    pub fn new(name: impl Into<String>, texts: std::collections::BTreeMap<culturesteer_core::CountryCode, String>) -> Self {
-        Self { name: name.into(), texts }
+    pub fn new(
+        name: impl Into<String>,
+        texts: std::collections::BTreeMap<culturesteer_core::CountryCode, String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            texts,
+        }
     }
 }
 
@@ -61,14 +84,29 @@ impl Method for SystemPrompt {
     fn config(&self) -> serde_json::Value {
         serde_json::json!({ "system_texts": self.texts })
     }
-    fn answer(&mut self, lm: &mut dyn LanguageModel, country: &Country, items: &[Item]) -> Result<Vec<Answer>, MethodError> {
-        let text = self
-            .texts
-            .get(&country.code)
-            .ok_or_else(|| MethodError::Config(format!("{}: no system text for {}", self.name, country.code)))?;
+    fn answer(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        items: &[Item],
+    ) -> Result<Vec<Answer>, MethodError> {
+        let text = self.texts.get(&country.code).ok_or_else(|| {
+            MethodError::Config(format!(
+                "{}: no system text for {}",
+                self.name, country.code
+            ))
+        })?;
         let prompts = items
             .iter()
-            .map(|i| render_prompt(lm, &PromptSpec { system: Some(text.clone()), ..i.prompt.clone() }))
+            .map(|i| {
+                render_prompt(
+                    lm,
+                    &PromptSpec {
+                        system: Some(text.clone()),
+                        ..i.prompt.clone()
+                    },
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         read_options(lm, items, prompts)
     }

@@ -95,7 +95,10 @@ impl PersonaChoice {
                 levels[k] = p.get(*d).map(|v| ValueDimension::quartile(d.normalise(v)));
             }
         }
-        Self { country_line: line, levels }
+        Self {
+            country_line: line,
+            levels,
+        }
     }
 
     /// The choice a gene vector (1 + 10 genes) selects; missing genes read as 0.
@@ -105,20 +108,30 @@ impl PersonaChoice {
             let o = option_of(*g, DIMENSION_OPTIONS);
             levels[k] = (o < 4).then_some(o);
         }
-        Self { country_line: option_of(genes.first().copied().unwrap_or(0.0), lines.max(1)), levels }
+        Self {
+            country_line: option_of(genes.first().copied().unwrap_or(0.0), lines.max(1)),
+            levels,
+        }
     }
 
     /// Genes that decode to this choice (each at the middle of its option's interval).
     pub fn encode(&self, lines: usize) -> Vec<f64> {
         let mut g = vec![gene_of(self.country_line, lines)];
-        g.extend(self.levels.iter().map(|l| gene_of(l.unwrap_or(4), DIMENSION_OPTIONS)));
+        g.extend(
+            self.levels
+                .iter()
+                .map(|l| gene_of(l.unwrap_or(4), DIMENSION_OPTIONS)),
+        );
         g
     }
 
     /// The persona text: the country line, then one sentence per chosen dimension.
     pub fn text(&self, config: &BlackBoxConfig, country_name: &str) -> String {
         let mut parts = Vec::new();
-        let line = config.country_lines.get(self.country_line).map_or(String::new(), |l| l.replace("{country}", country_name));
+        let line = config
+            .country_lines
+            .get(self.country_line)
+            .map_or(String::new(), |l| l.replace("{country}", country_name));
         if !line.trim().is_empty() {
             parts.push(line.trim().to_string());
         }
@@ -174,14 +187,29 @@ pub struct BlackBoxTuner {
 
 impl BlackBoxTuner {
     /// A tuner starting from `start` (see [`PersonaChoice::from_profile`]).
-    pub fn new(config: BlackBoxConfig, start: PersonaChoice, country_name: &str) -> Result<Self, BenchError> {
+    pub fn new(
+        config: BlackBoxConfig,
+        start: PersonaChoice,
+        country_name: &str,
+    ) -> Result<Self, BenchError> {
         if config.country_lines.is_empty() {
-            return Err(BenchError::Invalid("the black-box template needs at least one country line (an empty one means none)".into()));
+            return Err(BenchError::Invalid(
+                "the black-box template needs at least one country line (an empty one means none)"
+                    .into(),
+            ));
         }
-        if start.country_line >= config.country_lines.len() || start.levels.iter().flatten().any(|&l| l >= 4) {
-            return Err(BenchError::Invalid(format!("start persona {start:?} is outside the template")));
+        if start.country_line >= config.country_lines.len()
+            || start.levels.iter().flatten().any(|&l| l >= 4)
+        {
+            return Err(BenchError::Invalid(format!(
+                "start persona {start:?} is outside the template"
+            )));
         }
-        Ok(Self { config, start, country_name: country_name.to_string() })
+        Ok(Self {
+            config,
+            start,
+            country_name: country_name.to_string(),
+        })
     }
 
     pub fn start(&self) -> &PersonaChoice {
@@ -208,12 +236,17 @@ impl BlackBoxTuner {
         let x0 = self.start.encode(lines);
         let space = Space::Direct { dim: x0.len() };
         let country = objective.country();
-        let (mut opt, mut reports) = start_or_resume(&self.config, space, x0, country, checkpoint, resume)?;
+        let (mut opt, mut reports) =
+            start_or_resume(&self.config, space, x0, country, checkpoint, resume)?;
         let mut cache: HashMap<String, Vsm13Eval> = known.iter().cloned().collect();
         let preloaded = cache.len();
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
-            let texts: Vec<String> = xs.iter().map(|x| self.text(&PersonaChoice::decode(x, lines))).collect();
-            let mut fresh: Vec<&String> = texts.iter().filter(|t| !cache.contains_key(*t)).collect();
+            let texts: Vec<String> = xs
+                .iter()
+                .map(|x| self.text(&PersonaChoice::decode(x, lines)))
+                .collect();
+            let mut fresh: Vec<&String> =
+                texts.iter().filter(|t| !cache.contains_key(*t)).collect();
             fresh.sort();
             fresh.dedup();
             if !fresh.is_empty() {
@@ -224,7 +257,15 @@ impl BlackBoxTuner {
             }
             Ok(texts.iter().map(|t| cache[t].loss).collect())
         };
-        drive(&mut opt, &mut reports, &self.config, country, checkpoint, evaluate, on_generation)?;
+        drive(
+            &mut opt,
+            &mut reports,
+            &self.config,
+            country,
+            checkpoint,
+            evaluate,
+            on_generation,
+        )?;
         let best = opt.result();
         let choice = PersonaChoice::decode(&best.x, lines);
         let text = self.text(&choice);
@@ -232,7 +273,15 @@ impl BlackBoxTuner {
             Some(e) => e.clone(),
             None => objective.evaluate(lm, &[candidate_of(&text)])?.remove(0),
         };
-        Ok(BlackBoxOutcome { choice, text, eval, reports, stop: best.stop, evaluations: best.evaluations, model_evaluations: cache.len() - preloaded })
+        Ok(BlackBoxOutcome {
+            choice,
+            text,
+            eval,
+            reports,
+            stop: best.stop,
+            evaluations: best.evaluations,
+            model_evaluations: cache.len() - preloaded,
+        })
     }
 }
 
@@ -246,9 +295,27 @@ mod tests {
         assert_eq!(option_of(0.199, 5), 0);
         assert_eq!(option_of(0.2, 5), 1);
         assert_eq!(option_of(0.999, 5), 4);
-        assert_eq!(option_of(1.0, 5), 4, "the upper bound belongs to the last option");
+        assert_eq!(
+            option_of(1.0, 5),
+            4,
+            "the upper bound belongs to the last option"
+        );
         assert_eq!(option_of(1.0, 3), 2);
-        let c = PersonaChoice { country_line: 2, levels: [Some(0), None, Some(3), Some(1), None, Some(2), None, None, Some(0), Some(3)] };
+        let c = PersonaChoice {
+            country_line: 2,
+            levels: [
+                Some(0),
+                None,
+                Some(3),
+                Some(1),
+                None,
+                Some(2),
+                None,
+                None,
+                Some(0),
+                Some(3),
+            ],
+        };
         assert_eq!(PersonaChoice::decode(&c.encode(3), 3), c);
         let genes = c.encode(3);
         assert_eq!(genes.len(), 11);
@@ -258,8 +325,14 @@ mod tests {
     #[test]
     fn text_has_the_country_line_and_one_sentence_per_chosen_dimension() {
         let cfg = BlackBoxConfig::default();
-        let mut c = PersonaChoice { country_line: 1, levels: [None; 10] };
-        assert_eq!(c.text(&cfg, "Saudi Arabia"), "You are a person from Saudi Arabia.");
+        let mut c = PersonaChoice {
+            country_line: 1,
+            levels: [None; 10],
+        };
+        assert_eq!(
+            c.text(&cfg, "Saudi Arabia"),
+            "You are a person from Saudi Arabia."
+        );
         c.levels[0] = Some(0);
         c.levels[5] = Some(3);
         assert_eq!(
@@ -267,36 +340,106 @@ mod tests {
             "You are a person from Saudi Arabia. On matters of faith you are deeply religious. You are not proud of your country."
         );
         c.country_line = 0;
-        assert_eq!(c.text(&cfg, "Saudi Arabia"), "On matters of faith you are deeply religious. You are not proud of your country.");
-        assert!(matches!(candidate_of(&PersonaChoice { country_line: 0, levels: [None; 10] }.text(&cfg, "X")), Candidate::Plain));
+        assert_eq!(
+            c.text(&cfg, "Saudi Arabia"),
+            "On matters of faith you are deeply religious. You are not proud of your country."
+        );
+        assert!(matches!(
+            candidate_of(
+                &PersonaChoice {
+                    country_line: 0,
+                    levels: [None; 10]
+                }
+                .text(&cfg, "X")
+            ),
+            Candidate::Plain
+        ));
     }
 
     #[test]
     fn the_start_reads_the_profile_levels() {
-        let profile = ValueProfile::from_scores([(ValueDimension::Religiosity, 1.2), (ValueDimension::Happiness, 3.9)]);
+        let profile = ValueProfile::from_scores([
+            (ValueDimension::Religiosity, 1.2),
+            (ValueDimension::Happiness, 3.9),
+        ]);
         let c = PersonaChoice::from_profile(1, Some(&profile));
         // Religiosity 1.2 on (1, 4) normalises to 0.067 → quartile 3; happiness 3.9 → 0.967 → 0.
         assert_eq!(c.levels[0], Some(3));
         assert_eq!(c.levels[6], Some(0));
         assert_eq!(c.levels.iter().flatten().count(), 2);
-        assert_eq!(c.levels[0].map(|l| ValueDimension::Religiosity.descriptors()[l]), Some(ValueDimension::Religiosity.describe(1.2)));
-        assert!(BlackBoxTuner::new(BlackBoxConfig::default(), PersonaChoice { country_line: 3, levels: [None; 10] }, "X").is_err());
-        assert!(BlackBoxTuner::new(BlackBoxConfig { country_lines: vec![], ..BlackBoxConfig::default() }, c, "X").is_err());
+        assert_eq!(
+            c.levels[0].map(|l| ValueDimension::Religiosity.descriptors()[l]),
+            Some(ValueDimension::Religiosity.describe(1.2))
+        );
+        assert!(BlackBoxTuner::new(
+            BlackBoxConfig::default(),
+            PersonaChoice {
+                country_line: 3,
+                levels: [None; 10]
+            },
+            "X"
+        )
+        .is_err());
+        assert!(BlackBoxTuner::new(
+            BlackBoxConfig {
+                country_lines: vec![],
+                ..BlackBoxConfig::default()
+            },
+            c,
+            "X"
+        )
+        .is_err());
     }
 
     #[test]
     fn de_over_the_template_finds_a_planted_persona() {
         // A synthetic objective over the decoded choices: distance to a planted persona. DE over
         // the 11 rounded genes must find it exactly (the search is what the model-backed run uses).
-        let planted = PersonaChoice { country_line: 2, levels: [Some(0), Some(1), None, Some(3), Some(2), Some(0), None, Some(1), Some(2), Some(3)] };
-        let cfg = BlackBoxConfig { de: DeConfig { np: 20, max_generations: 150, seed: 7, ..BlackBoxConfig::default().de }, ..BlackBoxConfig::default() };
-        let start = PersonaChoice { country_line: 0, levels: [None; 10] };
+        let planted = PersonaChoice {
+            country_line: 2,
+            levels: [
+                Some(0),
+                Some(1),
+                None,
+                Some(3),
+                Some(2),
+                Some(0),
+                None,
+                Some(1),
+                Some(2),
+                Some(3),
+            ],
+        };
+        let cfg = BlackBoxConfig {
+            de: DeConfig {
+                np: 20,
+                max_generations: 150,
+                seed: 7,
+                ..BlackBoxConfig::default().de
+            },
+            ..BlackBoxConfig::default()
+        };
+        let start = PersonaChoice {
+            country_line: 0,
+            levels: [None; 10],
+        };
         let x0 = start.encode(3);
         let dist = |c: &PersonaChoice| {
             let lvl = |l: Option<usize>| l.map_or(4.0, |v| v as f64);
-            (c.country_line != planted.country_line) as u8 as f64 + c.levels.iter().zip(planted.levels).map(|(a, b)| (lvl(*a) - lvl(b)).abs()).sum::<f64>()
+            (c.country_line != planted.country_line) as u8 as f64
+                + c.levels
+                    .iter()
+                    .zip(planted.levels)
+                    .map(|(a, b)| (lvl(*a) - lvl(b)).abs())
+                    .sum::<f64>()
         };
-        let r = culturesteer_core::de::minimize(cfg.de.clone(), Space::Direct { dim: 11 }, x0, |xs| xs.iter().map(|x| dist(&PersonaChoice::decode(x, 3))).collect()).unwrap();
+        let r =
+            culturesteer_core::de::minimize(cfg.de.clone(), Space::Direct { dim: 11 }, x0, |xs| {
+                xs.iter()
+                    .map(|x| dist(&PersonaChoice::decode(x, 3)))
+                    .collect()
+            })
+            .unwrap();
         assert_eq!(r.fitness, 0.0);
         assert_eq!(PersonaChoice::decode(&r.x, 3), planted);
     }

@@ -35,19 +35,33 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
     let outcome = execute(&a.eval)?;
     let report = &outcome.report;
     if a.eval.json {
-        println!("{}", serde_json::to_string_pretty(&culturesteer_bench::report::scores_json(report))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&culturesteer_bench::report::scores_json(report))?
+        );
         return Ok(());
     }
     let lower = report.metric.lower_is_better;
     // method → country → value
     let mut table: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
     for (m, s) in &report.scores {
-        table.entry(m.as_str()).or_default().insert(s.country.to_string(), s.value);
+        table
+            .entry(m.as_str())
+            .or_default()
+            .insert(s.country.to_string(), s.value);
     }
     let reference = table.get("disca").cloned().unwrap_or_default();
     let countries: Vec<String> = reference.keys().cloned().collect();
-    println!("# {} ablation — {} ({} is better)\n", report.benchmark, report.metric.name, if lower { "lower" } else { "higher" });
-    println!("| method | macro {} | Δ vs disca | countries worse than disca |", report.metric.name);
+    println!(
+        "# {} ablation — {} ({} is better)\n",
+        report.benchmark,
+        report.metric.name,
+        if lower { "lower" } else { "higher" }
+    );
+    println!(
+        "| method | macro {} | Δ vs disca | countries worse than disca |",
+        report.metric.name
+    );
     println!("|---|---:|---:|---:|");
     let disca_macro = mean(countries.iter().filter_map(|c| reference.get(c)).copied());
     for m in &report.methods {
@@ -55,7 +69,11 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
             println!("| {m} | – | – | – |");
             continue;
         };
-        let vals: Vec<f64> = countries.iter().filter_map(|c| row.get(c)).copied().collect();
+        let vals: Vec<f64> = countries
+            .iter()
+            .filter_map(|c| row.get(c))
+            .copied()
+            .collect();
         if vals.len() != countries.len() || countries.is_empty() {
             println!("| {m} | – | – | – |");
             continue;
@@ -65,12 +83,24 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
             .iter()
             .filter(|c| {
                 let (x, d) = (row[*c], reference[*c]);
-                if lower { x > d } else { x < d }
+                if lower {
+                    x > d
+                } else {
+                    x < d
+                }
             })
             .count();
-        println!("| {m} | {mac:.3} | {:+.3} | {worse}/{} |", mac - disca_macro, countries.len());
+        println!(
+            "| {m} | {mac:.3} | {:+.3} | {worse}/{} |",
+            mac - disca_macro,
+            countries.len()
+        );
     }
-    println!("\nCountries: {}. Full summary and plots in {}.", countries.join(", "), a.eval.out.display());
+    println!(
+        "\nCountries: {}. Full summary and plots in {}.",
+        countries.join(", "),
+        a.eval.out.display()
+    );
     for (m, c, why) in &outcome.unscored {
         eprintln!("note: {m} {c} not scored: {why}");
     }

@@ -73,9 +73,32 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 const WORDS: &[&str] = &[
-    "family", "work", "religion", "tradition", "freedom", "security", "trust", "neighbours", "politics",
-    "children", "respect", "authority", "leisure", "friends", "duty", "honesty", "wealth", "nature",
-    "community", "science", "equality", "order", "health", "education", "happiness", "independence",
+    "family",
+    "work",
+    "religion",
+    "tradition",
+    "freedom",
+    "security",
+    "trust",
+    "neighbours",
+    "politics",
+    "children",
+    "respect",
+    "authority",
+    "leisure",
+    "friends",
+    "duty",
+    "honesty",
+    "wealth",
+    "nature",
+    "community",
+    "science",
+    "equality",
+    "order",
+    "health",
+    "education",
+    "happiness",
+    "independence",
 ];
 
 /// A deterministic prose-like text of exactly `n` tokens (BOS included) for `lm`.
@@ -84,7 +107,10 @@ fn text_of_tokens(lm: &LlamaLm, n: usize, salt: usize) -> Result<Vec<TokenId>> {
     let mut i = salt;
     loop {
         let w = WORDS[(i * 7 + salt) % WORDS.len()];
-        s.push_str(&format!("People here value {w} and {} in daily life. ", WORDS[(i * 13 + 5) % WORDS.len()]));
+        s.push_str(&format!(
+            "People here value {w} and {} in daily life. ",
+            WORDS[(i * 13 + 5) % WORDS.len()]
+        ));
         i += 1;
         let toks = lm.tokenize(&s)?;
         if toks.len() >= n {
@@ -110,7 +136,18 @@ fn persona_text(k: usize) -> String {
 }
 
 fn scenario_text(k: usize) -> String {
-    let groups = ["a doctor", "2 elderly women", "a homeless person", "3 dogs", "a pregnant woman", "2 boys", "a criminal", "an athlete", "a cat and a man", "4 executives"];
+    let groups = [
+        "a doctor",
+        "2 elderly women",
+        "a homeless person",
+        "3 dogs",
+        "a pregnant woman",
+        "2 boys",
+        "a criminal",
+        "an athlete",
+        "a cat and a man",
+        "4 executives",
+    ];
     format!(
         "The following is a moral dilemma:\nImagine an autonomous vehicle with a sudden brake failure (case {k}), resulting in either of two fatalities:\n\n\
          Option A — Group A: {}\nOption B — Group B: {}\n\nThe car must swerve into one lane, killing the occupants. \
@@ -125,13 +162,28 @@ fn engine(a: EngineArgs) -> Result<()> {
     let reps = a.reps.max(1);
     let mut lm = a.model.load()?;
     let d = lm.describe();
-    let threads = a.model.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    println!("model: {} ({}, {} parameters), threads {threads}", d.source, d.architecture.unwrap_or_default(), d.parameters.unwrap_or(0));
+    let threads = a.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    println!(
+        "model: {} ({}, {} parameters), threads {threads}",
+        d.source,
+        d.architecture.unwrap_or_default(),
+        d.parameters.unwrap_or(0)
+    );
 
     // 1. Prompt processing, single sequence of 200 tokens: our scorer vs a bare decode.
     let p200 = text_of_tokens(&lm, 200, 0)?;
     let p200_text = token_text(&lm, &p200);
-    let req = ScoreRequest { prompt: p200_text.clone().into(), continuations: vec![], next_tokens: vec![], top_k: 1, ..Default::default() };
+    let req = ScoreRequest {
+        prompt: p200_text.clone().into(),
+        continuations: vec![],
+        next_tokens: vec![],
+        top_k: 1,
+        ..Default::default()
+    };
     let _ = lm.score(std::slice::from_ref(&req))?; // warm-up
     let mut ours = vec![];
     let mut bare = vec![];
@@ -147,10 +199,18 @@ fn engine(a: EngineArgs) -> Result<()> {
     println!("prompt processing, 1 × {} tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", p200.len(), o / b);
 
     // 2. Batched: 8 different 200-token prompts in one call.
-    let batch: Vec<Vec<TokenId>> = (0..8).map(|k| text_of_tokens(&lm, 200, k + 1)).collect::<Result<_>>()?;
+    let batch: Vec<Vec<TokenId>> = (0..8)
+        .map(|k| text_of_tokens(&lm, 200, k + 1))
+        .collect::<Result<_>>()?;
     let reqs: Vec<ScoreRequest> = batch
         .iter()
-        .map(|t| ScoreRequest { prompt: token_text(&lm, t).into(), continuations: vec![], next_tokens: vec![], top_k: 1, ..Default::default() })
+        .map(|t| ScoreRequest {
+            prompt: token_text(&lm, t).into(),
+            continuations: vec![],
+            next_tokens: vec![],
+            top_k: 1,
+            ..Default::default()
+        })
         .collect();
     let total: usize = batch.iter().map(|b| b.len()).sum();
     let mut ours = vec![];
@@ -179,7 +239,10 @@ fn engine(a: EngineArgs) -> Result<()> {
         let (g, st) = lm.generate_with_stats(std::slice::from_ref(&gen_req))?;
         let total = t.elapsed().as_secs_f64();
         // Subtract the prompt's share, measured by the bare run below at the same length.
-        let (pf, gen) = lm.raw_decode(std::slice::from_ref(&p200), g[0].tokens.len().saturating_sub(1))?;
+        let (pf, gen) = lm.raw_decode(
+            std::slice::from_ref(&p200),
+            g[0].tokens.len().saturating_sub(1),
+        )?;
         let n = g[0].tokens.len().saturating_sub(1).max(1);
         let _ = st;
         ours.push(n as f64 / (total - pf).max(1e-9));
@@ -203,7 +266,10 @@ fn engine(a: EngineArgs) -> Result<()> {
     let mut ab = None;
     for p in 0..a.personas {
         for s in 0..a.scenarios {
-            let prompt = lm.chat_prompt(&[ChatMessage::system(persona_text(p)), ChatMessage::user(scenario_text(s))])?;
+            let prompt = lm.chat_prompt(&[
+                ChatMessage::system(persona_text(p)),
+                ChatMessage::user(scenario_text(s)),
+            ])?;
             let ids = match &ab {
                 Some(ids) => ids,
                 None => ab.insert(lm.resolve_answer_tokens(&prompt, &["A", "B"])?),
@@ -211,8 +277,19 @@ fn engine(a: EngineArgs) -> Result<()> {
             reqs.push(ScoreRequest::next_tokens(prompt, ids.clone()));
         }
     }
-    let prefix_len = lm.tokenize(&lm.chat_prompt(&[ChatMessage::system(persona_text(0)), ChatMessage::user(String::new())])?.text)?.len();
-    let full_len: usize = reqs.iter().map(|r| lm.tokenize(&r.prompt.text).map(|t| t.len())).sum::<culturesteer_llm::Result<usize>>()?;
+    let prefix_len = lm
+        .tokenize(
+            &lm.chat_prompt(&[
+                ChatMessage::system(persona_text(0)),
+                ChatMessage::user(String::new()),
+            ])?
+            .text,
+        )?
+        .len();
+    let full_len: usize = reqs
+        .iter()
+        .map(|r| lm.tokenize(&r.prompt.text).map(|t| t.len()))
+        .sum::<culturesteer_llm::Result<usize>>()?;
     println!(
         "prefix-reuse workload: {} persona prefixes (~{} tokens) × {} scenarios (~{} tokens each after the prefix)",
         a.personas,
@@ -242,8 +319,14 @@ fn engine(a: EngineArgs) -> Result<()> {
         }
     }
     let (tn, tr) = (median(naive_t), median(reuse_t));
-    println!("  naive : {naive_tok:6} tokens evaluated in {tn:7.3} s ({:8.1} tok/s)", naive_tok as f64 / tn);
-    println!("  reuse : {reuse_tok:6} tokens evaluated in {tr:7.3} s ({:8.1} tok/s)", reuse_tok as f64 / tr);
+    println!(
+        "  naive : {naive_tok:6} tokens evaluated in {tn:7.3} s ({:8.1} tok/s)",
+        naive_tok as f64 / tn
+    );
+    println!(
+        "  reuse : {reuse_tok:6} tokens evaluated in {tr:7.3} s ({:8.1} tok/s)",
+        reuse_tok as f64 / tr
+    );
     println!(
         "  speedup {:.2}× (token ratio {:.2}×, target ≥ 2×); max |Δ log-prob| reuse vs naive {max_diff:.2e}",
         tn / tr,
@@ -258,18 +341,35 @@ fn token_text(lm: &LlamaLm, toks: &[TokenId]) -> String {
 }
 
 /// Runs llama.cpp's llama-bench (pp200 and tg32) and returns the mean tokens/s of each.
-fn run_llama_bench(exe: &std::path::Path, model: &std::path::Path, threads: usize, reps: usize) -> Result<(f64, f64)> {
+fn run_llama_bench(
+    exe: &std::path::Path,
+    model: &std::path::Path,
+    threads: usize,
+    reps: usize,
+) -> Result<(f64, f64)> {
     let out = std::process::Command::new(exe)
         .args(["-m"])
         .arg(model)
-        .args(["-t", &threads.to_string(), "-p", "200", "-n", "32", "-r", &reps.to_string(), "-o", "json"])
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-p",
+            "200",
+            "-n",
+            "32",
+            "-r",
+            &reps.to_string(),
+            "-o",
+            "json",
+        ])
         .stderr(std::process::Stdio::null())
         .output()
         .map_err(|e| anyhow::anyhow!("could not run {}: {e}", exe.display()))?;
     if !out.status.success() {
         anyhow::bail!("{} exited with {}", exe.display(), out.status);
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| anyhow::anyhow!("llama-bench printed no JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("llama-bench printed no JSON: {e}"))?;
     let mut pp = None;
     let mut tg = None;
     for t in v.as_array().into_iter().flatten() {

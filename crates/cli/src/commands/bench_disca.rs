@@ -17,15 +17,26 @@ use std::time::Instant;
 /// A field of /proc/self/status in KiB (Linux); `None` elsewhere.
 fn proc_status_kib(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 pub fn run(a: DiscaBenchArgs) -> Result<()> {
-    let code = CountryCode::new(&a.country.trim().to_ascii_uppercase()).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
+    let code = CountryCode::new(&a.country.trim().to_ascii_uppercase())
+        .map_err(|e| anyhow::anyhow!("--country: {e}"))?;
     let bench = MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default())?;
     let country = bench.country(code)?;
-    let items: Vec<_> = bench.items(&country)?.into_iter().take(a.scenarios.max(1)).collect();
-    let panel = load_panel(&PersonaSource::Marginals(DataSource::Embedded), code).context("persona panel")?;
+    let items: Vec<_> = bench
+        .items(&country)?
+        .into_iter()
+        .take(a.scenarios.max(1))
+        .collect();
+    let panel = load_panel(&PersonaSource::Marginals(DataSource::Embedded), code)
+        .context("persona panel")?;
     let texts: Vec<String> = panel.personas.iter().map(|p| p.text.clone()).collect();
     let n_personas = texts.len();
     let panels = BTreeMap::from([(code, texts)]);
@@ -36,7 +47,10 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     // The engine's batched throughput in this process: 8 × 200 tokens in one decode.
     let seqs: Vec<Vec<TokenId>> = (0..8)
         .map(|k| {
-            let t = lm.tokenize(&format!("Sample {k}: {}", "people value family, work and tradition in daily life. ".repeat(30)))?;
+            let t = lm.tokenize(&format!(
+                "Sample {k}: {}",
+                "people value family, work and tradition in daily life. ".repeat(30)
+            ))?;
             Ok(t[..200.min(t.len())].to_vec())
         })
         .collect::<Result<_>>()?;
@@ -54,7 +68,14 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     lm.set_prefix_reuse(true);
     let before = lm.totals();
     let t = Instant::now();
-    let reuse = method.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
+    let reuse = method.answer(
+        &mut lm,
+        &culturesteer_methods::Country {
+            code,
+            name: country.name.clone(),
+        },
+        &items,
+    )?;
     let t_reuse = t.elapsed().as_secs_f64();
     let after = lm.totals();
     let evaluated = after.tokens_evaluated - before.tokens_evaluated;
@@ -79,7 +100,12 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     // single-sequence calls of the run's mean size is the floor of that design.
     let calls = after.decode_calls - before.decode_calls;
     let per_call = (evaluated / calls.max(1)).clamp(16, 512);
-    let one = vec![seqs[0].iter().cycle().take(per_call).copied().collect::<Vec<TokenId>>()];
+    let one = vec![seqs[0]
+        .iter()
+        .cycle()
+        .take(per_call)
+        .copied()
+        .collect::<Vec<TokenId>>()];
     lm.raw_decode(&one, 0)?;
     let reps = 16;
     let mut t_one = 0.0;
@@ -98,7 +124,14 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
         lm.set_prefix_reuse(false);
         let before = lm.totals();
         let t = Instant::now();
-        let naive = fresh.answer(&mut lm, &culturesteer_methods::Country { code, name: country.name.clone() }, &items)?;
+        let naive = fresh.answer(
+            &mut lm,
+            &culturesteer_methods::Country {
+                code,
+                name: country.name.clone(),
+            },
+            &items,
+        )?;
         let t_naive = t.elapsed().as_secs_f64();
         let naive_evaluated = lm.totals().tokens_evaluated - before.tokens_evaluated;
         lm.set_prefix_reuse(true);

@@ -26,7 +26,13 @@ pub struct ServeBenchArgs {
 /// Resident and peak memory of this process in MiB (Linux; zeros elsewhere).
 fn memory_mib() -> (f64, f64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |k: &str| s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let kib = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
 }
 
@@ -62,16 +68,33 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     let running = serve::start(&args).context("starting the server")?;
     let base = format!("http://{}", running.addr);
     let (rss0, _) = memory_mib();
-    eprintln!("bench serve: {} clients for {} s against {base} (loopback)", a.clients, a.duration);
+    eprintln!(
+        "bench serve: {} clients for {} s against {base} (loopback)",
+        a.clients, a.duration
+    );
     // Three request kinds in rotation: a steered chat completion, a vanilla choice, a DISCA choice.
     let kinds = ["chat", "choose-vanilla", "choose-disca"];
     let body = |k: usize, i: usize| match k {
-        0 => ("/v1/chat/completions", json!({"messages": [{"role": "user", "content": format!("Describe a typical meal ({i}).")}], "culture": "DEU", "max_tokens": a.max_tokens, "temperature": 0})),
-        1 => ("/v1/choose", json!({"question": format!("Is it acceptable to lie to protect a friend? (case {i})"), "options": ["Yes", "No"], "culture": "USA", "steering": "vanilla"})),
-        _ => ("/v1/choose", json!({"question": format!("Should the car swerve to spare more lives? (case {i})"), "options": ["Swerve", "Stay"], "culture": "NGA", "steering": "disca"})),
+        0 => (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": format!("Describe a typical meal ({i}).")}], "culture": "DEU", "max_tokens": a.max_tokens, "temperature": 0}),
+        ),
+        1 => (
+            "/v1/choose",
+            json!({"question": format!("Is it acceptable to lie to protect a friend? (case {i})"), "options": ["Yes", "No"], "culture": "USA", "steering": "vanilla"}),
+        ),
+        _ => (
+            "/v1/choose",
+            json!({"question": format!("Should the car swerve to spare more lives? (case {i})"), "options": ["Swerve", "Stay"], "culture": "NGA", "steering": "disca"}),
+        ),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
     let t0 = Instant::now();
     let peak = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
@@ -92,11 +115,13 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         for c in 0..a.clients {
             let client = client.clone();
             let base = base.clone();
-            let reqs: Vec<(usize, &'static str, serde_json::Value)> = (0..10_000).map(|i| {
-                let k = (c + i) % kinds.len();
-                let (path, b) = body(k, i * a.clients + c);
-                (k, path, b)
-            }).collect();
+            let reqs: Vec<(usize, &'static str, serde_json::Value)> = (0..10_000)
+                .map(|i| {
+                    let k = (c + i) % kinds.len();
+                    let (path, b) = body(k, i * a.clients + c);
+                    (k, path, b)
+                })
+                .collect();
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 for (k, path, b) in reqs {
@@ -129,16 +154,46 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     let (rss1, hwm) = memory_mib();
     running.shutdown()?;
     let errors: Vec<&String> = results.iter().filter_map(|r| r.2.as_ref()).collect();
-    println!("bench serve: {} clients, {:.1} s, {} requests, {:.2} requests/s, {} errors", a.clients, wall, results.len(), results.len() as f64 / wall, errors.len());
-    println!("{:<16} {:>8} {:>10} {:>10}", "request", "count", "p50 s", "p95 s");
+    println!(
+        "bench serve: {} clients, {:.1} s, {} requests, {:.2} requests/s, {} errors",
+        a.clients,
+        wall,
+        results.len(),
+        results.len() as f64 / wall,
+        errors.len()
+    );
+    println!(
+        "{:<16} {:>8} {:>10} {:>10}",
+        "request", "count", "p50 s", "p95 s"
+    );
     for (k, name) in kinds.iter().enumerate() {
-        let mut l: Vec<f64> = results.iter().filter(|r| r.0 == k && r.2.is_none()).map(|r| r.1).collect();
+        let mut l: Vec<f64> = results
+            .iter()
+            .filter(|r| r.0 == k && r.2.is_none())
+            .map(|r| r.1)
+            .collect();
         l.sort_by(f64::total_cmp);
-        println!("{:<16} {:>8} {:>10.3} {:>10.3}", name, l.len(), pct(&l, 0.5), pct(&l, 0.95));
+        println!(
+            "{:<16} {:>8} {:>10.3} {:>10.3}",
+            name,
+            l.len(),
+            pct(&l, 0.5),
+            pct(&l, 0.95)
+        );
     }
-    let mut all: Vec<f64> = results.iter().filter(|r| r.2.is_none()).map(|r| r.1).collect();
+    let mut all: Vec<f64> = results
+        .iter()
+        .filter(|r| r.2.is_none())
+        .map(|r| r.1)
+        .collect();
     all.sort_by(f64::total_cmp);
-    println!("{:<16} {:>8} {:>10.3} {:>10.3}", "all", all.len(), pct(&all, 0.5), pct(&all, 0.95));
+    println!(
+        "{:<16} {:>8} {:>10.3} {:>10.3}",
+        "all",
+        all.len(),
+        pct(&all, 0.5),
+        pct(&all, 0.95)
+    );
     let sampled = peak.lock().map(|p| *p).unwrap_or(0.0);
     println!("memory: RSS {rss0:.0} MiB after load, {rss1:.0} MiB at the end, peak {:.0} MiB (growth ratio {:.2})", hwm.max(sampled), rss1 / rss0.max(1.0));
     if let Some(e) = errors.first() {

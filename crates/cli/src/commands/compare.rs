@@ -22,13 +22,20 @@ pub struct CompareArgs {
 
 pub fn run(a: CompareArgs) -> Result<()> {
     if !a.labels.is_empty() && a.labels.len() != a.dirs.len() {
-        bail!("--labels: {} labels for {} runs", a.labels.len(), a.dirs.len());
+        bail!(
+            "--labels: {} labels for {} runs",
+            a.labels.len(),
+            a.dirs.len()
+        );
     }
     let mut runs = Vec::with_capacity(a.dirs.len());
     for (k, dir) in a.dirs.iter().enumerate() {
         let mut label = match a.labels.get(k) {
             Some(l) => l.trim().to_string(),
-            None => dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| format!("run{}", k + 1)),
+            None => dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| format!("run{}", k + 1)),
         };
         if runs.iter().any(|(l, _)| *l == label) {
             label = format!("{label}#{}", k + 1);

@@ -4,19 +4,23 @@ use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
-use culturesteer_bench::multitp::{Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader};
+use culturesteer_bench::multitp::{
+    Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader,
+};
 use culturesteer_bench::report::{render_summary, scores_json};
 use culturesteer_bench::runner::{self, Progress, RunConfig};
+use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
 use culturesteer_bench::Benchmark;
-use culturesteer_core::CountryCode;
-use culturesteer_data::DataSource;
 use culturesteer_core::disca::{DiscaConfig, DiscaMode};
-use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
+use culturesteer_core::CountryCode;
 use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
-use culturesteer_methods::{CountryPrompt, Disca, Method, Palette, PaletteConfig, PaletteVariant, SystemPrompt, Vanilla};
-use std::collections::BTreeMap;
+use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
+use culturesteer_data::DataSource;
+use culturesteer_methods::{
+    CountryPrompt, Disca, Method, Palette, PaletteConfig, PaletteVariant, SystemPrompt, Vanilla,
+};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -147,7 +151,12 @@ pub struct PaletteOpts {
 
 impl Default for PaletteOpts {
     fn default() -> Self {
-        Self { palette_draft_tokens: 96, palette_summary_tokens: 128, continents: None, gate_temperature: culturesteer_methods::gate::DEFAULT_GATE_TEMPERATURE }
+        Self {
+            palette_draft_tokens: 96,
+            palette_summary_tokens: 128,
+            continents: None,
+            gate_temperature: culturesteer_methods::gate::DEFAULT_GATE_TEMPERATURE,
+        }
     }
 }
 
@@ -216,10 +225,15 @@ pub struct MethodContext<'a> {
 }
 
 /// Cultural Palette's settings (full variant), templates and continent map from the options.
-pub fn palette_parts(opts: &PaletteOpts, data: &DataSource) -> Result<(PaletteConfig, PaletteTemplates, ContinentMap)> {
+pub fn palette_parts(
+    opts: &PaletteOpts,
+    data: &DataSource,
+) -> Result<(PaletteConfig, PaletteTemplates, ContinentMap)> {
     let continents = ContinentMap::load(data)?;
     let continents = match &opts.continents {
-        Some(spec) => continents.with_override_spec(spec).context("--continents")?,
+        Some(spec) => continents
+            .with_override_spec(spec)
+            .context("--continents")?,
         None => continents,
     };
     let cfg = PaletteConfig {
@@ -239,11 +253,26 @@ pub fn disca_config(name: &str, preset: PresetArg) -> Option<DiscaConfig> {
     };
     Some(match name {
         "disca" => base,
-        "disca-no-persona" => DiscaConfig { mode: DiscaMode::NoPersona, ..base },
-        "disca-consensus" => DiscaConfig { mode: DiscaMode::ConsensusOnly, ..base },
-        "disca-always-is" => DiscaConfig { mode: DiscaMode::AlwaysOnIs, ..base },
-        "disca-no-debias" => DiscaConfig { debias: false, ..base },
-        "disca-floor" => DiscaConfig { persona_floor: 0.5, ..base },
+        "disca-no-persona" => DiscaConfig {
+            mode: DiscaMode::NoPersona,
+            ..base
+        },
+        "disca-consensus" => DiscaConfig {
+            mode: DiscaMode::ConsensusOnly,
+            ..base
+        },
+        "disca-always-is" => DiscaConfig {
+            mode: DiscaMode::AlwaysOnIs,
+            ..base
+        },
+        "disca-no-debias" => DiscaConfig {
+            debias: false,
+            ..base
+        },
+        "disca-floor" => DiscaConfig {
+            persona_floor: 0.5,
+            ..base
+        },
         _ => return None,
     })
 }
@@ -281,15 +310,24 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                 panels = Some(p);
             }
             out.push(Box::new(
-                Disca::new(name.clone(), cfg, panels.clone().unwrap_or_default(), ctx.seed)
-                    .with_gap_cache(gaps.clone())
-                    .with_provenance(provenance.clone()),
+                Disca::new(
+                    name.clone(),
+                    cfg,
+                    panels.clone().unwrap_or_default(),
+                    ctx.seed,
+                )
+                .with_gap_cache(gaps.clone())
+                .with_provenance(provenance.clone()),
             ));
             continue;
         }
         if let Some(variant) = PaletteVariant::from_name(name) {
             let (cfg, templates, continents) = palette_parts(ctx.palette, ctx.data)?;
-            out.push(Box::new(Palette::new(PaletteConfig { variant, ..cfg }, templates, continents)?));
+            out.push(Box::new(Palette::new(
+                PaletteConfig { variant, ..cfg },
+                templates,
+                continents,
+            )?));
             continue;
         }
         out.push(match name.as_str() {
@@ -302,7 +340,10 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                 }
                 Box::new(SystemPrompt::new("wvs-profile", texts))
             }
-            other => bail!("unknown method {other:?} (available: {})", METHODS.join(", ")),
+            other => bail!(
+                "unknown method {other:?} (available: {})",
+                METHODS.join(", ")
+            ),
         });
     }
     Ok(out)
@@ -311,7 +352,10 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
 pub fn run(a: EvalArgs) -> Result<()> {
     let outcome = execute(&a)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&scores_json(&outcome.report))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&scores_json(&outcome.report))?
+        );
     } else {
         print!("{}", render_summary(&outcome.report));
     }
@@ -330,9 +374,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
 /// What a run manifest records about how it was started: the command line, the build, the
 /// engine settings and the host.
 pub fn invocation(model: &ModelOpts) -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
     serde_json::json!({
         "culturesteer_version": env!("CARGO_PKG_VERSION"),
         "git_commit": env!("CULTURESTEER_GIT_COMMIT"),
@@ -371,18 +418,32 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
                 max_tokens: a.max_tokens,
             },
         )?),
-        BenchName::MultitpDisca => Box::new(MultiTpDisca::load(&data, MultiTpDiscaOptions { decision_temperature: a.decision_temperature })?),
+        BenchName::MultitpDisca => Box::new(MultiTpDisca::load(
+            &data,
+            MultiTpDiscaOptions {
+                decision_temperature: a.decision_temperature,
+            },
+        )?),
         BenchName::Goqa => Box::new(Goqa::load(
             &data,
             GoqaOptions {
-                reader: a.goqa_reader.parse().map_err(|e| anyhow::anyhow!("--goqa-reader: {e}"))?,
-                s_align: a.s_align.parse().map_err(|e| anyhow::anyhow!("--s-align: {e}"))?,
+                reader: a
+                    .goqa_reader
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--goqa-reader: {e}"))?,
+                s_align: a
+                    .s_align
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--s-align: {e}"))?,
             },
         )?),
         BenchName::Vsm13 => Box::new(Vsm13::load(
             &data,
             Vsm13Options {
-                answer_mode: a.vsm13_answer_mode.parse().map_err(|e| anyhow::anyhow!("--vsm13-answer-mode: {e}"))?,
+                answer_mode: a
+                    .vsm13_answer_mode
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--vsm13-answer-mode: {e}"))?,
                 ..Vsm13Options::default()
             },
         )?),
@@ -404,15 +465,42 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     }
     let mut methods = build_methods(
         &a.method,
-        &MethodContext { countries: &countries, data: &data, personas: a.personas.as_deref(), wvs: a.wvs.as_deref(), preset: a.preset, seed: a.seed, palette: &a.palette },
+        &MethodContext {
+            countries: &countries,
+            data: &data,
+            personas: a.personas.as_deref(),
+            wvs: a.wvs.as_deref(),
+            preset: a.preset,
+            seed: a.seed,
+            palette: &a.palette,
+        },
     )?;
     let mut opened = a.model.open()?;
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    let cfg = RunConfig { out_dir: a.out.clone(), countries, limit: a.limit, batch_size: a.batch, seed: a.seed, bootstrap: a.bootstrap, invocation: invocation(&a.model) };
-    runner::run(bench.as_ref(), &mut methods, opened.lm.as_mut(), &opened.identity, &data, &cfg, &mut Bar(bar)).with_context(|| format!("eval {}", bench.name()))
+    let cfg = RunConfig {
+        out_dir: a.out.clone(),
+        countries,
+        limit: a.limit,
+        batch_size: a.batch,
+        seed: a.seed,
+        bootstrap: a.bootstrap,
+        invocation: invocation(&a.model),
+    };
+    runner::run(
+        bench.as_ref(),
+        &mut methods,
+        opened.lm.as_mut(),
+        &opened.identity,
+        &data,
+        &cfg,
+        &mut Bar(bar),
+    )
+    .with_context(|| format!("eval {}", bench.name()))
 }

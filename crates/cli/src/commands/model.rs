@@ -33,7 +33,11 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
     match cmd {
         ModelCmd::Fetch { force } => {
             let path = fetch::default_model_path()?;
-            if force || std::fs::metadata(&path).map(|m| m.len() != fetch::DEFAULT_MODEL_SIZE).unwrap_or(true) {
+            if force
+                || std::fs::metadata(&path)
+                    .map(|m| m.len() != fetch::DEFAULT_MODEL_SIZE)
+                    .unwrap_or(true)
+            {
                 fetch::fetch_default_model(&path, &mut |m| eprintln!("{m}"))?;
             } else {
                 let sha = fetch::sha256_file(&path)?;
@@ -56,8 +60,15 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 Some(p) => p,
                 None => fetch::ensure_default_model(&mut |m| eprintln!("{m}"))?,
             };
-            let lm = LlamaLm::load(&path, LlamaConfig { n_seq: 1, ctx_per_seq: 64, ..LlamaConfig::default() })
-                .with_context(|| format!("model info {}", path.display()))?;
+            let lm = LlamaLm::load(
+                &path,
+                LlamaConfig {
+                    n_seq: 1,
+                    ctx_per_seq: 64,
+                    ..LlamaConfig::default()
+                },
+            )
+            .with_context(|| format!("model info {}", path.display()))?;
             let d = lm.describe();
             let sha = fetch::sha256_file(&path)?;
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -72,12 +83,27 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 println!("size            {size} bytes");
                 println!("sha256          {sha}");
                 println!("architecture    {}", opt(d.architecture));
-                println!("parameters      {}", opt(d.parameters.map(|p| p.to_string())));
-                println!("context (train) {}", opt(d.context_train.map(|p| p.to_string())));
-                println!("vocabulary      {}", opt(d.vocab_size.map(|p| p.to_string())));
-                println!("embedding size  {}", opt(d.embedding_size.map(|p| p.to_string())));
+                println!(
+                    "parameters      {}",
+                    opt(d.parameters.map(|p| p.to_string()))
+                );
+                println!(
+                    "context (train) {}",
+                    opt(d.context_train.map(|p| p.to_string()))
+                );
+                println!(
+                    "vocabulary      {}",
+                    opt(d.vocab_size.map(|p| p.to_string()))
+                );
+                println!(
+                    "embedding size  {}",
+                    opt(d.embedding_size.map(|p| p.to_string()))
+                );
                 println!("layers          {}", opt(d.layers.map(|p| p.to_string())));
-                println!("chat template   {}", if d.has_chat_template { "yes" } else { "no" });
+                println!(
+                    "chat template   {}",
+                    if d.has_chat_template { "yes" } else { "no" }
+                );
                 println!("chat format     {}", d.chat_format);
             }
             Ok(())

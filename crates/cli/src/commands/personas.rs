@@ -3,10 +3,11 @@
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_core::CountryCode;
-use culturesteer_data::personas::{
-    country_prompt_name, load_panel, load_wvs_profile_text, shipped_country_sources, PersonaSource, PersonaSourceKind,
-};
 use culturesteer_data::goqa::GOQA_SUBSET;
+use culturesteer_data::personas::{
+    country_prompt_name, load_panel, load_wvs_profile_text, shipped_country_sources, PersonaSource,
+    PersonaSourceKind,
+};
 use culturesteer_data::wvs::GOQA_WVS_ITEMS;
 use culturesteer_data::DataSource;
 use std::fmt::Write as _;
@@ -133,14 +134,24 @@ fn show(a: ShowArgs) -> Result<()> {
         panel.len(),
         panel.source,
         match panel.source {
-            PersonaSourceKind::Goqa => format!("{} and {}", data.display_path(GOQA_WVS_ITEMS), data.display_path(GOQA_SUBSET)),
+            PersonaSourceKind::Goqa => format!(
+                "{} and {}",
+                data.display_path(GOQA_WVS_ITEMS),
+                data.display_path(GOQA_SUBSET)
+            ),
             _ => source.display(),
         }
     );
     if !panel.dimensions.is_empty() || !panel.missing_dimensions.is_empty() {
         writeln!(out, "\nValue dimensions and where their answers come from:")?;
         for d in &panel.dimensions {
-            writeln!(out, "  {:<24} {} ({})", d.dimension.key(), d.source, d.items.join(", "))?;
+            writeln!(
+                out,
+                "  {:<24} {} ({})",
+                d.dimension.key(),
+                d.source,
+                d.items.join(", ")
+            )?;
         }
         for d in &panel.missing_dimensions {
             writeln!(out, "  {:<24} left out: no data for {country}", d.key())?;

@@ -4,7 +4,9 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use culturesteer_core::replay::render_table;
-use culturesteer_data::replay::{load_results_dir, replay_with_disca_targets, replay_with_moral_machine, ResultsDir};
+use culturesteer_data::replay::{
+    load_results_dir, replay_with_disca_targets, replay_with_moral_machine, ResultsDir,
+};
 use culturesteer_data::DataSource;
 use std::path::PathBuf;
 

@@ -3,7 +3,9 @@
 use crate::model_opts::ModelOpts;
 use anyhow::{bail, Result};
 use clap::Args;
-use culturesteer_llm::{ChatMessage, GenerateRequest, LanguageModel, Prompt, Sampling, ScoreRequest};
+use culturesteer_llm::{
+    ChatMessage, GenerateRequest, LanguageModel, Prompt, Sampling, ScoreRequest,
+};
 
 #[derive(Args, Debug)]
 pub struct PromptArgs {
@@ -60,7 +62,13 @@ pub fn run_score(a: ScoreArgs) -> Result<()> {
     }
     let mut lm = a.model.open()?.lm;
     let prompt = a.prompt.build(lm.as_ref())?;
-    let req = ScoreRequest { prompt: prompt.clone(), continuations: candidates, next_tokens: vec![], top_k: a.top_k, ..Default::default() };
+    let req = ScoreRequest {
+        prompt: prompt.clone(),
+        continuations: candidates,
+        next_tokens: vec![],
+        top_k: a.top_k,
+        ..Default::default()
+    };
     let res = lm.score(std::slice::from_ref(&req))?.remove(0);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&res)?);
@@ -71,15 +79,29 @@ pub fn run_score(a: ScoreArgs) -> Result<()> {
         let lps: Vec<f64> = res.continuations.iter().map(|c| c.logprob).collect();
         let max = lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let z: f64 = lps.iter().map(|l| (l - max).exp()).sum();
-        println!("{:<24} {:>10} {:>8} {:>12}", "candidate", "log-prob", "tokens", "renormalised");
+        println!(
+            "{:<24} {:>10} {:>8} {:>12}",
+            "candidate", "log-prob", "tokens", "renormalised"
+        );
         for c in &res.continuations {
-            println!("{:<24} {:>10.4} {:>8} {:>12.4}", format!("{:?}", c.text), c.logprob, c.tokens.len(), (c.logprob - max).exp() / z);
+            println!(
+                "{:<24} {:>10.4} {:>8} {:>12.4}",
+                format!("{:?}", c.text),
+                c.logprob,
+                c.tokens.len(),
+                (c.logprob - max).exp() / z
+            );
         }
     }
     if !res.top_k.is_empty() {
         println!("top {} next tokens:", res.top_k.len());
         for t in &res.top_k {
-            println!("  {:>8} {:<20} {:>10.4}", t.token.0, format!("{:?}", t.piece), t.logprob);
+            println!(
+                "  {:>8} {:<20} {:>10.4}",
+                t.token.0,
+                format!("{:?}", t.piece),
+                t.logprob
+            );
         }
     }
     Ok(())
@@ -117,9 +139,20 @@ pub fn run_generate(a: GenerateArgs) -> Result<()> {
     let sampling = if a.temperature == 0.0 {
         Sampling::Greedy
     } else {
-        Sampling::Seeded { temperature: a.temperature, top_p: a.top_p, seed: a.seed }
+        Sampling::Seeded {
+            temperature: a.temperature,
+            top_p: a.top_p,
+            seed: a.seed,
+        }
     };
-    let g = lm.generate(&[GenerateRequest { prompt, max_tokens: a.max_tokens, sampling, stop: a.stop }])?.remove(0);
+    let g = lm
+        .generate(&[GenerateRequest {
+            prompt,
+            max_tokens: a.max_tokens,
+            sampling,
+            stop: a.stop,
+        }])?
+        .remove(0);
     println!("{}", g.text);
     Ok(())
 }

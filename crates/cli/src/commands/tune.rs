@@ -5,17 +5,22 @@ use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::tune::blackbox::{candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice};
-use culturesteer_bench::tune::{baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner, TuneConfig, Vsm13Eval, Vsm13Objective};
+use culturesteer_bench::tune::blackbox::{
+    candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice,
+};
+use culturesteer_bench::tune::{
+    baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner,
+    TuneConfig, Vsm13Eval, Vsm13Objective,
+};
 use culturesteer_bench::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
 use culturesteer_bench::Benchmark;
 use culturesteer_core::de::{DeConfig, GenerationReport, Strategy};
 use culturesteer_core::CountryCode;
 use culturesteer_data::personas::{load_country_profile, PersonaSource};
 use culturesteer_data::source::DataSource;
+use culturesteer_llm::soft_prompt::{self, SoftPromptManifest};
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::Country;
-use culturesteer_llm::soft_prompt::{self, SoftPromptManifest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,17 +123,39 @@ fn de_config(a: &TuneArgs, defaults: DeConfig) -> Result<DeConfig> {
     let (f, dither) = match a.f.strip_prefix("dither:") {
         Some(r) => {
             let (lo, hi) = r.split_once(',').context("--f dither:LO,HI")?;
-            (0.5, Some((lo.trim().parse::<f64>().context("--f dither LO")?, hi.trim().parse::<f64>().context("--f dither HI")?)))
+            (
+                0.5,
+                Some((
+                    lo.trim().parse::<f64>().context("--f dither LO")?,
+                    hi.trim().parse::<f64>().context("--f dither HI")?,
+                )),
+            )
         }
-        None => (a.f.parse::<f64>().context("--f must be a number or dither:LO,HI")?, None),
+        None => (
+            a.f.parse::<f64>()
+                .context("--f must be a number or dither:LO,HI")?,
+            None,
+        ),
     };
     let strategy = match a.strategy.as_str() {
         "rand1" => Strategy::RandOneBin,
         "best1" => Strategy::BestOneBin,
         other => bail!("--strategy {other:?}: use rand1 or best1"),
     };
-    let cfg = DeConfig { np: a.pop, f, cr: a.cr, strategy, dither, max_generations: a.generations, max_evaluations: a.budget, stall_generations: a.stall, seed: a.seed, ..defaults };
-    cfg.validate().map_err(|e| anyhow::anyhow!("DE settings: {e}"))?;
+    let cfg = DeConfig {
+        np: a.pop,
+        f,
+        cr: a.cr,
+        strategy,
+        dither,
+        max_generations: a.generations,
+        max_evaluations: a.budget,
+        stall_generations: a.stall,
+        seed: a.seed,
+        ..defaults
+    };
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("DE settings: {e}"))?;
     Ok(cfg)
 }
 
@@ -146,23 +173,41 @@ fn setup(a: &TuneArgs) -> Result<Setup> {
         bail!("--answer-mode generate_parse is not offered for tuning (use logits_expectation or logits_argmax)");
     }
     let data = DataSource::Embedded;
-    let bench = Vsm13::load(&data, Vsm13Options { answer_mode, ..Vsm13Options::default() })?;
-    let code = CountryCode::new(&a.country.to_uppercase()).map_err(|e| anyhow::anyhow!("--country {}: {e}", a.country))?;
+    let bench = Vsm13::load(
+        &data,
+        Vsm13Options {
+            answer_mode,
+            ..Vsm13Options::default()
+        },
+    )?;
+    let code = CountryCode::new(&a.country.to_uppercase())
+        .map_err(|e| anyhow::anyhow!("--country {}: {e}", a.country))?;
     let country = bench.country(code)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let checkpoint = a.out.join("checkpoint.json");
     if checkpoint.exists() && !a.resume {
-        bail!("{} holds a tuning run; pass --resume to continue it or use a new --out", a.out.display());
+        bail!(
+            "{} holds a tuning run; pass --resume to continue it or use a new --out",
+            a.out.display()
+        );
     }
-    Ok(Setup { data, bench, country, checkpoint })
+    Ok(Setup {
+        data,
+        bench,
+        country,
+        checkpoint,
+    })
 }
 
 fn progress(generations: usize) -> ProgressBar {
     let bar = ProgressBar::new(generations as u64 + 1);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar
 }
@@ -187,18 +232,38 @@ fn finish(
 ) -> Result<()> {
     let transfer = if a.transfer_questions > 0 {
         let goqa = Goqa::load(&s.data, GoqaOptions::default())?;
-        Some(transfer_check(lm, &goqa, &s.country, &tuned.0, a.transfer_questions)?)
+        Some(transfer_check(
+            lm,
+            &goqa,
+            &s.country,
+            &tuned.0,
+            a.transfer_questions,
+        )?)
     } else {
         None
     };
     // The loss plot's reference lines: the naive model and the country prompt.
-    let lines: Vec<(String, f64)> =
-        rows.iter().filter(|(n, _)| n == "naive" || n == "country prompt").map(|(n, e)| (n.clone(), e.loss)).collect();
+    let lines: Vec<(String, f64)> = rows
+        .iter()
+        .filter(|(n, _)| n == "naive" || n == "country prompt")
+        .map(|(n, e)| (n.clone(), e.loss))
+        .collect();
     rows.push((tuned_label.to_string(), tuned.1));
     let target = s.bench.target(s.country.code)?;
-    let md = report_markdown(title, &s.country, &target, &rows, run, tuned_label, transfer);
+    let md = report_markdown(
+        title,
+        &s.country,
+        &target,
+        &rows,
+        run,
+        tuned_label,
+        transfer,
+    );
     write_atomic(&a.out.join("report.md"), &md)?;
-    write_atomic(&a.out.join("loss.svg"), &loss_svg(&s.country, reports, &lines)?)?;
+    write_atomic(
+        &a.out.join("loss.svg"),
+        &loss_svg(&s.country, reports, &lines)?,
+    )?;
     if a.json {
         let dims = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"];
         let row = |(name, e): &(String, Vsm13Eval)| {
@@ -226,22 +291,37 @@ fn finish(
 
 fn blackbox(a: BlackboxArgs) -> Result<()> {
     if let Some(f) = &a.tune.model.soft_prompt {
-        bail!("--soft-prompt {}: the black-box tuner searches persona texts, not soft prompts", f.display());
+        bail!(
+            "--soft-prompt {}: the black-box tuner searches persona texts, not soft prompts",
+            f.display()
+        );
     }
-    let config = BlackBoxConfig { de: de_config(&a.tune, BlackBoxConfig::default().de)?, ..BlackBoxConfig::default() };
+    let config = BlackBoxConfig {
+        de: de_config(&a.tune, BlackBoxConfig::default().de)?,
+        ..BlackBoxConfig::default()
+    };
     let s = setup(&a.tune)?;
     let profile = match a.start.as_str() {
-        "wvs-profile" => match load_country_profile(&PersonaSource::Marginals(s.data.clone()), s.country.code) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("note: no WVS profile for {} ({e}); starting from the country line alone", s.country.code);
-                None
+        "wvs-profile" => {
+            match load_country_profile(&PersonaSource::Marginals(s.data.clone()), s.country.code) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!(
+                        "note: no WVS profile for {} ({e}); starting from the country line alone",
+                        s.country.code
+                    );
+                    None
+                }
             }
-        },
+        }
         "country-line" => None,
         other => bail!("--start {other:?}: use wvs-profile or country-line"),
     };
-    let tuner = BlackBoxTuner::new(config.clone(), PersonaChoice::from_profile(1, profile.as_ref()), &s.country.name)?;
+    let tuner = BlackBoxTuner::new(
+        config.clone(),
+        PersonaChoice::from_profile(1, profile.as_ref()),
+        &s.country.name,
+    )?;
     let mut opened = a.tune.model.open()?;
     let lm = opened.lm.as_mut();
     let objective = Vsm13Objective::new(&s.bench, s.country.clone())?;
@@ -253,10 +333,23 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
     let rows = baselines(lm, &objective, candidate_of(&start_text), "start persona")?;
     let bar = progress(config.de.max_generations);
     // The naive model (no persona) and the start persona are scored already.
-    let known = [(String::new(), rows[0].1.clone()), (start_text.clone(), rows[2].1.clone())];
-    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &known, &mut |r| show(&bar, r))?;
+    let known = [
+        (String::new(), rows[0].1.clone()),
+        (start_text.clone(), rows[2].1.clone()),
+    ];
+    let outcome = tuner.run(
+        lm,
+        &objective,
+        &s.checkpoint,
+        a.tune.resume,
+        &known,
+        &mut |r| show(&bar, r),
+    )?;
     bar.finish_and_clear();
-    write_atomic(&a.tune.out.join("persona.txt"), &format!("{}\n", outcome.text))?;
+    write_atomic(
+        &a.tune.out.join("persona.txt"),
+        &format!("{}\n", outcome.text),
+    )?;
     let record = serde_json::json!({
         "country": s.country.code.to_string(),
         "model": lm.describe(),
@@ -266,12 +359,36 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
         "dims": outcome.eval.dims,
         "config": config,
     });
-    write_atomic(&a.tune.out.join("persona.json"), &serde_json::to_string_pretty(&record)?)?;
+    write_atomic(
+        &a.tune.out.join("persona.json"),
+        &serde_json::to_string_pretty(&record)?,
+    )?;
     let run = outcome.describe(&config);
     let tuned = (candidate_of(&outcome.text), outcome.eval.clone());
-    finish(&a.tune, &s, lm, "Black-box persona tuning", rows, "tuned persona", tuned, &run, &outcome.reports)?;
-    println!("\nTuned persona: {}", if outcome.text.is_empty() { "(none: the naive model)" } else { &outcome.text });
-    eprintln!("persona in {}; report in {}", a.tune.out.join("persona.txt").display(), a.tune.out.join("report.md").display());
+    finish(
+        &a.tune,
+        &s,
+        lm,
+        "Black-box persona tuning",
+        rows,
+        "tuned persona",
+        tuned,
+        &run,
+        &outcome.reports,
+    )?;
+    println!(
+        "\nTuned persona: {}",
+        if outcome.text.is_empty() {
+            "(none: the naive model)"
+        } else {
+            &outcome.text
+        }
+    );
+    eprintln!(
+        "persona in {}; report in {}",
+        a.tune.out.join("persona.txt").display(),
+        a.tune.out.join("report.md").display()
+    );
     Ok(())
 }
 
@@ -282,7 +399,12 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
     if a.tune.model.model_url.is_some() {
         bail!("--model-url: a soft prompt needs input embeddings, which an HTTP API does not take; use `tune blackbox` for a served model");
     }
-    let config = TuneConfig { init_text: a.init_text.clone(), subspace_dim: a.subspace_dim, projection_seed: a.tune.seed, de: de_config(&a.tune, TuneConfig::default().de)? };
+    let config = TuneConfig {
+        init_text: a.init_text.clone(),
+        subspace_dim: a.subspace_dim,
+        projection_seed: a.tune.seed,
+        de: de_config(&a.tune, TuneConfig::default().de)?,
+    };
     let s = setup(&a.tune)?;
     let country = &s.country;
     let mut opened = a.tune.model.open()?;
@@ -299,9 +421,16 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
         config.de.max_generations,
         config.subspace_dim
     );
-    let rows = baselines(lm, &objective, Candidate::Soft(Arc::new(tuner.theta0().clone())), "soft prompt θ₀ (init text)")?;
+    let rows = baselines(
+        lm,
+        &objective,
+        Candidate::Soft(Arc::new(tuner.theta0().clone())),
+        "soft prompt θ₀ (init text)",
+    )?;
     let bar = progress(config.de.max_generations);
-    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| show(&bar, r))?;
+    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| {
+        show(&bar, r)
+    })?;
     bar.finish_and_clear();
 
     let mut manifest = SoftPromptManifest::for_model(&lm.describe(), &outcome.soft);
@@ -311,8 +440,25 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
     let soft_path = a.tune.out.join("soft_prompt.json");
     soft_prompt::save(&soft_path, &outcome.soft, &manifest)?;
     let run = outcome.describe(&config);
-    let tuned = (Candidate::Soft(Arc::new(outcome.soft.clone())), outcome.eval.clone());
-    finish(&a.tune, &s, lm, "Soft-prompt tuning", rows, "tuned soft prompt", tuned, &run, &outcome.reports)?;
-    eprintln!("soft prompt in {}; report in {}", soft_path.display(), a.tune.out.join("report.md").display());
+    let tuned = (
+        Candidate::Soft(Arc::new(outcome.soft.clone())),
+        outcome.eval.clone(),
+    );
+    finish(
+        &a.tune,
+        &s,
+        lm,
+        "Soft-prompt tuning",
+        rows,
+        "tuned soft prompt",
+        tuned,
+        &run,
+        &outcome.reports,
+    )?;
+    eprintln!(
+        "soft prompt in {}; report in {}",
+        soft_path.display(),
+        a.tune.out.join("report.md").display()
+    );
     Ok(())
 }

@@ -20,11 +20,19 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), param: None, retry_after: None }
+        Self {
+            status,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
     }
     /// 422: a well-formed request with a value we cannot serve.
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
-        Self { param: Some(param.to_string()), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, message) }
+        Self {
+            param: Some(param.to_string()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -33,10 +41,19 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
     pub fn busy(queued: usize) -> Self {
-        Self { retry_after: Some(1), ..Self::new(StatusCode::TOO_MANY_REQUESTS, format!("server busy: {queued} requests already queued; retry later")) }
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("server busy: {queued} requests already queued; retry later"),
+            )
+        }
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { retry_after: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+        Self {
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -75,26 +92,43 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "request body is larger than the server's limit (--max-body-bytes)")
-            } else {
-                ApiError::new(status, format!("cannot read the request body: {e}"))
-            }
-        })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                let status = e.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "request body is larger than the server's limit (--max-body-bytes)",
+                    )
+                } else {
+                    ApiError::new(status, format!("cannot read the request body: {e}"))
+                }
+            })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(ApiError::bad_request("request body must be a JSON object"));
         }
-        for key in ["max_tokens", "max_completion_tokens", "logprobs", "n", "seed"] {
+        for key in [
+            "max_tokens",
+            "max_completion_tokens",
+            "logprobs",
+            "n",
+            "seed",
+        ] {
             if let Some(v) = value.get(key).filter(|v| !v.is_null()) {
                 if !(v.is_u64() || (key == "logprobs" && v.is_boolean())) {
-                    return Err(ApiError::invalid(key, format!("{key} must be a non-negative integer, got {v}")));
+                    return Err(ApiError::invalid(
+                        key,
+                        format!("{key} must be a non-negative integer, got {v}"),
+                    ));
                 }
             }
         }
-        serde_json::from_value(value).map(JsonBody).map_err(|e| ApiError::invalid("body", format!("invalid request: {e}")))
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::invalid("body", format!("invalid request: {e}")))
     }
 }
 
@@ -226,13 +260,24 @@ pub fn content_text(v: &Value, at: usize) -> Result<String, ApiError> {
         Value::String(s) => Ok(s.clone()),
         Value::Array(parts) => parts
             .iter()
-            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                (Some("text"), Some(t)) => Ok(t.to_string()),
-                _ => Err(ApiError::invalid(&format!("messages[{at}].content"), "only text content parts are supported")),
+            .map(|p| {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => Ok(t.to_string()),
+                    _ => Err(ApiError::invalid(
+                        &format!("messages[{at}].content"),
+                        "only text content parts are supported",
+                    )),
+                }
             })
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.join("")),
         Value::Null => Ok(String::new()),
-        _ => Err(ApiError::invalid(&format!("messages[{at}].content"), "content must be a string or an array of text parts")),
+        _ => Err(ApiError::invalid(
+            &format!("messages[{at}].content"),
+            "content must be a string or an array of text parts",
+        )),
     }
 }

@@ -23,7 +23,10 @@ use clap::Args;
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_data::moral_machine::MoralMachinePreferences;
 use culturesteer_data::DataSource;
-use culturesteer_llm::{ChatMessage, FinishReason, GenerateRequest, Generation, Prompt, Role, Sampling, ScoreRequest, ScoreResult, TokenId};
+use culturesteer_llm::{
+    ChatMessage, FinishReason, GenerateRequest, Generation, Prompt, Role, Sampling, ScoreRequest,
+    ScoreResult, TokenId,
+};
 use culturesteer_methods::Country;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -97,17 +100,23 @@ pub struct AppState {
 type Shared = Arc<AppState>;
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl AppState {
     /// Queues a job for the model thread and waits for its answer.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Box::new(move |w: &mut Worker| {
             let _ = tx.send(f(w));
         }))?;
-        rx.await.map_err(|_| ApiError::internal("the model thread dropped the request"))?
+        rx.await
+            .map_err(|_| ApiError::internal("the model thread dropped the request"))?
     }
 
     fn submit(&self, job: Job) -> Result<(), ApiError> {
@@ -124,7 +133,9 @@ impl AppState {
                 queued.fetch_sub(1, Ordering::SeqCst);
                 Err(match e {
                     mpsc::TrySendError::Full(_) => ApiError::busy(self.limits.max_queue),
-                    mpsc::TrySendError::Disconnected(_) => ApiError::unavailable("the model thread has stopped"),
+                    mpsc::TrySendError::Disconnected(_) => {
+                        ApiError::unavailable("the model thread has stopped")
+                    }
                 })
             }
         }
@@ -132,9 +143,13 @@ impl AppState {
 
     fn check_model(&self, model: &Option<String>) -> Result<(), ApiError> {
         match model {
-            Some(m) if !m.is_empty() && *m != self.name => {
-                Err(ApiError { param: Some("model".into()), ..ApiError::not_found(format!("model {m:?} is not served here (this server serves {:?})", self.name)) })
-            }
+            Some(m) if !m.is_empty() && *m != self.name => Err(ApiError {
+                param: Some("model".into()),
+                ..ApiError::not_found(format!(
+                    "model {m:?} is not served here (this server serves {:?})",
+                    self.name
+                ))
+            }),
             _ => Ok(()),
         }
     }
@@ -148,17 +163,27 @@ impl AppState {
             (None, None) => Steering::Vanilla,
         };
         if steering != Steering::Vanilla && country.is_none() {
-            return Err(ApiError::invalid("culture", format!("steering {:?} needs a culture (ISO 3166-1 alpha-3 code)", steering.as_str())));
+            return Err(ApiError::invalid(
+                "culture",
+                format!(
+                    "steering {:?} needs a culture (ISO 3166-1 alpha-3 code)",
+                    steering.as_str()
+                ),
+            ));
         }
         Ok((steering, country))
     }
 
     fn country(&self, code: &str) -> Result<Country, ApiError> {
-        let c = CountryCode::new(code.trim()).map_err(|e| ApiError::invalid("culture", format!("culture {code:?}: {e}")))?;
+        let c = CountryCode::new(code.trim())
+            .map_err(|e| ApiError::invalid("culture", format!("culture {code:?}: {e}")))?;
         let name = self.countries.get(&c).ok_or_else(|| {
             ApiError::invalid("culture", format!("unknown culture {code:?}: not among the {} countries of the Moral Machine data", self.countries.len()))
         })?;
-        Ok(Country { code: c, name: name.clone() })
+        Ok(Country {
+            code: c,
+            name: name.clone(),
+        })
     }
 
     fn id(&self, prefix: &str) -> String {
@@ -168,24 +193,46 @@ impl AppState {
     fn max_tokens(&self, asked: Option<u32>, default: u32) -> Result<usize, ApiError> {
         let n = asked.unwrap_or(default.min(self.limits.max_tokens));
         if n > self.limits.max_tokens {
-            return Err(ApiError::invalid("max_tokens", format!("max_tokens {n} is above this server's limit of {}", self.limits.max_tokens)));
+            return Err(ApiError::invalid(
+                "max_tokens",
+                format!(
+                    "max_tokens {n} is above this server's limit of {}",
+                    self.limits.max_tokens
+                ),
+            ));
         }
         Ok(n as usize)
     }
 
-    fn sampling(&self, temperature: Option<f64>, top_p: Option<f64>, seed: Option<u64>) -> Result<Sampling, ApiError> {
+    fn sampling(
+        &self,
+        temperature: Option<f64>,
+        top_p: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<Sampling, ApiError> {
         let t = temperature.unwrap_or(1.0);
         let p = top_p.unwrap_or(1.0);
         if !(0.0..=2.0).contains(&t) {
-            return Err(ApiError::invalid("temperature", format!("temperature must be between 0 and 2, got {t}")));
+            return Err(ApiError::invalid(
+                "temperature",
+                format!("temperature must be between 0 and 2, got {t}"),
+            ));
         }
         if !(p > 0.0 && p <= 1.0) {
-            return Err(ApiError::invalid("top_p", format!("top_p must be in (0, 1], got {p}")));
+            return Err(ApiError::invalid(
+                "top_p",
+                format!("top_p must be in (0, 1], got {p}"),
+            ));
         }
         Ok(if t == 0.0 {
             Sampling::Greedy
         } else {
-            Sampling::Seeded { temperature: t, top_p: p, seed: seed.unwrap_or_else(|| self.seed ^ self.counter.fetch_add(1, Ordering::Relaxed)) }
+            Sampling::Seeded {
+                temperature: t,
+                top_p: p,
+                seed: seed
+                    .unwrap_or_else(|| self.seed ^ self.counter.fetch_add(1, Ordering::Relaxed)),
+            }
         })
     }
 }
@@ -196,7 +243,10 @@ type Steering2 = api::Steering;
 fn check_n(n: Option<u32>) -> Result<(), ApiError> {
     match n {
         None | Some(1) => Ok(()),
-        Some(n) => Err(ApiError::invalid("n", format!("n = {n}: this server returns one choice per prompt"))),
+        Some(n) => Err(ApiError::invalid(
+            "n",
+            format!("n = {n}: this server returns one choice per prompt"),
+        )),
     }
 }
 
@@ -228,11 +278,15 @@ pub fn router(state: Shared, max_body: usize) -> Router {
 }
 
 async fn health(State(s): State<Shared>) -> Json<Value> {
-    Json(json!({ "status": "ok", "model": s.name, "queued": s.queued.load(Ordering::SeqCst), "max_queue": s.limits.max_queue }))
+    Json(
+        json!({ "status": "ok", "model": s.name, "queued": s.queued.load(Ordering::SeqCst), "max_queue": s.limits.max_queue }),
+    )
 }
 
 async fn models(State(s): State<Shared>) -> Json<Value> {
-    Json(json!({ "object": "list", "data": [{ "id": s.name, "object": "model", "created": 0, "owned_by": "culturesteer" }] }))
+    Json(
+        json!({ "object": "list", "data": [{ "id": s.name, "object": "model", "created": 0, "owned_by": "culturesteer" }] }),
+    )
 }
 
 fn wire_messages(msgs: &[WireMessage]) -> Result<Vec<ChatMessage>, ApiError> {
@@ -246,15 +300,27 @@ fn wire_messages(msgs: &[WireMessage]) -> Result<Vec<ChatMessage>, ApiError> {
                 "system" | "developer" => Role::System,
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
-                other => return Err(ApiError::invalid(&format!("messages[{i}].role"), format!("unsupported role {other:?} (system, user, assistant)"))),
+                other => {
+                    return Err(ApiError::invalid(
+                        &format!("messages[{i}].role"),
+                        format!("unsupported role {other:?} (system, user, assistant)"),
+                    ))
+                }
             };
-            Ok(ChatMessage { role, content: content_text(&m.content, i)? })
+            Ok(ChatMessage {
+                role,
+                content: content_text(&m.content, i)?,
+            })
         })
         .collect()
 }
 
 fn stop_list(stop: Option<OneOrMany>) -> Vec<String> {
-    stop.map(OneOrMany::into_vec).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect()
+    stop.map(OneOrMany::into_vec)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// An SSE stream fed by the model thread. When the client goes away the receiver is dropped,
@@ -298,26 +364,51 @@ fn stream_response(
         }),
         futures::stream::once(async { Ok(Event::default().data("[DONE]")) }),
     );
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
-async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> Result<Response, ApiError> {
+async fn chat(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<ChatRequest>,
+) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
     check_n(req.n)?;
     let (steering, country) = s.steering(&req.steering)?;
     if matches!(steering, Steering::Disca | Steering::Palette) {
-        return Err(ApiError::invalid("steering", format!("{} steers a choice between given options: use /v1/choose", steering.as_str())));
+        return Err(ApiError::invalid(
+            "steering",
+            format!(
+                "{} steers a choice between given options: use /v1/choose",
+                steering.as_str()
+            ),
+        ));
     }
     let top_n = match (req.logprobs, req.top_logprobs) {
-        (false, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs needs \"logprobs\": true")),
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "top_logprobs",
+                "top_logprobs needs \"logprobs\": true",
+            ))
+        }
         (false, None) => None,
         (true, n) => {
             let n = n.unwrap_or(0);
             if n > s.limits.max_logprobs {
-                return Err(ApiError::invalid("top_logprobs", format!("top_logprobs {n} is above this server's limit of {}", s.limits.max_logprobs)));
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    format!(
+                        "top_logprobs {n} is above this server's limit of {}",
+                        s.limits.max_logprobs
+                    ),
+                ));
             }
             if req.stream {
-                return Err(ApiError::invalid("stream", "streaming does not report log-probs here; ask without \"stream\""));
+                return Err(ApiError::invalid(
+                    "stream",
+                    "streaming does not report log-probs here; ask without \"stream\"",
+                ));
             }
             Some(n as usize)
         }
@@ -328,7 +419,12 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
     }
     let max_tokens = s.max_tokens(req.max_completion_tokens.or(req.max_tokens), 256)?;
     let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
-    let gen = GenerateRequest { prompt: Prompt::default(), max_tokens, sampling, stop: stop_list(req.stop) };
+    let gen = GenerateRequest {
+        prompt: Prompt::default(),
+        max_tokens,
+        sampling,
+        stop: stop_list(req.stop),
+    };
     let id = s.id("chatcmpl");
     let created = now();
     let culture = country.as_ref().map(|c| c.code.to_string());
@@ -338,7 +434,9 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
         let first = std::sync::atomic::AtomicBool::new(true);
         return stream_response(&s, gen, Some(messages), move |text, finish| {
             let delta = match text {
-                Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => json!({ "role": "assistant", "content": t }),
+                Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => {
+                    json!({ "role": "assistant", "content": t })
+                }
                 Some(t) => json!({ "content": t }),
                 None => json!({}),
             };
@@ -352,8 +450,15 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
     let (g, logprobs): (Generation, Value) = s
         .run(move |w| {
             let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
-            let mut gens = w.lm.generate(&[GenerateRequest { prompt: prompt.clone(), ..gen }]).map_err(model_error)?;
-            let g = gens.pop().ok_or_else(|| ApiError::internal("no generation"))?;
+            let mut gens =
+                w.lm.generate(&[GenerateRequest {
+                    prompt: prompt.clone(),
+                    ..gen
+                }])
+                .map_err(model_error)?;
+            let g = gens
+                .pop()
+                .ok_or_else(|| ApiError::internal("no generation"))?;
             let lp = match top_n {
                 Some(n) => chat_logprobs(w, &prompt, &g, n)?,
                 None => Value::Null,
@@ -372,7 +477,12 @@ async fn chat(State(s): State<Shared>, JsonBody(req): JsonBody<ChatRequest>) -> 
 
 /// The chat-style `logprobs` object of a generation: for each generated token its log-prob and
 /// the `n` most likely tokens at that position (one batch: the positions share the prompt).
-fn chat_logprobs(w: &mut Worker, prompt: &Prompt, g: &Generation, n: usize) -> Result<Value, ApiError> {
+fn chat_logprobs(
+    w: &mut Worker,
+    prompt: &Prompt,
+    g: &Generation,
+    n: usize,
+) -> Result<Value, ApiError> {
     let base = w.lm.tokenize(&prompt.text).map_err(model_error)?;
     let reqs: Vec<ScoreRequest> = (0..g.tokens.len())
         .map(|i| ScoreRequest {
@@ -382,7 +492,11 @@ fn chat_logprobs(w: &mut Worker, prompt: &Prompt, g: &Generation, n: usize) -> R
             ..Default::default()
         })
         .collect();
-    let results = if reqs.is_empty() { vec![] } else { w.lm.score(&reqs).map_err(model_error)? };
+    let results = if reqs.is_empty() {
+        vec![]
+    } else {
+        w.lm.score(&reqs).map_err(model_error)?
+    };
     let entry = |piece: String, logprob: f64| json!({ "token": piece, "logprob": logprob, "bytes": piece.as_bytes() });
     let content: Vec<Value> = g
         .tokens
@@ -390,7 +504,12 @@ fn chat_logprobs(w: &mut Worker, prompt: &Prompt, g: &Generation, n: usize) -> R
         .zip(&results)
         .map(|(&t, r)| {
             let mut e = entry(w.lm.token_piece(t), r.next_token_logprobs[0]);
-            e["top_logprobs"] = Value::Array(r.top_k.iter().map(|x| entry(x.piece.clone(), x.logprob)).collect());
+            e["top_logprobs"] = Value::Array(
+                r.top_k
+                    .iter()
+                    .map(|x| entry(x.piece.clone(), x.logprob))
+                    .collect(),
+            );
             e
         })
         .collect();
@@ -407,7 +526,15 @@ fn token_string(w: &Worker, t: TokenId, as_ids: bool) -> String {
 
 /// The legacy `logprobs` object of one scored prompt: echoed prompt positions (if `echo`)
 /// then the generated position (if any).
-fn logprobs_object(w: &Worker, res: &ScoreResult, extra: &[TokenId], echo: bool, generated: Option<(TokenId, f64)>, as_ids: bool, prompt_chars: usize) -> Value {
+fn logprobs_object(
+    w: &Worker,
+    res: &ScoreResult,
+    extra: &[TokenId],
+    echo: bool,
+    generated: Option<(TokenId, f64)>,
+    as_ids: bool,
+    prompt_chars: usize,
+) -> Value {
     let mut tokens = Vec::new();
     let mut own: Vec<Value> = Vec::new();
     let mut tops: Vec<Value> = Vec::new();
@@ -422,7 +549,11 @@ fn logprobs_object(w: &Worker, res: &ScoreResult, extra: &[TokenId], echo: bool,
                 own.push(Value::Null);
                 tops.push(Value::Null);
             } else {
-                let lp = res.prompt_token_logprobs.get(i - 1).copied().unwrap_or(f64::NAN);
+                let lp = res
+                    .prompt_token_logprobs
+                    .get(i - 1)
+                    .copied()
+                    .unwrap_or(f64::NAN);
                 own.push(json!(lp));
                 tops.push(json!({ s.clone(): lp }));
             }
@@ -448,12 +579,21 @@ fn logprobs_object(w: &Worker, res: &ScoreResult, extra: &[TokenId], echo: bool,
     json!({ "tokens": tokens, "token_logprobs": own, "top_logprobs": tops, "text_offset": offsets })
 }
 
-async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<CompletionRequest>) -> Result<Response, ApiError> {
+async fn completions(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<CompletionRequest>,
+) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
     check_n(req.n)?;
     let (steering, country) = s.steering(&req.steering)?;
     if matches!(steering, Steering::Disca | Steering::Palette) {
-        return Err(ApiError::invalid("steering", format!("{} steers a choice between given options: use /v1/choose", steering.as_str())));
+        return Err(ApiError::invalid(
+            "steering",
+            format!(
+                "{} steers a choice between given options: use /v1/choose",
+                steering.as_str()
+            ),
+        ));
     }
     let prefix = match (steering, &country) {
         (Steering::CountryPrompt, Some(c)) => Some(format!("{}\n\n", country_instruction(&c.name))),
@@ -463,23 +603,46 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
         v.iter()
             .map(|&t| i32::try_from(t).ok().filter(|t| *t >= 0).map(TokenId))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ApiError::invalid(&format!("prompt[{i}]"), "token ids must be non-negative 32-bit integers"))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("prompt[{i}]"),
+                    "token ids must be non-negative 32-bit integers",
+                )
+            })
     };
     let mut prompts: Vec<Prompt> = match req.prompt {
         PromptInput::Text(t) => vec![Prompt::from(t)],
         PromptInput::Texts(v) => v.into_iter().map(Prompt::from).collect(),
         PromptInput::Tokens(v) => vec![Prompt::from_tokens(to_ids(&v, 0)?)],
-        PromptInput::TokenLists(v) => v.iter().enumerate().map(|(i, l)| to_ids(l, i).map(Prompt::from_tokens)).collect::<Result<_, _>>()?,
+        PromptInput::TokenLists(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, l)| to_ids(l, i).map(Prompt::from_tokens))
+            .collect::<Result<_, _>>()?,
     };
-    if prompts.is_empty() || prompts.iter().any(|p| p.tokens.as_ref().map_or(p.text.is_empty(), Vec::is_empty)) {
+    if prompts.is_empty()
+        || prompts
+            .iter()
+            .any(|p| p.tokens.as_ref().map_or(p.text.is_empty(), Vec::is_empty))
+    {
         return Err(ApiError::invalid("prompt", "prompts must not be empty"));
     }
     if prompts.len() > s.limits.max_prompts {
-        return Err(ApiError::invalid("prompt", format!("{} prompts in one request; the limit is {}", prompts.len(), s.limits.max_prompts)));
+        return Err(ApiError::invalid(
+            "prompt",
+            format!(
+                "{} prompts in one request; the limit is {}",
+                prompts.len(),
+                s.limits.max_prompts
+            ),
+        ));
     }
     if let Some(pre) = &prefix {
         if prompts.iter().any(|p| p.tokens.is_some()) {
-            return Err(ApiError::invalid("prompt", "country-prompt steering needs text prompts, not token ids"));
+            return Err(ApiError::invalid(
+                "prompt",
+                "country-prompt steering needs text prompts, not token ids",
+            ));
         }
         for p in &mut prompts {
             p.text = format!("{pre}{}", p.text);
@@ -494,11 +657,19 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
     let scoring = req.echo || req.logprobs.is_some();
     if req.stream {
         if prompts.len() != 1 || scoring {
-            return Err(ApiError::invalid("stream", "streaming takes one prompt and no echo or logprobs"));
+            return Err(ApiError::invalid(
+                "stream",
+                "streaming takes one prompt and no echo or logprobs",
+            ));
         }
         let name = s.name.clone();
         let (id2, culture2) = (id.clone(), culture.clone());
-        let gen = GenerateRequest { prompt: prompts.remove(0), max_tokens, sampling, stop };
+        let gen = GenerateRequest {
+            prompt: prompts.remove(0),
+            max_tokens,
+            sampling,
+            stop,
+        };
         return stream_response(&s, gen, None, move |text, finish| {
             json!({
                 "id": id2, "object": "text_completion", "created": created, "model": name,
@@ -510,19 +681,39 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
     let body = if scoring {
         let k = req.logprobs.unwrap_or(0);
         if k > s.limits.max_logprobs {
-            return Err(ApiError::invalid("logprobs", format!("logprobs {k} is above this server's limit of {}", s.limits.max_logprobs)));
+            return Err(ApiError::invalid(
+                "logprobs",
+                format!(
+                    "logprobs {k} is above this server's limit of {}",
+                    s.limits.max_logprobs
+                ),
+            ));
         }
         if max_tokens > 1 {
-            return Err(ApiError::invalid("max_tokens", "with echo or logprobs this server generates at most one token (max_tokens 0 or 1)"));
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "with echo or logprobs this server generates at most one token (max_tokens 0 or 1)",
+            ));
         }
         if max_tokens == 0 && !req.echo {
-            return Err(ApiError::invalid("max_tokens", "max_tokens 0 only makes sense with echo"));
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "max_tokens 0 only makes sense with echo",
+            ));
         }
         let (echo, as_ids) = (req.echo, req.return_tokens_as_token_ids);
         if req.logprob_token_ids.len() > 256 {
-            return Err(ApiError::invalid("logprob_token_ids", "at most 256 token ids"));
+            return Err(ApiError::invalid(
+                "logprob_token_ids",
+                "at most 256 token ids",
+            ));
         }
-        let extra = to_ids(&req.logprob_token_ids, 0).map_err(|_| ApiError::invalid("logprob_token_ids", "token ids must be non-negative 32-bit integers"))?;
+        let extra = to_ids(&req.logprob_token_ids, 0).map_err(|_| {
+            ApiError::invalid(
+                "logprob_token_ids",
+                "token ids must be non-negative 32-bit integers",
+            )
+        })?;
         s.run(move |w| {
             let texts: Vec<String> = prompts.iter().map(|p| p.text.clone()).collect();
             let reqs: Vec<ScoreRequest> = prompts
@@ -530,8 +721,16 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
                 .map(|prompt| ScoreRequest {
                     prompt,
                     prompt_logprobs: echo,
-                    top_k: if max_tokens == 1 { (k as usize).max(1) } else { 0 },
-                    next_tokens: if max_tokens == 1 { extra.clone() } else { vec![] },
+                    top_k: if max_tokens == 1 {
+                        (k as usize).max(1)
+                    } else {
+                        0
+                    },
+                    next_tokens: if max_tokens == 1 {
+                        extra.clone()
+                    } else {
+                        vec![]
+                    },
                     ..Default::default()
                 })
                 .collect();
@@ -545,15 +744,23 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
                     match sampling {
                         Sampling::Greedy => res.top_k.first().map(|t| (t.token, t.logprob)),
                         Sampling::Seeded { .. } => {
-                            let g = w
-                                .lm
-                                .generate(&[GenerateRequest { prompt: r.prompt.clone(), max_tokens: 1, sampling: sampling.clone(), stop: vec![] }])
+                            let g =
+                                w.lm.generate(&[GenerateRequest {
+                                    prompt: r.prompt.clone(),
+                                    max_tokens: 1,
+                                    sampling: sampling.clone(),
+                                    stop: vec![],
+                                }])
                                 .map_err(model_error)?;
                             match g.first().and_then(|g| g.tokens.first().copied()) {
                                 Some(t) => {
                                     r.next_tokens = vec![t];
                                     r.prompt_logprobs = false;
-                                    let lp = w.lm.score(&[r.clone()]).map_err(model_error)?.remove(0).next_token_logprobs[0];
+                                    let lp =
+                                        w.lm.score(&[r.clone()])
+                                            .map_err(model_error)?
+                                            .remove(0)
+                                            .next_token_logprobs[0];
                                     Some((t, lp))
                                 }
                                 None => None,
@@ -563,10 +770,15 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
                 } else {
                     None
                 };
-                let gen_text = generated.map(|(t, _)| w.lm.token_piece(t)).unwrap_or_default();
+                let gen_text = generated
+                    .map(|(t, _)| w.lm.token_piece(t))
+                    .unwrap_or_default();
                 let prompt_text = if echo {
                     if texts[i].is_empty() {
-                        res.prompt_token_ids.iter().map(|&t| w.lm.token_piece(t)).collect::<String>()
+                        res.prompt_token_ids
+                            .iter()
+                            .map(|&t| w.lm.token_piece(t))
+                            .collect::<String>()
                     } else {
                         texts[i].clone()
                     }
@@ -605,7 +817,10 @@ async fn completions(State(s): State<Shared>, JsonBody(req): JsonBody<Completion
     Ok(Json(out).into_response())
 }
 
-async fn choose(State(s): State<Shared>, JsonBody(req): JsonBody<ChooseRequest>) -> Result<Response, ApiError> {
+async fn choose(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<ChooseRequest>,
+) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
     let country = s.country(&req.culture)?;
     let steering = Steering::parse(req.steering.as_deref().unwrap_or("disca"))?;
@@ -613,20 +828,38 @@ async fn choose(State(s): State<Shared>, JsonBody(req): JsonBody<ChooseRequest>)
         return Err(ApiError::invalid("question", "question must not be empty"));
     }
     if !(2..=10).contains(&req.options.len()) || req.options.iter().any(|o| o.trim().is_empty()) {
-        return Err(ApiError::invalid("options", "give 2 to 10 non-empty options"));
+        return Err(ApiError::invalid(
+            "options",
+            "give 2 to 10 non-empty options",
+        ));
     }
     if steering == Steering::Disca && req.options.len() != 2 {
-        return Err(ApiError::invalid("options", "disca chooses between exactly two options (use vanilla or country-prompt for more)"));
+        return Err(ApiError::invalid(
+            "options",
+            "disca chooses between exactly two options (use vanilla or country-prompt for more)",
+        ));
     }
     let category = match &req.category {
         None => MoralDimension::Utilitarianism,
-        Some(c) => c.parse::<MoralDimension>().map_err(|e| ApiError::invalid("category", e.to_string()))?,
+        Some(c) => c
+            .parse::<MoralDimension>()
+            .map_err(|e| ApiError::invalid("category", e.to_string()))?,
     };
     let (question, options, seed) = (req.question.clone(), req.options.clone(), req.seed);
     let c2 = country.clone();
-    let answer = s.run(move |w| w.choose(c2, &question, &options, steering, category, seed)).await?;
-    let letters: Vec<String> = ('A'..='Z').take(req.options.len()).map(|c| c.to_string()).collect();
-    let best = answer.probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    let answer = s
+        .run(move |w| w.choose(c2, &question, &options, steering, category, seed))
+        .await?;
+    let letters: Vec<String> = ('A'..='Z')
+        .take(req.options.len())
+        .map(|c| c.to_string())
+        .collect();
+    let best = answer
+        .probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
     let options: Vec<Value> = req
         .options
         .iter()
@@ -641,13 +874,23 @@ async fn choose(State(s): State<Shared>, JsonBody(req): JsonBody<ChooseRequest>)
     .into_response())
 }
 
-async fn tokenize(State(s): State<Shared>, JsonBody(req): JsonBody<TokenizeRequest>) -> Result<Json<Value>, ApiError> {
-    let text = req.content.or(req.prompt).ok_or_else(|| ApiError::invalid("content", "give the text as \"content\" or \"prompt\""))?;
-    let (add, pieces) = (req.add_special.or(req.add_special_tokens).unwrap_or(true), req.with_pieces);
+async fn tokenize(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<TokenizeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let text = req.content.or(req.prompt).ok_or_else(|| {
+        ApiError::invalid("content", "give the text as \"content\" or \"prompt\"")
+    })?;
+    let (add, pieces) = (
+        req.add_special.or(req.add_special_tokens).unwrap_or(true),
+        req.with_pieces,
+    );
     s.run(move |w| {
         let toks = w.tokenize(&text, add)?;
         let tokens: Vec<Value> = if pieces {
-            toks.iter().map(|&t| json!({ "id": t.0, "piece": w.lm.token_piece(t) })).collect()
+            toks.iter()
+                .map(|&t| json!({ "id": t.0, "piece": w.lm.token_piece(t) }))
+                .collect()
         } else {
             toks.iter().map(|t| json!(t.0)).collect()
         };
@@ -656,13 +899,18 @@ async fn tokenize(State(s): State<Shared>, JsonBody(req): JsonBody<TokenizeReque
     .await
 }
 
-async fn detokenize(State(s): State<Shared>, JsonBody(req): JsonBody<DetokenizeRequest>) -> Result<Json<Value>, ApiError> {
+async fn detokenize(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<DetokenizeRequest>,
+) -> Result<Json<Value>, ApiError> {
     let ids = req
         .tokens
         .iter()
         .map(|&t| i32::try_from(t).ok().filter(|t| *t >= 0).map(TokenId))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ApiError::invalid("tokens", "token ids must be non-negative 32-bit integers"))?;
+        .ok_or_else(|| {
+            ApiError::invalid("tokens", "token ids must be non-negative 32-bit integers")
+        })?;
     s.run(move |w| {
         let text: String = ids.iter().map(|&t| w.lm.token_piece(t)).collect();
         Ok(Json(json!({ "content": text, "prompt": text })))
@@ -670,7 +918,10 @@ async fn detokenize(State(s): State<Shared>, JsonBody(req): JsonBody<DetokenizeR
     .await
 }
 
-async fn apply_template(State(s): State<Shared>, JsonBody(req): JsonBody<TemplateRequest>) -> Result<Json<Value>, ApiError> {
+async fn apply_template(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<TemplateRequest>,
+) -> Result<Json<Value>, ApiError> {
     let msgs = wire_messages(&req.messages)?;
     s.run(move |w| {
         let p = w.lm.chat_prompt(&msgs).map_err(model_error)?;
@@ -701,13 +952,25 @@ impl Running {
 }
 
 /// The model name to report: `--served-name`, else the file stem or the upstream name.
-fn served_name(args: &ServeArgs, identity_path: Option<&std::path::Path>, describe: &culturesteer_llm::ModelDescription) -> String {
+fn served_name(
+    args: &ServeArgs,
+    identity_path: Option<&std::path::Path>,
+    describe: &culturesteer_llm::ModelDescription,
+) -> String {
     if let Some(n) = &args.served_name {
         return n.clone();
     }
     match identity_path {
-        Some(p) => p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "culturesteer".into()),
-        None => describe.source.rsplit(" model ").next().unwrap_or("culturesteer").to_string(),
+        Some(p) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "culturesteer".into()),
+        None => describe
+            .source
+            .rsplit(" model ")
+            .next()
+            .unwrap_or("culturesteer")
+            .to_string(),
     }
 }
 
@@ -718,31 +981,57 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         None => DataSource::Embedded,
     };
     let mm = MoralMachinePreferences::load(&data)?;
-    let countries: BTreeMap<CountryCode, String> =
-        mm.countries().into_iter().filter_map(|c| Some((c, mm.get(c).ok()?.country_name.clone()))).collect();
+    let countries: BTreeMap<CountryCode, String> = mm
+        .countries()
+        .into_iter()
+        .filter_map(|c| Some((c, mm.get(c).ok()?.country_name.clone())))
+        .collect();
     if args.max_queue == 0 || args.max_prompts == 0 || args.max_body_bytes < 1024 {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
     let opened = args.model.open()?;
     let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());
-    let disca = crate::commands::eval::disca_config("disca", crate::commands::eval::PresetArg::Paper).context("DISCA configuration")?;
-    let mut worker = Worker::new(opened.lm, data.clone(), args.personas.clone(), disca, args.seed);
+    let disca =
+        crate::commands::eval::disca_config("disca", crate::commands::eval::PresetArg::Paper)
+            .context("DISCA configuration")?;
+    let mut worker = Worker::new(
+        opened.lm,
+        data.clone(),
+        args.personas.clone(),
+        disca,
+        args.seed,
+    );
     worker.palette = Some(crate::commands::eval::palette_parts(&args.palette, &data)?);
     let (tx, rx) = mpsc::sync_channel::<Job>(args.max_queue);
-    let model_thread = std::thread::Builder::new().name("model".into()).spawn(move || worker.run(rx)).context("starting the model thread")?;
+    let model_thread = std::thread::Builder::new()
+        .name("model".into())
+        .spawn(move || worker.run(rx))
+        .context("starting the model thread")?;
     let state = Arc::new(AppState {
         jobs: tx,
         queued: Arc::new(AtomicUsize::new(0)),
         name,
-        limits: Limits { max_tokens: args.max_tokens_limit, max_queue: args.max_queue, max_logprobs: args.max_logprobs, max_prompts: args.max_prompts },
+        limits: Limits {
+            max_tokens: args.max_tokens_limit,
+            max_queue: args.max_queue,
+            max_logprobs: args.max_logprobs,
+            max_prompts: args.max_prompts,
+        },
         countries,
         counter: AtomicU64::new(0),
         seed: args.seed,
     });
     let app = router(state, args.max_body_bytes);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let listener = rt
-        .block_on(tokio::net::TcpListener::bind((args.host.as_str(), args.port)))
+        .block_on(tokio::net::TcpListener::bind((
+            args.host.as_str(),
+            args.port,
+        )))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -754,7 +1043,9 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
                     let ctrl_c = tokio::signal::ctrl_c();
                     #[cfg(unix)]
                     let term = async {
-                        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        match tokio::signal::unix::signal(
+                            tokio::signal::unix::SignalKind::terminate(),
+                        ) {
                             Ok(mut s) => {
                                 s.recv().await;
                             }
@@ -770,18 +1061,30 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
                     }
                     eprintln!("shutting down: finishing requests in flight");
                 };
-                axum::serve(listener, app).with_graceful_shutdown(stop).await
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
             })?;
             // The router (and with it the job sender) is gone: the model thread ends.
-            model_thread.join().map_err(|_| anyhow::anyhow!("the model thread panicked"))?;
+            model_thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the model thread panicked"))?;
             Ok(())
         })
         .context("starting the HTTP thread")?;
-    Ok(Running { addr, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(Running {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let Running { addr, stop: _stop, thread } = start(&args)?;
+    let Running {
+        addr,
+        stop: _stop,
+        thread,
+    } = start(&args)?;
     eprintln!("culturesteer serve: listening on http://{addr}");
     eprintln!("  try: curl -s http://{addr}/v1/choose -d '{{\"question\": \"…\", \"options\": [\"…\", \"…\"], \"culture\": \"VNM\"}}'");
     // `_stop` stays alive: dropping it would stop the server. Ctrl-C or SIGTERM stop it.

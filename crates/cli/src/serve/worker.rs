@@ -4,11 +4,14 @@
 use super::api::ApiError;
 use culturesteer_core::disca::DiscaConfig;
 use culturesteer_core::{CountryCode, MoralDimension};
+use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
 use culturesteer_data::personas::resolve_panel;
 use culturesteer_data::DataSource;
 use culturesteer_llm::{LanguageModel, LlmError, TokenId};
-use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
-use culturesteer_methods::{Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig, PromptSpec, Question, Readout, Vanilla};
+use culturesteer_methods::{
+    Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig,
+    PromptSpec, Question, Readout, Vanilla,
+};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,8 +37,14 @@ impl Steering {
             "country-prompt" => Ok(Steering::CountryPrompt),
             "disca" => Ok(Steering::Disca),
             "palette" => Ok(Steering::Palette),
-            "soft-prompt" => Err(ApiError::invalid("steering", "a soft prompt steers the whole server: start it with --soft-prompt FILE")),
-            other => Err(ApiError::invalid("steering", format!("unknown steering {other:?} (vanilla, country-prompt, disca, palette)"))),
+            "soft-prompt" => Err(ApiError::invalid(
+                "steering",
+                "a soft prompt steers the whole server: start it with --soft-prompt FILE",
+            )),
+            other => Err(ApiError::invalid(
+                "steering",
+                format!("unknown steering {other:?} (vanilla, country-prompt, disca, palette)"),
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -57,13 +66,24 @@ pub fn country_instruction(name: &str) -> String {
 /// "Option A", "Option B", …). Returns the question's structure and its user turn; with
 /// `swap_first_two` the labels of the first two options are exchanged and the texts stay in
 /// place (the second label order DISCA debiases with).
-pub fn choose_question(question: &str, options: &[String], swap_first_two: bool) -> (Question, String) {
-    let letters: Vec<String> = ('A'..='Z').take(options.len()).map(|c| c.to_string()).collect();
+pub fn choose_question(
+    question: &str,
+    options: &[String],
+    swap_first_two: bool,
+) -> (Question, String) {
+    let letters: Vec<String> = ('A'..='Z')
+        .take(options.len())
+        .map(|c| c.to_string())
+        .collect();
     let mut shown = letters.clone();
     if swap_first_two && shown.len() >= 2 {
         shown.swap(0, 1);
     }
-    let listed: Vec<String> = options.iter().zip(&shown).map(|(o, l)| format!("Option {l}: {o}")).collect();
+    let listed: Vec<String> = options
+        .iter()
+        .zip(&shown)
+        .map(|(o, l)| format!("Option {l}: {o}"))
+        .collect();
     let (head, last) = letters.split_at(letters.len().saturating_sub(1));
     let stem = format!(
         "{question}\n\n{}\n\nIf you must choose, which option would you choose? Answer with exactly one letter: {} or {}.",
@@ -72,7 +92,15 @@ pub fn choose_question(question: &str, options: &[String], swap_first_two: bool)
         last.first().map(String::as_str).unwrap_or("")
     );
     let user = format!("{stem}\n\n{CHOOSE_CUE}");
-    (Question { stem, options: options.to_vec(), labels: letters, cue: CHOOSE_CUE.into() }, user)
+    (
+        Question {
+            stem,
+            options: options.to_vec(),
+            labels: letters,
+            cue: CHOOSE_CUE.into(),
+        },
+        user,
+    )
 }
 
 /// The answer cue of `/v1/choose` (as in the DISCA frame, with its trailing space).
@@ -92,8 +120,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(lm: Box<dyn LanguageModel>, data: DataSource, personas: Option<PathBuf>, disca: DiscaConfig, seed: u64) -> Self {
-        Self { lm, data, personas, disca, seed, palette: None, panels: HashMap::new(), bos: None }
+    pub fn new(
+        lm: Box<dyn LanguageModel>,
+        data: DataSource,
+        personas: Option<PathBuf>,
+        disca: DiscaConfig,
+        seed: u64,
+    ) -> Self {
+        Self {
+            lm,
+            data,
+            personas,
+            disca,
+            seed,
+            palette: None,
+            panels: HashMap::new(),
+            bos: None,
+        }
     }
 
     /// Runs jobs until every sender is gone. A panicking job is reported and the loop goes on.
@@ -125,7 +168,8 @@ impl Worker {
         if let Some(p) = self.panels.get(&c) {
             return Ok(p.clone());
         }
-        let panel = resolve_panel(self.personas.as_deref(), &self.data, c).map_err(|e| ApiError::invalid("culture", e.to_string()))?;
+        let panel = resolve_panel(self.personas.as_deref(), &self.data, c)
+            .map_err(|e| ApiError::invalid("culture", e.to_string()))?;
         let texts: Vec<String> = panel.personas.into_iter().map(|p| p.text).collect();
         self.panels.insert(c, texts.clone());
         Ok(texts)
@@ -142,13 +186,26 @@ impl Worker {
         seed: Option<u64>,
     ) -> Result<Answer, ApiError> {
         let (q, user) = choose_question(question, options, false);
-        let base = |user: String| PromptSpec { system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()), user, chat: true };
+        let base = |user: String| PromptSpec {
+            system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()),
+            user,
+            chat: true,
+        };
         let item = Item {
-            id: format!("choose-{:016x}", fnv1a(&[question, &options.join("\u{1f}")])),
-            readout: Readout::NextToken { labels: q.labels.clone() },
+            id: format!(
+                "choose-{:016x}",
+                fnv1a(&[question, &options.join("\u{1f}")])
+            ),
+            readout: Readout::NextToken {
+                labels: q.labels.clone(),
+            },
             question: q,
             prompt: base(user.clone()),
-            country_prompt: PromptSpec { system: Some(country_instruction(&country.name)), user, chat: true },
+            country_prompt: PromptSpec {
+                system: Some(country_instruction(&country.name)),
+                user,
+                chat: true,
+            },
             swapped: (options.len() == 2).then(|| base(choose_question(question, options, true).1)),
             dimension: Some(category),
             temperature: 1.0,
@@ -160,16 +217,30 @@ impl Worker {
             Steering::Disca => {
                 let panel = self.panel(country.code)?;
                 let panels = std::iter::once((country.code, panel)).collect();
-                Box::new(Disca::new("disca", self.disca.clone(), panels, seed.unwrap_or(self.seed)))
+                Box::new(Disca::new(
+                    "disca",
+                    self.disca.clone(),
+                    panels,
+                    seed.unwrap_or(self.seed),
+                ))
             }
             Steering::Palette => {
-                let (cfg, templates, continents) = self.palette.clone().ok_or_else(|| ApiError::internal("palette is not configured"))?;
-                continents.continent_of(&country.code).map_err(|e| ApiError::invalid("culture", e.to_string()))?;
+                let (cfg, templates, continents) = self
+                    .palette
+                    .clone()
+                    .ok_or_else(|| ApiError::internal("palette is not configured"))?;
+                continents
+                    .continent_of(&country.code)
+                    .map_err(|e| ApiError::invalid("culture", e.to_string()))?;
                 Box::new(Palette::new(cfg, templates, continents).map_err(method_error)?)
             }
         };
-        let mut answers = method.answer(self.lm.as_mut(), &country, std::slice::from_ref(&item)).map_err(method_error)?;
-        answers.pop().ok_or_else(|| ApiError::internal("the method returned no answer"))
+        let mut answers = method
+            .answer(self.lm.as_mut(), &country, std::slice::from_ref(&item))
+            .map_err(method_error)?;
+        answers
+            .pop()
+            .ok_or_else(|| ApiError::internal("the method returned no answer"))
     }
 }
 
@@ -189,7 +260,9 @@ fn fnv1a(parts: &[&str]) -> u64 {
 pub fn model_error(e: LlmError) -> ApiError {
     match &e {
         LlmError::Decode(_) | LlmError::Context(_) => ApiError::internal(e.to_string()),
-        LlmError::Http { .. } | LlmError::NoLogprobs { .. } => ApiError::unavailable(format!("upstream model: {e}")),
+        LlmError::Http { .. } | LlmError::NoLogprobs { .. } => {
+            ApiError::unavailable(format!("upstream model: {e}"))
+        }
         _ => ApiError::invalid("prompt", e.to_string()),
     }
 }
@@ -207,8 +280,14 @@ mod tests {
 
     #[test]
     fn frame_lists_lettered_options() {
-        let (q, f) = choose_question("Tea or coffee?", &["tea".into(), "coffee".into(), "water".into()], false);
-        assert!(f.starts_with("Tea or coffee?\n\nOption A: tea\nOption B: coffee\nOption C: water\n\n"));
+        let (q, f) = choose_question(
+            "Tea or coffee?",
+            &["tea".into(), "coffee".into(), "water".into()],
+            false,
+        );
+        assert!(
+            f.starts_with("Tea or coffee?\n\nOption A: tea\nOption B: coffee\nOption C: water\n\n")
+        );
         assert!(f.contains("exactly one letter: A, B or C."));
         assert!(f.ends_with("Choice: "));
         assert_eq!(f, format!("{}\n\n{}", q.stem, q.cue));
@@ -217,14 +296,20 @@ mod tests {
         assert!(two.contains("letter: A or B."));
         // The second label order for DISCA: labels exchanged, texts and everything else in place.
         let (_, swapped) = choose_question("Q", &["x".into(), "y".into()], true);
-        assert_eq!(swapped, two.replace("Option A: x\nOption B: y", "Option B: x\nOption A: y"));
+        assert_eq!(
+            swapped,
+            two.replace("Option A: x\nOption B: y", "Option B: x\nOption A: y")
+        );
     }
 
     #[test]
     fn steering_names() {
         assert_eq!(Steering::parse("disca").unwrap(), Steering::Disca);
         assert_eq!(Steering::parse("palette").unwrap(), Steering::Palette);
-        assert_eq!(Steering::parse("soft-prompt").unwrap_err().status.as_u16(), 422);
+        assert_eq!(
+            Steering::parse("soft-prompt").unwrap_err().status.as_u16(),
+            422
+        );
         assert!(Steering::parse("DISCA").is_err());
     }
 }

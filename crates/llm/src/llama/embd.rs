@@ -28,19 +28,29 @@ impl EmbeddingTable {
     /// Reads the tensor's type, shape and offset from the GGUF header (no tensor data).
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let bad = |what: String| LlmError::Config(format!("{}: {what}", path.display()));
-        let c = CString::new(path.to_string_lossy().as_bytes()).map_err(|_| bad("path contains a NUL byte".into()))?;
+        let c = CString::new(path.to_string_lossy().as_bytes())
+            .map_err(|_| bad("path contains a NUL byte".into()))?;
         let mut meta: *mut sys::ggml_context = std::ptr::null_mut();
-        let params = sys::gguf_init_params { no_alloc: true, ctx: &mut meta };
+        let params = sys::gguf_init_params {
+            no_alloc: true,
+            ctx: &mut meta,
+        };
         // SAFETY: valid C string; with no_alloc only metadata is read; freed below.
         let g = unsafe { sys::gguf_init_from_file(c.as_ptr(), params) };
         if g.is_null() {
-            return Err(LlmError::LoadFailed { path: path.to_path_buf() });
+            return Err(LlmError::LoadFailed {
+                path: path.to_path_buf(),
+            });
         }
         let name = CString::new(TENSOR).expect("static name");
         // SAFETY: g and meta come from gguf_init_from_file; both are freed before returning.
         let out = unsafe {
             let id = sys::gguf_find_tensor(g, name.as_ptr());
-            let t = if meta.is_null() { std::ptr::null_mut() } else { sys::ggml_get_tensor(meta, name.as_ptr()) };
+            let t = if meta.is_null() {
+                std::ptr::null_mut()
+            } else {
+                sys::ggml_get_tensor(meta, name.as_ptr())
+            };
             let r = if id < 0 || t.is_null() {
                 Err(bad(format!("no {TENSOR} tensor (not a language model?)")))
             } else {
@@ -48,15 +58,21 @@ impl EmbeddingTable {
                 let (dim, rows) = ((*t).ne[0] as usize, (*t).ne[1] as usize);
                 let row_bytes = sys::ggml_row_size(ty, dim as i64);
                 let traits = sys::ggml_get_type_traits(ty);
-                if traits.is_null() || ((*traits).is_quantized || ty != sys::GGML_TYPE_F32) && (*traits).to_float.is_none() {
-                    Err(bad(format!("{TENSOR} has a type ggml cannot dequantise ({ty})")))
+                if traits.is_null()
+                    || ((*traits).is_quantized || ty != sys::GGML_TYPE_F32)
+                        && (*traits).to_float.is_none()
+                {
+                    Err(bad(format!(
+                        "{TENSOR} has a type ggml cannot dequantise ({ty})"
+                    )))
                 } else {
                     Ok(Self {
                         path: path.to_path_buf(),
                         ty,
                         dim,
                         rows,
-                        offset: (sys::gguf_get_data_offset(g) + sys::gguf_get_tensor_offset(g, id)) as u64,
+                        offset: (sys::gguf_get_data_offset(g) + sys::gguf_get_tensor_offset(g, id))
+                            as u64,
                         row_bytes,
                     })
                 }
@@ -80,32 +96,50 @@ impl EmbeddingTable {
         // SAFETY: checked in open() that the type has a to_float; src holds one row
         // (row_bytes) and dst `dim` floats.
         unsafe {
-            let f = (*sys::ggml_get_type_traits(self.ty)).to_float.expect("checked in open");
+            let f = (*sys::ggml_get_type_traits(self.ty))
+                .to_float
+                .expect("checked in open");
             f(src.as_ptr().cast(), dst.as_mut_ptr(), self.dim as i64);
         }
     }
 
     /// The dequantised rows of `tokens`, in order.
     pub(crate) fn rows_of(&self, tokens: &[TokenId]) -> Result<SoftPrompt> {
-        let io = |e: std::io::Error| LlmError::Io { path: self.path.clone(), source: e };
+        let io = |e: std::io::Error| LlmError::Io {
+            path: self.path.clone(),
+            source: e,
+        };
         let mut f = std::fs::File::open(&self.path).map_err(io)?;
         let mut buf = vec![0u8; self.row_bytes];
         let mut data = vec![0f32; tokens.len() * self.dim];
         for (k, t) in tokens.iter().enumerate() {
             if t.0 < 0 || t.0 as usize >= self.rows {
-                return Err(LlmError::TokenOutOfRange { token: t.0, vocab: self.rows });
+                return Err(LlmError::TokenOutOfRange {
+                    token: t.0,
+                    vocab: self.rows,
+                });
             }
-            f.seek(SeekFrom::Start(self.offset + t.0 as u64 * self.row_bytes as u64)).map_err(io)?;
+            f.seek(SeekFrom::Start(
+                self.offset + t.0 as u64 * self.row_bytes as u64,
+            ))
+            .map_err(io)?;
             f.read_exact(&mut buf).map_err(io)?;
             self.to_float(&buf, &mut data[k * self.dim..(k + 1) * self.dim]);
         }
-        SoftPrompt::new(tokens.len(), self.dim, data).map_err(|e| LlmError::Config(format!("{}: {TENSOR}: {e}", self.path.display())))
+        SoftPrompt::new(tokens.len(), self.dim, data)
+            .map_err(|e| LlmError::Config(format!("{}: {TENSOR}: {e}", self.path.display())))
     }
 
     /// Standard deviation of all values of the matrix (read in blocks of rows).
     pub(crate) fn std(&self) -> Result<f64> {
-        let io = |e: std::io::Error| LlmError::Io { path: self.path.clone(), source: e };
-        let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&self.path).map_err(io)?);
+        let io = |e: std::io::Error| LlmError::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        let mut f = std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(&self.path).map_err(io)?,
+        );
         f.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut buf = vec![0u8; self.row_bytes];
         let mut row = vec![0f32; self.dim];

@@ -12,7 +12,6 @@ use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, R
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
 use embd::EmbeddingTable;
-use raw::{Batch, Context, LoraAdapter, MixedBatch};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -20,6 +19,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use raw::{Batch, Context, LoraAdapter, MixedBatch};
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::num::NonZeroU32;
@@ -98,7 +98,9 @@ fn backend() -> Result<&'static LlamaBackend> {
         .get_or_init(|| {
             // llama.cpp's own log lines only with CULTURESTEER_LLAMA_LOG set.
             let on = std::env::var_os("CULTURESTEER_LLAMA_LOG").is_some();
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(on));
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default().with_logs_enabled(on),
+            );
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
@@ -108,15 +110,24 @@ fn backend() -> Result<&'static LlamaBackend> {
 /// Checks that `path` exists and starts with the GGUF magic.
 pub fn check_gguf(path: &Path) -> Result<()> {
     let mut f = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LlmError::ModelNotFound { path: path.to_path_buf() },
-        _ => LlmError::Io { path: path.to_path_buf(), source: e },
+        std::io::ErrorKind::NotFound => LlmError::ModelNotFound {
+            path: path.to_path_buf(),
+        },
+        _ => LlmError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(LlmError::NotGguf { path: path.to_path_buf() });
+        return Err(LlmError::NotGguf {
+            path: path.to_path_buf(),
+        });
     }
     let mut magic = [0u8; 4];
     if f.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
-        return Err(LlmError::NotGguf { path: path.to_path_buf() });
+        return Err(LlmError::NotGguf {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -214,12 +225,19 @@ impl LlamaLm {
     /// Loads a GGUF file.
     pub fn load(path: &Path, config: LlamaConfig) -> Result<Self> {
         check_gguf(path)?;
-        if config.n_seq == 0 || config.ctx_per_seq < 8 || config.n_batch == 0 || config.n_ubatch == 0 || config.threads == Some(0) {
+        if config.n_seq == 0
+            || config.ctx_per_seq < 8
+            || config.n_batch == 0
+            || config.n_ubatch == 0
+            || config.threads == Some(0)
+        {
             return Err(LlmError::Config(
                 "threads, parallel sequences and batch sizes must be positive and the context at least 8 tokens".into(),
             ));
         }
-        if config.prefix_block == 0 || config.n_ubatch.min(config.n_batch) % config.prefix_block != 0 {
+        if config.prefix_block == 0
+            || config.n_ubatch.min(config.n_batch) % config.prefix_block != 0
+        {
             return Err(LlmError::Config(format!(
                 "prefix block {} must divide the micro-batch size {}",
                 config.prefix_block,
@@ -228,34 +246,48 @@ impl LlamaLm {
         }
         let backend = backend()?;
         let mparams = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
-        let model = LlamaModel::load_from_file(backend, path, &mparams)
-            .map_err(|_| LlmError::LoadFailed { path: path.to_path_buf() })?;
+        let model = LlamaModel::load_from_file(backend, path, &mparams).map_err(|_| {
+            LlmError::LoadFailed {
+                path: path.to_path_buf(),
+            }
+        })?;
         let n_vocab = model.n_vocab().max(0) as usize;
-        let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+        let arch = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
         let has_template = model.chat_template(None).is_ok();
         let template = match &config.chat_format {
             ChatFormat::Auto if has_template => ResolvedFormat::Model(String::new()),
-            ChatFormat::Auto if arch.starts_with("gemma") => ResolvedFormat::Builtin("gemma".into()),
+            ChatFormat::Auto if arch.starts_with("gemma") => {
+                ResolvedFormat::Builtin("gemma".into())
+            }
             ChatFormat::Auto | ChatFormat::Plain => ResolvedFormat::Plain,
             ChatFormat::Template if has_template => ResolvedFormat::Model(String::new()),
             ChatFormat::Template => {
                 return Err(LlmError::ChatTemplate(format!(
-                    "{} has no chat template; use --chat-format plain or a built-in name such as gemma",
-                    path.display()
-                )))
+                "{} has no chat template; use --chat-format plain or a built-in name such as gemma",
+                path.display()
+            )))
             }
             ChatFormat::Builtin(n) => ResolvedFormat::Builtin(n.clone()),
         };
         let template = match template {
             ResolvedFormat::Model(_) => {
-                let t = model.chat_template(None).map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
-                ResolvedFormat::Model(t.to_string().map_err(|e| LlmError::ChatTemplate(e.to_string()))?)
+                let t = model
+                    .chat_template(None)
+                    .map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
+                ResolvedFormat::Model(
+                    t.to_string()
+                        .map_err(|e| LlmError::ChatTemplate(e.to_string()))?,
+                )
             }
             other => other,
         };
-        let threads = config
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)) as i32;
+        let threads = config.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }) as i32;
         let n_ctx = (config.ctx_per_seq * config.n_seq) as u32;
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -265,8 +297,16 @@ impl LlamaLm {
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_kv_unified(config.kv_unified)
-            .with_type_k(if config.kv_f32 { llama_cpp_2::context::params::KvCacheType::F32 } else { llama_cpp_2::context::params::KvCacheType::F16 })
-            .with_type_v(if config.kv_f32 { llama_cpp_2::context::params::KvCacheType::F32 } else { llama_cpp_2::context::params::KvCacheType::F16 })
+            .with_type_k(if config.kv_f32 {
+                llama_cpp_2::context::params::KvCacheType::F32
+            } else {
+                llama_cpp_2::context::params::KvCacheType::F16
+            })
+            .with_type_v(if config.kv_f32 {
+                llama_cpp_2::context::params::KvCacheType::F32
+            } else {
+                llama_cpp_2::context::params::KvCacheType::F16
+            })
             .with_flash_attention_policy(match config.flash_attention {
                 None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
                 Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -275,7 +315,8 @@ impl LlamaLm {
         // `LlamaContextParams` is a wrapper of exactly one `llama_context_params` (transmute
         // checks the sizes at compile time).
         // SAFETY: same size, single field, plain C struct.
-        let raw_params: llama_cpp_sys_2::llama_context_params = unsafe { std::mem::transmute(cparams) };
+        let raw_params: llama_cpp_sys_2::llama_context_params =
+            unsafe { std::mem::transmute(cparams) };
         let _ = backend;
         let inner = ModelAndContext::try_new(model, |m| Context::new(m, raw_params))?;
         let embd = EmbeddingTable::open(path).map_err(|e| e.to_string());
@@ -333,8 +374,15 @@ impl LlamaLm {
 
     /// Hands the adapters with a non-zero scale to the context (zero-scale ones cost compute).
     fn apply_expert_scales(&mut self) -> Result<()> {
-        let on: Vec<(&LoraAdapter, f32)> = self.experts.iter().zip(&self.expert_scales).filter(|(_, s)| **s != 0.0).map(|((_, a), s)| (a, *s)).collect();
-        self.inner.with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
+        let on: Vec<(&LoraAdapter, f32)> = self
+            .experts
+            .iter()
+            .zip(&self.expert_scales)
+            .filter(|(_, s)| **s != 0.0)
+            .map(|((_, a), s)| (a, *s))
+            .collect();
+        self.inner
+            .with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -382,15 +430,30 @@ impl LlamaLm {
 
     /// Puts the rows of `soft` into `tokens` right after BOS (or at the start), as pseudo
     /// tokens of this call's soft-prompt table.
-    fn insert_soft(&mut self, tokens: &mut Vec<TokenId>, soft: &std::sync::Arc<SoftPrompt>) -> Result<()> {
+    fn insert_soft(
+        &mut self,
+        tokens: &mut Vec<TokenId>,
+        soft: &std::sync::Arc<SoftPrompt>,
+    ) -> Result<()> {
         let dim = self.embedding_table()?.dim;
         if soft.dim != dim {
-            return Err(LlmError::Config(format!("soft prompt rows have {} values; this model's embeddings have {dim}", soft.dim)));
+            return Err(LlmError::Config(format!(
+                "soft prompt rows have {} values; this model's embeddings have {dim}",
+                soft.dim
+            )));
         }
         if soft.rows >= SOFT_ROWS_MAX {
-            return Err(LlmError::Config(format!("soft prompt of {} rows (at most {})", soft.rows, SOFT_ROWS_MAX - 1)));
+            return Err(LlmError::Config(format!(
+                "soft prompt of {} rows (at most {})",
+                soft.rows,
+                SOFT_ROWS_MAX - 1
+            )));
         }
-        let s = match self.soft.iter().position(|x| std::sync::Arc::ptr_eq(x, soft) || **x == **soft) {
+        let s = match self
+            .soft
+            .iter()
+            .position(|x| std::sync::Arc::ptr_eq(x, soft) || **x == **soft)
+        {
             Some(s) => s,
             None => {
                 self.soft.push(soft.clone());
@@ -412,7 +475,9 @@ impl LlamaLm {
     }
 
     fn embedding_table(&self) -> Result<&EmbeddingTable> {
-        self.embd.as_ref().map_err(|e| LlmError::Config(format!("soft prompts need the token embeddings: {e}")))
+        self.embd
+            .as_ref()
+            .map_err(|e| LlmError::Config(format!("soft prompts need the token embeddings: {e}")))
     }
 
     /// Tokenises text to append after other tokens: no BOS, special tokens recognised.
@@ -422,7 +487,10 @@ impl LlamaLm {
 
     fn check_token(&self, t: TokenId) -> Result<()> {
         if t.0 < 0 || t.0 as usize >= self.n_vocab {
-            return Err(LlmError::TokenOutOfRange { token: t.0, vocab: self.n_vocab });
+            return Err(LlmError::TokenOutOfRange {
+                token: t.0,
+                vocab: self.n_vocab,
+            });
         }
         Ok(())
     }
@@ -435,8 +503,13 @@ impl LlamaLm {
         keep_leaves: bool,
         full_rows: &[bool],
         stats: &mut RunStats,
-    ) -> Result<(Vec<ReadResult>, Vec<(usize, usize)>, HashMap<usize, Vec<f32>>)> {
-        let (waves, leaves) = schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
+    ) -> Result<(
+        Vec<ReadResult>,
+        Vec<(usize, usize)>,
+        HashMap<usize, Vec<f32>>,
+    )> {
+        let (waves, leaves) =
+            schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
         let n_vocab = self.n_vocab;
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
@@ -448,7 +521,11 @@ impl LlamaLm {
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             ctx.clear_kv();
             let mut batch = Batch::tokens(n_ubatch);
-            let mut mixed = if dim > 0 { Some(MixedBatch::new(ctx)?) } else { None };
+            let mut mixed = if dim > 0 {
+                Some(MixedBatch::new(ctx)?)
+            } else {
+                None
+            };
             for w in &waves {
                 for op in &w.ops {
                     let KvOp::Copy { src, dst } = *op;
@@ -470,7 +547,9 @@ impl LlamaLm {
                         let n = if seg.tokens[off..end].iter().any(|t| soft_of(*t).is_some()) {
                             // Soft-prompt rows share the micro-batch with the tokens around
                             // them, so the shapes are those of an all-token prompt.
-                            let batch = mixed.as_mut().ok_or_else(|| LlmError::Decode("soft-prompt row without a soft prompt".into()))?;
+                            let batch = mixed.as_mut().ok_or_else(|| {
+                                LlmError::Decode("soft-prompt row without a soft prompt".into())
+                            })?;
                             batch.clear();
                             for o in off..end {
                                 let read = seg.reads.get(&o).copied();
@@ -479,9 +558,19 @@ impl LlamaLm {
                                         for (d, x) in scaled.iter_mut().zip(soft[s].row(j)) {
                                             *d = x * scale;
                                         }
-                                        batch.add_embedding(&scaled, seg.start + o, c.slot, read.is_some())?
+                                        batch.add_embedding(
+                                            &scaled,
+                                            seg.start + o,
+                                            c.slot,
+                                            read.is_some(),
+                                        )?
                                     }
-                                    None => batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?,
+                                    None => batch.add_token(
+                                        seg.tokens[o],
+                                        seg.start + o,
+                                        c.slot,
+                                        read.is_some(),
+                                    )?,
                                 }
                                 if let Some(r) = read {
                                     read_rows.push((batch.len() - 1, r));
@@ -493,7 +582,12 @@ impl LlamaLm {
                             batch.clear();
                             for o in off..end {
                                 let read = seg.reads.get(&o).copied();
-                                batch.add_token(seg.tokens[o], seg.start + o, c.slot, read.is_some())?;
+                                batch.add_token(
+                                    seg.tokens[o],
+                                    seg.start + o,
+                                    c.slot,
+                                    read.is_some(),
+                                )?;
                                 if let Some(r) = read {
                                     read_rows.push((batch.len() - 1, r));
                                 }
@@ -520,7 +614,10 @@ impl LlamaLm {
             }
             Ok(())
         })?;
-        let results = results.into_iter().map(|r| r.expect("every read is produced by the schedule")).collect();
+        let results = results
+            .into_iter()
+            .map(|r| r.expect("every read is produced by the schedule"))
+            .collect();
         Ok((results, leaves, rows))
     }
 
@@ -530,46 +627,61 @@ impl LlamaLm {
     pub fn raw_decode(&mut self, seqs: &[Vec<TokenId>], gen: usize) -> Result<(f64, f64)> {
         let n_batch = self.config.n_batch;
         if seqs.len() > self.config.n_seq || seqs.iter().map(|s| s.len()).sum::<usize>() > n_batch {
-            return Err(LlmError::InvalidRequest { index: 0, what: "raw benchmark batch exceeds the context settings".into() });
+            return Err(LlmError::InvalidRequest {
+                index: 0,
+                what: "raw benchmark batch exceeds the context settings".into(),
+            });
         }
         let n_vocab = self.n_vocab;
-        self.inner.with_dependent_mut(|_, ctx| -> Result<(f64, f64)> {
-            ctx.clear_kv();
-            let mut batch = Batch::tokens(n_batch);
-            for (s, toks) in seqs.iter().enumerate() {
-                for (i, t) in toks.iter().enumerate() {
-                    batch.add_token(*t, i, s, i + 1 == toks.len())?;
+        self.inner
+            .with_dependent_mut(|_, ctx| -> Result<(f64, f64)> {
+                ctx.clear_kv();
+                let mut batch = Batch::tokens(n_batch);
+                for (s, toks) in seqs.iter().enumerate() {
+                    for (i, t) in toks.iter().enumerate() {
+                        batch.add_token(*t, i, s, i + 1 == toks.len())?;
+                    }
                 }
-            }
-            let t0 = std::time::Instant::now();
-            ctx.decode(&mut batch)?;
-            let last = seqs.first().map_or(0, |s| s.len());
-            let mut row = last.saturating_sub(1);
-            let prefill = t0.elapsed().as_secs_f64();
-            let t1 = std::time::Instant::now();
-            let mut pos = last;
-            for _ in 0..gen {
-                let logits = ctx.logits_ith(row)?;
-                let next = argmax(&logits[..n_vocab.min(logits.len())]);
-                batch.clear();
-                batch.add_token(TokenId(next as i32), pos, 0, true)?;
+                let t0 = std::time::Instant::now();
                 ctx.decode(&mut batch)?;
-                pos += 1;
-                row = 0;
-            }
-            let generation = t1.elapsed().as_secs_f64();
-            ctx.clear_kv();
-            Ok((prefill, generation))
-        })
+                let last = seqs.first().map_or(0, |s| s.len());
+                let mut row = last.saturating_sub(1);
+                let prefill = t0.elapsed().as_secs_f64();
+                let t1 = std::time::Instant::now();
+                let mut pos = last;
+                for _ in 0..gen {
+                    let logits = ctx.logits_ith(row)?;
+                    let next = argmax(&logits[..n_vocab.min(logits.len())]);
+                    batch.clear();
+                    batch.add_token(TokenId(next as i32), pos, 0, true)?;
+                    ctx.decode(&mut batch)?;
+                    pos += 1;
+                    row = 0;
+                }
+                let generation = t1.elapsed().as_secs_f64();
+                ctx.clear_kv();
+                Ok((prefill, generation))
+            })
     }
 
     /// The `k` most likely next tokens of a read, as reported to callers.
     fn top_list(&self, r: &ReadResult, k: usize) -> Vec<TokenLogprob> {
-        r.top.iter().take(k).map(|&(t, lp)| TokenLogprob { token: t, piece: self.token_piece(t), logprob: lp }).collect()
+        r.top
+            .iter()
+            .take(k)
+            .map(|&(t, lp)| TokenLogprob {
+                token: t,
+                piece: self.token_piece(t),
+                logprob: lp,
+            })
+            .collect()
     }
 
     /// Scores and reports engine statistics.
-    pub fn score_with_stats(&mut self, requests: &[ScoreRequest]) -> Result<(Vec<ScoreResult>, RunStats)> {
+    pub fn score_with_stats(
+        &mut self,
+        requests: &[ScoreRequest],
+    ) -> Result<(Vec<ScoreResult>, RunStats)> {
         let limit = self.config.ctx_per_seq;
         self.soft.clear();
         let mut paths: Vec<PathSpec> = Vec::new();
@@ -583,14 +695,26 @@ impl LlamaLm {
         }
         let mut layouts = Vec::with_capacity(requests.len());
         for (i, req) in requests.iter().enumerate() {
-            if req.continuations.is_empty() && req.next_tokens.is_empty() && req.top_k == 0 && !req.prompt_logprobs {
-                return Err(LlmError::InvalidRequest { index: i, what: "empty candidate list (give continuations, next tokens or top_k)".into() });
+            if req.continuations.is_empty()
+                && req.next_tokens.is_empty()
+                && req.top_k == 0
+                && !req.prompt_logprobs
+            {
+                return Err(LlmError::InvalidRequest {
+                    index: i,
+                    what: "empty candidate list (give continuations, next tokens or top_k)".into(),
+                });
             }
             for &t in &req.next_tokens {
                 self.check_token(t)?;
             }
             if req.prompt.soft.is_some() && req.prompt_logprobs {
-                return Err(LlmError::InvalidRequest { index: i, what: "prompt log-probs of a prompt with a soft prompt (its rows are not tokens)".into() });
+                return Err(LlmError::InvalidRequest {
+                    index: i,
+                    what:
+                        "prompt log-probs of a prompt with a soft prompt (its rows are not tokens)"
+                            .into(),
+                });
             }
             let p = self.prompt_path(&req.prompt).map_err(|e| match e {
                 LlmError::Config(what) => LlmError::InvalidRequest { index: i, what },
@@ -600,20 +724,37 @@ impl LlamaLm {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
             if p.len() > limit {
-                return Err(LlmError::PromptTooLong { index: i, tokens: p.len(), limit });
+                return Err(LlmError::PromptTooLong {
+                    index: i,
+                    tokens: p.len(),
+                    limit,
+                });
             }
             let prompt_len = p.len();
-            let mut layout = Layout { prompt_path: None, echo: None, prompt_len, conts: vec![] };
+            let mut layout = Layout {
+                prompt_path: None,
+                echo: None,
+                prompt_len,
+                conts: vec![],
+            };
             let wants_next = !req.next_tokens.is_empty() || req.top_k > 0;
             if wants_next || (req.prompt_logprobs && p.len() > 1) {
                 let mut queries: Vec<Query> = Vec::new();
                 if req.prompt_logprobs {
-                    queries.extend((0..p.len() - 1).map(|at| Query { at, tokens: vec![p[at + 1]], top_k: 0 }));
+                    queries.extend((0..p.len() - 1).map(|at| Query {
+                        at,
+                        tokens: vec![p[at + 1]],
+                        top_k: 0,
+                    }));
                     layout.echo = Some(p.clone());
                 }
                 let mut tokens = p.clone();
                 if wants_next {
-                    queries.push(Query { at: p.len() - 1, tokens: req.next_tokens.clone(), top_k: req.top_k });
+                    queries.push(Query {
+                        at: p.len() - 1,
+                        tokens: req.next_tokens.clone(),
+                        top_k: req.top_k,
+                    });
                 } else {
                     // Only the prompt's own tokens are read: the last one is never attended to.
                     tokens.pop();
@@ -636,18 +777,32 @@ impl LlamaLm {
                 };
                 let lcp = p.iter().zip(&full).take_while(|(a, b)| a == b).count();
                 if lcp == full.len() || lcp == 0 {
-                    return Err(LlmError::InvalidRequest { index: i, what: format!("continuation {c:?} adds no scorable token") });
+                    return Err(LlmError::InvalidRequest {
+                        index: i,
+                        what: format!("continuation {c:?} adds no scorable token"),
+                    });
                 }
                 if full.len() > limit {
-                    return Err(LlmError::PromptTooLong { index: i, tokens: full.len(), limit });
+                    return Err(LlmError::PromptTooLong {
+                        index: i,
+                        tokens: full.len(),
+                        limit,
+                    });
                 }
                 let queries = (lcp - 1..full.len() - 1)
-                    .map(|at| Query { at, tokens: vec![full[at + 1]], top_k: 0 })
+                    .map(|at| Query {
+                        at,
+                        tokens: vec![full[at + 1]],
+                        top_k: 0,
+                    })
                     .collect();
                 let cont_tokens = full[lcp..].to_vec();
                 // The last token is only predicted, never attended to: no need to decode it.
                 let n = full.len() - 1;
-                paths.push(PathSpec { tokens: full[..n].to_vec(), queries });
+                paths.push(PathSpec {
+                    tokens: full[..n].to_vec(),
+                    queries,
+                });
                 layout.conts.push((paths.len() - 1, cont_tokens));
             }
             layouts.push(layout);
@@ -655,22 +810,35 @@ impl LlamaLm {
         let plan = Plan::build(&paths, self.sharing());
         let mut stats = RunStats {
             tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
-            tokens_unique: unique_prefix_tokens(&paths.iter().map(|p| p.tokens.as_slice()).collect::<Vec<_>>()),
+            tokens_unique: unique_prefix_tokens(
+                &paths
+                    .iter()
+                    .map(|p| p.tokens.as_slice())
+                    .collect::<Vec<_>>(),
+            ),
             ..Default::default()
         };
         let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
         let mut out = Vec::with_capacity(requests.len());
         for (req, layout) in requests.iter().zip(layouts) {
-            let mut res = ScoreResult { prompt_tokens: layout.prompt_len, ..Default::default() };
+            let mut res = ScoreResult {
+                prompt_tokens: layout.prompt_len,
+                ..Default::default()
+            };
             let n_echo = layout.echo.as_ref().map_or(0, |p| p.len() - 1);
             if let Some(pi) = layout.prompt_path {
                 let reads_of_path = &plan.path_reads[pi];
                 if let Some(p) = &layout.echo {
-                    res.prompt_token_logprobs = reads_of_path[..n_echo].iter().zip(&p[1..]).map(|(&r, &t)| reads[r].logprob(t)).collect();
+                    res.prompt_token_logprobs = reads_of_path[..n_echo]
+                        .iter()
+                        .zip(&p[1..])
+                        .map(|(&r, &t)| reads[r].logprob(t))
+                        .collect();
                 }
                 if let Some(&last) = reads_of_path.get(n_echo) {
                     let r = &reads[last];
-                    res.next_token_logprobs = req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
+                    res.next_token_logprobs =
+                        req.next_tokens.iter().map(|t| r.logprob(*t)).collect();
                     res.top_k = self.top_list(r, req.top_k);
                 }
             }
@@ -678,8 +846,17 @@ impl LlamaLm {
                 res.prompt_token_ids = p;
             }
             for ((pi, toks), text) in layout.conts.into_iter().zip(&req.continuations) {
-                let lps: Vec<f64> = plan.path_reads[pi].iter().zip(&toks).map(|(&r, &t)| reads[r].logprob(t)).collect();
-                res.continuations.push(ContinuationScore { text: text.clone(), tokens: toks, logprob: lps.iter().sum(), token_logprobs: lps });
+                let lps: Vec<f64> = plan.path_reads[pi]
+                    .iter()
+                    .zip(&toks)
+                    .map(|(&r, &t)| reads[r].logprob(t))
+                    .collect();
+                res.continuations.push(ContinuationScore {
+                    text: text.clone(),
+                    tokens: toks,
+                    logprob: lps.iter().sum(),
+                    token_logprobs: lps,
+                });
             }
             out.push(res);
         }
@@ -698,8 +875,13 @@ impl LlamaLm {
         self.soft.clear();
         let mut prompts = Vec::with_capacity(requests.len());
         for (i, req) in requests.iter().enumerate() {
-            if let Sampling::Seeded { temperature, top_p, .. } = req.sampling {
-                if !(temperature.is_finite() && temperature >= 0.0) || !(top_p > 0.0 && top_p <= 1.0) {
+            if let Sampling::Seeded {
+                temperature, top_p, ..
+            } = req.sampling
+            {
+                if !(temperature.is_finite() && temperature >= 0.0)
+                    || !(top_p > 0.0 && top_p <= 1.0)
+                {
                     return Err(LlmError::InvalidRequest { index: i, what: format!("temperature must be ≥ 0 and top_p in (0, 1], got {temperature} and {top_p}") });
                 }
             }
@@ -708,7 +890,11 @@ impl LlamaLm {
                 return Err(LlmError::EmptyPrompt { index: i });
             }
             if p.len() >= limit {
-                return Err(LlmError::PromptTooLong { index: i, tokens: p.len(), limit });
+                return Err(LlmError::PromptTooLong {
+                    index: i,
+                    tokens: p.len(),
+                    limit,
+                });
             }
             prompts.push(p);
         }
@@ -716,7 +902,10 @@ impl LlamaLm {
     }
 
     /// Generates and reports engine statistics.
-    pub fn generate_with_stats(&mut self, requests: &[GenerateRequest]) -> Result<(Vec<Generation>, RunStats)> {
+    pub fn generate_with_stats(
+        &mut self,
+        requests: &[GenerateRequest],
+    ) -> Result<(Vec<Generation>, RunStats)> {
         let prompts = self.generation_prompts(requests)?;
         let mut stats = RunStats::default();
         let mut out = Vec::with_capacity(requests.len());
@@ -746,7 +935,14 @@ impl LlamaLm {
         let keep = follow.is_some();
         let paths: Vec<PathSpec> = prompts
             .iter()
-            .map(|p| PathSpec { tokens: p.clone(), queries: vec![Query { at: p.len() - 1, tokens: vec![], top_k: 0 }] })
+            .map(|p| PathSpec {
+                tokens: p.clone(),
+                queries: vec![Query {
+                    at: p.len() - 1,
+                    tokens: vec![],
+                    top_k: 0,
+                }],
+            })
             .collect();
         let plan = Plan::build(&paths, self.sharing());
         let full = vec![true; plan.reads.len()];
@@ -768,7 +964,9 @@ impl LlamaLm {
             if taken.insert(leaf) {
                 slots.push(src);
             } else {
-                let dst = used.iter().position(|u| !u).ok_or_else(|| LlmError::Context("out of sequences for duplicate prompts".into()))?;
+                let dst = used.iter().position(|u| !u).ok_or_else(|| {
+                    LlmError::Context("out of sequences for duplicate prompts".into())
+                })?;
                 used[dst] = true;
                 copies.push((src, dst));
                 slots.push(dst);
@@ -792,16 +990,25 @@ impl LlamaLm {
             .iter()
             .zip(prompts)
             .map(|(r, p)| State {
-                rng: ChaCha20Rng::seed_from_u64(match r.sampling { Sampling::Seeded { seed, .. } => seed, Sampling::Greedy => 0 }),
+                rng: ChaCha20Rng::seed_from_u64(match r.sampling {
+                    Sampling::Seeded { seed, .. } => seed,
+                    Sampling::Greedy => 0,
+                }),
                 bytes: vec![],
                 tokens: vec![],
                 pos: p.len(),
-                done: if r.max_tokens == 0 { Some(FinishReason::Length) } else { None },
+                done: if r.max_tokens == 0 {
+                    Some(FinishReason::Length)
+                } else {
+                    None
+                },
                 text_len: None,
                 sent: 0,
             })
             .collect();
-        let mut current: Vec<Vec<f32>> = (0..reqs.len()).map(|pi| rows[&plan.path_reads[pi][0]].clone()).collect();
+        let mut current: Vec<Vec<f32>> = (0..reqs.len())
+            .map(|pi| rows[&plan.path_reads[pi][0]].clone())
+            .collect();
         self.inner.with_dependent_mut(|model, ctx| -> Result<()> {
             for &(src, dst) in &copies {
                 ctx.copy_seq(src, dst);
@@ -819,7 +1026,9 @@ impl LlamaLm {
                     let logits = &current[i][..n_vocab.min(current[i].len())];
                     let idx = match req.sampling {
                         Sampling::Greedy => argmax(logits),
-                        Sampling::Seeded { temperature, top_p, .. } => sample_top_p(logits, temperature, top_p, &mut st.rng),
+                        Sampling::Seeded {
+                            temperature, top_p, ..
+                        } => sample_top_p(logits, temperature, top_p, &mut st.rng),
                     };
                     let tok = LlamaToken(idx as i32);
                     if vocab.is_eog(tok) {
@@ -829,7 +1038,13 @@ impl LlamaLm {
                     st.tokens.push(TokenId(tok.0));
                     st.bytes.extend(vocab.token_to_piece(tok, false, None));
                     let text = String::from_utf8_lossy(&st.bytes);
-                    if let Some(cut) = req.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+                    if let Some(cut) = req
+                        .stop
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .filter_map(|s| text.find(s.as_str()))
+                        .min()
+                    {
                         st.text_len = Some(cut);
                         st.done = Some(FinishReason::Stop);
                         continue;
@@ -837,7 +1052,8 @@ impl LlamaLm {
                     if let Some(sink) = sink.as_mut() {
                         let ready = streamable_len(&st.bytes, &req.stop);
                         if ready > st.sent {
-                            let piece = std::str::from_utf8(&st.bytes[st.sent..ready]).unwrap_or_default();
+                            let piece =
+                                std::str::from_utf8(&st.bytes[st.sent..ready]).unwrap_or_default();
                             st.sent = ready;
                             if !sink(i, piece) {
                                 st.done = Some(FinishReason::Stop);
@@ -899,11 +1115,19 @@ impl LlamaLm {
                     text.truncate(n);
                 }
                 if let Some(sink) = sink.as_mut() {
-                    if let Some(rest) = text.get(st.sent.min(text.len())..).filter(|r| !r.is_empty()) {
+                    if let Some(rest) = text
+                        .get(st.sent.min(text.len())..)
+                        .filter(|r| !r.is_empty())
+                    {
                         sink(i, rest);
                     }
                 }
-                Generation { text, tokens: st.tokens, prompt_tokens: p.len(), finish_reason: st.done.unwrap_or(FinishReason::Length) }
+                Generation {
+                    text,
+                    tokens: st.tokens,
+                    prompt_tokens: p.len(),
+                    finish_reason: st.done.unwrap_or(FinishReason::Length),
+                }
             })
             .collect();
         if let Some(f) = follow {
@@ -923,46 +1147,72 @@ impl LlamaLm {
     /// (prompt + the generated tokens decoded so far), only the new tokens are decoded on that
     /// sequence, in micro-batches cut at multiples of `n_ubatch` in absolute position; any
     /// other follow-up is left for a scoring call from scratch.
-    fn follow_up(&mut self, f: &mut FollowUps<'_>, gens: &[Generation], prompts: &[Vec<TokenId>], kv_lens: &[usize], slots: &[usize], stats: &mut RunStats) -> Result<()> {
+    fn follow_up(
+        &mut self,
+        f: &mut FollowUps<'_>,
+        gens: &[Generation],
+        prompts: &[Vec<TokenId>],
+        kv_lens: &[usize],
+        slots: &[usize],
+        stats: &mut RunStats,
+    ) -> Result<()> {
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let limit = self.config.ctx_per_seq;
         for (i, g) in gens.iter().enumerate() {
             let index = f.base + i;
             let req = (f.make)(index, g)?;
-            if !req.continuations.is_empty() || req.prompt_logprobs || (req.next_tokens.is_empty() && req.top_k == 0) {
-                return Err(LlmError::InvalidRequest { index, what: "a follow-up reads next tokens or top-k only".into() });
+            if !req.continuations.is_empty()
+                || req.prompt_logprobs
+                || (req.next_tokens.is_empty() && req.top_k == 0)
+            {
+                return Err(LlmError::InvalidRequest {
+                    index,
+                    what: "a follow-up reads next tokens or top-k only".into(),
+                });
             }
             for &t in &req.next_tokens {
                 self.check_token(t)?;
             }
             let toks = self.prompt_path(&req.prompt)?;
-            let kv: Vec<TokenId> = prompts[i].iter().chain(&g.tokens[..kv_lens[i] - prompts[i].len()]).copied().collect();
-            let extends = toks.len() > kv.len() && toks.len() <= limit && toks[..kv.len()] == kv[..] && toks[kv.len()..].iter().all(|t| soft_of(*t).is_none());
+            let kv: Vec<TokenId> = prompts[i]
+                .iter()
+                .chain(&g.tokens[..kv_lens[i] - prompts[i].len()])
+                .copied()
+                .collect();
+            let extends = toks.len() > kv.len()
+                && toks.len() <= limit
+                && toks[..kv.len()] == kv[..]
+                && toks[kv.len()..].iter().all(|t| soft_of(*t).is_none());
             if !extends {
                 f.fallback.push((index, req));
                 continue;
             }
             let rest = &toks[kv.len()..];
-            let read = Read { tokens: req.next_tokens.clone(), top_k: req.top_k };
+            let read = Read {
+                tokens: req.next_tokens.clone(),
+                top_k: req.top_k,
+            };
             let slot = slots[i];
-            let r = self.inner.with_dependent_mut(|_, ctx| -> Result<ReadResult> {
-                let mut batch = Batch::tokens(n_ubatch);
-                let mut off = 0;
-                loop {
-                    let pos = kv.len() + off;
-                    let end = rest.len().min(off + n_ubatch - pos % n_ubatch);
-                    batch.clear();
-                    for (j, &t) in rest[off..end].iter().enumerate() {
-                        batch.add_token(t, pos + j, slot, off + j + 1 == rest.len())?;
+            let r = self
+                .inner
+                .with_dependent_mut(|_, ctx| -> Result<ReadResult> {
+                    let mut batch = Batch::tokens(n_ubatch);
+                    let mut off = 0;
+                    loop {
+                        let pos = kv.len() + off;
+                        let end = rest.len().min(off + n_ubatch - pos % n_ubatch);
+                        batch.clear();
+                        for (j, &t) in rest[off..end].iter().enumerate() {
+                            batch.add_token(t, pos + j, slot, off + j + 1 == rest.len())?;
+                        }
+                        ctx.decode(&mut batch)?;
+                        stats.decode_calls += 1;
+                        if end == rest.len() {
+                            return Ok(ReadResult::extract(ctx.logits_ith(end - off - 1)?, &read));
+                        }
+                        off = end;
                     }
-                    ctx.decode(&mut batch)?;
-                    stats.decode_calls += 1;
-                    if end == rest.len() {
-                        return Ok(ReadResult::extract(ctx.logits_ith(end - off - 1)?, &read));
-                    }
-                    off = end;
-                }
-            })?;
+                })?;
             stats.tokens_requested += toks.len();
             stats.tokens_evaluated += rest.len();
             f.reused += kv.len();
@@ -986,16 +1236,29 @@ impl LlamaLm {
     ) -> Result<(Followed, RunStats, usize)> {
         let prompts = self.generation_prompts(requests)?;
         let mut stats = RunStats::default();
-        let mut f = FollowUps { base: 0, make: follow, results: HashMap::new(), fallback: vec![], reused: 0 };
+        let mut f = FollowUps {
+            base: 0,
+            make: follow,
+            results: HashMap::new(),
+            fallback: vec![],
+            reused: 0,
+        };
         let mut gens = Vec::with_capacity(requests.len());
         let chunk = (self.config.n_seq / 2).max(1);
         for (c0, reqs) in requests.chunks(chunk).enumerate() {
             f.base = c0 * chunk;
             let chunk_prompts = &prompts[f.base..f.base + reqs.len()];
-            gens.extend(self.generate_chunk(reqs, chunk_prompts, &mut stats, None, Some(&mut f))?);
+            gens.extend(self.generate_chunk(
+                reqs,
+                chunk_prompts,
+                &mut stats,
+                None,
+                Some(&mut f),
+            )?);
         }
         self.totals.add(&stats);
-        let (fallback_idx, fallback_reqs): (Vec<usize>, Vec<ScoreRequest>) = std::mem::take(&mut f.fallback).into_iter().unzip();
+        let (fallback_idx, fallback_reqs): (Vec<usize>, Vec<ScoreRequest>) =
+            std::mem::take(&mut f.fallback).into_iter().unzip();
         if !fallback_reqs.is_empty() {
             let (scores, st) = self.score_with_stats(&fallback_reqs)?;
             stats.add(&st);
@@ -1004,7 +1267,15 @@ impl LlamaLm {
         let out = gens
             .into_iter()
             .enumerate()
-            .map(|(i, g)| f.results.remove(&i).map(|r| (g, r)).ok_or_else(|| LlmError::InvalidRequest { index: i, what: "no follow-up score was made for this generation".into() }))
+            .map(|(i, g)| {
+                f.results
+                    .remove(&i)
+                    .map(|r| (g, r))
+                    .ok_or_else(|| LlmError::InvalidRequest {
+                        index: i,
+                        what: "no follow-up score was made for this generation".into(),
+                    })
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok((out, stats, f.reused))
     }
@@ -1058,12 +1329,18 @@ impl ReadResult {
         let lp = |t: usize| logits.get(t).map_or(f64::NEG_INFINITY, |&z| z as f64 - lse);
         ReadResult {
             tokens: read.tokens.iter().map(|&t| (t, lp(t.0 as usize))).collect(),
-            top: top_k(logits, read.top_k).into_iter().map(|i| (TokenId(i as i32), lp(i))).collect(),
+            top: top_k(logits, read.top_k)
+                .into_iter()
+                .map(|i| (TokenId(i as i32), lp(i)))
+                .collect(),
         }
     }
 
     fn logprob(&self, t: TokenId) -> f64 {
-        self.tokens.iter().find(|(x, _)| *x == t).map_or(f64::NEG_INFINITY, |p| p.1)
+        self.tokens
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map_or(f64::NEG_INFINITY, |p| p.1)
     }
 }
 
@@ -1093,9 +1370,13 @@ impl LanguageModel for LlamaLm {
             ResolvedFormat::Plain => return Ok(Prompt::from(render_plain(messages))),
             ResolvedFormat::Model(t) => (LlamaChatTemplate::new(t), messages.to_vec()),
             // Gemma's turns are rendered by us, verbatim (see `render_gemma`).
-            ResolvedFormat::Builtin(n) if n == "gemma" => return Ok(Prompt::from(render_gemma(messages))),
+            ResolvedFormat::Builtin(n) if n == "gemma" => {
+                return Ok(Prompt::from(render_gemma(messages)))
+            }
             // Other built-in formats: merge system turns ourselves so the rule is the same everywhere.
-            ResolvedFormat::Builtin(n) if n.starts_with("gemma") => (LlamaChatTemplate::new(n), merge_system_into_user(messages)),
+            ResolvedFormat::Builtin(n) if n.starts_with("gemma") => {
+                (LlamaChatTemplate::new(n), merge_system_into_user(messages))
+            }
             ResolvedFormat::Builtin(n) => (LlamaChatTemplate::new(n), messages.to_vec()),
         };
         let tmpl = tmpl.map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
@@ -1107,7 +1388,9 @@ impl LanguageModel for LlamaLm {
         let text = self
             .model()
             .apply_chat_template(&tmpl, &chat, true)
-            .map_err(|e| LlmError::ChatTemplate(format!("{e} (try --chat-format plain or a built-in name)")))?;
+            .map_err(|e| {
+                LlmError::ChatTemplate(format!("{e} (try --chat-format plain or a built-in name)"))
+            })?;
         Ok(Prompt::from(text))
     }
 
@@ -1120,7 +1403,12 @@ impl LanguageModel for LlamaLm {
         if token.0 < 0 || token.0 as usize >= self.n_vocab {
             return String::new();
         }
-        String::from_utf8_lossy(&self.model().vocab().token_to_piece(LlamaToken(token.0), true, None)).to_string()
+        String::from_utf8_lossy(&self.model().vocab().token_to_piece(
+            LlamaToken(token.0),
+            true,
+            None,
+        ))
+        .to_string()
     }
 
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
@@ -1148,7 +1436,8 @@ impl LanguageModel for LlamaLm {
         requests: &[GenerateRequest],
         follow: &mut dyn FnMut(usize, &Generation) -> Result<ScoreRequest>,
     ) -> Result<Vec<(Generation, ScoreResult)>> {
-        self.generate_then_score_with_stats(requests, follow).map(|r| r.0)
+        self.generate_then_score_with_stats(requests, follow)
+            .map(|r| r.0)
     }
 
     fn experts(&self) -> Vec<String> {
@@ -1157,7 +1446,11 @@ impl LanguageModel for LlamaLm {
 
     fn set_expert_scales(&mut self, scales: &[f32]) -> Result<()> {
         if scales.len() != self.experts.len() {
-            return Err(LlmError::Config(format!("{} expert scales for {} loaded experts", scales.len(), self.experts.len())));
+            return Err(LlmError::Config(format!(
+                "{} expert scales for {} loaded experts",
+                scales.len(),
+                self.experts.len()
+            )));
         }
         if let Some(s) = scales.iter().find(|s| !s.is_finite()) {
             return Err(LlmError::Config(format!("expert scale {s} is not finite")));
@@ -1178,7 +1471,11 @@ impl LanguageModel for LlamaLm {
         let mut out = Vec::with_capacity(prompts.len());
         for (index, p) in prompts.iter().enumerate() {
             if p.soft.is_some() {
-                return Err(LlmError::InvalidRequest { index, what: "hidden states are taken of token prompts only, not of soft prompts".into() });
+                return Err(LlmError::InvalidRequest {
+                    index,
+                    what: "hidden states are taken of token prompts only, not of soft prompts"
+                        .into(),
+                });
             }
             let toks = self.prompt_tokens(p)?;
             let skip = usize::from(self.bos.is_some() && toks.first() == self.bos.as_ref());
@@ -1186,41 +1483,52 @@ impl LanguageModel for LlamaLm {
                 return Err(LlmError::EmptyPrompt { index });
             }
             if toks.len() > self.config.ctx_per_seq {
-                return Err(LlmError::PromptTooLong { index, tokens: toks.len(), limit: self.config.ctx_per_seq });
+                return Err(LlmError::PromptTooLong {
+                    index,
+                    tokens: toks.len(),
+                    limit: self.config.ctx_per_seq,
+                });
             }
-            let mean = self.inner.with_dependent_mut(|_, ctx| -> Result<Vec<f32>> {
-                ctx.clear_kv();
-                ctx.set_embeddings(true);
-                let run = (|| -> Result<Vec<f32>> {
-                    let mut sum = vec![0f64; n_embd];
-                    let mut batch = Batch::tokens(PIECE);
-                    for (k, piece) in toks.chunks(PIECE).enumerate() {
-                        batch.clear();
-                        for (j, &t) in piece.iter().enumerate() {
-                            batch.add_token(t, k * PIECE + j, 0, k * PIECE + j >= skip)?;
-                        }
-                        ctx.decode(&mut batch)?;
-                        for j in 0..piece.len() {
-                            if k * PIECE + j >= skip {
-                                for (s, v) in sum.iter_mut().zip(ctx.embeddings_ith(j, n_embd)?) {
-                                    *s += f64::from(*v);
+            let mean = self
+                .inner
+                .with_dependent_mut(|_, ctx| -> Result<Vec<f32>> {
+                    ctx.clear_kv();
+                    ctx.set_embeddings(true);
+                    let run = (|| -> Result<Vec<f32>> {
+                        let mut sum = vec![0f64; n_embd];
+                        let mut batch = Batch::tokens(PIECE);
+                        for (k, piece) in toks.chunks(PIECE).enumerate() {
+                            batch.clear();
+                            for (j, &t) in piece.iter().enumerate() {
+                                batch.add_token(t, k * PIECE + j, 0, k * PIECE + j >= skip)?;
+                            }
+                            ctx.decode(&mut batch)?;
+                            for j in 0..piece.len() {
+                                if k * PIECE + j >= skip {
+                                    for (s, v) in sum.iter_mut().zip(ctx.embeddings_ith(j, n_embd)?)
+                                    {
+                                        *s += f64::from(*v);
+                                    }
                                 }
                             }
                         }
-                    }
-                    let n = (toks.len() - skip) as f64;
-                    Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
-                })();
-                ctx.set_embeddings(false);
-                ctx.clear_kv();
-                run
-            })?;
+                        let n = (toks.len() - skip) as f64;
+                        Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
+                    })();
+                    ctx.set_embeddings(false);
+                    ctx.clear_kv();
+                    run
+                })?;
             out.push(mean);
         }
         Ok(out)
     }
 
-    fn generate_stream(&mut self, request: &GenerateRequest, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generation> {
+    fn generate_stream(
+        &mut self,
+        request: &GenerateRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
         let reqs = std::slice::from_ref(request);
         self.soft.clear();
         let p = self.prompt_path(&request.prompt)?;
@@ -1228,13 +1536,18 @@ impl LanguageModel for LlamaLm {
             return Err(LlmError::EmptyPrompt { index: 0 });
         }
         if p.len() >= self.config.ctx_per_seq {
-            return Err(LlmError::PromptTooLong { index: 0, tokens: p.len(), limit: self.config.ctx_per_seq });
+            return Err(LlmError::PromptTooLong {
+                index: 0,
+                tokens: p.len(),
+                limit: self.config.ctx_per_seq,
+            });
         }
         let mut stats = RunStats::default();
         let mut sink = |_: usize, t: &str| on_text(t);
         let mut out = self.generate_chunk(reqs, &[p], &mut stats, Some(&mut sink), None)?;
         self.totals.add(&stats);
-        out.pop().ok_or_else(|| LlmError::Decode("no generation produced".into()))
+        out.pop()
+            .ok_or_else(|| LlmError::Decode("no generation produced".into()))
     }
 }
 
@@ -1244,29 +1557,55 @@ impl LanguageModel for LlamaLm {
 /// user turn, as [`LlamaLm::chat_prompt`] does.
 pub fn apply_builtin_template(name: &str, messages: &[ChatMessage]) -> Result<String> {
     use std::ffi::CString;
-    let msgs = if name.starts_with("gemma") { merge_system_into_user(messages) } else { messages.to_vec() };
-    let cstr = |s: &str| CString::new(s).map_err(|_| LlmError::ChatTemplate("a message contains a NUL byte".into()));
+    let msgs = if name.starts_with("gemma") {
+        merge_system_into_user(messages)
+    } else {
+        messages.to_vec()
+    };
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| LlmError::ChatTemplate("a message contains a NUL byte".into()))
+    };
     let tmpl = cstr(name)?;
-    let owned = msgs.iter().map(|m| Ok((cstr(m.role.as_str())?, cstr(&m.content)?))).collect::<Result<Vec<_>>>()?;
-    let raw: Vec<llama_cpp_sys_2::llama_chat_message> =
-        owned.iter().map(|(r, c)| llama_cpp_sys_2::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
+    let owned = msgs
+        .iter()
+        .map(|m| Ok((cstr(m.role.as_str())?, cstr(&m.content)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let raw: Vec<llama_cpp_sys_2::llama_chat_message> = owned
+        .iter()
+        .map(|(r, c)| llama_cpp_sys_2::llama_chat_message {
+            role: r.as_ptr(),
+            content: c.as_ptr(),
+        })
+        .collect();
     let mut cap = 256 + msgs.iter().map(|m| m.content.len() * 2 + 64).sum::<usize>();
     for _ in 0..2 {
         let mut buf = vec![0u8; cap];
         // SAFETY: every pointer refers to a NUL-terminated string owned by `owned`/`tmpl`, alive
         // for the call; `buf` has `cap` writable bytes and llama.cpp writes at most that many.
         let n = unsafe {
-            llama_cpp_sys_2::llama_chat_apply_template(tmpl.as_ptr(), raw.as_ptr(), raw.len(), true, buf.as_mut_ptr().cast(), cap as i32)
+            llama_cpp_sys_2::llama_chat_apply_template(
+                tmpl.as_ptr(),
+                raw.as_ptr(),
+                raw.len(),
+                true,
+                buf.as_mut_ptr().cast(),
+                cap as i32,
+            )
         };
         if n < 0 {
-            return Err(LlmError::ChatTemplate(format!("{name:?} is not a llama.cpp built-in chat format")));
+            return Err(LlmError::ChatTemplate(format!(
+                "{name:?} is not a llama.cpp built-in chat format"
+            )));
         }
         let n = n as usize;
         if n <= cap {
             buf.truncate(n);
-            return String::from_utf8(buf).map_err(|_| LlmError::ChatTemplate("template output is not UTF-8".into()));
+            return String::from_utf8(buf)
+                .map_err(|_| LlmError::ChatTemplate("template output is not UTF-8".into()));
         }
         cap = n;
     }
-    Err(LlmError::ChatTemplate("template output kept growing".into()))
+    Err(LlmError::ChatTemplate(
+        "template output kept growing".into(),
+    ))
 }

@@ -21,7 +21,8 @@ use std::ptr::NonNull;
 /// `NonNull<llama_model>`: a struct no larger than its only field has that field at offset 0.
 /// The size check below fails the build if a future `llama-cpp-2` adds fields.
 pub(crate) fn model_ptr(model: &LlamaModel) -> *mut sys::llama_model {
-    const _: () = assert!(std::mem::size_of::<LlamaModel>() == std::mem::size_of::<*mut sys::llama_model>());
+    const _: () =
+        assert!(std::mem::size_of::<LlamaModel>() == std::mem::size_of::<*mut sys::llama_model>());
     // SAFETY: layout argument above; the pointer is only passed to llama.cpp functions.
     unsafe { *(model as *const LlamaModel as *const *mut sys::llama_model) }
 }
@@ -36,8 +37,12 @@ impl LoraAdapter {
     /// Loads a LoRA GGUF for `model`; llama.cpp checks architecture and tensor shapes.
     pub(crate) fn load(model: &LlamaModel, path: &Path) -> Result<Self> {
         crate::llama::check_gguf(path)?;
-        let c = CString::new(path.to_string_lossy().as_bytes())
-            .map_err(|_| LlmError::Config(format!("adapter path {} contains a NUL byte", path.display())))?;
+        let c = CString::new(path.to_string_lossy().as_bytes()).map_err(|_| {
+            LlmError::Config(format!(
+                "adapter path {} contains a NUL byte",
+                path.display()
+            ))
+        })?;
         // SAFETY: valid model pointer and C string; llama.cpp returns null on any error.
         let ptr = unsafe { sys::llama_adapter_lora_init(model_ptr(model), c.as_ptr()) };
         NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or_else(|| {
@@ -73,7 +78,10 @@ impl Batch {
     fn slot(&mut self, pos: usize, seq: usize, logits: bool) -> Result<usize> {
         let i = self.len();
         if i >= self.capacity {
-            return Err(LlmError::Decode(format!("batch full ({} entries)", self.capacity)));
+            return Err(LlmError::Decode(format!(
+                "batch full ({} entries)",
+                self.capacity
+            )));
         }
         // SAFETY: i < capacity; the arrays were allocated by llama_batch_init for that many.
         unsafe {
@@ -86,7 +94,13 @@ impl Batch {
         Ok(i)
     }
 
-    pub(crate) fn add_token(&mut self, token: TokenId, pos: usize, seq: usize, logits: bool) -> Result<()> {
+    pub(crate) fn add_token(
+        &mut self,
+        token: TokenId,
+        pos: usize,
+        seq: usize,
+        logits: bool,
+    ) -> Result<()> {
         let i = self.slot(pos, seq, logits)?;
         // SAFETY: i < capacity (checked in slot).
         unsafe { *self.raw.token.add(i) = token.0 };
@@ -113,7 +127,9 @@ impl MixedBatch {
     pub(crate) fn new(ctx: &mut Context<'_>) -> Result<Self> {
         // SAFETY: valid context; null on failure.
         let ptr = unsafe { sys::llama_batch_ext_init(ctx.ptr.as_ptr()) };
-        NonNull::new(ptr).map(|ptr| Self { ptr, len: 0 }).ok_or_else(|| LlmError::Decode("cannot allocate a mixed batch".into()))
+        NonNull::new(ptr)
+            .map(|ptr| Self { ptr, len: 0 })
+            .ok_or_else(|| LlmError::Decode("cannot allocate a mixed batch".into()))
     }
 
     pub(crate) fn clear(&mut self) {
@@ -128,26 +144,49 @@ impl MixedBatch {
 
     fn finish(&mut self, idx: i32, pos: usize, logits: bool) -> Result<()> {
         if idx < 0 {
-            return Err(LlmError::Decode(format!("mixed batch refused an entry (code {idx})")));
+            return Err(LlmError::Decode(format!(
+                "mixed batch refused an entry (code {idx})"
+            )));
         }
         let p = pos as i32;
         // SAFETY: idx is an entry of this batch; pos points to one position.
-        let ok = unsafe { sys::llama_batch_ext_set_pos(self.ptr.as_ptr(), idx, &p) && sys::llama_batch_ext_set_output_logits(self.ptr.as_ptr(), idx, logits) };
+        let ok = unsafe {
+            sys::llama_batch_ext_set_pos(self.ptr.as_ptr(), idx, &p)
+                && sys::llama_batch_ext_set_output_logits(self.ptr.as_ptr(), idx, logits)
+        };
         if !ok {
-            return Err(LlmError::Decode(format!("mixed batch entry {idx}: position or output not accepted")));
+            return Err(LlmError::Decode(format!(
+                "mixed batch entry {idx}: position or output not accepted"
+            )));
         }
         self.len += 1;
         Ok(())
     }
 
-    pub(crate) fn add_token(&mut self, token: TokenId, pos: usize, seq: usize, logits: bool) -> Result<()> {
+    pub(crate) fn add_token(
+        &mut self,
+        token: TokenId,
+        pos: usize,
+        seq: usize,
+        logits: bool,
+    ) -> Result<()> {
         // SAFETY: valid batch.
         let idx = unsafe { sys::llama_batch_ext_add_token(self.ptr.as_ptr(), seq as i32, token.0) };
         self.finish(idx, pos, logits)
     }
 
-    pub(crate) fn add_embedding(&mut self, row: &[f32], pos: usize, seq: usize, logits: bool) -> Result<()> {
-        let e = sys::llama_embd { data: row.as_ptr(), n_rows: 1, n_embd: row.len() };
+    pub(crate) fn add_embedding(
+        &mut self,
+        row: &[f32],
+        pos: usize,
+        seq: usize,
+        logits: bool,
+    ) -> Result<()> {
+        let e = sys::llama_embd {
+            data: row.as_ptr(),
+            n_rows: 1,
+            n_embd: row.len(),
+        };
         // SAFETY: valid batch; the row is copied into the batch.
         let idx = unsafe { sys::llama_batch_ext_add_embd(self.ptr.as_ptr(), seq as i32, e) };
         self.finish(idx, pos, logits)
@@ -172,8 +211,14 @@ impl<'m> Context<'m> {
     pub(crate) fn new(model: &'m LlamaModel, params: sys::llama_context_params) -> Result<Self> {
         // SAFETY: valid model pointer; null on failure.
         let ptr = unsafe { sys::llama_init_from_model(model_ptr(model), params) };
-        let ptr = NonNull::new(ptr).ok_or_else(|| LlmError::Context("llama.cpp could not create the context (out of memory?)".into()))?;
-        Ok(Self { ptr, n_vocab: model.n_vocab().max(0) as usize, _model: PhantomData })
+        let ptr = NonNull::new(ptr).ok_or_else(|| {
+            LlmError::Context("llama.cpp could not create the context (out of memory?)".into())
+        })?;
+        Ok(Self {
+            ptr,
+            n_vocab: model.n_vocab().max(0) as usize,
+            _model: PhantomData,
+        })
     }
 
     pub(crate) fn decode(&mut self, batch: &mut Batch) -> Result<()> {
@@ -181,17 +226,27 @@ impl<'m> Context<'m> {
         let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), batch.raw) };
         match rc {
             0 => Ok(()),
-            1 => Err(LlmError::Decode("no KV cache slot for the batch (context too small)".into())),
+            1 => Err(LlmError::Decode(
+                "no KV cache slot for the batch (context too small)".into(),
+            )),
             rc => Err(LlmError::Decode(format!("llama_decode returned {rc}"))),
         }
     }
 
     pub(crate) fn decode_mixed(&mut self, batch: &mut MixedBatch) -> Result<()> {
         // SAFETY: valid context and batch.
-        let rc = unsafe { sys::llama_process(self.ptr.as_ptr(), sys::LLAMA_PROCESS_TYPE_DECODE, batch.ptr.as_ptr()) };
+        let rc = unsafe {
+            sys::llama_process(
+                self.ptr.as_ptr(),
+                sys::LLAMA_PROCESS_TYPE_DECODE,
+                batch.ptr.as_ptr(),
+            )
+        };
         match rc {
             0 => Ok(()),
-            1 => Err(LlmError::Decode("no KV cache slot for the batch (context too small)".into())),
+            1 => Err(LlmError::Decode(
+                "no KV cache slot for the batch (context too small)".into(),
+            )),
             rc => Err(LlmError::Decode(format!("llama_process returned {rc}"))),
         }
     }
@@ -209,7 +264,9 @@ impl<'m> Context<'m> {
         // decode (which needs `&mut self`).
         let p = unsafe { sys::llama_get_embeddings_ith(self.ptr.as_ptr(), i as i32) };
         if p.is_null() {
-            return Err(LlmError::Decode(format!("no hidden state for batch entry {i}")));
+            return Err(LlmError::Decode(format!(
+                "no hidden state for batch entry {i}"
+            )));
         }
         Ok(unsafe { std::slice::from_raw_parts(p, n_embd) })
     }
@@ -251,13 +308,20 @@ impl<'m> Context<'m> {
     /// Applies `adapters` with their scales to every following decode (replacing any set
     /// before; an empty list removes all).
     pub(crate) fn set_adapters(&mut self, adapters: &[(&LoraAdapter, f32)]) -> Result<()> {
-        let mut ptrs: Vec<*mut sys::llama_adapter_lora> = adapters.iter().map(|(a, _)| a.ptr.as_ptr()).collect();
+        let mut ptrs: Vec<*mut sys::llama_adapter_lora> =
+            adapters.iter().map(|(a, _)| a.ptr.as_ptr()).collect();
         let mut scales: Vec<f32> = adapters.iter().map(|(_, s)| *s).collect();
-        let (p, s) = if ptrs.is_empty() { (std::ptr::null_mut(), std::ptr::null_mut()) } else { (ptrs.as_mut_ptr(), scales.as_mut_ptr()) };
+        let (p, s) = if ptrs.is_empty() {
+            (std::ptr::null_mut(), std::ptr::null_mut())
+        } else {
+            (ptrs.as_mut_ptr(), scales.as_mut_ptr())
+        };
         // SAFETY: arrays of equal length, adapters loaded for this context's model.
         let rc = unsafe { sys::llama_set_adapters_lora(self.ptr.as_ptr(), p, ptrs.len(), s) };
         if rc != 0 {
-            return Err(LlmError::Decode(format!("llama_set_adapters_lora returned {rc}")));
+            return Err(LlmError::Decode(format!(
+                "llama_set_adapters_lora returned {rc}"
+            )));
         }
         Ok(())
     }

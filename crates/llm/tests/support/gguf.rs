@@ -79,7 +79,11 @@ pub fn write(path: &Path, meta: &[(&str, Meta)], tensors: &[(String, Vec<u64>, V
     }
     let mut offset = 0u64;
     for (name, ne, data) in tensors {
-        assert_eq!(ne.iter().product::<u64>() as usize, data.len(), "tensor {name}: shape and data disagree");
+        assert_eq!(
+            ne.iter().product::<u64>() as usize,
+            data.len(),
+            "tensor {name}: shape and data disagree"
+        );
         put_string(&mut out, name);
         out.extend_from_slice(&(ne.len() as u32).to_le_bytes());
         for d in ne {
@@ -96,7 +100,10 @@ pub fn write(path: &Path, meta: &[(&str, Meta)], tensors: &[(String, Vec<u64>, V
         }
         pad(&mut out);
     }
-    std::fs::File::create(path).unwrap().write_all(&out).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
 }
 
 fn pad(out: &mut Vec<u8>) {
@@ -159,8 +166,14 @@ fn skip_value(f: &mut impl Read, ty: u32) {
 #[allow(dead_code)]
 pub fn write_lora(base: &Path, out: &Path, layers: usize, r: u64, amp: f32, seed: u32) {
     let (shapes, meta) = read_shapes(base);
-    let arch = meta.get("general.architecture").expect("architecture").clone();
-    let n_layer = shapes.keys().filter(|k| k.ends_with(".ffn_down.weight")).count();
+    let arch = meta
+        .get("general.architecture")
+        .expect("architecture")
+        .clone();
+    let n_layer = shapes
+        .keys()
+        .filter(|k| k.ends_with(".ffn_down.weight"))
+        .count();
     let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
     let mut next = move || {
         state ^= state << 13;
@@ -173,8 +186,16 @@ pub fn write_lora(base: &Path, out: &Path, layers: usize, r: u64, amp: f32, seed
         let name = format!("blk.{l}.ffn_down.weight");
         let ne = &shapes[&name];
         let (n_in, n_out) = (ne[0], ne[1]);
-        tensors.push((format!("{name}.lora_a"), vec![n_in, r], (0..n_in * r).map(|_| next()).collect()));
-        tensors.push((format!("{name}.lora_b"), vec![r, n_out], (0..r * n_out).map(|_| next()).collect()));
+        tensors.push((
+            format!("{name}.lora_a"),
+            vec![n_in, r],
+            (0..n_in * r).map(|_| next()).collect(),
+        ));
+        tensors.push((
+            format!("{name}.lora_b"),
+            vec![r, n_out],
+            (0..r * n_out).map(|_| next()).collect(),
+        ));
     }
     write(
         out,
