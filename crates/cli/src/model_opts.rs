@@ -83,6 +83,10 @@ pub struct ModelOpts {
     /// default because a generated text may then depend slightly on which prompts share a call.
     #[arg(long)]
     pub parallel_generation: bool,
+    /// Keep the KV cache in f32 instead of f16 (with an f32 model from `model fetch --f32`, the
+    /// arithmetic of a reference implementation that dequantises the GGUF).
+    #[arg(long)]
+    pub kv_f32: bool,
 }
 
 fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
@@ -107,6 +111,7 @@ impl ModelOpts {
             prefix_reuse: !self.no_prefix_reuse,
             prefix_block: self.prefix_block,
             parallel_generation: self.parallel_generation,
+            kv_f32: self.kv_f32,
             ..LlamaConfig::default()
         }
     }

@@ -215,3 +215,24 @@ fn find_wheel(dir: &Path, pkg: &str) -> Result<PathBuf> {
         dir.display()
     )))
 }
+
+/// An f32 copy of the default model (every tensor dequantised by llama.cpp), made once from the
+/// cached default model and kept beside it: the weights a reference implementation that
+/// dequantises the GGUF computes with.
+pub fn ensure_default_model_f32(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let q = ensure_default_model(log)?;
+    let path = default_model_f32_path()?;
+    if path.is_file() {
+        return Ok(path);
+    }
+    log(&format!("dequantising {} to f32", q.display()));
+    crate::llama::dequant::dequantize_to_f32(&q, &path)?;
+    Ok(path)
+}
+
+/// Where the f32 copy of the default model lives once made.
+pub fn default_model_f32_path() -> Result<PathBuf> {
+    Ok(default_model_path()?.with_file_name(DEFAULT_MODEL_F32_FILE))
+}
+
+const DEFAULT_MODEL_F32_FILE: &str = "gemma-3-270m-f32.gguf";

@@ -15,6 +15,11 @@ pub enum ModelCmd {
         /// Fetch again even if the cached file looks complete.
         #[arg(long)]
         force: bool,
+        /// Also write an f32 copy of it (every tensor dequantised by llama.cpp, ~1.1 GB) and
+        /// print that path: with `--kv-f32`, the arithmetic of a reference implementation that
+        /// dequantises the GGUF (the DISCA authors' same-model run agrees with it to 0.001).
+        #[arg(long)]
+        f32: bool,
     },
     /// Print architecture, parameters, context length, vocabulary size, chat template presence
     /// and the file's SHA-256.
@@ -31,7 +36,7 @@ pub enum ModelCmd {
 
 pub fn run(cmd: ModelCmd) -> Result<()> {
     match cmd {
-        ModelCmd::Fetch { force } => {
+        ModelCmd::Fetch { force, f32 } => {
             let path = fetch::default_model_path()?;
             if force
                 || std::fs::metadata(&path)
@@ -47,6 +52,14 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 } else {
                     eprintln!("default model already cached (SHA-256 verified)");
                 }
+            }
+            if f32 {
+                if force {
+                    let _ = std::fs::remove_file(fetch::default_model_f32_path()?);
+                }
+                let copy = fetch::ensure_default_model_f32(&mut |m| eprintln!("{m}"))?;
+                println!("{}", copy.display());
+                return Ok(());
             }
             println!("{}", path.display());
             Ok(())

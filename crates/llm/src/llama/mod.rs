@@ -26,6 +26,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub mod dequant;
 mod embd;
 mod raw;
 
