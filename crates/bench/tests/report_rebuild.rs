@@ -1,6 +1,7 @@
 //! The committed DISCA run (`docs/results/disca`) rebuilds from its `results.jsonl` without a
 //! model: every record is present, so the runner asks nothing and only rewrites the report. The
-//! rebuilt `summary.md`, `scores.json` and plots must equal the committed files byte for byte.
+//! rebuilt `summary.md`, `report.html`, `scores.json` and plots must equal the committed files
+//! byte for byte.
 
 use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
 use culturesteer_bench::runner::{run, NoProgress, RunConfig, DEFAULT_BOOTSTRAP};
@@ -102,7 +103,11 @@ fn committed_disca_report_rebuilds_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     rebuild_disca(dir.path());
     let src = committed_dir();
-    let mut files = vec!["summary.md".to_string(), "scores.json".to_string()];
+    let mut files = vec![
+        "summary.md".to_string(),
+        "report.html".to_string(),
+        "scores.json".to_string(),
+    ];
     for e in std::fs::read_dir(src.join("plots")).unwrap() {
         files.push(format!(
             "plots/{}",

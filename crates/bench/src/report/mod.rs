@@ -1,4 +1,4 @@
-//! Run reports: `summary.md` and SVG plots.
+//! Run reports: `summary.md`, `report.html`, `scores.json` and SVG plots.
 //!
 //! [`render_summary`] turns a [`ReportInput`] into Markdown: a per-country table of the headline
 //! metric (one column per method, the reference floor and the item count) closed by a macro row,
@@ -6,8 +6,15 @@
 //! [`write_report`] writes that summary and the plots listed by [`plot_file_names`] into
 //! `dir/plots/`: grouped bars of the metric per country and, for scores with components, one
 //! radar chart per country. The plots are drawn with plotters' SVG backend, which writes `<text>`
-//! elements and so needs no system fonts. Output is deterministic (no timestamps).
+//! elements and so needs no system fonts. `report.html` shows the same content as the summary
+//! on one self-contained page, the plots inline. Output is deterministic (no timestamps).
+//!
+//! The rooms: `content` decides what a report says (blocks of headings, paragraphs, lists and
+//! tables); `markdown` and `html` write those blocks; `svg` draws the plots; `verdict` ranks the
+//! methods with their bootstrap intervals; `json` writes `scores.json`.
 
+mod content;
+mod html;
 mod json;
 mod markdown;
 mod svg;
@@ -54,7 +61,8 @@ pub struct ReportInput {
 /// The placeholder for a missing value in tables.
 pub(super) const MISSING: &str = "–";
 
-/// Writes `summary.md` and the plots (into `dir/plots/`) into `dir`.
+/// Writes `summary.md`, `report.html`, `scores.json` and the plots (into `dir/plots/`) into
+/// `dir`.
 ///
 /// The directories are created when missing. Every failure is a [`BenchError::Io`] naming the
 /// file (or directory) concerned; drawing failures are reported the same way.
@@ -62,6 +70,7 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<(), BenchError> {
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| io_err(&plots, source))?;
     let view = View::new(input);
+    let mut svgs = Vec::new();
     for plot in plot_list(input, &view) {
         let path = plots.join(&plot.file);
         let svg = match &plot.kind {
@@ -69,14 +78,18 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<(), BenchError> {
             PlotKind::Radar(country) => radar_svg(input, &view, *country),
         }
         .map_err(|msg| io_err(&path, std::io::Error::other(msg)))?;
-        std::fs::write(&path, svg).map_err(|source| io_err(&path, source))?;
+        std::fs::write(&path, &svg).map_err(|source| io_err(&path, source))?;
+        svgs.push((format!("plots/{}", plot.file), svg));
     }
     let path = dir.join("scores.json");
     let json = serde_json::to_string_pretty(&scores_json(input))
         .map_err(|e| io_err(&path, std::io::Error::other(e)))?;
     std::fs::write(&path, json + "\n").map_err(|source| io_err(&path, source))?;
     let path = dir.join("summary.md");
-    std::fs::write(&path, markdown::render(input, &view)).map_err(|source| io_err(&path, source))
+    std::fs::write(&path, markdown::render(input, &view))
+        .map_err(|source| io_err(&path, source))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html::render(input, &view, &svgs)).map_err(|source| io_err(&path, source))
 }
 
 /// The plot files [`write_report`] writes, relative to the report directory
