@@ -2,7 +2,7 @@
 //! `scripts/setup`) opens the page, screenshots it and must log no console message and no
 //! failed load. The page must also reference nothing outside itself.
 
-use culturesteer_bench::report::{write_report, ReportInput};
+use culturesteer_bench::report::{render_summary, write_report, ReportInput};
 use culturesteer_bench::{Component, CountryScore, MetricInfo};
 use culturesteer_core::CountryCode;
 use std::io::Read;
@@ -121,6 +121,43 @@ fn report_html_references_nothing_outside_itself() {
 
     let disca = std::fs::read_to_string(committed_disca_html()).unwrap();
     assert_eq!(external_references(&disca), Vec::<String>::new());
+}
+
+#[test]
+fn report_html_shows_what_summary_md_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input();
+    write_report(dir.path(), &input).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert_eq!(md, render_summary(&input));
+    // Same table rows (Markdown's alignment rows aside), same bold, same list items.
+    let md_rows = md
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .count();
+    assert_eq!(html.matches("<tr>").count(), md_rows);
+    assert_eq!(
+        html.matches("<strong>").count(),
+        md.matches("**").count() / 2
+    );
+    assert_eq!(
+        html.matches("<li>").count() + html.matches("<figure>").count(),
+        md.lines().filter(|l| l.starts_with("- ")).count()
+    );
+
+    // A run without scores still gets a page.
+    let empty = ReportInput {
+        scores: vec![],
+        floors: vec![],
+        bootstrap: vec![],
+        ..input
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_report(dir.path(), &empty).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<p>No results yet: no (method, country) pair has been scored.</p>"));
+    assert!(html.ends_with("</html>\n"));
 }
 
 /// What a headless Chromium run left behind.

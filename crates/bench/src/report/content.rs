@@ -92,7 +92,7 @@ fn method_cells(values: &[Option<f64>], lower_is_better: bool, floor: Option<f64
         .collect()
 }
 
-/// The header of a table: the leading columns (the first left-aligned, the others
+/// A table whose columns are the leading ones (the first left-aligned, the others
 /// right-aligned), then one right-aligned column per method.
 fn method_table(lead: &[&str], methods: &[&str], rows: Vec<Vec<Inline>>) -> Block {
     let mut header: Vec<Inline> = lead.iter().map(|l| cell(*l)).collect();
