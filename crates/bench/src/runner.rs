@@ -7,7 +7,8 @@
 //! * `results.jsonl` — one [`ItemRecord`] per line, appended and flushed after every batch. A
 //!   torn last line (a run killed mid-write) is detected and redone; a malformed line elsewhere
 //!   is an error naming the line.
-//! * `summary.md` and `plots/*.svg` — rebuilt from all records at the end of every run.
+//! * `summary.md`, `report.html`, `scores.json` and `plots/*.svg` — rebuilt from all records at
+//!   the end of every run.
 //!
 //! Re-running the same command skips finished items, so a killed run completes with every
 //! item answered exactly once.

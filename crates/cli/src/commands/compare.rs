@@ -15,7 +15,8 @@ pub struct CompareArgs {
     /// Comma-separated labels of the runs, in order (default: the directory names).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// Also write the comparison (summary.md, scores.json, plots/) into this directory.
+    /// Also write the comparison (summary.md, report.html, scores.json, plots/) into this
+    /// directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -75,7 +75,8 @@ pub struct EvalArgs {
     /// the dimensions.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Output directory (results.jsonl, manifest.json, summary.md, plots/). Re-running resumes.
+    /// Output directory (results.jsonl, manifest.json, summary.md, report.html, scores.json,
+    /// plots/). Re-running resumes.
     #[arg(long)]
     pub out: PathBuf,
     /// Items per model call.
