@@ -87,6 +87,11 @@ pub struct ModelOpts {
     /// arithmetic of a reference implementation that dequantises the GGUF).
     #[arg(long)]
     pub kv_f32: bool,
+    /// Score the prompts of a batch together in multi-sequence decode calls, sharing prefixes
+    /// at any token: faster on small prompts, but log-probabilities then depend slightly on
+    /// which prompts share a call (off by default: results do not depend on batching).
+    #[arg(long)]
+    pub pack_sequences: bool,
 }
 
 fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
@@ -112,6 +117,7 @@ impl ModelOpts {
             prefix_block: self.prefix_block,
             parallel_generation: self.parallel_generation,
             kv_f32: self.kv_f32,
+            pack_sequences: self.pack_sequences,
             ..LlamaConfig::default()
         }
     }

@@ -234,16 +234,29 @@ impl Plan {
 
 /// Tokens a perfect prefix cache would evaluate for these paths: the size of their token trie.
 pub fn unique_prefix_tokens(paths: &[&[TokenId]]) -> usize {
+    unique_prefix_depths(paths).iter().sum()
+}
+
+/// Width, in token positions, of one bucket of [`unique_prefix_depths`].
+pub const DEPTH_BUCKET: usize = 64;
+/// Buckets of [`unique_prefix_depths`]; the last one holds every deeper position.
+pub const DEPTH_BUCKETS: usize = 32;
+
+/// The trie's tokens by position: bucket `b` counts the unique tokens at positions
+/// `b·DEPTH_BUCKET .. (b+1)·DEPTH_BUCKET` (the engine's cost per token grows with position).
+pub fn unique_prefix_depths(paths: &[&[TokenId]]) -> [usize; DEPTH_BUCKETS] {
     let mut sorted: Vec<&[TokenId]> = paths.to_vec();
     sorted.sort();
     let mut prev: &[TokenId] = &[];
-    let mut n = 0;
+    let mut out = [0; DEPTH_BUCKETS];
     for p in sorted {
         let lcp = prev.iter().zip(p).take_while(|(a, b)| a == b).count();
-        n += p.len() - lcp;
+        for pos in lcp..p.len() {
+            out[(pos / DEPTH_BUCKET).min(DEPTH_BUCKETS - 1)] += 1;
+        }
         prev = p;
     }
-    n
+    out
 }
 
 /// A KV-cache operation run before a wave's decode.
@@ -534,6 +547,16 @@ mod tests {
         let c = t(&[1, 2, 3]);
         let d = t(&[7]);
         assert_eq!(unique_prefix_tokens(&[&a, &b, &c, &d]), 3 + 2 + 1);
+        let long: Vec<TokenId> = t(&(0..DEPTH_BUCKET as i32 + 3).collect::<Vec<_>>());
+        let fork: Vec<TokenId> = [&long[..DEPTH_BUCKET + 1], &t(&[-1])[..]].concat();
+        let depths = unique_prefix_depths(&[&long, &fork, &d]);
+        // long: 64 in band 0 and 3 in band 1; fork adds its last token (band 1); d one token.
+        assert_eq!(depths[0], DEPTH_BUCKET + 1);
+        assert_eq!(depths[1], 4);
+        assert_eq!(
+            depths.iter().sum::<usize>(),
+            unique_prefix_tokens(&[&long, &fork, &d])
+        );
     }
 
     #[test]

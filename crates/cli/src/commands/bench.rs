@@ -34,6 +34,10 @@ pub struct DiscaBenchArgs {
     /// Also time the naive run (every prompt evaluated in full, no prefix reuse).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub naive: bool,
+    /// Also time the packed mode (`--pack-sequences`: a wave's prompts share decode calls) and
+    /// print how far its probabilities are from the exact run's.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub packed: bool,
     #[command(flatten)]
     pub model: ModelOpts,
 }

@@ -8,7 +8,9 @@
 use crate::backend::{LanguageModel, ModelDescription};
 use crate::chat::{merge_system_into_user, render_gemma, render_plain, ChatFormat};
 use crate::error::{LlmError, Result};
-use crate::plan::{schedule, unique_prefix_tokens, KvOp, PathSpec, Plan, Query, Read};
+use crate::plan::{
+    schedule, unique_prefix_depths, KvOp, PathSpec, Plan, Query, Read, DEPTH_BUCKETS,
+};
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
 use embd::EmbeddingTable;
@@ -71,6 +73,11 @@ pub struct LlamaConfig {
     /// Off by default: llama.cpp's multi-sequence micro-batches give slightly different logits
     /// from single ones, so a generated text would depend on which prompts share its call.
     pub parallel_generation: bool,
+    /// Scoring decodes all segments of a scheduling wave together (llama.cpp splits them into
+    /// equal multi-sequence micro-batches) and shares prefixes at any token. Faster on small
+    /// calls, but log-probs then depend slightly on which prompts share a call, so it is off by
+    /// default: the exact mode's results do not depend on batching at all.
+    pub pack_sequences: bool,
 }
 
 impl Default for LlamaConfig {
@@ -89,6 +96,7 @@ impl Default for LlamaConfig {
             kv_f32: false,
             kv_unified: false,
             parallel_generation: false,
+            pack_sequences: false,
         }
     }
 }
@@ -210,6 +218,8 @@ pub struct RunStats {
     pub tokens_requested: usize,
     /// Tokens a perfect prefix cache would evaluate (the size of the paths' token trie).
     pub tokens_unique: usize,
+    /// `tokens_unique` by position ([`crate::plan::unique_prefix_depths`]).
+    pub unique_by_depth: [usize; DEPTH_BUCKETS],
     pub decode_calls: usize,
 }
 
@@ -218,7 +228,25 @@ impl RunStats {
         self.tokens_evaluated += o.tokens_evaluated;
         self.tokens_requested += o.tokens_requested;
         self.tokens_unique += o.tokens_unique;
+        for (a, b) in self.unique_by_depth.iter_mut().zip(&o.unique_by_depth) {
+            *a += b;
+        }
         self.decode_calls += o.decode_calls;
+    }
+
+    /// Difference of two running totals (`self` taken after `before`).
+    pub fn since(&self, before: &RunStats) -> RunStats {
+        let mut d = RunStats {
+            tokens_evaluated: self.tokens_evaluated - before.tokens_evaluated,
+            tokens_requested: self.tokens_requested - before.tokens_requested,
+            tokens_unique: self.tokens_unique - before.tokens_unique,
+            decode_calls: self.decode_calls - before.decode_calls,
+            ..Default::default()
+        };
+        for (i, x) in d.unique_by_depth.iter_mut().enumerate() {
+            *x = self.unique_by_depth[i] - before.unique_by_depth[i];
+        }
+        d
     }
 }
 
@@ -400,8 +428,19 @@ impl LlamaLm {
         self.config.prefix_reuse = on;
     }
 
+    pub fn set_pack_sequences(&mut self, on: bool) {
+        self.config.pack_sequences = on;
+    }
+
+    /// Prefix sharing granularity: block-aligned in the exact mode, any token when packing
+    /// (exactness is given up there anyway).
     fn sharing(&self) -> Option<usize> {
-        self.config.prefix_reuse.then_some(self.config.prefix_block)
+        let block = if self.config.pack_sequences {
+            1
+        } else {
+            self.config.prefix_block
+        };
+        self.config.prefix_reuse.then_some(block)
     }
 
     pub fn path(&self) -> &Path {
@@ -527,10 +566,64 @@ impl LlamaLm {
             } else {
                 None
             };
+            let pack = self.config.pack_sequences && dim == 0;
+            let mut packed = if pack {
+                Some(Batch::tokens(self.config.n_batch))
+            } else {
+                None
+            };
             for w in &waves {
                 for op in &w.ops {
                     let KvOp::Copy { src, dst } = *op;
                     ctx.copy_seq(src, dst);
+                }
+                if let Some(batch) = packed.as_mut() {
+                    // All segments of the wave in as few calls as fit n_batch, ordered by
+                    // slot (llama.cpp's multi-stream split wants increasing sequence ids).
+                    let mut chunks: Vec<_> = w.chunks.iter().collect();
+                    chunks.sort_by_key(|c| c.slot);
+                    let mut read_rows: Vec<(usize, usize)> = Vec::new();
+                    batch.clear();
+                    for c in chunks {
+                        let seg = &plan.segments[c.seg];
+                        for (o, &t) in seg.tokens.iter().enumerate() {
+                            if batch.len() == self.config.n_batch {
+                                decode_and_read(
+                                    ctx,
+                                    batch,
+                                    &mut read_rows,
+                                    plan,
+                                    &mut results,
+                                    &mut rows,
+                                    full_rows,
+                                    n_vocab,
+                                    stats,
+                                )?;
+                            }
+                            let read = seg.reads.get(&o).copied();
+                            batch.add_token(t, seg.start + o, c.slot, read.is_some())?;
+                            if let Some(r) = read {
+                                read_rows.push((batch.len() - 1, r));
+                            }
+                        }
+                    }
+                    if batch.len() > 0 {
+                        decode_and_read(
+                            ctx,
+                            batch,
+                            &mut read_rows,
+                            plan,
+                            &mut results,
+                            &mut rows,
+                            full_rows,
+                            n_vocab,
+                            stats,
+                        )?;
+                    }
+                    for &s in &w.release {
+                        ctx.clear_seq(s);
+                    }
+                    continue;
                 }
                 // One sequence per decode call, cut at multiples of n_ubatch in absolute
                 // position: llama.cpp's multi-stream micro-batches give log-probs that depend
@@ -625,6 +718,50 @@ impl LlamaLm {
     /// Bare engine baseline for benchmarks: decodes each token list as its own sequence in one
     /// batch (logits only at each list's last token), then `gen` greedy tokens one step at a time
     /// on the first sequence. Returns (prefill seconds, generation seconds).
+    /// Seconds one decode call takes for tokens `from..` of each sequence after tokens `..from`
+    /// were decoded (untimed) into the cache: the engine's throughput at a given context depth.
+    pub fn raw_decode_from(&mut self, seqs: &[Vec<TokenId>], from: usize) -> Result<f64> {
+        let n_batch = self.config.n_batch;
+        if seqs.len() > self.config.n_seq
+            || seqs
+                .iter()
+                .any(|s| s.len() <= from || s.len() > self.config.ctx_per_seq)
+            || seqs.iter().map(|s| s.len() - from).sum::<usize>() > n_batch
+        {
+            return Err(LlmError::InvalidRequest {
+                index: 0,
+                what: "raw benchmark batch exceeds the context settings".into(),
+            });
+        }
+        self.inner.with_dependent_mut(|_, ctx| -> Result<f64> {
+            ctx.clear_kv();
+            let mut batch = Batch::tokens(n_batch);
+            for (s, toks) in seqs.iter().enumerate() {
+                for (i, t) in toks[..from].iter().enumerate() {
+                    if batch.len() == n_batch {
+                        ctx.decode(&mut batch)?;
+                        batch.clear();
+                    }
+                    batch.add_token(*t, i, s, false)?;
+                }
+            }
+            if batch.len() > 0 {
+                ctx.decode(&mut batch)?;
+                batch.clear();
+            }
+            for (s, toks) in seqs.iter().enumerate() {
+                for (i, t) in toks.iter().enumerate().skip(from) {
+                    batch.add_token(*t, i, s, i + 1 == toks.len())?;
+                }
+            }
+            let t0 = std::time::Instant::now();
+            ctx.decode(&mut batch)?;
+            let took = t0.elapsed().as_secs_f64();
+            ctx.clear_kv();
+            Ok(took)
+        })
+    }
+
     pub fn raw_decode(&mut self, seqs: &[Vec<TokenId>], gen: usize) -> Result<(f64, f64)> {
         let n_batch = self.config.n_batch;
         if seqs.len() > self.config.n_seq || seqs.iter().map(|s| s.len()).sum::<usize>() > n_batch {
@@ -811,7 +948,7 @@ impl LlamaLm {
         let plan = Plan::build(&paths, self.sharing());
         let mut stats = RunStats {
             tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
-            tokens_unique: unique_prefix_tokens(
+            unique_by_depth: unique_prefix_depths(
                 &paths
                     .iter()
                     .map(|p| p.tokens.as_slice())
@@ -819,6 +956,7 @@ impl LlamaLm {
             ),
             ..Default::default()
         };
+        stats.tokens_unique = stats.unique_by_depth.iter().sum();
         let (reads, _, _) = self.run_plan(&plan, false, &[], &mut stats)?;
         let mut out = Vec::with_capacity(requests.len());
         for (req, layout) in requests.iter().zip(layouts) {
@@ -1609,4 +1747,32 @@ pub fn apply_builtin_template(name: &str, messages: &[ChatMessage]) -> Result<St
     Err(LlmError::ChatTemplate(
         "template output kept growing".into(),
     ))
+}
+
+/// Decodes a packed batch, extracts its reads and empties it.
+#[allow(clippy::too_many_arguments)]
+fn decode_and_read(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    read_rows: &mut Vec<(usize, usize)>,
+    plan: &Plan,
+    results: &mut [Option<ReadResult>],
+    rows: &mut HashMap<usize, Vec<f32>>,
+    full_rows: &[bool],
+    n_vocab: usize,
+    stats: &mut RunStats,
+) -> Result<()> {
+    ctx.decode(batch)?;
+    stats.decode_calls += 1;
+    stats.tokens_evaluated += batch.len();
+    for (row, r) in read_rows.drain(..) {
+        let logits = ctx.logits_ith(row)?;
+        let logits = &logits[..n_vocab.min(logits.len())];
+        results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
+        if full_rows.get(r).copied().unwrap_or(false) {
+            rows.insert(r, logits.to_vec());
+        }
+    }
+    batch.clear();
+    Ok(())
 }
