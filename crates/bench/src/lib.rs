@@ -10,6 +10,7 @@ pub mod goqa;
 pub mod multitp;
 pub mod report;
 pub mod runner;
+pub mod seeds;
 pub mod tune;
 pub mod vsm13;
 

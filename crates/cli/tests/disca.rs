@@ -24,12 +24,56 @@ fn disca_runs_with_prior_view_and_ablations() {
             "--countries",
             "USA",
         ])
-        .args(["--limit", "20", "--out", out.to_str().unwrap()])
+        .args([
+            "--limit",
+            "20",
+            "--seeds",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run culturesteer");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --seeds 2: the stochastic methods once more with seed 43 (vanilla not), same model gaps,
+    // other importance-sampling draws; the spread over the seeds in seeds.md / seeds.json.
+    let again = records(&out.join("seeds/seed-43"));
+    assert_eq!(again.len(), 4 * 20);
+    assert!(again.iter().all(|r| r["method"] != "vanilla"));
+    let first = records(&out);
+    let same_item = |r: &serde_json::Value| {
+        first
+            .iter()
+            .find(|f| f["method"] == r["method"] && f["item_id"] == r["item_id"])
+            .unwrap()
+            .clone()
+    };
+    let mut moved = 0;
+    for r in again.iter().filter(|r| r["method"] == "disca") {
+        let f = same_item(r);
+        assert_eq!(r["diagnostics"]["gaps"], f["diagnostics"]["gaps"]);
+        moved += usize::from(r["probs"] != f["probs"]);
+    }
+    assert!(moved > 0, "seed 43 drew the same noise as seed 42");
+    let seeds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("seeds.json")).unwrap()).unwrap();
+    assert_eq!(seeds["seeds"], serde_json::json!([42, 43]));
+    let n_of = |m: &str| {
+        seeds["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["method"] == m)
+            .map(|x| x["macro"]["n"].clone())
+    };
+    assert_eq!(n_of("disca"), Some(serde_json::json!(2)));
+    assert_eq!(n_of("vanilla"), Some(serde_json::json!(1)));
+    assert!(
+        stdout.contains("## Across seeds (2 runs; seeds 42, 43)"),
+        "{stdout}"
+    );
     // Vanilla is added, and every DISCA method also appears with the country prior.
     let header = stdout.lines().find(|l| l.starts_with("| Country")).unwrap();
     for col in ["vanilla", "disca", "uniform"] {

@@ -133,6 +133,10 @@ impl Method for Disca {
         &self.name
     }
 
+    fn stochastic(&self) -> bool {
+        true
+    }
+
     fn config(&self) -> serde_json::Value {
         let mut c = json!({ "disca": self.config, "panels": self.panels, "seed": self.seed });
         if !self.provenance.is_empty() {

@@ -255,6 +255,11 @@ pub trait Method {
     fn uses_country(&self) -> bool {
         true
     }
+    /// `true` when the answers depend on the run's seed (random draws, such as DISCA's
+    /// importance sampling): `eval --seeds N` runs such methods once per seed.
+    fn stochastic(&self) -> bool {
+        false
+    }
     fn answer(
         &mut self,
         lm: &mut dyn LanguageModel,

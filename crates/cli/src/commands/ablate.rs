@@ -32,7 +32,7 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
         }
     }
     a.eval.method = methods;
-    let outcome = execute(&a.eval)?;
+    let outcome = execute(&a.eval)?.outcome;
     let report = &outcome.report;
     if a.eval.json {
         println!(

@@ -9,6 +9,7 @@ use culturesteer_bench::multitp::{
 };
 use culturesteer_bench::report::{render_summary, scores_json};
 use culturesteer_bench::runner::{self, Progress, RunConfig};
+use culturesteer_bench::seeds::{render_seeds, seeds_json, SeedRun};
 use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
 use culturesteer_bench::Benchmark;
 use culturesteer_core::disca::{DiscaConfig, DiscaMode};
@@ -92,6 +93,11 @@ pub struct EvalArgs {
     /// Seed recorded in the manifest (used by stochastic methods).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Run the stochastic methods (DISCA's importance sampling) with N seeds (seed, seed+1, …;
+    /// extra runs in OUT/seeds/seed-S/, model passes shared) and write seeds.md and seeds.json:
+    /// mean ± standard deviation of the headline metric over the seeds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: u64,
     /// Directory with the data/ layout to use instead of the embedded data.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -223,6 +229,9 @@ pub struct MethodContext<'a> {
     pub preset: PresetArg,
     pub seed: u64,
     pub palette: &'a PaletteOpts,
+    /// DISCA's panel gaps, shared by every DISCA method built with this context (and across
+    /// the seeds of a run: gaps do not depend on the seed).
+    pub gaps: &'a culturesteer_methods::disca::GapCache,
 }
 
 /// Cultural Palette's settings (full variant), templates and continent map from the options.
@@ -285,8 +294,6 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
     }
     let mut panels: Option<BTreeMap<CountryCode, Vec<String>>> = None;
     let mut provenance: BTreeMap<CountryCode, serde_json::Value> = BTreeMap::new();
-    // One model pass serves every DISCA variant of the run.
-    let gaps = culturesteer_methods::disca::GapCache::default();
     let mut out: Vec<Box<dyn Method>> = Vec::new();
     for name in &names {
         if let Some(cfg) = disca_config(name, ctx.preset) {
@@ -317,7 +324,7 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
                     panels.clone().unwrap_or_default(),
                     ctx.seed,
                 )
-                .with_gap_cache(gaps.clone())
+                .with_gap_cache(ctx.gaps.clone())
                 .with_provenance(provenance.clone()),
             ));
             continue;
@@ -351,14 +358,18 @@ pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dy
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let outcome = execute(&a)?;
+    let Executed { outcome, seeds } = execute(&a)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&scores_json(&outcome.report))?
-        );
+        let mut js = scores_json(&outcome.report);
+        if seeds.len() > 1 {
+            js["seeds"] = seeds_json(&seeds);
+        }
+        println!("{}", serde_json::to_string_pretty(&js)?);
     } else {
         print!("{}", render_summary(&outcome.report));
+        if seeds.len() > 1 {
+            print!("\n{}", render_seeds(&seeds));
+        }
     }
     for (m, c, why) in &outcome.unscored {
         eprintln!("note: {m} {c} not scored: {why}");
@@ -390,14 +401,22 @@ pub fn invocation(model: &ModelOpts) -> serde_json::Value {
         "parallel_sequences": model.parallel,
         "prefix_reuse": !model.no_prefix_reuse,
         "prefix_block": model.prefix_block,
+        "kv_f32": model.kv_f32,
+        "pack_sequences": model.pack_sequences,
         "llama_cpp": culturesteer_llm::ENGINE,
         "host_cpu": cpu,
         "host_cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
 }
 
+/// What `execute` did: the run, and with `--seeds N` every seed's report (the first is the run).
+pub struct Executed {
+    pub outcome: runner::RunOutcome,
+    pub seeds: Vec<SeedRun>,
+}
+
 /// Runs (or resumes) an evaluation and returns its outcome without printing the summary.
-pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
+pub fn execute(a: &EvalArgs) -> Result<Executed> {
     let data = match &a.data_dir {
         Some(d) => DataSource::dir(d),
         None => DataSource::Embedded,
@@ -464,18 +483,25 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
-    let mut methods = build_methods(
-        &a.method,
-        &MethodContext {
-            countries: &countries,
-            data: &data,
-            personas: a.personas.as_deref(),
-            wvs: a.wvs.as_deref(),
-            preset: a.preset,
-            seed: a.seed,
-            palette: &a.palette,
-        },
-    )?;
+    let gaps = culturesteer_methods::disca::GapCache::default();
+    let method_ctx = |seed| MethodContext {
+        countries: &countries,
+        data: &data,
+        personas: a.personas.as_deref(),
+        wvs: a.wvs.as_deref(),
+        preset: a.preset,
+        seed,
+        palette: &a.palette,
+        gaps: &gaps,
+    };
+    let mut methods = build_methods(&a.method, &method_ctx(a.seed))?;
+    if a.seeds > 1 && !methods.iter().any(|m| m.stochastic()) {
+        bail!(
+            "--seeds {}: none of the methods ({}) depends on the seed; run once",
+            a.seeds,
+            a.method.join(",")
+        );
+    }
     let mut opened = a.model.open()?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -487,21 +513,70 @@ pub fn execute(a: &EvalArgs) -> Result<runner::RunOutcome> {
     );
     let cfg = RunConfig {
         out_dir: a.out.clone(),
-        countries,
+        countries: countries.clone(),
         limit: a.limit,
         batch_size: a.batch,
         seed: a.seed,
         bootstrap: a.bootstrap,
         invocation: invocation(&a.model),
     };
-    runner::run(
+    let mut bar = Bar(bar);
+    let outcome = runner::run(
         bench.as_ref(),
         &mut methods,
         opened.lm.as_mut(),
         &opened.identity,
         &data,
         &cfg,
-        &mut Bar(bar),
+        &mut bar,
     )
-    .with_context(|| format!("eval {}", bench.name()))
+    .with_context(|| format!("eval {}", bench.name()))?;
+    let mut seeds = vec![SeedRun {
+        seed: a.seed,
+        report: outcome.report.clone(),
+    }];
+    for k in 1..a.seeds {
+        let seed = a.seed + k;
+        let mut stochastic: Vec<_> = build_methods(&a.method, &method_ctx(seed))?
+            .into_iter()
+            .filter(|m| m.stochastic())
+            .collect();
+        let cfg = RunConfig {
+            out_dir: a.out.join("seeds").join(format!("seed-{seed}")),
+            seed,
+            ..cfg.clone()
+        };
+        eprintln!(
+            "seed {seed} ({}/{}): {}",
+            k + 1,
+            a.seeds,
+            cfg.out_dir.display()
+        );
+        let o = runner::run(
+            bench.as_ref(),
+            &mut stochastic,
+            opened.lm.as_mut(),
+            &opened.identity,
+            &data,
+            &cfg,
+            &mut bar,
+        )
+        .with_context(|| format!("eval {} seed {seed}", bench.name()))?;
+        seeds.push(SeedRun {
+            seed,
+            report: o.report,
+        });
+    }
+    if seeds.len() > 1 {
+        let write = |name: &str, text: String| {
+            let path = a.out.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        };
+        write("seeds.md", render_seeds(&seeds))?;
+        write(
+            "seeds.json",
+            serde_json::to_string_pretty(&seeds_json(&seeds))? + "\n",
+        )?;
+    }
+    Ok(Executed { outcome, seeds })
 }
