@@ -401,6 +401,8 @@ pub fn invocation(model: &ModelOpts) -> serde_json::Value {
         "parallel_sequences": model.parallel,
         "prefix_reuse": !model.no_prefix_reuse,
         "prefix_block": model.prefix_block,
+        "n_batch": model.config().n_batch,
+        "n_ubatch": model.config().n_ubatch,
         "kv_f32": model.kv_f32,
         "pack_sequences": model.pack_sequences,
         "llama_cpp": culturesteer_llm::ENGINE,
@@ -518,7 +520,11 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         batch_size: a.batch,
         seed: a.seed,
         bootstrap: a.bootstrap,
-        invocation: invocation(&a.model),
+        invocation: {
+            let mut inv = invocation(&a.model);
+            inv["items_per_call"] = a.batch.into();
+            inv
+        },
     };
     let mut bar = Bar(bar);
     let outcome = runner::run(
