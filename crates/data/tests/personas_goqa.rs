@@ -2,9 +2,10 @@
 //! panel, the marginals countries are unchanged, provenance is recorded, and the mapping file
 //! is validated.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use culturesteer_core::CountryCode;
 use culturesteer_data::personas::{
@@ -32,11 +33,33 @@ fn default_source() -> PersonaSource {
     PersonaSource::resolve(None, None, &DataSource::Embedded)
 }
 
+/// The embedded marginals with their GlobalOpinionQA fallback, loaded once for all tests.
+fn embedded() -> &'static MarginalsPersonas {
+    static M: OnceLock<MarginalsPersonas> = OnceLock::new();
+    M.get_or_init(|| MarginalsPersonas::load(&DataSource::Embedded).unwrap())
+}
+
+/// The panel of DISCA country `c` from the default source, built once for all tests through
+/// `load_panel` (a country it fails for panics with the country and the error).
+fn disca_panel(c: &str) -> &'static PersonaPanel {
+    static PANELS: OnceLock<BTreeMap<&'static str, PersonaPanel>> = OnceLock::new();
+    let panels = PANELS.get_or_init(|| {
+        let src = default_source();
+        DISCA_20
+            .iter()
+            .map(|&c| {
+                let p = load_panel(&src, cc(c)).unwrap_or_else(|e| panic!("{c}: {e}"));
+                (c, p)
+            })
+            .collect()
+    });
+    &panels[c]
+}
+
 #[test]
 fn every_disca_country_gets_a_four_persona_panel() {
-    let src = default_source();
     for c in DISCA_20 {
-        let p = load_panel(&src, cc(c)).unwrap_or_else(|e| panic!("{c}: {e}"));
+        let p = disca_panel(c);
         assert_eq!(p.len(), 4, "{c}");
         assert_eq!(
             p.personas.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
@@ -60,7 +83,7 @@ fn every_disca_country_gets_a_four_persona_panel() {
         assert!(!p.dimensions.is_empty(), "{c}");
         // Same through resolve_panel.
         assert_eq!(
-            resolve_panel(None, &DataSource::Embedded, cc(c)).unwrap(),
+            &resolve_panel(None, &DataSource::Embedded, cc(c)).unwrap(),
             p
         );
         // The WVS-profile prompt works too.
@@ -100,7 +123,7 @@ fn marginals_panels_are_unchanged() {
     for c in MARGINALS_8 {
         assert!(before.contains_key(c), "{c}");
     }
-    let m = MarginalsPersonas::load(&DataSource::Embedded).unwrap();
+    let m = embedded();
     for (c, personas) in &before {
         let p = m.panel(cc(c)).unwrap();
         assert_eq!(&p.personas, personas, "{c}");
@@ -110,7 +133,7 @@ fn marginals_panels_are_unchanged() {
 
 #[test]
 fn iran_names_its_goqa_provenance() {
-    let p = load_panel(&default_source(), cc("IRN")).unwrap();
+    let p = disca_panel("IRN");
     assert_eq!(p.source, PersonaSourceKind::Goqa);
     assert_eq!(p.source.to_string(), "WVS items of GlobalOpinionQA");
     use ValueDimension::*;
@@ -151,13 +174,13 @@ fn iran_names_its_goqa_provenance() {
         assert!(!x.text.contains("On matters of faith"));
     }
     // Serialised provenance.
-    let v = serde_json::to_value(&p).unwrap();
+    let v = serde_json::to_value(p).unwrap();
     assert_eq!(v["source"], "goqa");
     assert_eq!(v["dimensions"][0]["dimension"], "political_participation");
     assert_eq!(v["dimensions"][0]["source"], "globalopinionqa");
     assert_eq!(v["missing_dimensions"][0], "religiosity");
     // A marginals country records its items without GOQA ids.
-    let usa = load_panel(&default_source(), cc("USA")).unwrap();
+    let usa = disca_panel("USA");
     assert_eq!(usa.dimensions.len(), 10);
     assert_eq!(usa.dimensions[0].items, ["Q6"]);
     assert_eq!(usa.dimensions[0].source, DimensionOrigin::Wvs7Marginals);
@@ -186,9 +209,8 @@ fn goqa_panels_differ_where_the_data_allow() {
         ("KGZ", 4),
     ];
     assert_eq!(expected.map(|e| e.0), GOQA_12);
-    let src = default_source();
     for (c, n) in expected {
-        let p = load_panel(&src, cc(c)).unwrap();
+        let p = disca_panel(c);
         let set: BTreeSet<&str> = p.texts().into_iter().collect();
         assert_eq!(set.len(), n, "{c}");
     }
@@ -237,10 +259,7 @@ fn the_shipped_mapping_is_valid() {
         m.items[0].option_codes,
         [Some(1), Some(2), Some(3), Some(4), None, None, None]
     );
-    let g = MarginalsPersonas::load(&DataSource::Embedded)
-        .unwrap()
-        .goqa
-        .unwrap();
+    let g = embedded().goqa.as_ref().unwrap();
     // Derived shares sum to 1; answered shares are in (0, 1].
     for item in &g.items.items {
         for (c, s) in &item.distributions {
@@ -359,20 +378,25 @@ fn dir_with_mapping(text: Option<&str>) -> tempfile::TempDir {
     dir
 }
 
+/// The error of loading `country`'s panel from the marginals of a data directory made by
+/// [`dir_with_mapping`] with `mapping_text`.
+fn dir_panel_error(mapping_text: Option<&str>, country: &str) -> String {
+    let d = dir_with_mapping(mapping_text);
+    load_panel(
+        &PersonaSource::Marginals(DataSource::dir(d.path())),
+        cc(country),
+    )
+    .unwrap_err()
+    .to_string()
+}
+
 #[test]
 fn mapping_is_checked_against_the_goqa_questions() {
     // A question that is not in the GOQA file.
-    let d = dir_with_mapping(Some(&mapping(&[entry(
-        "Q57",
-        "goqa-000000000000",
-        "[1, 2]",
-    )])));
-    let e = load_panel(
-        &PersonaSource::Marginals(DataSource::dir(d.path())),
-        cc("IRN"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = dir_panel_error(
+        Some(&mapping(&[entry("Q57", "goqa-000000000000", "[1, 2]")])),
+        "IRN",
+    );
     assert!(
         e.contains(
             "goqa_wvs_items.json line 3 field items[0].goqa_id: goqa-000000000000 is not in"
@@ -380,17 +404,10 @@ fn mapping_is_checked_against_the_goqa_questions() {
         "{e}"
     );
     // Wrong number of codes for the question's options.
-    let d = dir_with_mapping(Some(&mapping(&[entry(
-        "Q57",
-        "goqa-343e6a6bf836",
-        "[1, 2]",
-    )])));
-    let e = load_panel(
-        &PersonaSource::Marginals(DataSource::dir(d.path())),
-        cc("IRN"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = dir_panel_error(
+        Some(&mapping(&[entry("Q57", "goqa-343e6a6bf836", "[1, 2]")])),
+        "IRN",
+    );
     assert!(
         e.contains(
             "line 3 field items[0].option_codes: 2 codes for the 5 options of goqa-343e6a6bf836"
@@ -398,13 +415,7 @@ fn mapping_is_checked_against_the_goqa_questions() {
         "{e}"
     );
     // Only one of the two fallback files is an error…
-    let d = dir_with_mapping(None);
-    let e = load_panel(
-        &PersonaSource::Marginals(DataSource::dir(d.path())),
-        cc("USA"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = dir_panel_error(None, "USA");
     assert!(e.contains("goqa_wvs_items.json"), "{e}");
     // …neither is no fallback (marginals countries still work, others are the one error).
     let dir = tempfile::tempdir().unwrap();
@@ -427,8 +438,5 @@ fn mapping_is_checked_against_the_goqa_questions() {
             .unwrap(),
     ));
     let src = PersonaSource::Marginals(DataSource::dir(d.path()));
-    assert_eq!(
-        load_panel(&src, cc("IRN")).unwrap(),
-        load_panel(&default_source(), cc("IRN")).unwrap()
-    );
+    assert_eq!(&load_panel(&src, cc("IRN")).unwrap(), disca_panel("IRN"));
 }
