@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// List the methods and benchmarks this build offers.
+    List(commands::list::ListArgs),
     /// Fetch or inspect models (the default is Gemma 3 270M Q4_K_M).
     #[command(subcommand)]
     Model(commands::model::ModelCmd),
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => commands::score::run_generate(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Compare(a) => commands::compare::run(a),
+        Command::List(a) => commands::list::run(a),
         Command::Replay(a) => commands::replay::run(a),
         Command::Personas(c) => commands::personas::run(c),
         Command::Ablate(a) => commands::ablate::run(a),

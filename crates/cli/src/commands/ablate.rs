@@ -5,18 +5,6 @@ use anyhow::Result;
 use clap::Args;
 use std::collections::BTreeMap;
 
-/// The grid: baselines, the full method and one switch off at a time.
-pub const GRID: &[&str] = &[
-    "vanilla",
-    "country-prompt",
-    "disca-consensus",
-    "disca",
-    "disca-no-persona",
-    "disca-always-is",
-    "disca-no-debias",
-    "disca-floor",
-];
-
 #[derive(Args, Debug)]
 pub struct AblateArgs {
     /// Everything `eval` takes; `--method` adds methods to the grid (e.g. wvs-profile).
@@ -25,7 +13,13 @@ pub struct AblateArgs {
 }
 
 pub fn run(mut a: AblateArgs) -> Result<()> {
-    let mut methods: Vec<String> = GRID.iter().map(|s| s.to_string()).collect();
+    // The grid: baselines, the full method and one switch off at a time (the registry says
+    // which methods belong to it).
+    let mut methods: Vec<String> = culturesteer_registry::METHODS
+        .iter()
+        .filter(|m| m.ablation_grid)
+        .map(|m| m.name.to_string())
+        .collect();
     for m in &a.eval.method {
         if !methods.contains(m) {
             methods.push(m.clone());

@@ -2,17 +2,14 @@
 //! baselines measured in the same process (spec: issue "DISCA", item 6).
 
 use super::bench::DiscaBenchArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
 use culturesteer_bench::Benchmark;
-use culturesteer_core::disca::DiscaConfig;
 use culturesteer_core::CountryCode;
-use culturesteer_data::personas::{load_panel, PersonaSource};
 use culturesteer_data::DataSource;
 use culturesteer_llm::plan::DEPTH_BUCKET;
 use culturesteer_llm::{LanguageModel, TokenId};
-use culturesteer_methods::{Disca, Method};
-use std::collections::BTreeMap;
+use culturesteer_methods::Method;
 use std::time::Instant;
 
 /// A field of /proc/self/status in KiB (Linux); `None` elsewhere.
@@ -36,13 +33,30 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
         .into_iter()
         .take(a.scenarios.max(1))
         .collect();
-    let panel = load_panel(&PersonaSource::Marginals(DataSource::Embedded), code)
-        .context("persona panel")?;
-    let texts: Vec<String> = panel.personas.iter().map(|p| p.text.clone()).collect();
-    let n_personas = texts.len();
-    let panels = BTreeMap::from([(code, texts)]);
-    let mut method = Disca::new("disca", DiscaConfig::paper(), panels.clone(), 42);
-
+    // Built from the registry as `eval --method disca` builds it; each run below gets a fresh
+    // method with its own gap cache, so every prompt is really evaluated.
+    let countries = [code];
+    let palette = culturesteer_registry::PaletteSettings::default();
+    let fresh = || -> Result<Box<dyn Method>> {
+        let gaps = culturesteer_methods::disca::GapCache::default();
+        Ok(culturesteer_registry::build_one(
+            "disca",
+            &culturesteer_registry::MethodContext {
+                countries: &countries,
+                data: &DataSource::Embedded,
+                personas: None,
+                wvs: None,
+                preset: culturesteer_registry::Preset::Paper,
+                seed: 42,
+                palette: &palette,
+                gaps: &gaps,
+            },
+        )?)
+    };
+    let mut method = fresh()?;
+    let n_personas = method.config()["panels"][code.as_str()]
+        .as_array()
+        .map_or(0, Vec::len);
     let mut lm = a.model.load()?;
     let rss_loaded = proc_status_kib("VmRSS:");
     // The engine's batched throughput in this process: 8 × 200 tokens in one decode.
@@ -155,11 +169,11 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     );
     if a.naive {
         // A fresh method: its own (empty) gap cache, so every prompt is really evaluated.
-        let mut fresh = Disca::new("disca", DiscaConfig::paper(), panels.clone(), 42);
+        let mut m = fresh()?;
         lm.set_prefix_reuse(false);
         let before = lm.totals();
         let t = Instant::now();
-        let naive = fresh.answer(
+        let naive = m.answer(
             &mut lm,
             &culturesteer_methods::Country {
                 code,
@@ -185,11 +199,11 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     if a.packed {
         // The opt-in packed mode: a wave's segments share decode calls and prefixes are shared
         // at any token. Faster, but no longer exact: the difference to the exact run is shown.
-        let mut fresh = Disca::new("disca", DiscaConfig::paper(), panels.clone(), 42);
+        let mut m = fresh()?;
         lm.set_pack_sequences(true);
         let before = lm.totals();
         let t = Instant::now();
-        let packed = fresh.answer(
+        let packed = m.answer(
             &mut lm,
             &culturesteer_methods::Country {
                 code,

@@ -3,54 +3,48 @@
 use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::multitp::{
-    Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader,
-};
+use culturesteer_bench::multitp::{Aggregation, MultiTpReader};
 use culturesteer_bench::report::{render_summary, scores_json};
 use culturesteer_bench::runner::{self, Progress, RunConfig};
 use culturesteer_bench::seeds::{render_seeds, seeds_json, SeedRun};
-use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
 use culturesteer_bench::Benchmark;
-use culturesteer_core::disca::{DiscaConfig, DiscaMode};
 use culturesteer_core::CountryCode;
-use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
-use culturesteer_data::personas::{load_wvs_file, resolve_panel, wvs_profile_text};
 use culturesteer_data::DataSource;
-use culturesteer_methods::{
-    CountryPrompt, Disca, Method, Palette, PaletteConfig, PaletteVariant, SystemPrompt, Vanilla,
+use culturesteer_registry::{
+    build_methods, load_benchmark, BenchOptions, MethodContext, PaletteSettings, Preset,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum BenchName {
-    /// MultiTP's own protocol: 460 English vignettes, group texts scored as continuations.
-    Multitp,
-    /// The DISCA paper's protocol: frozen 310-scenario pools, A/B frame, T = 0.5.
-    MultitpDisca,
-    /// GlobalOpinionQA as Modular Pluralism evaluates it; metric S_align (higher is better).
-    Goqa,
-    /// Hofstede's VSM 2013 (24 items); metric L1 loss against Hofstede's scores.
-    Vsm13,
+/// `BENCH` takes the names of the benchmark registry, each with its help line.
+fn bench_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        culturesteer_registry::BENCHMARKS
+            .iter()
+            .map(|b| clap::builder::PossibleValue::new(b.name).help(b.help)),
+    )
+}
+
+/// `--method`'s help: every method of the registry with its help line.
+fn method_help() -> String {
+    let mut s = String::from(
+        "Comma-separated methods (vanilla is added when a DISCA method is asked for; every DISCA \
+         method is also reported with the country prior as `<name>+prior`, or with --preset \
+         reference the prior is in `<name>` and the same answers without it are \
+         `<name>-no-prior`):",
+    );
+    for m in culturesteer_registry::METHODS {
+        s.push_str(&format!("\n  {:<18} {}", m.name, m.help));
+    }
+    s
 }
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The benchmark.
-    #[arg(value_enum)]
-    pub bench: BenchName,
-    /// Comma-separated methods: vanilla, country-prompt, wvs-profile, disca, and the DISCA
-    /// ablations disca-no-persona, disca-consensus, disca-always-is, disca-no-debias,
-    /// disca-floor (persona utility floor 0.5). Every DISCA method is also reported with the
-    /// country prior as `<name>+prior` (with `--preset reference`: the prior is in `<name>`
-    /// and the same answers without it are `<name>-no-prior`); vanilla is added when a DISCA
-    /// method is asked for.
-    /// Cultural Palette: palette, and its ablations palette-cd (without cultural drafts),
-    /// palette-sr (without self-regulation: drafts go straight to the decision), palette-cm
-    /// (without merging of expert adapters; equal to palette when no experts are given).
-    #[arg(long, value_delimiter = ',', default_value = "vanilla")]
+    #[arg(value_parser = bench_names())]
+    pub bench: String,
+    #[arg(long, value_delimiter = ',', default_value = "vanilla", long_help = method_help())]
     pub method: Vec<String>,
     /// DISCA persona panels from a JSON file ({"ISO3": [persona text, …]}); default: built from
     /// the shipped WVS-7 data: the country marginals (19 countries) or, for countries they lack,
@@ -203,158 +197,25 @@ impl Progress for Bar {
     }
 }
 
-/// Every method name `--method` accepts.
-pub const METHODS: &[&str] = &[
-    "vanilla",
-    "country-prompt",
-    "wvs-profile",
-    "disca",
-    "disca-no-persona",
-    "disca-consensus",
-    "disca-always-is",
-    "disca-no-debias",
-    "disca-floor",
-    "palette",
-    "palette-cd",
-    "palette-sr",
-    "palette-cm",
-];
-
-/// What building methods needs besides their names.
-pub struct MethodContext<'a> {
-    pub countries: &'a [CountryCode],
-    pub data: &'a DataSource,
-    pub personas: Option<&'a std::path::Path>,
-    pub wvs: Option<&'a std::path::Path>,
-    pub preset: PresetArg,
-    pub seed: u64,
-    pub palette: &'a PaletteOpts,
-    /// DISCA's panel gaps, shared by every DISCA method built with this context (and across
-    /// the seeds of a run: gaps do not depend on the seed).
-    pub gaps: &'a culturesteer_methods::disca::GapCache,
-}
-
-/// Cultural Palette's settings (full variant), templates and continent map from the options.
-pub fn palette_parts(
-    opts: &PaletteOpts,
-    data: &DataSource,
-) -> Result<(PaletteConfig, PaletteTemplates, ContinentMap)> {
-    let continents = ContinentMap::load(data)?;
-    let continents = match &opts.continents {
-        Some(spec) => continents
-            .with_override_spec(spec)
-            .context("--continents")?,
-        None => continents,
-    };
-    let cfg = PaletteConfig {
-        draft_tokens: opts.palette_draft_tokens,
-        summary_tokens: opts.palette_summary_tokens,
-        gate_temperature: opts.gate_temperature,
-        ..PaletteConfig::default()
-    };
-    Ok((cfg, PaletteTemplates::load(data)?, continents))
-}
-
-/// The DISCA configuration of a method name, or `None` for a non-DISCA name.
-pub fn disca_config(name: &str, preset: PresetArg) -> Option<DiscaConfig> {
-    let base = match preset {
-        PresetArg::Paper => DiscaConfig::paper(),
-        PresetArg::Reference => DiscaConfig::reference(),
-    };
-    Some(match name {
-        "disca" => base,
-        "disca-no-persona" => DiscaConfig {
-            mode: DiscaMode::NoPersona,
-            ..base
-        },
-        "disca-consensus" => DiscaConfig {
-            mode: DiscaMode::ConsensusOnly,
-            ..base
-        },
-        "disca-always-is" => DiscaConfig {
-            mode: DiscaMode::AlwaysOnIs,
-            ..base
-        },
-        "disca-no-debias" => DiscaConfig {
-            debias: false,
-            ..base
-        },
-        "disca-floor" => DiscaConfig {
-            persona_floor: 0.5,
-            ..base
-        },
-        _ => return None,
-    })
-}
-
-pub fn build_methods(names: &[String], ctx: &MethodContext) -> Result<Vec<Box<dyn Method>>> {
-    let mut names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
-    if names.iter().any(|n| n.starts_with("disca")) && !names.iter().any(|n| n == "vanilla") {
-        names.insert(0, "vanilla".into());
-    }
-    let mut panels: Option<BTreeMap<CountryCode, Vec<String>>> = None;
-    let mut provenance: BTreeMap<CountryCode, serde_json::Value> = BTreeMap::new();
-    let mut out: Vec<Box<dyn Method>> = Vec::new();
-    for name in &names {
-        if let Some(cfg) = disca_config(name, ctx.preset) {
-            if panels.is_none() {
-                let mut p = BTreeMap::new();
-                // The WVS file is read once for all countries.
-                let wvs = match (ctx.personas, ctx.wvs) {
-                    (None, Some(path)) => Some(load_wvs_file(path, Some(ctx.countries))?),
-                    _ => None,
-                };
-                for &c in ctx.countries {
-                    let panel = match &wvs {
-                        Some(w) => w.panel(c)?,
-                        None => resolve_panel(ctx.personas, ctx.data, c)?,
-                    };
-                    provenance.insert(
-                        c,
-                        serde_json::json!({ "source": panel.source, "dimensions": panel.dimensions, "left_out": panel.missing_dimensions }),
-                    );
-                    p.insert(c, panel.personas.into_iter().map(|x| x.text).collect());
-                }
-                panels = Some(p);
-            }
-            out.push(Box::new(
-                Disca::new(
-                    name.clone(),
-                    cfg,
-                    panels.clone().unwrap_or_default(),
-                    ctx.seed,
-                )
-                .with_gap_cache(ctx.gaps.clone())
-                .with_provenance(provenance.clone()),
-            ));
-            continue;
+impl PaletteOpts {
+    /// The registry's Cultural Palette settings from the flags.
+    pub fn settings(&self) -> PaletteSettings {
+        PaletteSettings {
+            draft_tokens: self.palette_draft_tokens,
+            summary_tokens: self.palette_summary_tokens,
+            continents: self.continents.clone(),
+            gate_temperature: self.gate_temperature,
         }
-        if let Some(variant) = PaletteVariant::from_name(name) {
-            let (cfg, templates, continents) = palette_parts(ctx.palette, ctx.data)?;
-            out.push(Box::new(Palette::new(
-                PaletteConfig { variant, ..cfg },
-                templates,
-                continents,
-            )?));
-            continue;
-        }
-        out.push(match name.as_str() {
-            "vanilla" => Box::new(Vanilla),
-            "country-prompt" => Box::new(CountryPrompt),
-            "wvs-profile" => {
-                let mut texts = BTreeMap::new();
-                for &c in ctx.countries {
-                    texts.insert(c, wvs_profile_text(ctx.data, c)?);
-                }
-                Box::new(SystemPrompt::new("wvs-profile", texts))
-            }
-            other => bail!(
-                "unknown method {other:?} (available: {})",
-                METHODS.join(", ")
-            ),
-        });
     }
-    Ok(out)
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Paper => Preset::Paper,
+            PresetArg::Reference => Preset::Reference,
+        }
+    }
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
@@ -423,53 +284,24 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         Some(d) => DataSource::dir(d),
         None => DataSource::Embedded,
     };
-    let bench: Box<dyn Benchmark> = match a.bench {
-        BenchName::Multitp => Box::new(MultiTp::load(
-            &data,
-            MultiTpOptions {
-                system_role: a.system_role.clone(),
-                chat: !a.completion,
-                aggregation: match a.aggregation {
-                    AggregationArg::Choice => Aggregation::Choice,
-                    AggregationArg::Probability => Aggregation::Probability,
-                },
-                reader: match a.multitp_reader {
-                    ReaderArg::Continuation => MultiTpReader::Continuation,
-                    ReaderArg::GenerateParse => MultiTpReader::GenerateParse,
-                },
-                max_tokens: a.max_tokens,
-            },
-        )?),
-        BenchName::MultitpDisca => Box::new(MultiTpDisca::load(
-            &data,
-            MultiTpDiscaOptions {
-                decision_temperature: a.decision_temperature,
-            },
-        )?),
-        BenchName::Goqa => Box::new(Goqa::load(
-            &data,
-            GoqaOptions {
-                reader: a
-                    .goqa_reader
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--goqa-reader: {e}"))?,
-                s_align: a
-                    .s_align
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--s-align: {e}"))?,
-            },
-        )?),
-        BenchName::Vsm13 => Box::new(Vsm13::load(
-            &data,
-            Vsm13Options {
-                answer_mode: a
-                    .vsm13_answer_mode
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--vsm13-answer-mode: {e}"))?,
-                ..Vsm13Options::default()
-            },
-        )?),
+    let options = BenchOptions {
+        system_role: a.system_role.clone(),
+        chat: !a.completion,
+        aggregation: match a.aggregation {
+            AggregationArg::Choice => Aggregation::Choice,
+            AggregationArg::Probability => Aggregation::Probability,
+        },
+        multitp_reader: match a.multitp_reader {
+            ReaderArg::Continuation => MultiTpReader::Continuation,
+            ReaderArg::GenerateParse => MultiTpReader::GenerateParse,
+        },
+        max_tokens: a.max_tokens,
+        decision_temperature: a.decision_temperature,
+        goqa_reader: a.goqa_reader.clone(),
+        s_align: a.s_align.clone(),
+        vsm13_answer_mode: a.vsm13_answer_mode.clone(),
     };
+    let bench: Box<dyn Benchmark> = load_benchmark(&a.bench, &data, &options)?;
     let countries: Vec<CountryCode> = match &a.countries {
         None => bench.default_countries(),
         Some(v) if v.len() == 1 && v[0].eq_ignore_ascii_case("all") => bench.countries(),
@@ -486,14 +318,15 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         bail!("--limit must be at least 1");
     }
     let gaps = culturesteer_methods::disca::GapCache::default();
+    let palette = a.palette.settings();
     let method_ctx = |seed| MethodContext {
         countries: &countries,
         data: &data,
         personas: a.personas.as_deref(),
         wvs: a.wvs.as_deref(),
-        preset: a.preset,
+        preset: a.preset.into(),
         seed,
-        palette: &a.palette,
+        palette: &palette,
         gaps: &gaps,
     };
     let mut methods = build_methods(&a.method, &method_ctx(a.seed))?;

@@ -7,6 +7,7 @@ pub mod bench_palette;
 pub mod bench_serve;
 pub mod compare;
 pub mod eval;
+pub mod list;
 pub mod model;
 pub mod personas;
 pub mod replay;

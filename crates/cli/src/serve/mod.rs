@@ -991,9 +991,10 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     }
     let opened = args.model.open()?;
     let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());
-    let disca =
-        crate::commands::eval::disca_config("disca", crate::commands::eval::PresetArg::Paper)
-            .context("DISCA configuration")?;
+    let disca = Some(culturesteer_registry::disca_preset(
+        culturesteer_registry::Preset::Paper,
+    ))
+    .context("DISCA configuration")?;
     let mut worker = Worker::new(
         opened.lm,
         data.clone(),
@@ -1001,7 +1002,7 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         disca,
         args.seed,
     );
-    worker.palette = Some(crate::commands::eval::palette_parts(&args.palette, &data)?);
+    worker.palette = Some(args.palette.settings().parts(&data)?);
     let (tx, rx) = mpsc::sync_channel::<Job>(args.max_queue);
     let model_thread = std::thread::Builder::new()
         .name("model".into())

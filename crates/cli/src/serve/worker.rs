@@ -31,6 +31,7 @@ pub enum Steering {
 }
 
 impl Steering {
+    /// The registry's servable methods (`MethodSpec::servable`; a test keeps the two in step).
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         match s {
             "vanilla" => Ok(Steering::Vanilla),
@@ -43,7 +44,10 @@ impl Steering {
             )),
             other => Err(ApiError::invalid(
                 "steering",
-                format!("unknown steering {other:?} (vanilla, country-prompt, disca, palette)"),
+                format!(
+                    "unknown steering {other:?} ({})",
+                    culturesteer_registry::methods::names(|m| m.servable)
+                ),
             )),
         }
     }
@@ -311,5 +315,23 @@ mod tests {
             422
         );
         assert!(Steering::parse("DISCA").is_err());
+    }
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::Steering;
+
+    #[test]
+    fn the_servable_methods_of_the_registry_are_the_steerings() {
+        for m in culturesteer_registry::METHODS {
+            match Steering::parse(m.name) {
+                Ok(s) => {
+                    assert!(m.servable, "{} is served but not marked servable", m.name);
+                    assert_eq!(s.as_str(), m.name);
+                }
+                Err(_) => assert!(!m.servable, "{} is marked servable but not served", m.name),
+            }
+        }
     }
 }
