@@ -8,72 +8,24 @@ use culturesteer_bench::CountryScore;
 use culturesteer_core::disca::{CountryPrior, DiscaConfig, PriorConfig};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
-use culturesteer_llm::{
-    ChatMessage, GenerateRequest, Generation, LanguageModel, ModelDescription, Prompt, Result,
-    ScoreRequest, ScoreResult, TokenId,
-};
+use culturesteer_llm::standin::StandIn;
 use culturesteer_methods::{Disca, Method, Vanilla};
 use std::collections::BTreeMap;
 
-/// Answers "A"/"B" with log-probs that are a fixed function of the prompt text.
-struct Scripted;
-
-fn hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-impl LanguageModel for Scripted {
-    fn describe(&self) -> ModelDescription {
-        ModelDescription {
-            backend: "scripted".into(),
-            source: "stand-in".into(),
-            architecture: None,
-            parameters: None,
-            context_train: None,
-            vocab_size: Some(2),
-            embedding_size: None,
-            layers: None,
-            has_chat_template: false,
-            chat_format: "plain".into(),
+/// The stand-in model scripted to answer "A"/"B" with log-probs that are a fixed function of
+/// the prompt text: z_B − z_A in [−3, 3], plus a bias toward "A" as small models have.
+fn scripted() -> StandIn {
+    StandIn::new().with_logprobs(|prompt, piece| {
+        let h = prompt.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let gap = (h % 6001) as f64 / 1000.0 - 3.0 - 0.5;
+        match piece {
+            "A" => -gap / 2.0 - 1.0,
+            "B" => gap / 2.0 - 1.0,
+            _ => -20.0,
         }
-    }
-    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
-        Ok(Prompt::from(
-            messages
-                .iter()
-                .map(|m| m.content.as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-        ))
-    }
-    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
-        Ok(text.bytes().map(|b| TokenId(i32::from(b))).collect())
-    }
-    fn token_piece(&self, token: TokenId) -> String {
-        ["A", "B"].get(token.0 as usize).unwrap_or(&"").to_string()
-    }
-    fn resolve_answer_tokens(&self, _prompt: &Prompt, labels: &[&str]) -> Result<Vec<TokenId>> {
-        Ok((0..labels.len() as i32).map(TokenId).collect())
-    }
-    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
-        Ok(requests
-            .iter()
-            .map(|r| {
-                let h = hash(&r.prompt.text);
-                // z_B − z_A in [−3, 3], plus a bias toward "A" as small models have.
-                let gap = (h % 6001) as f64 / 1000.0 - 3.0 - 0.5;
-                ScoreResult {
-                    next_token_logprobs: vec![-gap / 2.0 - 1.0, gap / 2.0 - 1.0],
-                    ..Default::default()
-                }
-            })
-            .collect())
-    }
-    fn generate(&mut self, _requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
-        unimplemented!("not used by DISCA")
-    }
+    })
 }
 
 fn scores(preset: DiscaConfig, limit: usize) -> BTreeMap<String, CountryScore> {
@@ -107,7 +59,7 @@ fn scores(preset: DiscaConfig, limit: usize) -> BTreeMap<String, CountryScore> {
     let out = run(
         &bench,
         &mut methods,
-        &mut Scripted,
+        &mut scripted(),
         "stand-in",
         &DataSource::Embedded,
         &cfg,
@@ -191,7 +143,7 @@ fn the_runner_gives_bootstrap_intervals() {
     let out = run(
         &bench,
         &mut methods,
-        &mut Scripted,
+        &mut scripted(),
         "stand-in",
         &DataSource::Embedded,
         &cfg,

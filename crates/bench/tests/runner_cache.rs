@@ -1,12 +1,11 @@
 //! The runner asks the model once per item for country-independent methods (vanilla), however
-//! many countries share the item; on the real default model.
+//! many countries share the item; on the scripted stand-in model (no llama.cpp).
 
 use culturesteer_bench::multitp::{MultiTp, MultiTpOptions};
 use culturesteer_bench::runner::{run, NoProgress, RunConfig};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
-use culturesteer_llm::fetch::ensure_default_model;
-use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
+use culturesteer_llm::standin::StandIn;
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::{Answer, Country, Item, Method, MethodError, Vanilla};
 use std::sync::{Arc, Mutex};
@@ -37,27 +36,17 @@ impl Method for Counting {
 
 #[test]
 fn vanilla_answers_are_shared_across_countries() {
-    let path = match std::env::var_os("CULTURESTEER_MODEL") {
-        Some(p) => p.into(),
-        None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
-    };
-    let mut lm = LlamaLm::load(
-        &path,
-        LlamaConfig {
-            n_seq: 8,
-            ctx_per_seq: 512,
-            ..Default::default()
-        },
-    )
-    .expect("load");
     let bench = MultiTp::load(&DataSource::Embedded, MultiTpOptions::default()).unwrap();
     let countries: Vec<CountryCode> = ["USA", "DEU", "JPN"]
         .iter()
         .map(|c| CountryCode::new(c).unwrap())
         .collect();
     let mut asked_by = Vec::new();
+    let mut prompts_by = Vec::new();
     let mut records = Vec::new();
     for per_country in [false, true] {
+        let mut lm = StandIn::new();
+        let log = lm.log();
         let dir = tempfile::tempdir().unwrap();
         let asked = Arc::new(Mutex::new(0));
         let mut methods: Vec<Box<dyn Method>> = vec![Box::new(Counting {
@@ -84,12 +73,18 @@ fn vanilla_answers_are_shared_across_countries() {
         )
         .unwrap();
         asked_by.push(*asked.lock().unwrap());
+        prompts_by.push(log.scored_prompts());
         records.push(std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap());
     }
     assert_eq!(
         asked_by,
         vec![4, 12],
         "shared answers vs one call per country"
+    );
+    // The model itself was asked three times as much.
+    assert!(
+        prompts_by[0] > 0 && prompts_by[1] == 3 * prompts_by[0],
+        "{prompts_by:?}"
     );
     // Same records either way (three countries × four items).
     assert_eq!(records[0], records[1]);

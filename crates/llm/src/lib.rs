@@ -17,6 +17,8 @@ pub mod openai;
 pub mod plan;
 pub mod sampling;
 pub mod soft_prompt;
+#[cfg(any(test, feature = "standin"))]
+pub mod standin;
 pub mod types;
 
 pub use backend::{LanguageModel, ModelDescription};

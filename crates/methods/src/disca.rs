@@ -219,7 +219,12 @@ impl Method for Disca {
             .iter()
             .map(|i| render_prompt(lm, &i.prompt))
             .collect::<Result<Vec<_>, _>>()?;
-        let answers = read_options(lm, &expanded, prompts)?;
+        // Every item cached: no model call at all (not even an empty one).
+        let answers = if expanded.is_empty() {
+            Vec::new()
+        } else {
+            read_options(lm, &expanded, prompts)?
+        };
         let mut out = Vec::with_capacity(items.len());
         let mut k = 0;
         for (idx, (item, (cat, has_swap))) in items.iter().zip(layout).enumerate() {

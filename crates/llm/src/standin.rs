@@ -1,0 +1,325 @@
+//! A scripted stand-in model for tests (feature `standin`): no llama.cpp, answers in
+//! microseconds, and records what it was asked.
+//!
+//! Log-probabilities come from a script, a function of (prompt text, candidate text); the
+//! default script is a fixed pseudo-random function of both, so answers differ between prompts
+//! and stay the same between runs. Generated text comes from a second script (default: empty).
+//! Tokens are Unicode scalar values: token id = code point, piece = the character.
+
+use crate::backend::{LanguageModel, ModelDescription};
+use crate::error::{LlmError, Result};
+use crate::types::*;
+use std::sync::{Arc, Mutex};
+
+/// Log-probability of `candidate` following `prompt`.
+pub type LogprobScript = Box<dyn Fn(&str, &str) -> f64 + Send>;
+/// The text generated after `prompt`.
+pub type ReplyScript = Box<dyn Fn(&str) -> String + Send>;
+
+/// One call the stand-in answered: its kind and the prompt texts, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Score(Vec<String>),
+    Generate(Vec<String>),
+}
+
+/// What a stand-in was asked so far (a handle that stays valid after the model is moved).
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<Call>>>);
+
+impl CallLog {
+    pub fn calls(&self) -> Vec<Call> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Prompts scored so far, over all calls.
+    pub fn scored_prompts(&self) -> usize {
+        self.calls()
+            .iter()
+            .map(|c| match c {
+                Call::Score(p) => p.len(),
+                Call::Generate(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Prompts generated from so far, over all calls.
+    pub fn generated_prompts(&self) -> usize {
+        self.calls()
+            .iter()
+            .map(|c| match c {
+                Call::Generate(p) => p.len(),
+                Call::Score(_) => 0,
+            })
+            .sum()
+    }
+
+    fn push(&self, call: Call) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    }
+}
+
+/// The scripted stand-in model.
+pub struct StandIn {
+    logprob: LogprobScript,
+    reply: ReplyScript,
+    refuse: bool,
+    log: CallLog,
+}
+
+/// FNV-1a, the default script's source of pseudo-randomness.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for p in parts {
+        for b in p.bytes().chain([0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The default script: a log-probability in [−6, −0.1], fixed for (prompt, candidate).
+pub fn pseudo_random_logprob(prompt: &str, candidate: &str) -> f64 {
+    -0.1 - (fnv(&[prompt, candidate]) % 5901) as f64 / 1000.0
+}
+
+impl Default for StandIn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StandIn {
+    /// The default scripts: pseudo-random log-probabilities, empty generations.
+    pub fn new() -> Self {
+        Self {
+            logprob: Box::new(pseudo_random_logprob),
+            reply: Box::new(|_| String::new()),
+            refuse: false,
+            log: CallLog::default(),
+        }
+    }
+
+    /// A stand-in that fails every score and generate call (a test that must not need the
+    /// model, such as a resume with every item done).
+    pub fn refusing() -> Self {
+        Self {
+            refuse: true,
+            ..Self::new()
+        }
+    }
+
+    pub fn with_logprobs(mut self, script: impl Fn(&str, &str) -> f64 + Send + 'static) -> Self {
+        self.logprob = Box::new(script);
+        self
+    }
+
+    pub fn with_replies(mut self, script: impl Fn(&str) -> String + Send + 'static) -> Self {
+        self.reply = Box::new(script);
+        self
+    }
+
+    /// The record of calls (clone it before handing the model to a method or runner).
+    pub fn log(&self) -> CallLog {
+        self.log.clone()
+    }
+
+    fn check(&self, what: &'static str) -> Result<()> {
+        if self.refuse {
+            return Err(LlmError::Unsupported(what));
+        }
+        Ok(())
+    }
+}
+
+impl LanguageModel for StandIn {
+    fn describe(&self) -> ModelDescription {
+        ModelDescription {
+            backend: "stand-in".into(),
+            source: "scripted stand-in model".into(),
+            architecture: None,
+            parameters: None,
+            context_train: None,
+            vocab_size: None,
+            embedding_size: None,
+            layers: None,
+            has_chat_template: false,
+            chat_format: "plain".into(),
+        }
+    }
+
+    /// The messages' contents joined by blank lines.
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Prompt> {
+        Ok(Prompt::from(
+            messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        ))
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
+        Ok(text.chars().map(|c| TokenId(c as i32)).collect())
+    }
+
+    fn token_piece(&self, token: TokenId) -> String {
+        char::from_u32(token.0 as u32).map_or_else(String::new, String::from)
+    }
+
+    fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
+        self.check("scoring (refusing stand-in)")?;
+        self.log.push(Call::Score(
+            requests.iter().map(|r| r.prompt.text.clone()).collect(),
+        ));
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if r.prompt_logprobs {
+                    return Err(LlmError::InvalidRequest {
+                        index: i,
+                        what: "prompt log-probs are not scripted".into(),
+                    });
+                }
+                let p = &r.prompt.text;
+                let next_token_logprobs = r
+                    .next_tokens
+                    .iter()
+                    .map(|t| (self.logprob)(p, &self.token_piece(*t)))
+                    .collect();
+                let continuations = r
+                    .continuations
+                    .iter()
+                    .map(|c| {
+                        let tokens = self.tokenize(c)?;
+                        let logprob = (self.logprob)(p, c);
+                        let n = tokens.len().max(1) as f64;
+                        Ok(ContinuationScore {
+                            text: c.clone(),
+                            token_logprobs: vec![logprob / n; tokens.len()],
+                            tokens,
+                            logprob,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                // Top-k over the capital letters, by script.
+                let mut top: Vec<TokenLogprob> = ('A'..='Z')
+                    .map(|c| TokenLogprob {
+                        token: TokenId(c as i32),
+                        piece: c.to_string(),
+                        logprob: (self.logprob)(p, &c.to_string()),
+                    })
+                    .collect();
+                top.sort_by(|a, b| b.logprob.total_cmp(&a.logprob));
+                top.truncate(r.top_k);
+                Ok(ScoreResult {
+                    prompt_tokens: p.chars().count(),
+                    next_token_logprobs,
+                    continuations,
+                    top_k: top,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
+        self.check("generation (refusing stand-in)")?;
+        self.log.push(Call::Generate(
+            requests.iter().map(|r| r.prompt.text.clone()).collect(),
+        ));
+        Ok(requests
+            .iter()
+            .map(|r| {
+                let full = (self.reply)(&r.prompt.text);
+                let stop_at = r
+                    .stop
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| full.find(s.as_str()))
+                    .min();
+                let (text, mut finish) = match stop_at {
+                    Some(i) => (full[..i].to_string(), FinishReason::Stop),
+                    None => (full.clone(), FinishReason::Stop),
+                };
+                let mut text: String = text;
+                if text.chars().count() > r.max_tokens {
+                    text = text.chars().take(r.max_tokens).collect();
+                    finish = FinishReason::Length;
+                }
+                Generation {
+                    tokens: text.chars().map(|c| TokenId(c as i32)).collect(),
+                    prompt_tokens: r.prompt.text.chars().count(),
+                    text,
+                    finish_reason: finish,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripted_scores_and_generations_are_recorded() {
+        let mut lm = StandIn::new()
+            .with_logprobs(|p, c| {
+                if c == "B" && p.contains("spare") {
+                    -0.1
+                } else {
+                    -3.0
+                }
+            })
+            .with_replies(|p| format!("{p} and so on. END more"));
+        let log = lm.log();
+        let ids = lm
+            .resolve_answer_tokens(&Prompt::from("Choice: "), &["A", "B"])
+            .unwrap();
+        assert_eq!(ids, vec![TokenId('A' as i32), TokenId('B' as i32)]);
+        let r = lm
+            .score(&[ScoreRequest::next_tokens("spare whom?", ids.clone())])
+            .unwrap();
+        assert_eq!(r[0].next_token_logprobs, vec![-3.0, -0.1]);
+        let g = lm
+            .generate(&[GenerateRequest {
+                prompt: Prompt::from("hi"),
+                max_tokens: 100,
+                sampling: Sampling::Greedy,
+                stop: vec!["END".into()],
+            }])
+            .unwrap();
+        assert_eq!(g[0].text, "hi and so on. ");
+        assert_eq!(g[0].finish_reason, FinishReason::Stop);
+        let g = lm
+            .generate(&[GenerateRequest {
+                prompt: Prompt::from("hi"),
+                max_tokens: 2,
+                sampling: Sampling::Greedy,
+                stop: vec![],
+            }])
+            .unwrap();
+        assert_eq!(
+            (g[0].text.as_str(), g[0].finish_reason),
+            ("hi", FinishReason::Length)
+        );
+        assert_eq!(log.scored_prompts(), 1);
+        assert_eq!(log.generated_prompts(), 2);
+        assert_eq!(log.calls()[0], Call::Score(vec!["spare whom?".into()]));
+    }
+
+    #[test]
+    fn the_default_script_is_fixed_and_a_refusing_stand_in_refuses() {
+        let a = pseudo_random_logprob("p", "A");
+        assert_eq!(a, pseudo_random_logprob("p", "A"));
+        assert!((-6.0..=-0.1).contains(&a));
+        assert_ne!(a, pseudo_random_logprob("q", "A"));
+        let mut lm = StandIn::refusing();
+        assert!(lm
+            .score(&[ScoreRequest::next_tokens("x", vec![TokenId(65)])])
+            .is_err());
+        assert!(lm.log().calls().is_empty());
+    }
+}
