@@ -4,9 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use culturesteer_llm::fetch;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
-use culturesteer_llm::openai::{HttpApi, OpenAiConfig, OpenAiLm};
-use culturesteer_llm::soft_prompt::{self, SoftPrompted};
-use culturesteer_llm::{ChatFormat, LanguageModel};
+use culturesteer_llm::openai::{HttpApi, OpenAiConfig};
+pub use culturesteer_llm::spec::OpenedModel;
+use culturesteer_llm::spec::{parse_experts, GgufSpec, ModelSpec};
+use culturesteer_llm::ChatFormat;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,6 +123,50 @@ impl ModelOpts {
         }
     }
 
+    /// The model the options name, as the library's [`ModelSpec`] (the default model fetched
+    /// if needed, the API key read from its variable, numbers checked).
+    pub fn spec(&self) -> Result<ModelSpec> {
+        match &self.model_url {
+            Some(url) => {
+                let api_key = match &self.api_key_env {
+                    Some(var) => Some(std::env::var(var).with_context(|| {
+                        format!("--api-key-env {var}: the variable is not set")
+                    })?),
+                    None => None,
+                };
+                if !(self.http_timeout.is_finite()
+                    && self.http_timeout > 0.0
+                    && self.http_timeout <= MAX_HTTP_TIMEOUT_S)
+                {
+                    bail!(
+                        "--http-timeout must be a number of seconds in (0, {MAX_HTTP_TIMEOUT_S}]"
+                    );
+                }
+                if self.http_batch == 0 || self.http_concurrency == 0 {
+                    bail!("--http-batch and --http-concurrency must be at least 1");
+                }
+                Ok(ModelSpec::Http(OpenAiConfig {
+                    url: url.clone(),
+                    model: self.model_name.clone(),
+                    api_key,
+                    concurrency: self.http_concurrency,
+                    timeout: Duration::from_secs_f64(self.http_timeout),
+                    retries: self.http_retries,
+                    batch: self.http_batch,
+                    chat_format: self.chat_format.clone(),
+                    api: self.http_api,
+                    ..OpenAiConfig::default()
+                }))
+            }
+            None => Ok(ModelSpec::Gguf(GgufSpec {
+                path: self.resolve_path()?,
+                config: self.config(),
+                experts: parse_experts(&self.experts)?,
+                soft_prompt: self.soft_prompt.clone(),
+            })),
+        }
+    }
+
     /// Loads the GGUF (commands that need llama.cpp itself; with --model-url they fail).
     pub fn load(&self) -> Result<LlamaLm> {
         if let Some(url) = &self.model_url {
@@ -133,7 +178,7 @@ impl ModelOpts {
         if !self.experts.is_empty() {
             bail!("--experts: this command measures the engine itself; expert adapters apply to eval, ablate, score, generate, serve and bench palette");
         }
-        self.load_gguf()
+        self.load_with_experts()
     }
 
     /// Loads the GGUF with its `--experts` (commands that need the llama.cpp backend itself and
@@ -145,108 +190,17 @@ impl ModelOpts {
         if let Some(f) = &self.soft_prompt {
             bail!("--soft-prompt {}: not taken by this command", f.display());
         }
-        Ok(self.load_gguf_with_experts()?.0)
-    }
-
-    /// The GGUF with its `--experts` loaded, and the expert files.
-    fn load_gguf_with_experts(&self) -> Result<(LlamaLm, Vec<(String, PathBuf)>)> {
-        let mut lm = self.load_gguf()?;
-        let experts = self.expert_files()?;
-        if !experts.is_empty() {
-            lm.load_experts(&experts).context("--experts")?;
+        match self.spec()? {
+            ModelSpec::Gguf(g) => Ok(g.load()?),
+            ModelSpec::Http(_) => unreachable!("no --model-url here"),
         }
-        Ok((lm, experts))
-    }
-
-    /// `--experts` as (name, file) pairs.
-    fn expert_files(&self) -> Result<Vec<(String, PathBuf)>> {
-        self.experts
-            .iter()
-            .map(|e| {
-                let (name, file) = e
-                    .split_once('=')
-                    .with_context(|| format!("--experts {e:?}: expected NAME=FILE"))?;
-                let name = name.trim().to_ascii_lowercase();
-                if name.is_empty() || file.trim().is_empty() {
-                    bail!("--experts {e:?}: expected NAME=FILE");
-                }
-                Ok((name, PathBuf::from(file.trim())))
-            })
-            .collect()
-    }
-
-    fn load_gguf(&self) -> Result<LlamaLm> {
-        let path = self.resolve_path()?;
-        Ok(LlamaLm::load(&path, self.config())?)
     }
 
     /// Opens the model the options name, local or remote.
     pub fn open(&self) -> Result<OpenedModel> {
-        match &self.model_url {
-            Some(url) => {
-                let api_key = match &self.api_key_env {
-                    Some(var) => Some(std::env::var(var).with_context(|| {
-                        format!("--api-key-env {var}: the variable is not set")
-                    })?),
-                    None => None,
-                };
-                if !(self.http_timeout.is_finite() && self.http_timeout > 0.0) {
-                    bail!("--http-timeout must be a positive number of seconds");
-                }
-                if self.http_batch == 0 || self.http_concurrency == 0 {
-                    bail!("--http-batch and --http-concurrency must be at least 1");
-                }
-                let cfg = OpenAiConfig {
-                    url: url.clone(),
-                    model: self.model_name.clone(),
-                    api_key,
-                    concurrency: self.http_concurrency,
-                    timeout: Duration::from_secs_f64(self.http_timeout),
-                    retries: self.http_retries,
-                    batch: self.http_batch,
-                    chat_format: self.chat_format.clone(),
-                    api: self.http_api,
-                    ..OpenAiConfig::default()
-                };
-                let lm = OpenAiLm::connect(cfg)?;
-                let identity = format!(
-                    "openai-http {} model {} api {}",
-                    lm.base_url(),
-                    lm.model_name(),
-                    lm.api()
-                );
-                Ok(OpenedModel {
-                    lm: Box::new(lm),
-                    identity,
-                    path: None,
-                })
-            }
-            None => {
-                let (lm, experts) = self.load_gguf_with_experts()?;
-                let mut identity = fetch::sha256_file(lm.path())?;
-                for (name, file) in &experts {
-                    identity = format!("{identity} expert {name}={}", fetch::sha256_file(file)?);
-                }
-                let path = Some(lm.path().to_path_buf());
-                let lm: Box<dyn LanguageModel> = match &self.soft_prompt {
-                    Some(file) => {
-                        let (soft, _) = soft_prompt::load(file)?;
-                        soft_prompt::check_fits(file, &soft, &lm.describe())?;
-                        identity = format!("{identity} soft-prompt {}", fetch::sha256_file(file)?);
-                        Box::new(SoftPrompted::new(Box::new(lm), std::sync::Arc::new(soft)))
-                    }
-                    None => Box::new(lm),
-                };
-                Ok(OpenedModel { lm, identity, path })
-            }
-        }
+        Ok(self.spec()?.open()?)
     }
 }
 
-/// A model ready for any command: the backend, and what identifies it in run manifests (the
-/// GGUF's SHA-256, or the server URL and model name).
-pub struct OpenedModel {
-    pub lm: Box<dyn LanguageModel>,
-    pub identity: String,
-    pub path: Option<PathBuf>,
-}
+/// The longest `--http-timeout` taken (a day): larger values overflow the HTTP client's clock.
+const MAX_HTTP_TIMEOUT_S: f64 = 86_400.0;

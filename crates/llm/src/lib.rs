@@ -17,6 +17,7 @@ pub mod openai;
 pub mod plan;
 pub mod sampling;
 pub mod soft_prompt;
+pub mod spec;
 #[cfg(any(test, feature = "standin"))]
 pub mod standin;
 pub mod types;
