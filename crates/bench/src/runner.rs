@@ -226,6 +226,11 @@ pub fn load_results(path: &Path) -> Result<Vec<ItemRecord>, BenchError> {
 }
 
 /// Runs `methods` on `bench` for the configured countries, resuming from `cfg.out_dir`.
+///
+/// Phases: [`resolve_items`] (bad input fails before anything is written), [`open_manifest`]
+/// (a directory holding another run is refused), [`load_done`], [`answer_missing`] (appended
+/// and flushed per batch), [`score_all`] (scores, views, floors, bootstrap replicates), then
+/// the report and the manifest's end time.
 pub fn run(
     bench: &dyn Benchmark,
     methods: &mut [Box<dyn Method>],
@@ -238,7 +243,57 @@ pub fn run(
     if methods.is_empty() {
         return Err(BenchError::Invalid("no method given".into()));
     }
-    // Resolve countries and items first: bad input fails before anything is written.
+    let (countries, items) = resolve_items(bench, cfg)?;
+    let mut manifest = open_manifest(bench, methods, lm, model_sha256, data, cfg)?;
+    let results_path = cfg.out_dir.join("results.jsonl");
+    let (mut records, mut done) = load_done(&results_path)?;
+    let (answered, skipped) = answer_missing(
+        methods,
+        lm,
+        &countries,
+        &items,
+        cfg,
+        &results_path,
+        &mut records,
+        &mut done,
+        progress,
+    )?;
+    let scored = score_all(bench, methods, &countries, &items, &records, cfg);
+    let same_as_parent = views_equal_to_their_method(&scored, &countries);
+    let report = ReportInput {
+        benchmark: bench.name().to_string(),
+        metric: bench.metric(),
+        model: format!(
+            "{} (SHA-256 {}, chat format {})",
+            manifest.model.source, model_sha256, manifest.model.chat_format
+        ),
+        methods: scored.display_order(),
+        scores: scored.scores,
+        floors: scored.floors,
+        floor_label: "uniform (p = 1/n)".to_string(),
+        bootstrap: scored.replicates,
+        same_as_parent,
+    };
+    write_report(&cfg.out_dir, &report)?;
+    manifest.invocation["finished_at"] = serde_json::json!(now_rfc3339());
+    write_manifest(&cfg.out_dir, &manifest)?;
+    Ok(RunOutcome {
+        report,
+        unscored: scored.unscored,
+        answered,
+        skipped,
+    })
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The configured countries and their items (the first `limit` of each).
+fn resolve_items(
+    bench: &dyn Benchmark,
+    cfg: &RunConfig,
+) -> Result<(Vec<Country>, Vec<Vec<Item>>), BenchError> {
     let mut countries: Vec<Country> = Vec::new();
     for &c in &cfg.countries {
         countries.push(bench.country(c)?);
@@ -251,6 +306,19 @@ pub fn run(
         }
         items.push(v);
     }
+    Ok((countries, items))
+}
+
+/// This run's manifest, checked against the one already in the directory (another run there
+/// is refused; methods recorded earlier are kept) and written.
+fn open_manifest(
+    bench: &dyn Benchmark,
+    methods: &[Box<dyn Method>],
+    lm: &dyn LanguageModel,
+    model_sha256: &str,
+    data: &DataSource,
+    cfg: &RunConfig,
+) -> Result<Manifest, BenchError> {
     let mut data_sums = BTreeMap::new();
     for f in bench.data_files() {
         let text = data.read(&f)?;
@@ -277,10 +345,7 @@ pub fn run(
             } else {
                 serde_json::json!({})
             };
-            v["started_at"] = serde_json::json!(humantime::format_rfc3339_seconds(
-                std::time::SystemTime::now()
-            )
-            .to_string());
+            v["started_at"] = serde_json::json!(now_rfc3339());
             v
         },
     };
@@ -303,16 +368,38 @@ pub fn run(
         }
     }
     write_manifest(&cfg.out_dir, &manifest)?;
+    Ok(manifest)
+}
 
-    let results_path = cfg.out_dir.join("results.jsonl");
-    let mut records = load_results(&results_path)?;
-    let mut done: HashSet<(String, CountryCode, String)> = HashSet::new();
+/// (method, country, item) of a record.
+type Done = HashSet<(String, CountryCode, String)>;
+
+/// The records already written (a torn last line dropped, duplicates dropped) and their keys.
+fn load_done(results_path: &Path) -> Result<(Vec<ItemRecord>, Done), BenchError> {
+    let mut records = load_results(results_path)?;
+    let mut done = Done::new();
     records.retain(|r| done.insert((r.method.clone(), r.country, r.item_id.clone())));
+    Ok((records, done))
+}
 
+/// Asks every method for the items it has not answered yet, in batches, appending and flushing
+/// each batch's records. Returns (items answered now, items found done).
+#[allow(clippy::too_many_arguments)]
+fn answer_missing(
+    methods: &mut [Box<dyn Method>],
+    lm: &mut dyn LanguageModel,
+    countries: &[Country],
+    items: &[Vec<Item>],
+    cfg: &RunConfig,
+    results_path: &Path,
+    records: &mut Vec<ItemRecord>,
+    done: &mut Done,
+    progress: &mut dyn Progress,
+) -> Result<(usize, usize), BenchError> {
     let mut todo_total = 0u64;
     let mut skipped = 0usize;
     for m in methods.iter() {
-        for (c, its) in countries.iter().zip(&items) {
+        for (c, its) in countries.iter().zip(items) {
             for it in its {
                 if done.contains(&(m.name().to_string(), c.code, it.id.clone())) {
                     skipped += 1;
@@ -325,16 +412,16 @@ pub fn run(
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&results_path)
-        .map_err(io_err(&results_path))?;
-    file.seek(SeekFrom::End(0)).map_err(io_err(&results_path))?;
+        .open(results_path)
+        .map_err(io_err(results_path))?;
+    file.seek(SeekFrom::End(0)).map_err(io_err(results_path))?;
     progress.start(todo_total);
     let mut answered = 0usize;
     // Answers of country-independent methods, reused across countries within this run.
     let mut shared: HashMap<String, Answer> = HashMap::new();
     for m in methods.iter_mut() {
         let mname = m.name().to_string();
-        for (c, its) in countries.iter().zip(&items) {
+        for (c, its) in countries.iter().zip(items) {
             let todo: Vec<Item> = its
                 .iter()
                 .filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone())))
@@ -367,15 +454,63 @@ pub fn run(
                     done.insert((mname.clone(), c.code, it.id.clone()));
                     records.push(rec);
                 }
-                write_flush(&mut file, buf.as_bytes()).map_err(io_err(&results_path))?;
+                write_flush(&mut file, buf.as_bytes()).map_err(io_err(results_path))?;
                 answered += chunk.len();
                 progress.inc(chunk.len() as u64);
             }
         }
     }
     progress.finish();
+    Ok((answered, skipped))
+}
 
-    // Scores from all records of the selected items.
+/// Everything scored from the records: per (name, country) the score of each method, of its
+/// headline transform and of its views, the uniform floor per country, bootstrap replicates,
+/// and what could not be scored.
+struct Scored {
+    method_names: Vec<String>,
+    /// (method, view) for every view of every method.
+    views: Vec<(String, View)>,
+    scores: Vec<(String, CountryScore)>,
+    unscored: Vec<(String, CountryCode, String)>,
+    floors: Vec<(CountryCode, f64)>,
+    replicates: Vec<(String, CountryCode, Vec<f64>)>,
+}
+
+impl Scored {
+    /// Each method followed by its views.
+    fn display_order(&self) -> Vec<String> {
+        self.method_names
+            .iter()
+            .flat_map(|m| {
+                std::iter::once(m.clone()).chain(
+                    self.views
+                        .iter()
+                        .filter(move |(b, _)| b == m)
+                        .map(|(_, v)| v.name.clone()),
+                )
+            })
+            .collect()
+    }
+
+    fn value_of(&self, name: &str, c: CountryCode) -> Option<f64> {
+        self.scores
+            .iter()
+            .rev()
+            .find(|(n, s)| n == name && s.country == c)
+            .map(|(_, s)| s.value)
+    }
+}
+
+/// Scores from all records of the selected items.
+fn score_all(
+    bench: &dyn Benchmark,
+    methods: &[Box<dyn Method>],
+    countries: &[Country],
+    items: &[Vec<Item>],
+    records: &[ItemRecord],
+    cfg: &RunConfig,
+) -> Scored {
     let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
     let views: Vec<(String, View)> = methods
         .iter()
@@ -389,7 +524,7 @@ pub fn run(
     let mut unscored = Vec::new();
     let mut floors = Vec::new();
     let mut replicates: Vec<(String, CountryCode, Vec<f64>)> = Vec::new();
-    for (c, its) in countries.iter().zip(&items) {
+    for (c, its) in countries.iter().zip(items) {
         let ids: HashSet<&str> = its.iter().map(|i| i.id.as_str()).collect();
         for m in &method_names {
             let recs: Vec<ItemRecord> = records
@@ -434,83 +569,62 @@ pub fn run(
                 }
             }
         }
-        // Uniform answers on the same items: the constant-0.5 floor on MultiTP.
-        let uniform: Vec<ItemRecord> = its
-            .iter()
-            .map(|it| {
-                let n = it.readout.n_options();
-                ItemRecord {
-                    method: "uniform".into(),
-                    country: c.code,
-                    item_id: it.id.clone(),
-                    probs: vec![1.0 / n as f64; n],
-                    logprobs: vec![-(n as f64).ln(); n],
-                    meta: it.meta.clone(),
-                    prompt_id: prompt_id(&it.prompt),
-                    options: it.question.options.clone(),
-                    diagnostics: serde_json::Value::Null,
-                }
-            })
-            .collect();
-        if let Ok(s) = bench.score(c, &uniform) {
-            floors.push((c.code, s.value));
+        if let Some(v) = uniform_floor(bench, c, its) {
+            floors.push((c.code, v));
         }
     }
-    // A view whose scores equal its method's on every country is not a separate result here.
-    let value_of = |m: &str, c: CountryCode| {
-        scores
-            .iter()
-            .rev()
-            .find(|(n, s)| n == m && s.country == c)
-            .map(|(_, s)| s.value)
-    };
-    let same_as_parent: Vec<(String, String)> = views
+    Scored {
+        method_names,
+        views,
+        scores,
+        unscored,
+        floors,
+        replicates,
+    }
+}
+
+/// Uniform answers on the same items: the constant-0.5 floor on MultiTP.
+fn uniform_floor(bench: &dyn Benchmark, c: &Country, its: &[Item]) -> Option<f64> {
+    let uniform: Vec<ItemRecord> = its
+        .iter()
+        .map(|it| {
+            let n = it.readout.n_options();
+            ItemRecord {
+                method: "uniform".into(),
+                country: c.code,
+                item_id: it.id.clone(),
+                probs: vec![1.0 / n as f64; n],
+                logprobs: vec![-(n as f64).ln(); n],
+                meta: it.meta.clone(),
+                prompt_id: prompt_id(&it.prompt),
+                options: it.question.options.clone(),
+                diagnostics: serde_json::Value::Null,
+            }
+        })
+        .collect();
+    bench.score(c, &uniform).ok().map(|s| s.value)
+}
+
+/// (view, method) pairs where the view's scores equal its method's on every country: not a
+/// separate result here.
+fn views_equal_to_their_method(scored: &Scored, countries: &[Country]) -> Vec<(String, String)> {
+    scored
+        .views
         .iter()
         .filter(|(base, v)| {
             let both: Vec<(Option<f64>, Option<f64>)> = countries
                 .iter()
-                .map(|c| (value_of(&v.name, c.code), value_of(base, c.code)))
+                .map(|c| {
+                    (
+                        scored.value_of(&v.name, c.code),
+                        scored.value_of(base, c.code),
+                    )
+                })
                 .collect();
             both.iter().any(|(a, _)| a.is_some()) && both.iter().all(|(a, b)| a == b)
         })
         .map(|(base, v)| (v.name.clone(), base.clone()))
-        .collect();
-    let report = ReportInput {
-        benchmark: bench.name().to_string(),
-        metric: bench.metric(),
-        model: format!(
-            "{} (SHA-256 {}, chat format {})",
-            manifest.model.source, model_sha256, manifest.model.chat_format
-        ),
-        methods: method_names
-            .iter()
-            .flat_map(|m| {
-                std::iter::once(m.clone()).chain(
-                    views
-                        .iter()
-                        .filter(move |(b, _)| b == m)
-                        .map(|(_, v)| v.name.clone()),
-                )
-            })
-            .collect(),
-        scores,
-        floors,
-        floor_label: "uniform (p = 1/n)".to_string(),
-        bootstrap: replicates,
-        same_as_parent,
-    };
-    write_report(&cfg.out_dir, &report)?;
-    manifest.invocation["finished_at"] = serde_json::json!(humantime::format_rfc3339_seconds(
-        std::time::SystemTime::now()
-    )
-    .to_string());
-    write_manifest(&cfg.out_dir, &manifest)?;
-    Ok(RunOutcome {
-        report,
-        unscored,
-        answered,
-        skipped,
-    })
+        .collect()
 }
 
 /// Writes `manifest.json` atomically (temporary file, then rename).
