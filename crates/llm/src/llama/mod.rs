@@ -1063,6 +1063,39 @@ impl LlamaLm {
     ///
     /// With `follow`, each request's follow-up is scored on top of the sequence the generation
     /// left in the KV cache (see [`FollowUps`]).
+    /// One KV sequence per request: the first request on a plan leaf takes the leaf's slot,
+    /// the others get copies. Returns (slot per request, (src, dst) copies, slots in use).
+    fn generation_slots(
+        &self,
+        plan: &Plan,
+        leaves: &[(usize, usize)],
+        n_requests: usize,
+    ) -> Result<(Vec<usize>, Vec<(usize, usize)>, Vec<bool>)> {
+        let leaf_slot: HashMap<usize, usize> = leaves.iter().copied().collect();
+        let mut used: Vec<bool> = vec![false; self.config.n_seq];
+        for &(_, s) in leaves {
+            used[s] = true;
+        }
+        let mut taken: HashSet<usize> = HashSet::new();
+        let mut slots = Vec::with_capacity(n_requests);
+        let mut copies = Vec::new();
+        for pi in 0..n_requests {
+            let leaf = plan.path_leaf[pi];
+            let src = leaf_slot[&leaf];
+            if taken.insert(leaf) {
+                slots.push(src);
+            } else {
+                let dst = used.iter().position(|u| !u).ok_or_else(|| {
+                    LlmError::Context("out of sequences for duplicate prompts".into())
+                })?;
+                used[dst] = true;
+                copies.push((src, dst));
+                slots.push(dst);
+            }
+        }
+        Ok((slots, copies, used))
+    }
+
     fn generate_chunk(
         &mut self,
         reqs: &[GenerateRequest],
@@ -1087,63 +1120,15 @@ impl LlamaLm {
         let full = vec![true; plan.reads.len()];
         stats.tokens_requested += paths.iter().map(|p| p.tokens.len()).sum::<usize>();
         let (_, leaves, rows) = self.run_plan(&plan, true, &full, stats)?;
-        let leaf_slot: HashMap<usize, usize> = leaves.iter().copied().collect();
-        // Give every request its own sequence: the first request on a leaf takes it, the others
-        // get copies.
-        let mut used: Vec<bool> = vec![false; self.config.n_seq];
-        for &(_, s) in &leaves {
-            used[s] = true;
-        }
-        let mut taken: HashSet<usize> = HashSet::new();
-        let mut slots = Vec::with_capacity(reqs.len());
-        let mut copies = Vec::new();
-        for pi in 0..reqs.len() {
-            let leaf = plan.path_leaf[pi];
-            let src = leaf_slot[&leaf];
-            if taken.insert(leaf) {
-                slots.push(src);
-            } else {
-                let dst = used.iter().position(|u| !u).ok_or_else(|| {
-                    LlmError::Context("out of sequences for duplicate prompts".into())
-                })?;
-                used[dst] = true;
-                copies.push((src, dst));
-                slots.push(dst);
-            }
-        }
+        let (slots, copies, used) = self.generation_slots(&plan, &leaves, reqs.len())?;
         let n_vocab = self.n_vocab;
         let limit = self.config.ctx_per_seq;
         let n_batch = self.config.n_batch;
         let parallel = self.config.parallel_generation;
-        struct State {
-            rng: ChaCha20Rng,
-            bytes: Vec<u8>,
-            tokens: Vec<TokenId>,
-            pos: usize,
-            done: Option<FinishReason>,
-            text_len: Option<usize>,
-            /// Bytes of text already passed to the sink.
-            sent: usize,
-        }
-        let mut states: Vec<State> = reqs
+        let mut states: Vec<GenState> = reqs
             .iter()
             .zip(prompts)
-            .map(|(r, p)| State {
-                rng: ChaCha20Rng::seed_from_u64(match r.sampling {
-                    Sampling::Seeded { seed, .. } => seed,
-                    Sampling::Greedy => 0,
-                }),
-                bytes: vec![],
-                tokens: vec![],
-                pos: p.len(),
-                done: if r.max_tokens == 0 {
-                    Some(FinishReason::Length)
-                } else {
-                    None
-                },
-                text_len: None,
-                sent: 0,
-            })
+            .map(|(r, p)| GenState::new(r, p.len()))
             .collect();
         let mut current: Vec<Vec<f32>> = (0..reqs.len())
             .map(|pi| rows[&plan.path_reads[pi][0]].clone())
@@ -1161,80 +1146,28 @@ impl LlamaLm {
                     if st.done.is_some() {
                         continue;
                     }
-                    let req = &reqs[i];
                     let logits = &current[i][..n_vocab.min(current[i].len())];
-                    let idx = match req.sampling {
-                        Sampling::Greedy => argmax(logits),
-                        Sampling::Seeded {
-                            temperature, top_p, ..
-                        } => sample_top_p(logits, temperature, top_p, &mut st.rng),
-                    };
-                    let tok = LlamaToken(idx as i32);
-                    if vocab.is_eog(tok) {
-                        st.done = Some(FinishReason::Stop);
-                        continue;
+                    let sink = sink.as_mut().map(|f| {
+                        let f: &mut dyn FnMut(usize, &str) -> bool = &mut **f;
+                        f
+                    });
+                    if let Some(tok) = st.advance(&reqs[i], i, logits, &vocab, limit, sink) {
+                        active.push((i, tok, st.pos));
+                        st.pos += 1;
                     }
-                    st.tokens.push(TokenId(tok.0));
-                    st.bytes.extend(vocab.token_to_piece(tok, false, None));
-                    let text = String::from_utf8_lossy(&st.bytes);
-                    if let Some(cut) = req
-                        .stop
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .filter_map(|s| text.find(s.as_str()))
-                        .min()
-                    {
-                        st.text_len = Some(cut);
-                        st.done = Some(FinishReason::Stop);
-                        continue;
-                    }
-                    if let Some(sink) = sink.as_mut() {
-                        let ready = streamable_len(&st.bytes, &req.stop);
-                        if ready > st.sent {
-                            let piece =
-                                std::str::from_utf8(&st.bytes[st.sent..ready]).unwrap_or_default();
-                            st.sent = ready;
-                            if !sink(i, piece) {
-                                st.done = Some(FinishReason::Stop);
-                                continue;
-                            }
-                        }
-                    }
-                    if st.tokens.len() >= req.max_tokens || st.pos + 1 >= limit {
-                        st.done = Some(FinishReason::Length);
-                        continue;
-                    }
-                    active.push((i, tok, st.pos));
-                    st.pos += 1;
                 }
                 if active.is_empty() {
                     break;
                 }
-                if parallel {
-                    // Every active sequence's next token in one decode call: faster, but a
-                    // sequence's logits then depend slightly on which others share the call.
-                    batch.clear();
-                    for &(i, tok, pos) in &active {
-                        batch.add_token(TokenId(tok.0), pos, slots[i], true)?;
-                    }
-                    ctx.decode(&mut batch)?;
-                    stats.decode_calls += 1;
-                    stats.tokens_evaluated += active.len();
-                    for (k, &(i, _, _)) in active.iter().enumerate() {
-                        current[i] = ctx.logits_ith(k)?.to_vec();
-                    }
-                } else {
-                    // One sequence per decode call (see run_plan: multi-stream micro-batches
-                    // are not exact on this llama.cpp build).
-                    for &(i, tok, pos) in &active {
-                        batch.clear();
-                        batch.add_token(TokenId(tok.0), pos, slots[i], true)?;
-                        ctx.decode(&mut batch)?;
-                        stats.decode_calls += 1;
-                        stats.tokens_evaluated += 1;
-                        current[i] = ctx.logits_ith(0)?.to_vec();
-                    }
-                }
+                decode_next(
+                    ctx,
+                    &mut batch,
+                    &active,
+                    &slots,
+                    parallel,
+                    &mut current,
+                    stats,
+                )?;
             }
             if !keep {
                 for s in 0..used.len() {
@@ -1747,6 +1680,129 @@ pub fn apply_builtin_template(name: &str, messages: &[ChatMessage]) -> Result<St
     Err(LlmError::ChatTemplate(
         "template output kept growing".into(),
     ))
+}
+
+/// One request's generation in progress.
+struct GenState {
+    rng: ChaCha20Rng,
+    bytes: Vec<u8>,
+    tokens: Vec<TokenId>,
+    /// Position of the next token in its sequence.
+    pos: usize,
+    done: Option<FinishReason>,
+    /// Where a stop string cut the text.
+    text_len: Option<usize>,
+    /// Bytes of text already passed to the sink.
+    sent: usize,
+}
+
+impl GenState {
+    fn new(req: &GenerateRequest, prompt_len: usize) -> Self {
+        GenState {
+            rng: ChaCha20Rng::seed_from_u64(match req.sampling {
+                Sampling::Seeded { seed, .. } => seed,
+                Sampling::Greedy => 0,
+            }),
+            bytes: vec![],
+            tokens: vec![],
+            pos: prompt_len,
+            done: (req.max_tokens == 0).then_some(FinishReason::Length),
+            text_len: None,
+            sent: 0,
+        }
+    }
+
+    /// Picks the next token from `logits` and appends it; checks end of generation, stop
+    /// strings, the sink (streaming: `false` ends the request) and the length limits. Returns
+    /// the token when it must be decoded for the following step.
+    fn advance(
+        &mut self,
+        req: &GenerateRequest,
+        index: usize,
+        logits: &[f32],
+        vocab: &llama_cpp_2::vocab::LlamaVocab<'_>,
+        limit: usize,
+        sink: Option<&mut dyn FnMut(usize, &str) -> bool>,
+    ) -> Option<LlamaToken> {
+        let idx = match req.sampling {
+            Sampling::Greedy => argmax(logits),
+            Sampling::Seeded {
+                temperature, top_p, ..
+            } => sample_top_p(logits, temperature, top_p, &mut self.rng),
+        };
+        let tok = LlamaToken(idx as i32);
+        if vocab.is_eog(tok) {
+            self.done = Some(FinishReason::Stop);
+            return None;
+        }
+        self.tokens.push(TokenId(tok.0));
+        self.bytes.extend(vocab.token_to_piece(tok, false, None));
+        let text = String::from_utf8_lossy(&self.bytes);
+        if let Some(cut) = req
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            self.text_len = Some(cut);
+            self.done = Some(FinishReason::Stop);
+            return None;
+        }
+        if let Some(sink) = sink {
+            let ready = streamable_len(&self.bytes, &req.stop);
+            if ready > self.sent {
+                let piece = std::str::from_utf8(&self.bytes[self.sent..ready]).unwrap_or_default();
+                self.sent = ready;
+                if !sink(index, piece) {
+                    self.done = Some(FinishReason::Stop);
+                    return None;
+                }
+            }
+        }
+        if self.tokens.len() >= req.max_tokens || self.pos + 1 >= limit {
+            self.done = Some(FinishReason::Length);
+            return None;
+        }
+        Some(tok)
+    }
+}
+
+/// Decodes the next token of every active request (index, token, position) and keeps each
+/// one's logits: all in one call with `parallel` (faster, but a sequence's logits then depend
+/// slightly on which others share the call), else one sequence per call (see `run_plan`:
+/// multi-stream micro-batches are not exact on this llama.cpp build).
+fn decode_next(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    active: &[(usize, LlamaToken, usize)],
+    slots: &[usize],
+    parallel: bool,
+    current: &mut [Vec<f32>],
+    stats: &mut RunStats,
+) -> Result<()> {
+    if parallel {
+        batch.clear();
+        for &(i, tok, pos) in active {
+            batch.add_token(TokenId(tok.0), pos, slots[i], true)?;
+        }
+        ctx.decode(batch)?;
+        stats.decode_calls += 1;
+        stats.tokens_evaluated += active.len();
+        for (k, &(i, _, _)) in active.iter().enumerate() {
+            current[i] = ctx.logits_ith(k)?.to_vec();
+        }
+    } else {
+        for &(i, tok, pos) in active {
+            batch.clear();
+            batch.add_token(TokenId(tok.0), pos, slots[i], true)?;
+            ctx.decode(batch)?;
+            stats.decode_calls += 1;
+            stats.tokens_evaluated += 1;
+            current[i] = ctx.logits_ith(0)?.to_vec();
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a packed batch, extracts its reads and empties it.
