@@ -3,6 +3,7 @@
 
 use super::api::ApiError;
 use culturesteer_core::disca::DiscaConfig;
+use culturesteer_core::hash::fnv1a64;
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
 use culturesteer_data::personas::resolve_panel;
@@ -198,7 +199,12 @@ impl Worker {
         let item = Item {
             id: format!(
                 "choose-{:016x}",
-                fnv1a(&[question, &options.join("\u{1f}")])
+                fnv1a64(
+                    0,
+                    [question, &options.join("\u{1f}")]
+                        .iter()
+                        .flat_map(|p| p.bytes().chain([0]))
+                )
             ),
             readout: Readout::NextToken {
                 labels: q.labels.clone(),
@@ -246,17 +252,6 @@ impl Worker {
             .pop()
             .ok_or_else(|| ApiError::internal("the method returned no answer"))
     }
-}
-
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// Model errors caused by the request (too long, bad token id, template) are 422; engine

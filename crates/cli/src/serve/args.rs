@@ -1,0 +1,56 @@
+//! The command line of `culturesteer serve` and the limits its front end enforces.
+
+use crate::model_opts::ModelOpts;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelOpts,
+    /// Address to listen on (loopback by default; use 0.0.0.0 to accept other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one; the address is printed when the server is ready).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Model name the server reports and accepts (default: the GGUF file's stem or the
+    /// upstream model's name).
+    #[arg(long)]
+    pub served_name: Option<String>,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest `max_tokens` a request may ask for (larger: 422).
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens_limit: u32,
+    /// Requests waiting for the model beyond this many are refused with 429.
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
+    /// Most top log-probs per position a request may ask for.
+    #[arg(long, default_value_t = 20)]
+    pub max_logprobs: u32,
+    /// Most prompts in one /v1/completions request.
+    #[arg(long, default_value_t = 64)]
+    pub max_prompts: usize,
+    /// DISCA persona panels from a JSON file (default: the shipped WVS marginals).
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// Data directory (default: the data embedded in the binary).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of DISCA's importance sampling and of sampled generations without a seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub palette: crate::commands::eval::PaletteOpts,
+}
+
+/// Limits the front end enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_tokens: u32,
+    pub max_queue: usize,
+    pub max_logprobs: u32,
+    pub max_prompts: usize,
+}

@@ -1,0 +1,159 @@
+//! `POST /v1/chat/completions`, streamed or whole, with chat-style log-probs.
+
+use super::stream::stream_response;
+use super::{check_n, finish_str, now, stop_list, usage, wire_messages};
+use crate::serve::api::{ApiError, ChatRequest, JsonBody};
+use crate::serve::worker::{country_instruction, model_error, Steering, Worker};
+use crate::serve::Shared;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use culturesteer_llm::{ChatMessage, GenerateRequest, Generation, Prompt, ScoreRequest};
+use serde_json::{json, Value};
+
+pub(in crate::serve) async fn chat(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<ChatRequest>,
+) -> Result<Response, ApiError> {
+    s.check_model(&req.model)?;
+    check_n(req.n)?;
+    let (steering, country) = s.steering(&req.steering)?;
+    if matches!(steering, Steering::Disca | Steering::Palette) {
+        return Err(ApiError::invalid(
+            "steering",
+            format!(
+                "{} steers a choice between given options: use /v1/choose",
+                steering.as_str()
+            ),
+        ));
+    }
+    let top_n = match (req.logprobs, req.top_logprobs) {
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "top_logprobs",
+                "top_logprobs needs \"logprobs\": true",
+            ))
+        }
+        (false, None) => None,
+        (true, n) => {
+            let n = n.unwrap_or(0);
+            if n > s.limits.max_logprobs {
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    format!(
+                        "top_logprobs {n} is above this server's limit of {}",
+                        s.limits.max_logprobs
+                    ),
+                ));
+            }
+            if req.stream {
+                return Err(ApiError::invalid(
+                    "stream",
+                    "streaming does not report log-probs here; ask without \"stream\"",
+                ));
+            }
+            Some(n as usize)
+        }
+    };
+    let mut messages = wire_messages(&req.messages)?;
+    if let (Steering::CountryPrompt, Some(c)) = (steering, &country) {
+        messages.insert(0, ChatMessage::system(country_instruction(&c.name)));
+    }
+    let max_tokens = s.max_tokens(req.max_completion_tokens.or(req.max_tokens), 256)?;
+    let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
+    let gen = GenerateRequest {
+        prompt: Prompt::default(),
+        max_tokens,
+        sampling,
+        stop: stop_list(req.stop),
+    };
+    let id = s.id("chatcmpl");
+    let created = now();
+    let culture = country.as_ref().map(|c| c.code.to_string());
+    if req.stream {
+        let (name, id2, culture2) = (s.name.clone(), id.clone(), culture.clone());
+        // OpenAI names the role in the first chunk only.
+        let first = std::sync::atomic::AtomicBool::new(true);
+        return stream_response(&s, gen, Some(messages), move |text, finish| {
+            let delta = match text {
+                Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => {
+                    json!({ "role": "assistant", "content": t })
+                }
+                Some(t) => json!({ "content": t }),
+                None => json!({}),
+            };
+            json!({
+                "id": id2, "object": "chat.completion.chunk", "created": created, "model": name,
+                "choices": [{ "index": 0, "delta": delta, "finish_reason": finish.map(finish_str) }],
+                "culture": culture2, "steering": steering.as_str(),
+            })
+        });
+    }
+    let (g, logprobs): (Generation, Value) = s
+        .run(move |w| {
+            let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
+            let mut gens =
+                w.lm.generate(&[GenerateRequest {
+                    prompt: prompt.clone(),
+                    ..gen
+                }])
+                .map_err(model_error)?;
+            let g = gens
+                .pop()
+                .ok_or_else(|| ApiError::internal("no generation"))?;
+            let lp = match top_n {
+                Some(n) => chat_logprobs(w, &prompt, &g, n)?,
+                None => Value::Null,
+            };
+            Ok((g, lp))
+        })
+        .await?;
+    Ok(Json(json!({
+        "id": id, "object": "chat.completion", "created": created, "model": s.name,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": g.text }, "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) }],
+        "usage": usage(g.prompt_tokens, g.tokens.len()),
+        "culture": culture, "steering": steering.as_str(),
+    }))
+    .into_response())
+}
+
+/// The chat-style `logprobs` object of a generation: for each generated token its log-prob and
+/// the `n` most likely tokens at that position (one batch: the positions share the prompt).
+fn chat_logprobs(
+    w: &mut Worker,
+    prompt: &Prompt,
+    g: &Generation,
+    n: usize,
+) -> Result<Value, ApiError> {
+    let base = w.lm.tokenize(&prompt.text).map_err(model_error)?;
+    let reqs: Vec<ScoreRequest> = (0..g.tokens.len())
+        .map(|i| ScoreRequest {
+            prompt: Prompt::from_tokens([base.as_slice(), &g.tokens[..i]].concat()),
+            next_tokens: vec![g.tokens[i]],
+            top_k: n,
+            ..Default::default()
+        })
+        .collect();
+    let results = if reqs.is_empty() {
+        vec![]
+    } else {
+        w.lm.score(&reqs).map_err(model_error)?
+    };
+    let entry = |piece: String, logprob: f64| json!({ "token": piece, "logprob": logprob, "bytes": piece.as_bytes() });
+    let content: Vec<Value> = g
+        .tokens
+        .iter()
+        .zip(&results)
+        .map(|(&t, r)| {
+            let mut e = entry(w.lm.token_piece(t), r.next_token_logprobs[0]);
+            e["top_logprobs"] = Value::Array(
+                r.top_k
+                    .iter()
+                    .map(|x| entry(x.piece.clone(), x.logprob))
+                    .collect(),
+            );
+            e
+        })
+        .collect();
+    Ok(json!({ "content": content }))
+}

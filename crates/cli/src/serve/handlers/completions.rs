@@ -1,0 +1,313 @@
+//! `POST /v1/completions`: generation, streaming, and scoring (echo + legacy log-probs).
+
+use super::stream::stream_response;
+use super::{check_n, finish_str, now, stop_list, usage};
+use crate::serve::api::{ApiError, CompletionRequest, JsonBody, PromptInput};
+use crate::serve::worker::{country_instruction, model_error, Steering, Worker};
+use crate::serve::Shared;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use culturesteer_llm::{GenerateRequest, Prompt, Sampling, ScoreRequest, ScoreResult, TokenId};
+use serde_json::{json, Value};
+
+fn token_string(w: &Worker, t: TokenId, as_ids: bool) -> String {
+    if as_ids {
+        format!("token_id:{}", t.0)
+    } else {
+        w.lm.token_piece(t)
+    }
+}
+
+/// The legacy `logprobs` object of one scored prompt: echoed prompt positions (if `echo`)
+/// then the generated position (if any).
+fn logprobs_object(
+    w: &Worker,
+    res: &ScoreResult,
+    extra: &[TokenId],
+    echo: bool,
+    generated: Option<(TokenId, f64)>,
+    as_ids: bool,
+    prompt_chars: usize,
+) -> Value {
+    let mut tokens = Vec::new();
+    let mut own: Vec<Value> = Vec::new();
+    let mut tops: Vec<Value> = Vec::new();
+    let mut offsets = Vec::new();
+    let mut offset = 0usize;
+    if echo {
+        for (i, &t) in res.prompt_token_ids.iter().enumerate() {
+            let s = token_string(w, t, as_ids);
+            offsets.push(offset);
+            offset += w.lm.token_piece(t).len();
+            if i == 0 {
+                own.push(Value::Null);
+                tops.push(Value::Null);
+            } else {
+                let lp = res
+                    .prompt_token_logprobs
+                    .get(i - 1)
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                own.push(json!(lp));
+                tops.push(json!({ s.clone(): lp }));
+            }
+            tokens.push(s);
+        }
+    } else {
+        offset = prompt_chars;
+    }
+    if let Some((t, lp)) = generated {
+        let mut top = serde_json::Map::new();
+        for e in &res.top_k {
+            top.insert(token_string(w, e.token, as_ids), json!(e.logprob));
+        }
+        // Asked-for ids (the `logprob_token_ids` extension).
+        for (&tok, &l) in extra.iter().zip(&res.next_token_logprobs) {
+            top.entry(token_string(w, tok, as_ids)).or_insert(json!(l));
+        }
+        tokens.push(token_string(w, t, as_ids));
+        own.push(json!(lp));
+        tops.push(Value::Object(top));
+        offsets.push(offset);
+    }
+    json!({ "tokens": tokens, "token_logprobs": own, "top_logprobs": tops, "text_offset": offsets })
+}
+
+pub(in crate::serve) async fn completions(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    s.check_model(&req.model)?;
+    check_n(req.n)?;
+    let (steering, country) = s.steering(&req.steering)?;
+    if matches!(steering, Steering::Disca | Steering::Palette) {
+        return Err(ApiError::invalid(
+            "steering",
+            format!(
+                "{} steers a choice between given options: use /v1/choose",
+                steering.as_str()
+            ),
+        ));
+    }
+    let prefix = match (steering, &country) {
+        (Steering::CountryPrompt, Some(c)) => Some(format!("{}\n\n", country_instruction(&c.name))),
+        _ => None,
+    };
+    let to_ids = |v: &[i64], i: usize| -> Result<Vec<TokenId>, ApiError> {
+        v.iter()
+            .map(|&t| i32::try_from(t).ok().filter(|t| *t >= 0).map(TokenId))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("prompt[{i}]"),
+                    "token ids must be non-negative 32-bit integers",
+                )
+            })
+    };
+    let mut prompts: Vec<Prompt> = match req.prompt {
+        PromptInput::Text(t) => vec![Prompt::from(t)],
+        PromptInput::Texts(v) => v.into_iter().map(Prompt::from).collect(),
+        PromptInput::Tokens(v) => vec![Prompt::from_tokens(to_ids(&v, 0)?)],
+        PromptInput::TokenLists(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, l)| to_ids(l, i).map(Prompt::from_tokens))
+            .collect::<Result<_, _>>()?,
+    };
+    if prompts.is_empty()
+        || prompts
+            .iter()
+            .any(|p| p.tokens.as_ref().map_or(p.text.is_empty(), Vec::is_empty))
+    {
+        return Err(ApiError::invalid("prompt", "prompts must not be empty"));
+    }
+    if prompts.len() > s.limits.max_prompts {
+        return Err(ApiError::invalid(
+            "prompt",
+            format!(
+                "{} prompts in one request; the limit is {}",
+                prompts.len(),
+                s.limits.max_prompts
+            ),
+        ));
+    }
+    if let Some(pre) = &prefix {
+        if prompts.iter().any(|p| p.tokens.is_some()) {
+            return Err(ApiError::invalid(
+                "prompt",
+                "country-prompt steering needs text prompts, not token ids",
+            ));
+        }
+        for p in &mut prompts {
+            p.text = format!("{pre}{}", p.text);
+        }
+    }
+    let max_tokens = s.max_tokens(req.max_tokens, 16)?;
+    let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
+    let stop = stop_list(req.stop);
+    let id = s.id("cmpl");
+    let created = now();
+    let culture = country.as_ref().map(|c| c.code.to_string());
+    let scoring = req.echo || req.logprobs.is_some();
+    if req.stream {
+        if prompts.len() != 1 || scoring {
+            return Err(ApiError::invalid(
+                "stream",
+                "streaming takes one prompt and no echo or logprobs",
+            ));
+        }
+        let name = s.name.clone();
+        let (id2, culture2) = (id.clone(), culture.clone());
+        let gen = GenerateRequest {
+            prompt: prompts.remove(0),
+            max_tokens,
+            sampling,
+            stop,
+        };
+        return stream_response(&s, gen, None, move |text, finish| {
+            json!({
+                "id": id2, "object": "text_completion", "created": created, "model": name,
+                "choices": [{ "index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_str), "logprobs": null }],
+                "culture": culture2, "steering": steering.as_str(),
+            })
+        });
+    }
+    let body = if scoring {
+        let k = req.logprobs.unwrap_or(0);
+        if k > s.limits.max_logprobs {
+            return Err(ApiError::invalid(
+                "logprobs",
+                format!(
+                    "logprobs {k} is above this server's limit of {}",
+                    s.limits.max_logprobs
+                ),
+            ));
+        }
+        if max_tokens > 1 {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "with echo or logprobs this server generates at most one token (max_tokens 0 or 1)",
+            ));
+        }
+        if max_tokens == 0 && !req.echo {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "max_tokens 0 only makes sense with echo",
+            ));
+        }
+        let (echo, as_ids) = (req.echo, req.return_tokens_as_token_ids);
+        if req.logprob_token_ids.len() > 256 {
+            return Err(ApiError::invalid(
+                "logprob_token_ids",
+                "at most 256 token ids",
+            ));
+        }
+        let extra = to_ids(&req.logprob_token_ids, 0).map_err(|_| {
+            ApiError::invalid(
+                "logprob_token_ids",
+                "token ids must be non-negative 32-bit integers",
+            )
+        })?;
+        s.run(move |w| {
+            let texts: Vec<String> = prompts.iter().map(|p| p.text.clone()).collect();
+            let reqs: Vec<ScoreRequest> = prompts
+                .into_iter()
+                .map(|prompt| ScoreRequest {
+                    prompt,
+                    prompt_logprobs: echo,
+                    top_k: if max_tokens == 1 {
+                        (k as usize).max(1)
+                    } else {
+                        0
+                    },
+                    next_tokens: if max_tokens == 1 {
+                        extra.clone()
+                    } else {
+                        vec![]
+                    },
+                    ..Default::default()
+                })
+                .collect();
+            let results = w.lm.score(&reqs).map_err(model_error)?;
+            let mut choices = Vec::with_capacity(results.len());
+            let (mut n_prompt, mut n_gen) = (0, 0);
+            for (i, (res, mut r)) in results.iter().zip(reqs).enumerate() {
+                n_prompt += res.prompt_tokens;
+                let generated = if max_tokens == 1 {
+                    n_gen += 1;
+                    match sampling {
+                        Sampling::Greedy => res.top_k.first().map(|t| (t.token, t.logprob)),
+                        Sampling::Seeded { .. } => {
+                            let g =
+                                w.lm.generate(&[GenerateRequest {
+                                    prompt: r.prompt.clone(),
+                                    max_tokens: 1,
+                                    sampling: sampling.clone(),
+                                    stop: vec![],
+                                }])
+                                .map_err(model_error)?;
+                            match g.first().and_then(|g| g.tokens.first().copied()) {
+                                Some(t) => {
+                                    r.next_tokens = vec![t];
+                                    r.prompt_logprobs = false;
+                                    let lp =
+                                        w.lm.score(&[r.clone()])
+                                            .map_err(model_error)?
+                                            .remove(0)
+                                            .next_token_logprobs[0];
+                                    Some((t, lp))
+                                }
+                                None => None,
+                            }
+                        }
+                    }
+                } else {
+                    None
+                };
+                let gen_text = generated
+                    .map(|(t, _)| w.lm.token_piece(t))
+                    .unwrap_or_default();
+                let prompt_text = if echo {
+                    if texts[i].is_empty() {
+                        res.prompt_token_ids
+                            .iter()
+                            .map(|&t| w.lm.token_piece(t))
+                            .collect::<String>()
+                    } else {
+                        texts[i].clone()
+                    }
+                } else {
+                    String::new()
+                };
+                let lp = logprobs_object(w, res, &extra, echo, generated, as_ids, texts[i].len());
+                choices.push(json!({
+                    "index": i, "text": format!("{prompt_text}{gen_text}"), "logprobs": lp,
+                    "finish_reason": "length",
+                }));
+            }
+            Ok(json!({ "choices": choices, "usage": usage(n_prompt, n_gen) }))
+        })
+        .await?
+    } else {
+        s.run(move |w| {
+            let reqs: Vec<GenerateRequest> = prompts
+                .into_iter()
+                .map(|prompt| GenerateRequest { prompt, max_tokens, sampling: sampling.clone(), stop: stop.clone() })
+                .collect();
+            let gens = w.lm.generate(&reqs).map_err(model_error)?;
+            let (np, ng) = gens.iter().fold((0, 0), |(a, b), g| (a + g.prompt_tokens, b + g.tokens.len()));
+            let choices: Vec<Value> = gens
+                .iter()
+                .enumerate()
+                .map(|(i, g)| json!({ "index": i, "text": g.text, "logprobs": null, "finish_reason": finish_str(g.finish_reason) }))
+                .collect();
+            Ok(json!({ "choices": choices, "usage": usage(np, ng) }))
+        })
+        .await?
+    };
+    let mut out = json!({ "id": id, "object": "text_completion", "created": created, "model": s.name, "culture": culture, "steering": steering.as_str() });
+    out["choices"] = body["choices"].clone();
+    out["usage"] = body["usage"].clone();
+    Ok(Json(out).into_response())
+}

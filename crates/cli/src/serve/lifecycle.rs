@@ -1,0 +1,175 @@
+//! Starting and stopping: load the model, start the model thread and the HTTP thread, and
+//! shut both down gracefully (Ctrl-C, SIGTERM or `Running::shutdown`).
+
+use super::worker::{Job, Worker};
+use super::{router, AppState, Limits, ServeArgs};
+use anyhow::{bail, Context, Result};
+use culturesteer_core::CountryCode;
+use culturesteer_data::moral_machine::MoralMachinePreferences;
+use culturesteer_data::DataSource;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{mpsc, Arc};
+
+/// A running server: its address and a handle to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, then stops the model thread.
+    pub fn shutdown(mut self) -> Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => bail!("the server thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The model name to report: `--served-name`, else the file stem or the upstream name.
+fn served_name(
+    args: &ServeArgs,
+    identity_path: Option<&std::path::Path>,
+    describe: &culturesteer_llm::ModelDescription,
+) -> String {
+    if let Some(n) = &args.served_name {
+        return n.clone();
+    }
+    match identity_path {
+        Some(p) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "culturesteer".into()),
+        None => describe
+            .source
+            .rsplit(" model ")
+            .next()
+            .unwrap_or("culturesteer")
+            .to_string(),
+    }
+}
+
+/// Loads the model and starts serving on a background thread; returns once the port is bound.
+pub fn start(args: &ServeArgs) -> Result<Running> {
+    let data = match &args.data_dir {
+        Some(d) => DataSource::dir(d),
+        None => DataSource::Embedded,
+    };
+    let mm = MoralMachinePreferences::load(&data)?;
+    let countries: BTreeMap<CountryCode, String> = mm
+        .countries()
+        .into_iter()
+        .filter_map(|c| Some((c, mm.get(c).ok()?.country_name.clone())))
+        .collect();
+    if args.max_queue == 0 || args.max_prompts == 0 || args.max_body_bytes < 1024 {
+        bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
+    }
+    let opened = args.model.open()?;
+    let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());
+    let disca = culturesteer_registry::disca_preset(culturesteer_registry::Preset::Paper);
+    let mut worker = Worker::new(
+        opened.lm,
+        data.clone(),
+        args.personas.clone(),
+        disca,
+        args.seed,
+    );
+    worker.palette = Some(args.palette.settings().parts(&data)?);
+    let (tx, rx) = mpsc::sync_channel::<Job>(args.max_queue);
+    let model_thread = std::thread::Builder::new()
+        .name("model".into())
+        .spawn(move || worker.run(rx))
+        .context("starting the model thread")?;
+    let state = Arc::new(AppState {
+        jobs: tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        name,
+        limits: Limits {
+            max_tokens: args.max_tokens_limit,
+            max_queue: args.max_queue,
+            max_logprobs: args.max_logprobs,
+            max_prompts: args.max_prompts,
+        },
+        countries,
+        counter: AtomicU64::new(0),
+        seed: args.seed,
+    });
+    let app = router(state, args.max_body_bytes);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind((
+            args.host.as_str(),
+            args.port,
+        )))
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || -> Result<()> {
+            rt.block_on(async move {
+                let stop = async move {
+                    let ctrl_c = tokio::signal::ctrl_c();
+                    #[cfg(unix)]
+                    let term = async {
+                        match tokio::signal::unix::signal(
+                            tokio::signal::unix::SignalKind::terminate(),
+                        ) {
+                            Ok(mut s) => {
+                                s.recv().await;
+                            }
+                            Err(_) => std::future::pending::<()>().await,
+                        }
+                    };
+                    #[cfg(not(unix))]
+                    let term = std::future::pending::<()>();
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term => {},
+                        _ = stop_rx => {},
+                    }
+                    eprintln!("shutting down: finishing requests in flight");
+                };
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            })?;
+            // The router (and with it the job sender) is gone: the model thread ends.
+            model_thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the model thread panicked"))?;
+            Ok(())
+        })
+        .context("starting the HTTP thread")?;
+    Ok(Running {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let Running {
+        addr,
+        stop: _stop,
+        thread,
+    } = start(&args)?;
+    eprintln!("culturesteer serve: listening on http://{addr}");
+    eprintln!("  try: curl -s http://{addr}/v1/choose -d '{{\"question\": \"…\", \"options\": [\"…\", \"…\"], \"culture\": \"VNM\"}}'");
+    // `_stop` stays alive: dropping it would stop the server. Ctrl-C or SIGTERM stop it.
+    match thread.map(|t| t.join()) {
+        Some(Ok(r)) => r,
+        Some(Err(_)) => bail!("the server thread panicked"),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,160 @@
+//! What every request handler shares: the job queue to the model thread, the served name,
+//! limits, known countries and id counter, and the validation that needs them.
+
+use super::api::{self, ApiError};
+use super::worker::{Job, Steering, Worker};
+use super::Limits;
+use culturesteer_core::CountryCode;
+use culturesteer_llm::Sampling;
+use culturesteer_methods::Country;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub(super) jobs: mpsc::SyncSender<Job>,
+    pub(super) queued: Arc<AtomicUsize>,
+    pub(super) name: String,
+    pub(super) limits: Limits,
+    pub(super) countries: BTreeMap<CountryCode, String>,
+    pub(super) counter: AtomicU64,
+    pub(super) seed: u64,
+}
+
+pub(super) type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Queues a job for the model thread and waits for its answer.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move |w: &mut Worker| {
+            let _ = tx.send(f(w));
+        }))?;
+        rx.await
+            .map_err(|_| ApiError::internal("the model thread dropped the request"))?
+    }
+
+    pub(super) fn submit(&self, job: Job) -> Result<(), ApiError> {
+        let queued = self.queued.clone();
+        queued.fetch_add(1, Ordering::SeqCst);
+        let q2 = queued.clone();
+        let wrapped: Job = Box::new(move |w: &mut Worker| {
+            q2.fetch_sub(1, Ordering::SeqCst);
+            job(w)
+        });
+        match self.jobs.try_send(wrapped) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                queued.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    mpsc::TrySendError::Full(_) => ApiError::busy(self.limits.max_queue),
+                    mpsc::TrySendError::Disconnected(_) => {
+                        ApiError::unavailable("the model thread has stopped")
+                    }
+                })
+            }
+        }
+    }
+
+    pub(super) fn check_model(&self, model: &Option<String>) -> Result<(), ApiError> {
+        match model {
+            Some(m) if !m.is_empty() && *m != self.name => Err(ApiError {
+                param: Some("model".into()),
+                ..ApiError::not_found(format!(
+                    "model {m:?} is not served here (this server serves {:?})",
+                    self.name
+                ))
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Validates `culture` + `steering`. Without `steering`, a culture means country-prompt.
+    pub(super) fn steering(&self, s: &Steering2) -> Result<(Steering, Option<Country>), ApiError> {
+        let country = s.culture.as_deref().map(|c| self.country(c)).transpose()?;
+        let steering = match (&s.steering, &country) {
+            (Some(name), _) => Steering::parse(name)?,
+            (None, Some(_)) => Steering::CountryPrompt,
+            (None, None) => Steering::Vanilla,
+        };
+        if steering != Steering::Vanilla && country.is_none() {
+            return Err(ApiError::invalid(
+                "culture",
+                format!(
+                    "steering {:?} needs a culture (ISO 3166-1 alpha-3 code)",
+                    steering.as_str()
+                ),
+            ));
+        }
+        Ok((steering, country))
+    }
+
+    pub(super) fn country(&self, code: &str) -> Result<Country, ApiError> {
+        let c = CountryCode::new(code.trim())
+            .map_err(|e| ApiError::invalid("culture", format!("culture {code:?}: {e}")))?;
+        let name = self.countries.get(&c).ok_or_else(|| {
+            ApiError::invalid("culture", format!("unknown culture {code:?}: not among the {} countries of the Moral Machine data", self.countries.len()))
+        })?;
+        Ok(Country {
+            code: c,
+            name: name.clone(),
+        })
+    }
+
+    pub(super) fn id(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(super) fn max_tokens(&self, asked: Option<u32>, default: u32) -> Result<usize, ApiError> {
+        let n = asked.unwrap_or(default.min(self.limits.max_tokens));
+        if n > self.limits.max_tokens {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                format!(
+                    "max_tokens {n} is above this server's limit of {}",
+                    self.limits.max_tokens
+                ),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    pub(super) fn sampling(
+        &self,
+        temperature: Option<f64>,
+        top_p: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<Sampling, ApiError> {
+        let t = temperature.unwrap_or(1.0);
+        let p = top_p.unwrap_or(1.0);
+        if !(0.0..=2.0).contains(&t) {
+            return Err(ApiError::invalid(
+                "temperature",
+                format!("temperature must be between 0 and 2, got {t}"),
+            ));
+        }
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(ApiError::invalid(
+                "top_p",
+                format!("top_p must be in (0, 1], got {p}"),
+            ));
+        }
+        Ok(if t == 0.0 {
+            Sampling::Greedy
+        } else {
+            Sampling::Seeded {
+                temperature: t,
+                top_p: p,
+                seed: seed
+                    .unwrap_or_else(|| self.seed ^ self.counter.fetch_add(1, Ordering::Relaxed)),
+            }
+        })
+    }
+}
+
+/// `culture` + `steering` as both request kinds carry them.
+type Steering2 = api::Steering;
