@@ -1,13 +1,13 @@
 //! Every benchmark `eval` accepts, and how each is loaded.
 
 use crate::RegistryError;
-use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::multitp::{
+use culturesteer_data::DataSource;
+use culturesteer_eval::goqa::{Goqa, GoqaOptions};
+use culturesteer_eval::multitp::{
     Aggregation, MultiTp, MultiTpDisca, MultiTpDiscaOptions, MultiTpOptions, MultiTpReader,
 };
-use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
-use culturesteer_bench::Benchmark;
-use culturesteer_data::DataSource;
+use culturesteer_eval::vsm13::{Vsm13, Vsm13Options};
+use culturesteer_eval::Benchmark;
 
 /// Every benchmark's options (each benchmark reads its own).
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +60,7 @@ pub struct BenchmarkSpec {
     pub load: Load,
 }
 
-fn err(name: &str) -> impl Fn(culturesteer_bench::BenchError) -> RegistryError + '_ {
+fn err(name: &str) -> impl Fn(culturesteer_eval::BenchError) -> RegistryError + '_ {
     move |e| RegistryError::build(name, e)
 }
 

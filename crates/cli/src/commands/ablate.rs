@@ -31,7 +31,7 @@ pub fn run(mut a: AblateArgs) -> Result<()> {
     if a.eval.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&culturesteer_bench::report::scores_json(report))?
+            serde_json::to_string_pretty(&culturesteer_eval::report::scores_json(report))?
         );
         return Ok(());
     }

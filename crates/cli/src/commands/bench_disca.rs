@@ -3,10 +3,10 @@
 
 use super::bench::DiscaBenchArgs;
 use anyhow::Result;
-use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_eval::Benchmark;
 use culturesteer_llm::plan::DEPTH_BUCKET;
 use culturesteer_llm::{LanguageModel, TokenId};
 use culturesteer_methods::Method;

@@ -8,11 +8,11 @@
 use crate::model_opts::ModelOpts;
 use anyhow::Result;
 use clap::Args;
-use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
 use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
 use culturesteer_data::DataSource;
+use culturesteer_eval::goqa::{Goqa, GoqaOptions};
+use culturesteer_eval::Benchmark;
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::{Answer, Method, Palette, PaletteConfig};
 use std::time::Instant;

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use culturesteer_bench::compare::{compare_runs, load_scores};
-use culturesteer_bench::report::{render_summary, write_report};
+use culturesteer_eval::compare::{compare_runs, load_scores};
+use culturesteer_eval::report::{render_summary, write_report};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

@@ -3,13 +3,13 @@
 use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use culturesteer_bench::multitp::{Aggregation, MultiTpReader};
-use culturesteer_bench::report::{render_summary, scores_json};
-use culturesteer_bench::runner::{self, Progress, RunConfig};
-use culturesteer_bench::seeds::{render_seeds, seeds_json, SeedRun};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{Aggregation, MultiTpReader};
+use culturesteer_eval::report::{render_summary, scores_json};
+use culturesteer_eval::runner::{self, Progress, RunConfig};
+use culturesteer_eval::seeds::{render_seeds, seeds_json, SeedRun};
+use culturesteer_eval::Benchmark;
 use culturesteer_registry::{
     build_methods, load_benchmark, BenchOptions, MethodContext, PaletteSettings, Preset,
 };
@@ -82,7 +82,7 @@ pub struct EvalArgs {
     pub json: bool,
     /// Bootstrap resamples per (method, country) for the 95% intervals of the headline metric
     /// in the summary (0 = no intervals).
-    #[arg(long, default_value_t = culturesteer_bench::runner::DEFAULT_BOOTSTRAP)]
+    #[arg(long, default_value_t = culturesteer_eval::runner::DEFAULT_BOOTSTRAP)]
     pub bootstrap: usize,
     /// Seed recorded in the manifest (used by stochastic methods).
     #[arg(long, default_value_t = 42)]

@@ -4,20 +4,20 @@
 use crate::model_opts::ModelOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use culturesteer_bench::goqa::{Goqa, GoqaOptions};
-use culturesteer_bench::tune::blackbox::{
-    candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice,
-};
-use culturesteer_bench::tune::{
-    baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner,
-    TuneConfig, Vsm13Eval, Vsm13Objective,
-};
-use culturesteer_bench::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::de::{DeConfig, GenerationReport, Strategy};
 use culturesteer_core::CountryCode;
 use culturesteer_data::personas::{load_country_profile, PersonaSource};
 use culturesteer_data::source::DataSource;
+use culturesteer_eval::goqa::{Goqa, GoqaOptions};
+use culturesteer_eval::tune::blackbox::{
+    candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice,
+};
+use culturesteer_eval::tune::{
+    baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner,
+    TuneConfig, Vsm13Eval, Vsm13Objective,
+};
+use culturesteer_eval::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
+use culturesteer_eval::Benchmark;
 use culturesteer_llm::soft_prompt::{self, SoftPromptManifest};
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::Country;

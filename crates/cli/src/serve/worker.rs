@@ -192,7 +192,7 @@ impl Worker {
     ) -> Result<Answer, ApiError> {
         let (q, user) = choose_question(question, options, false);
         let base = |user: String| PromptSpec {
-            system: Some(culturesteer_bench::multitp::DISCA_BASE_SYSTEM.into()),
+            system: Some(culturesteer_eval::multitp::DISCA_BASE_SYSTEM.into()),
             user,
             chat: true,
         };

@@ -1,11 +1,11 @@
 //! GlobalOpinionQA and VSM13 benchmarks: items from the shipped data, scoring from records,
 //! and one small run of each on the real default model.
 
-use culturesteer_bench::goqa::{Goqa, GoqaMeta, GoqaOptions, GoqaReader, PALETTE_18};
-use culturesteer_bench::vsm13::{Vsm13, Vsm13Options};
-use culturesteer_bench::{Benchmark, ItemRecord};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::goqa::{Goqa, GoqaMeta, GoqaOptions, GoqaReader, PALETTE_18};
+use culturesteer_eval::vsm13::{Vsm13, Vsm13Options};
+use culturesteer_eval::{Benchmark, ItemRecord};
 use culturesteer_llm::fetch::ensure_default_model;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_methods::{Country, Item, Method, Readout, Vanilla};

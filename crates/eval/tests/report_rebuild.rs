@@ -3,11 +3,11 @@
 //! rebuilt `summary.md`, `report.html`, `scores.json` and plots must equal the committed files
 //! byte for byte.
 
-use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_bench::runner::{run, NoProgress, RunConfig, DEFAULT_BOOTSTRAP};
 use culturesteer_core::disca::DiscaConfig;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_eval::runner::{run, NoProgress, RunConfig, DEFAULT_BOOTSTRAP};
 use culturesteer_llm::{
     ChatMessage, GenerateRequest, Generation, LanguageModel, ModelDescription, Prompt,
     ScoreRequest, ScoreResult, TokenId,

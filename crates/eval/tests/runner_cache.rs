@@ -1,10 +1,10 @@
 //! The runner asks the model once per item for country-independent methods (vanilla), however
 //! many countries share the item; on the scripted stand-in model (no llama.cpp).
 
-use culturesteer_bench::multitp::{MultiTp, MultiTpOptions};
-use culturesteer_bench::runner::{run, NoProgress, RunConfig};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTp, MultiTpOptions};
+use culturesteer_eval::runner::{run, NoProgress, RunConfig};
 use culturesteer_llm::standin::StandIn;
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::{Answer, Country, Item, Method, MethodError, Vanilla};

@@ -2,9 +2,9 @@
 //! `scripts/setup`) opens the page, screenshots it and must log no console message and no
 //! failed load. The page must also reference nothing outside itself.
 
-use culturesteer_bench::report::{render_summary, write_report, ReportInput};
-use culturesteer_bench::{Component, CountryScore, MetricInfo};
 use culturesteer_core::CountryCode;
+use culturesteer_eval::report::{render_summary, write_report, ReportInput};
+use culturesteer_eval::{Component, CountryScore, MetricInfo};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,12 +3,12 @@
 //! their run computed with) the RNG-free quantities agree to a thousandth, and on the Q4_K_M
 //! GGUF itself within what llama.cpp's quantised kernels change.
 
-use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::disca::{DiscaConfig, PanelGaps};
 use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_data::personas::load_persona_json;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_eval::Benchmark;
 use culturesteer_llm::fetch::{ensure_default_model, ensure_default_model_f32};
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_llm::LanguageModel;

@@ -2,12 +2,12 @@
 //! the runner's resume (torn last line, only missing items asked, a complete run asks nothing,
 //! another configuration refused) and DISCA's expansion into prompts and its shared gap cache.
 
-use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_bench::runner::{run, NoProgress, RunConfig};
-use culturesteer_bench::Benchmark;
 use culturesteer_core::disca::DiscaConfig;
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_eval::runner::{run, NoProgress, RunConfig};
+use culturesteer_eval::Benchmark;
 use culturesteer_llm::standin::{Call, StandIn};
 use culturesteer_methods::disca::GapCache;
 use culturesteer_methods::{Country, Disca, Item, Method, Vanilla};

@@ -2,12 +2,12 @@
 //! the runner, on a scripted stand-in model (no llama.cpp): the reference headline includes the
 //! prior, walked in pool order from the released runner's step 3.
 
-use culturesteer_bench::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_bench::runner::{run, NoProgress, RunConfig};
-use culturesteer_bench::CountryScore;
 use culturesteer_core::disca::{CountryPrior, DiscaConfig, PriorConfig};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
+use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+use culturesteer_eval::runner::{run, NoProgress, RunConfig};
+use culturesteer_eval::CountryScore;
 use culturesteer_llm::standin::StandIn;
 use culturesteer_methods::{Disca, Method, Vanilla};
 use std::collections::BTreeMap;

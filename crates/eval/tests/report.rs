@@ -1,8 +1,8 @@
 //! Tests of the run report: Markdown summary and SVG plots.
 
-use culturesteer_bench::report::{plot_file_names, render_summary, write_report, ReportInput};
-use culturesteer_bench::{Component, CountryScore, MetricInfo};
 use culturesteer_core::CountryCode;
+use culturesteer_eval::report::{plot_file_names, render_summary, write_report, ReportInput};
+use culturesteer_eval::{Component, CountryScore, MetricInfo};
 
 fn code(s: &str) -> CountryCode {
     CountryCode::new(s).expect("valid code")
@@ -215,7 +215,7 @@ fn report_write_names_the_failing_path() {
     // A file where the plots directory should go.
     std::fs::write(dir.path().join("plots"), "x").expect("write");
     match write_report(dir.path(), &input()) {
-        Err(culturesteer_bench::BenchError::Io { path, .. }) => {
+        Err(culturesteer_eval::BenchError::Io { path, .. }) => {
             assert!(path.ends_with("plots"), "{path}")
         }
         other => panic!("expected an I/O error, got {other:?}"),
@@ -376,7 +376,7 @@ fn scores_json_is_written_and_versioned() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("scores.json")).unwrap())
             .unwrap();
-    assert_eq!(v["schema"], culturesteer_bench::report::SCORES_SCHEMA);
+    assert_eq!(v["schema"], culturesteer_eval::report::SCORES_SCHEMA);
     assert_eq!(v["metric"]["name"], "MIS");
     assert_eq!(v["macro_countries"], serde_json::json!(["DEU", "USA"]));
     assert!((v["floor"]["macro"].as_f64().unwrap() - 0.55).abs() < 1e-12);
