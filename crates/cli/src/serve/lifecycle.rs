@@ -1,6 +1,7 @@
 //! Starting and stopping: load the model, start the model thread and the HTTP thread, and
 //! shut both down gracefully (Ctrl-C, SIGTERM or `Running::shutdown`).
 
+use super::state::Shared;
 use super::worker::{Job, Worker};
 use super::{router, AppState, Limits, ServeArgs};
 use anyhow::{bail, Context, Result};
@@ -55,18 +56,52 @@ fn served_name(
     }
 }
 
+/// The countries a request may name as its culture, with their names (from the Moral Machine
+/// preferences).
+pub(in crate::serve) fn served_countries(
+    data: &DataSource,
+) -> Result<BTreeMap<CountryCode, String>> {
+    let mm = MoralMachinePreferences::load(data)?;
+    Ok(mm
+        .countries()
+        .into_iter()
+        .filter_map(|c| Some((c, mm.get(c).ok()?.country_name.clone())))
+        .collect())
+}
+
+/// Starts the model thread on `worker` (a queue of `limits.max_queue` jobs) and builds the
+/// state the handlers share.
+pub(in crate::serve) fn spawn_state(
+    worker: Worker,
+    name: String,
+    limits: Limits,
+    countries: BTreeMap<CountryCode, String>,
+    seed: u64,
+) -> Result<(Shared, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel::<Job>(limits.max_queue);
+    let model_thread = std::thread::Builder::new()
+        .name("model".into())
+        .spawn(move || worker.run(rx))
+        .context("starting the model thread")?;
+    let state = Arc::new(AppState {
+        jobs: tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        name,
+        limits,
+        countries,
+        counter: AtomicU64::new(0),
+        seed,
+    });
+    Ok((state, model_thread))
+}
+
 /// Loads the model and starts serving on a background thread; returns once the port is bound.
 pub fn start(args: &ServeArgs) -> Result<Running> {
     let data = match &args.data_dir {
         Some(d) => DataSource::dir(d),
         None => DataSource::Embedded,
     };
-    let mm = MoralMachinePreferences::load(&data)?;
-    let countries: BTreeMap<CountryCode, String> = mm
-        .countries()
-        .into_iter()
-        .filter_map(|c| Some((c, mm.get(c).ok()?.country_name.clone())))
-        .collect();
+    let countries = served_countries(&data)?;
     if args.max_queue == 0 || args.max_prompts == 0 || args.max_body_bytes < 1024 {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
@@ -81,25 +116,13 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         args.seed,
     );
     worker.palette = Some(args.palette.settings().parts(&data)?);
-    let (tx, rx) = mpsc::sync_channel::<Job>(args.max_queue);
-    let model_thread = std::thread::Builder::new()
-        .name("model".into())
-        .spawn(move || worker.run(rx))
-        .context("starting the model thread")?;
-    let state = Arc::new(AppState {
-        jobs: tx,
-        queued: Arc::new(AtomicUsize::new(0)),
-        name,
-        limits: Limits {
-            max_tokens: args.max_tokens_limit,
-            max_queue: args.max_queue,
-            max_logprobs: args.max_logprobs,
-            max_prompts: args.max_prompts,
-        },
-        countries,
-        counter: AtomicU64::new(0),
-        seed: args.seed,
-    });
+    let limits = Limits {
+        max_tokens: args.max_tokens_limit,
+        max_queue: args.max_queue,
+        max_logprobs: args.max_logprobs,
+        max_prompts: args.max_prompts,
+    };
+    let (state, model_thread) = spawn_state(worker, name, limits, countries, args.seed)?;
     let app = router(state, args.max_body_bytes);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

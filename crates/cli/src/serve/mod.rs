@@ -13,6 +13,8 @@ mod args;
 mod handlers;
 mod lifecycle;
 mod state;
+#[cfg(test)]
+mod tests;
 pub mod worker;
 
 pub use args::{Limits, ServeArgs};

@@ -1,0 +1,205 @@
+//! The server's handlers in process, on the scripted stand-in model: no TCP, no binary, no
+//! llama.cpp. Requests go through the real router, queue and model thread.
+
+use super::lifecycle::{served_countries, spawn_state};
+use super::worker::Worker;
+use super::{router, Limits};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use culturesteer_data::DataSource;
+use culturesteer_llm::standin::{CallLog, StandIn};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// A router over a stand-in that prefers option A, except when the prompt asks for a
+/// respondent from Japan, and replies " world and more" to anything.
+fn app() -> (axum::Router, CallLog) {
+    let lm = StandIn::new()
+        .with_logprobs(|prompt, piece| {
+            let japan = prompt.contains("respondent from Japan");
+            match (piece, japan) {
+                ("A", false) | ("B", true) => -0.2,
+                ("A", true) | ("B", false) => -2.0,
+                _ => -9.0,
+            }
+        })
+        .with_replies(|_| " world and more".into());
+    let log = lm.log();
+    let data = DataSource::Embedded;
+    let worker = Worker::new(
+        Box::new(lm),
+        data.clone(),
+        None,
+        culturesteer_registry::disca_preset(culturesteer_registry::Preset::Paper),
+        42,
+    );
+    let limits = Limits {
+        max_tokens: 64,
+        max_queue: 8,
+        max_logprobs: 5,
+        max_prompts: 8,
+    };
+    let countries = served_countries(&data).unwrap();
+    let (state, _model_thread) =
+        spawn_state(worker, "stand-in".into(), limits, countries, 42).unwrap();
+    (router(state, 1 << 20), log)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn p(res: &Value, i: usize) -> f64 {
+    res["options"][i]["probability"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn health_models_and_unknown_routes() {
+    let (app, log) = app();
+    let (st, v) = call(&app, "GET", "/health", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = call(&app, "GET", "/v1/models", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["data"][0]["id"], "stand-in", "{v}");
+    let (st, v) = call(&app, "GET", "/v2/nothing", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], 404, "{v}");
+    assert!(log.calls().is_empty(), "no model work for these");
+}
+
+#[tokio::test]
+async fn completions_and_chat_return_the_scripted_text_with_stop_and_length() {
+    let (app, log) = app();
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({ "prompt": "Hello", "max_tokens": 5, "temperature": 0 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["text"], " worl");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(json!({
+            "messages": [{ "role": "user", "content": "Hi" }],
+            "max_tokens": 50, "stop": ["and"], "temperature": 0,
+        })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], " world ");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(log.generated_prompts(), 2);
+}
+
+#[tokio::test]
+async fn choose_applies_the_steering_it_names() {
+    let (app, log) = app();
+    let ask = |steering: &str, culture: &str| {
+        json!({
+            "question": "A self-driving car must choose whom to spare.",
+            "options": ["the child", "the dog"],
+            "culture": culture, "steering": steering,
+        })
+    };
+    let (st, v) = call(&app, "POST", "/v1/choose", Some(ask("vanilla", "JPN"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(p(&v, 0) > p(&v, 1), "vanilla prefers A: {v}");
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/choose",
+        Some(ask("country-prompt", "JPN")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        p(&v, 1) > p(&v, 0),
+        "the country prompt reached the model: {v}"
+    );
+    assert_eq!(v["choice"], "B");
+    let before = log.scored_prompts();
+    let (st, v) = call(&app, "POST", "/v1/choose", Some(ask("disca", "USA"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["steering"], "disca");
+    assert_eq!(v["diagnostics"]["debiased"], true, "{v}");
+    let personas = v["diagnostics"]["gaps"]["personas_orig"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        log.scored_prompts() - before,
+        2 * (1 + personas),
+        "base and every persona, both label orders"
+    );
+    let total: f64 = (0..2).map(|i| p(&v, i)).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_before_any_model_work() {
+    let (app, log) = app();
+    let base = json!({ "question": "Whom?", "options": ["a", "b"], "culture": "USA" });
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/choose",
+        Some(with("steering", json!("dsica"))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("vanilla, country-prompt, disca, palette"),
+        "{msg}"
+    );
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/choose",
+        Some(with("culture", json!("XYZ"))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["param"], "culture");
+    let (st, _) = call(
+        &app,
+        "POST",
+        "/v1/choose",
+        Some(with("options", json!(["a", "b", "c"]))),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "disca needs two options"
+    );
+    assert!(log.calls().is_empty());
+}
