@@ -106,6 +106,8 @@ pub struct Shared {
 
 struct Panels {
     texts: BTreeMap<CountryCode, Vec<String>>,
+    /// The whole-population persona (`all`; the panel's last when none is so named).
+    whole: BTreeMap<CountryCode, String>,
     provenance: BTreeMap<CountryCode, serde_json::Value>,
 }
 
@@ -154,6 +156,14 @@ pub static METHODS: &[MethodSpec] = &[
         servable: false,
         ablation_grid: false,
         build: wvs_profile,
+    },
+    MethodSpec {
+        name: "persona-prompt",
+        help: "a system prompt: the whole-population persona of DISCA's panel, asked once (the persona text without DISCA's estimator)",
+        family: "baseline",
+        servable: false,
+        ablation_grid: true,
+        build: persona_prompt,
     },
     MethodSpec {
         name: "disca-consensus",
@@ -324,6 +334,18 @@ fn wvs_profile(
     Ok(Box::new(SystemPrompt::new(name, texts)))
 }
 
+fn persona_prompt(
+    name: &'static str,
+    ctx: &MethodContext,
+    shared: &mut Shared,
+) -> Result<Box<dyn Method>, RegistryError> {
+    if shared.panels.is_none() {
+        shared.panels = Some(load_panels(ctx)?);
+    }
+    let whole = shared.panels.as_ref().expect("just loaded").whole.clone();
+    Ok(Box::new(SystemPrompt::new(name, whole)))
+}
+
 fn disca(
     name: &'static str,
     ctx: &MethodContext,
@@ -355,6 +377,7 @@ fn load_panels(ctx: &MethodContext) -> Result<Panels, RegistryError> {
         _ => None,
     };
     let mut texts = BTreeMap::new();
+    let mut whole = BTreeMap::new();
     let mut provenance = BTreeMap::new();
     for &c in ctx.countries {
         let panel = match &wvs {
@@ -366,9 +389,21 @@ fn load_panels(ctx: &MethodContext) -> Result<Panels, RegistryError> {
             c,
             serde_json::json!({ "source": panel.source, "dimensions": panel.dimensions, "left_out": panel.missing_dimensions }),
         );
+        if let Some(p) = panel
+            .personas
+            .iter()
+            .find(|p| p.id == "all")
+            .or(panel.personas.last())
+        {
+            whole.insert(c, p.text.clone());
+        }
         texts.insert(c, panel.personas.into_iter().map(|x| x.text).collect());
     }
-    Ok(Panels { texts, provenance })
+    Ok(Panels {
+        texts,
+        whole,
+        provenance,
+    })
 }
 
 fn palette(name: &'static str, ctx: &MethodContext) -> Result<Box<dyn Method>, RegistryError> {
@@ -449,6 +484,48 @@ mod tests {
         assert!(build_methods(&["vanilla".into(), " nope ".into()], &c).is_err());
         // Names are trimmed.
         assert_eq!(build_methods(&[" disca ".into()], &c).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn persona_prompt_asks_with_the_whole_population_persona() {
+        use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
+        use culturesteer_eval::Benchmark;
+        use culturesteer_llm::standin::{Call, StandIn};
+        let usa = CountryCode::new("USA").unwrap();
+        let (palette, gaps) = (PaletteSettings::default(), GapCache::default());
+        let mut m = build_one("persona-prompt", &ctx(&[usa], &palette, &gaps)).unwrap();
+        let bench =
+            MultiTpDisca::load(&DataSource::Embedded, MultiTpDiscaOptions::default()).unwrap();
+        let c = bench.country(usa).unwrap();
+        let items: Vec<_> = bench.items(&c).unwrap().into_iter().take(2).collect();
+        let mut lm = StandIn::new();
+        let log = lm.log();
+        let country = culturesteer_methods::Country {
+            code: c.code,
+            name: c.name,
+        };
+        m.answer(&mut lm, &country, &items).unwrap();
+        let panel = resolve_panel(None, &DataSource::Embedded, usa).unwrap();
+        let all = &panel.personas.iter().find(|p| p.id == "all").unwrap().text;
+        let others: Vec<&String> = panel
+            .personas
+            .iter()
+            .filter(|p| p.id != "all")
+            .map(|p| &p.text)
+            .collect();
+        let prompts: Vec<String> = log
+            .calls()
+            .into_iter()
+            .flat_map(|c| match c {
+                Call::Score(p) => p,
+                Call::Generate(_) => vec![],
+            })
+            .collect();
+        assert_eq!(prompts.len(), 2, "one prompt per item");
+        for p in &prompts {
+            assert!(p.contains(all.as_str()));
+            assert!(others.iter().all(|o| o == &all || !p.contains(o.as_str())));
+        }
     }
 
     #[test]
