@@ -9,7 +9,6 @@ use crate::model_opts::ModelOpts;
 use anyhow::Result;
 use clap::Args;
 use culturesteer_core::CountryCode;
-use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
 use culturesteer_data::DataSource;
 use culturesteer_eval::goqa::{Goqa, GoqaOptions};
 use culturesteer_eval::Benchmark;
@@ -47,19 +46,21 @@ pub fn run(a: PaletteBenchArgs) -> Result<()> {
         .take(a.questions.max(1))
         .collect();
     let mut lm = a.model.load_with_experts()?;
+    // The registry's Cultural Palette (templates, continent map, settings), with the two
+    // engine switches this benchmark compares.
+    let settings = culturesteer_registry::PaletteSettings {
+        draft_tokens: a.draft_tokens,
+        summary_tokens: a.summary_tokens,
+        ..Default::default()
+    };
     let method = |sequential: bool, reuse_kv: bool| -> Result<Palette> {
+        let (cfg, templates, continents) = settings.parts(&data)?;
         let cfg = PaletteConfig {
-            draft_tokens: a.draft_tokens,
-            summary_tokens: a.summary_tokens,
             sequential,
             reuse_kv,
-            ..PaletteConfig::default()
+            ..cfg
         };
-        Ok(Palette::new(
-            cfg,
-            PaletteTemplates::load(&data)?,
-            ContinentMap::load(&data)?,
-        )?)
+        Ok(Palette::new(cfg, templates, continents)?)
     };
     let experts = lm.experts();
     println!(
