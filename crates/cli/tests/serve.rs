@@ -465,7 +465,7 @@ fn streaming_choose_and_abuse() {
     let mut s = TcpStream::connect(&server.addr).unwrap();
     let b = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true})
         .to_string();
-    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).unwrap();
+    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).unwrap();
     let mut first = [0u8; 256];
     let n = s.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
@@ -487,7 +487,7 @@ fn streaming_choose_and_abuse() {
             std::thread::spawn(move || {
                 let b = serde_json::json!({"prompt": "Tell me a story", "max_tokens": 48, "temperature": 0}).to_string();
                 let mut s = TcpStream::connect(&addr).unwrap();
-                write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()).unwrap();
+                write!(s, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()).unwrap();
                 read_response(&mut s).0
             })
         })

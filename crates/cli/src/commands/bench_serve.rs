@@ -64,6 +64,10 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         data_dir: None,
         seed: 42,
         palette: crate::commands::eval::PaletteOpts::default(),
+        api_key: None,
+        api_key_env_in: None,
+        allow_origin: vec![],
+        allow_host: vec![],
     };
     let running = serve::start(&args).context("starting the server")?;
     let base = format!("http://{}", running.addr);

@@ -44,6 +44,47 @@ pub struct ServeArgs {
     pub seed: u64,
     #[command(flatten)]
     pub palette: crate::commands::eval::PaletteOpts,
+    /// Require `Authorization: Bearer KEY` on every request but `GET /health`.
+    #[arg(long, conflicts_with = "api_key_env_in", value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Like --api-key, with the key read from this environment variable (keeps it out of the
+    /// process list).
+    #[arg(
+        long = "require-api-key-env",
+        id = "api_key_env_in",
+        value_name = "VAR"
+    )]
+    pub api_key_env_in: Option<String>,
+    /// Origins allowed to call the server from a web page (`*` for any). Requests with any
+    /// other `Origin` header are refused (403), so a page in your browser cannot use it.
+    #[arg(long, value_delimiter = ',')]
+    pub allow_origin: Vec<String>,
+    /// Host names allowed in the `Host` header besides localhost, 127.0.0.1 and ::1 when
+    /// listening on loopback (others: 403, against DNS rebinding).
+    #[arg(long, value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The access rules from the flags.
+    pub fn access(&self) -> anyhow::Result<super::Access> {
+        let api_key = match (&self.api_key, &self.api_key_env_in) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--require-api-key-env {var}: the variable is not set")
+            })?),
+            (None, None) => None,
+        };
+        if api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            anyhow::bail!("the API key must not be empty");
+        }
+        Ok(super::Access {
+            api_key,
+            allowed_origins: self.allow_origin.clone(),
+            allowed_hosts: self.allow_host.clone(),
+            loopback: super::access::is_loopback(&self.host),
+        })
+    }
 }
 
 /// Limits the front end enforces.

@@ -3,7 +3,7 @@
 
 use super::state::Shared;
 use super::worker::{Job, Worker};
-use super::{router, AppState, Limits, ServeArgs};
+use super::{router, Access, AppState, Limits, ServeArgs};
 use anyhow::{bail, Context, Result};
 use culturesteer_core::CountryCode;
 use culturesteer_data::moral_machine::MoralMachinePreferences;
@@ -77,6 +77,7 @@ pub(in crate::serve) fn spawn_state(
     limits: Limits,
     countries: BTreeMap<CountryCode, String>,
     seed: u64,
+    access: Access,
 ) -> Result<(Shared, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel::<Job>(limits.max_queue);
     let model_thread = std::thread::Builder::new()
@@ -91,6 +92,7 @@ pub(in crate::serve) fn spawn_state(
         countries,
         counter: AtomicU64::new(0),
         seed,
+        access,
     });
     Ok((state, model_thread))
 }
@@ -122,7 +124,14 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         max_logprobs: args.max_logprobs,
         max_prompts: args.max_prompts,
     };
-    let (state, model_thread) = spawn_state(worker, name, limits, countries, args.seed)?;
+    let access = args.access()?;
+    if !access.loopback && access.api_key.is_none() {
+        eprintln!(
+            "warning: serving on {} without --api-key: anyone who can reach this address can use the model",
+            args.host
+        );
+    }
+    let (state, model_thread) = spawn_state(worker, name, limits, countries, args.seed, access)?;
     let app = router(state, args.max_body_bytes);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -8,6 +8,7 @@
 //! One model thread runs jobs from a bounded queue (full queue: 429 with `Retry-After`); the
 //! async front end validates requests before they queue, so bad input costs no model time.
 
+mod access;
 pub mod api;
 mod args;
 mod handlers;
@@ -17,6 +18,7 @@ mod state;
 mod tests;
 pub mod worker;
 
+pub use access::Access;
 pub use args::{Limits, ServeArgs};
 pub use lifecycle::{run, start};
 pub use state::AppState;
@@ -40,6 +42,16 @@ pub fn router(state: Shared, max_body: usize) -> Router {
         .route("/detokenize", post(detokenize))
         .route("/apply-template", post(apply_template))
         .fallback(|| async { ApiError::not_found("no such route (see /v1/models, /v1/completions, /v1/chat/completions, /v1/choose, /health)") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route (GET /health and /v1/models; POST for the rest)",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -20,6 +20,7 @@ pub struct AppState {
     pub(super) countries: BTreeMap<CountryCode, String>,
     pub(super) counter: AtomicU64,
     pub(super) seed: u64,
+    pub(super) access: super::access::Access,
 }
 
 pub(super) type Shared = Arc<AppState>;

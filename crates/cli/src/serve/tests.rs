@@ -3,7 +3,7 @@
 
 use super::lifecycle::{served_countries, spawn_state};
 use super::worker::Worker;
-use super::{router, Limits};
+use super::{router, Access, Limits};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use culturesteer_data::DataSource;
@@ -15,6 +15,13 @@ use tower::ServiceExt;
 /// A router over a stand-in that prefers option A, except when the prompt asks for a
 /// respondent from Japan, and replies " world and more" to anything.
 fn app() -> (axum::Router, CallLog) {
+    app_with(Access {
+        loopback: true,
+        ..Access::default()
+    })
+}
+
+fn app_with(access: Access) -> (axum::Router, CallLog) {
     let lm = StandIn::new()
         .with_logprobs(|prompt, piece| {
             let japan = prompt.contains("respondent from Japan");
@@ -42,7 +49,7 @@ fn app() -> (axum::Router, CallLog) {
     };
     let countries = served_countries(&data).unwrap();
     let (state, _model_thread) =
-        spawn_state(worker, "stand-in".into(), limits, countries, 42).unwrap();
+        spawn_state(worker, "stand-in".into(), limits, countries, 42, access).unwrap();
     (router(state, 1 << 20), log)
 }
 
@@ -52,7 +59,20 @@ async fn call(
     uri: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_with(app, method, uri, body, &[]).await
+}
+
+async fn call_with(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
     let body = match body {
         Some(b) => {
             req = req.header("content-type", "application/json");
@@ -202,4 +222,78 @@ async fn bad_requests_are_refused_before_any_model_work() {
         "disca needs two options"
     );
     assert!(log.calls().is_empty());
+}
+
+#[tokio::test]
+async fn access_rules_keep_out_web_pages_rebound_hosts_and_keyless_clients() {
+    let (app, log) = app_with(Access {
+        api_key: Some("s3cret".into()),
+        allowed_origins: vec!["http://tool.local".into()],
+        allowed_hosts: vec!["box.lan".into()],
+        loopback: true,
+    });
+    let body = json!({ "prompt": "Hi", "max_tokens": 2 });
+    let ok_key = ("authorization", "Bearer s3cret");
+    let post = |headers: Vec<(&'static str, &'static str)>| {
+        let (app, body) = (app.clone(), body.clone());
+        async move { call_with(&app, "POST", "/v1/completions", Some(body), &headers).await }
+    };
+    // No key, a wrong key: 401 with a JSON error.
+    let (st, v) = post(vec![]).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("API key"));
+    assert_eq!(
+        post(vec![("authorization", "Bearer s3cre")]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Health stays open; everything else needs the key.
+    assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", "/v1/models", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(post(vec![ok_key]).await.0, StatusCode::OK);
+    // A page's Origin: refused unless allowed.
+    let (st, v) = post(vec![ok_key, ("origin", "https://evil.example")]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        post(vec![ok_key, ("origin", "http://tool.local")]).await.0,
+        StatusCode::OK
+    );
+    // A rebound host name on a loopback server: refused unless allowed.
+    assert_eq!(
+        post(vec![ok_key, ("host", "evil.example:8080")]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(vec![ok_key, ("host", "localhost:8080")]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(vec![ok_key, ("host", "box.lan")]).await.0,
+        StatusCode::OK
+    );
+    let generated = log.generated_prompts();
+    // JSON only: a text/plain body (what a page may send without a preflight) is refused.
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/v1/completions")
+        .header("authorization", "Bearer s3cret")
+        .header("content-type", "text/plain");
+    req = req.header("host", "localhost");
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        log.generated_prompts(),
+        generated,
+        "refused requests cost no model time"
+    );
+    // A wrong method gets a JSON 405.
+    let (st, v) = call_with(&app, "GET", "/v1/completions", None, &[ok_key]).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"]["code"], 405, "{v}");
 }
