@@ -64,6 +64,8 @@ pub struct StandIn {
     logprob: LogprobScript,
     reply: ReplyScript,
     refuse: bool,
+    /// Longest prompt, in tokens (characters), like a context length.
+    context: Option<usize>,
     log: CallLog,
 }
 
@@ -96,6 +98,7 @@ impl StandIn {
             logprob: Box::new(pseudo_random_logprob),
             reply: Box::new(|_| String::new()),
             refuse: false,
+            context: None,
             log: CallLog::default(),
         }
     }
@@ -117,6 +120,24 @@ impl StandIn {
     pub fn with_replies(mut self, script: impl Fn(&str) -> String + Send + 'static) -> Self {
         self.reply = Box::new(script);
         self
+    }
+
+    /// Prompts longer than `tokens` characters fail as llama.cpp's context limit does.
+    pub fn with_context(mut self, tokens: usize) -> Self {
+        self.context = Some(tokens);
+        self
+    }
+
+    fn fits(&self, index: usize, prompt: &str) -> Result<()> {
+        let tokens = prompt.chars().count();
+        match self.context {
+            Some(limit) if tokens > limit => Err(LlmError::PromptTooLong {
+                index,
+                tokens,
+                limit,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The record of calls (clone it before handing the model to a method or runner).
@@ -169,6 +190,9 @@ impl LanguageModel for StandIn {
 
     fn score(&mut self, requests: &[ScoreRequest]) -> Result<Vec<ScoreResult>> {
         self.check("scoring (refusing stand-in)")?;
+        for (i, r) in requests.iter().enumerate() {
+            self.fits(i, &r.prompt.text)?;
+        }
         self.log.push(Call::Score(
             requests.iter().map(|r| r.prompt.text.clone()).collect(),
         ));
@@ -226,6 +250,9 @@ impl LanguageModel for StandIn {
 
     fn generate(&mut self, requests: &[GenerateRequest]) -> Result<Vec<Generation>> {
         self.check("generation (refusing stand-in)")?;
+        for (i, r) in requests.iter().enumerate() {
+            self.fits(i, &r.prompt.text)?;
+        }
         self.log.push(Call::Generate(
             requests.iter().map(|r| r.prompt.text.clone()).collect(),
         ));

@@ -31,7 +31,8 @@ fn app_with(access: Access) -> (axum::Router, CallLog) {
                 _ => -9.0,
             }
         })
-        .with_replies(|_| " world and more".into());
+        .with_replies(|_| " world and more".into())
+        .with_context(4000);
     let log = lm.log();
     let data = DataSource::Embedded;
     let worker = Worker::new(
@@ -296,4 +297,38 @@ async fn access_rules_keep_out_web_pages_rebound_hosts_and_keyless_clients() {
     let (st, v) = call_with(&app, "GET", "/v1/completions", None, &[ok_key]).await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(v["error"]["code"], 405, "{v}");
+}
+
+#[tokio::test]
+async fn a_stream_starts_only_for_a_request_the_model_takes() {
+    let (app, _) = app();
+    let chat = |content: String| json!({ "messages": [{ "role": "user", "content": content }], "max_tokens": 8, "stream": true });
+    // Too long for the context: an HTTP error before any event, not a 200 with an error event.
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat("x".repeat(5000))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("context"),
+        "{v}"
+    );
+    // A prompt that fits streams its text, then [DONE].
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(chat("Hi".into()).to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains("world") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
 }

@@ -87,7 +87,8 @@ pub(in crate::serve) async fn chat(
                 "choices": [{ "index": 0, "delta": delta, "finish_reason": finish.map(finish_str) }],
                 "culture": culture2, "steering": steering.as_str(),
             })
-        });
+        })
+        .await;
     }
     let (g, logprobs): (Generation, Value) = s
         .run(move |w| {

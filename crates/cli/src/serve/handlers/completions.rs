@@ -171,7 +171,8 @@ pub(in crate::serve) async fn completions(
                 "choices": [{ "index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_str), "logprobs": null }],
                 "culture": culture2, "steering": steering.as_str(),
             })
-        });
+        })
+        .await;
     }
     let body = if scoring {
         let k = req.logprobs.unwrap_or(0);

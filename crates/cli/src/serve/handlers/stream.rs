@@ -11,7 +11,11 @@ use std::sync::Arc;
 
 /// An SSE stream fed by the model thread. When the client goes away the receiver is dropped,
 /// the model thread's next send fails and the generation stops.
-pub(super) fn stream_response(
+///
+/// The response starts with the model thread's first message: a request the model refuses
+/// (a prompt longer than the context, …) gets its HTTP error status, not a 200 with an error
+/// event.
+pub(super) async fn stream_response(
     s: &Shared,
     req: GenerateRequest,
     chat_messages: Option<Vec<ChatMessage>>,
@@ -41,8 +45,16 @@ pub(super) fn stream_response(
             }
         }
     }))?;
+    let mut rx = rx;
+    let first = match rx.recv().await {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(e),
+        None => return Err(ApiError::internal("the model thread dropped the request")),
+    };
+    let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let all = futures::StreamExt::chain(futures::stream::once(async move { Ok(first) }), rest);
     let events = futures::StreamExt::chain(
-        futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |m| {
+        futures::StreamExt::map(all, |m| {
             Ok::<Event, std::convert::Infallible>(match m {
                 Ok(v) => Event::default().data(v.to_string()),
                 Err(e) => Event::default().data(e.body().to_string()),
