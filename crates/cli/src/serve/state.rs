@@ -26,13 +26,18 @@ pub struct AppState {
 pub(super) type Shared = Arc<AppState>;
 
 impl AppState {
-    /// Queues a job for the model thread and waits for its answer.
+    /// Queues a job for the model thread and waits for its answer. A job whose request is
+    /// gone by the time the model thread reaches it (the client disconnected and the handler
+    /// was dropped) is skipped: abandoned requests cost no model time.
     pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Box::new(move |w: &mut Worker| {
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(f(w));
         }))?;
         rx.await

@@ -7,7 +7,7 @@ use super::{router, Access, Limits};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use culturesteer_data::DataSource;
-use culturesteer_llm::standin::{CallLog, StandIn};
+use culturesteer_llm::standin::{Call, CallLog, StandIn};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -33,6 +33,10 @@ fn app_with(access: Access) -> (axum::Router, CallLog) {
         })
         .with_replies(|_| " world and more".into())
         .with_context(4000);
+    app_on(lm, access)
+}
+
+fn app_on(lm: StandIn, access: Access) -> (axum::Router, CallLog) {
     let log = lm.log();
     let data = DataSource::Embedded;
     let worker = Worker::new(
@@ -331,4 +335,41 @@ async fn a_stream_starts_only_for_a_request_the_model_takes() {
         text.contains("world") && text.trim_end().ends_with("data: [DONE]"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_cost_no_model_time() {
+    // A slow model: each generation takes 300 ms.
+    let lm = StandIn::new().with_replies(|p| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        format!("reply to {p}")
+    });
+    let log = lm.log();
+    let (app, _) = app_on(lm, Access::default());
+    let ask = |prompt: &str| json!({ "prompt": prompt, "max_tokens": 40 });
+    // The first request occupies the model thread; the second waits in the queue and its
+    // client goes away.
+    let first = tokio::spawn({
+        let (app, body) = (app.clone(), ask("first"));
+        async move { call(&app, "POST", "/v1/completions", Some(body)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let abandoned = tokio::spawn({
+        let (app, body) = (app.clone(), ask("abandoned"));
+        async move { call(&app, "POST", "/v1/completions", Some(body)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    abandoned.abort();
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    let (st, v) = call(&app, "POST", "/v1/completions", Some(ask("third"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let asked: Vec<String> = log
+        .calls()
+        .into_iter()
+        .flat_map(|c| match c {
+            Call::Generate(p) => p,
+            Call::Score(_) => vec![],
+        })
+        .collect();
+    assert_eq!(asked, vec!["first".to_string(), "third".to_string()]);
 }
