@@ -210,6 +210,10 @@ enum ResolvedFormat {
     Plain,
 }
 
+/// Most logit rows one decode call asks for: llama.cpp's output buffer (rows × vocabulary ×
+/// 4 bytes, 1 MiB a row on Gemma 3) grows to the largest call and stays that large.
+const MAX_READS_PER_CALL: usize = 64;
+
 /// Statistics of the last `score` or `generate` call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunStats {
@@ -552,6 +556,7 @@ impl LlamaLm {
             schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
         let n_vocab = self.n_vocab;
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
+        let block = self.config.prefix_block;
         let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
         let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
         let soft = self.soft.clone();
@@ -587,7 +592,9 @@ impl LlamaLm {
                     for c in chunks {
                         let seg = &plan.segments[c.seg];
                         for (o, &t) in seg.tokens.iter().enumerate() {
-                            if batch.len() == self.config.n_batch {
+                            if batch.len() == self.config.n_batch
+                                || read_rows.len() == MAX_READS_PER_CALL
+                            {
                                 decode_and_read(
                                     ctx,
                                     batch,
@@ -636,7 +643,20 @@ impl LlamaLm {
                     let mut off = 0;
                     while off < seg.tokens.len() {
                         let pos = seg.start + off;
-                        let end = (seg.tokens.len()).min(off + n_ubatch - pos % n_ubatch);
+                        let mut end = (seg.tokens.len()).min(off + n_ubatch - pos % n_ubatch);
+                        // At most MAX_READS_PER_CALL logit rows per call (llama.cpp keeps its
+                        // output buffer at the largest size ever asked: a 1,000-token echo
+                        // would hold ~1 GiB for the process's life). Cut on the block grid,
+                        // so the shapes stay those of an uncached run.
+                        let reads_at: Vec<usize> =
+                            (off..end).filter(|o| seg.reads.contains_key(o)).collect();
+                        if reads_at.len() > MAX_READS_PER_CALL {
+                            let over = seg.start + reads_at[MAX_READS_PER_CALL];
+                            let cut = over - over % block - seg.start;
+                            if cut > off {
+                                end = cut;
+                            }
+                        }
                         let mut read_rows = Vec::new();
                         let n = if seg.tokens[off..end].iter().any(|t| soft_of(*t).is_some()) {
                             // Soft-prompt rows share the micro-batch with the tokens around
