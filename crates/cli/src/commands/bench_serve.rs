@@ -60,6 +60,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         max_queue: a.clients * 2,
         max_logprobs: 20,
         max_prompts: 64,
+        max_request_tokens: 32_768,
         personas: None,
         data_dir: None,
         seed: 42,

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Most prompts in one /v1/completions request.
     #[arg(long, default_value_t = 64)]
     pub max_prompts: usize,
+    /// Most tokens one request may cost: its prompts (bounded by their bytes before
+    /// tokenisation) plus `max_tokens` for each. Larger: 422.
+    #[arg(long, default_value_t = 32_768)]
+    pub max_request_tokens: usize,
     /// DISCA persona panels from a JSON file (default: the shipped WVS marginals).
     #[arg(long)]
     pub personas: Option<PathBuf>,
@@ -94,4 +98,5 @@ pub struct Limits {
     pub max_queue: usize,
     pub max_logprobs: u32,
     pub max_prompts: usize,
+    pub max_request_tokens: usize,
 }

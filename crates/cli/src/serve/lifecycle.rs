@@ -104,7 +104,11 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         None => DataSource::Embedded,
     };
     let countries = served_countries(&data)?;
-    if args.max_queue == 0 || args.max_prompts == 0 || args.max_body_bytes < 1024 {
+    if args.max_queue == 0
+        || args.max_prompts == 0
+        || args.max_request_tokens == 0
+        || args.max_body_bytes < 1024
+    {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
     let opened = args.model.open()?;
@@ -123,6 +127,7 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         max_queue: args.max_queue,
         max_logprobs: args.max_logprobs,
         max_prompts: args.max_prompts,
+        max_request_tokens: args.max_request_tokens,
     };
     let access = args.access()?;
     if !access.loopback && access.api_key.is_none() {

@@ -66,6 +66,27 @@ impl AppState {
         }
     }
 
+    /// Refuses a request whose prompts (`prompt_tokens`: an upper bound, a text's bytes + 2)
+    /// plus `max_tokens` per prompt exceed the per-request budget.
+    pub(super) fn check_cost(
+        &self,
+        prompt_tokens: usize,
+        n_prompts: usize,
+        max_tokens: usize,
+    ) -> Result<(), ApiError> {
+        let cost = prompt_tokens + n_prompts * max_tokens;
+        if cost > self.limits.max_request_tokens {
+            return Err(ApiError::invalid(
+                "prompt",
+                format!(
+                    "this request may cost up to {cost} tokens (prompts + max_tokens per prompt), more than this server's --max-request-tokens {}",
+                    self.limits.max_request_tokens
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn check_model(&self, model: &Option<String>) -> Result<(), ApiError> {
         match model {
             Some(m) if !m.is_empty() && *m != self.name => Err(ApiError {

@@ -51,6 +51,7 @@ fn app_on(lm: StandIn, access: Access) -> (axum::Router, CallLog) {
         max_queue: 8,
         max_logprobs: 5,
         max_prompts: 8,
+        max_request_tokens: 8000,
     };
     let countries = served_countries(&data).unwrap();
     let (state, _model_thread) =
@@ -372,4 +373,30 @@ async fn abandoned_requests_cost_no_model_time() {
         })
         .collect();
     assert_eq!(asked, vec!["first".to_string(), "third".to_string()]);
+}
+
+#[tokio::test]
+async fn a_request_over_the_token_budget_is_refused_up_front() {
+    let (app, log) = app();
+    let long = "word ".repeat(200);
+    let prompts: Vec<String> = (0..8).map(|_| long.clone()).collect();
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({ "prompt": prompts, "max_tokens": 64, "echo": true, "logprobs": 1 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("--max-request-tokens 8000"), "{msg}");
+    let (st, _) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(json!({ "messages": [{ "role": "user", "content": long.repeat(10) }], "max_tokens": 64 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(log.calls().is_empty());
 }

@@ -60,6 +60,9 @@ pub(in crate::serve) async fn chat(
         messages.insert(0, ChatMessage::system(country_instruction(&c.name)));
     }
     let max_tokens = s.max_tokens(req.max_completion_tokens.or(req.max_tokens), 256)?;
+    // The chat template adds a few tokens per message.
+    let prompt_bound: usize = messages.iter().map(|m| m.content.len() + 8).sum();
+    s.check_cost(prompt_bound, 1, max_tokens)?;
     let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
     let gen = GenerateRequest {
         prompt: Prompt::default(),

@@ -144,6 +144,11 @@ pub(in crate::serve) async fn completions(
         }
     }
     let max_tokens = s.max_tokens(req.max_tokens, 16)?;
+    let prompt_bound: usize = prompts
+        .iter()
+        .map(|p| p.tokens.as_ref().map_or(p.text.len() + 2, Vec::len))
+        .sum();
+    s.check_cost(prompt_bound, prompts.len(), max_tokens)?;
     let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
     let stop = stop_list(req.stop);
     let id = s.id("cmpl");
