@@ -65,6 +65,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         data_dir: None,
         seed: 42,
         palette: crate::commands::eval::PaletteOpts::default(),
+        drain_timeout: 30.0,
         api_key: None,
         api_key_env_in: None,
         allow_origin: vec![],

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     pub seed: u64,
     #[command(flatten)]
     pub palette: crate::commands::eval::PaletteOpts,
+    /// Seconds requests in flight may take to finish after Ctrl-C/SIGTERM; then (or at a
+    /// second signal) the process exits.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
     /// Require `Authorization: Bearer KEY` on every request but `GET /health`.
     #[arg(long, conflicts_with = "api_key_env_in", value_name = "KEY")]
     pub api_key: Option<String>,

@@ -97,6 +97,26 @@ pub(in crate::serve) fn spawn_state(
     Ok((state, model_thread))
 }
 
+/// The next Ctrl-C (SIGINT) or SIGTERM.
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
 /// Loads the model and starts serving on a background thread; returns once the port is bound.
 pub fn start(args: &ServeArgs) -> Result<Running> {
     let data = match &args.data_dir {
@@ -104,6 +124,10 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         None => DataSource::Embedded,
     };
     let countries = served_countries(&data)?;
+    if !(args.drain_timeout.is_finite() && args.drain_timeout > 0.0 && args.drain_timeout <= 3600.0)
+    {
+        bail!("--drain-timeout must be a number of seconds in (0, 3600]");
+    }
     if args.max_queue == 0
         || args.max_prompts == 0
         || args.max_request_tokens == 0
@@ -151,31 +175,35 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = std::time::Duration::from_secs_f64(args.drain_timeout);
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || -> Result<()> {
             rt.block_on(async move {
                 let stop = async move {
-                    let ctrl_c = tokio::signal::ctrl_c();
-                    #[cfg(unix)]
-                    let term = async {
-                        match tokio::signal::unix::signal(
-                            tokio::signal::unix::SignalKind::terminate(),
-                        ) {
-                            Ok(mut s) => {
-                                s.recv().await;
-                            }
-                            Err(_) => std::future::pending::<()>().await,
-                        }
+                    let by_signal = tokio::select! {
+                        _ = signal() => true,
+                        _ = stop_rx => false,
                     };
-                    #[cfg(not(unix))]
-                    let term = std::future::pending::<()>();
-                    tokio::select! {
-                        _ = ctrl_c => {},
-                        _ = term => {},
-                        _ = stop_rx => {},
+                    eprintln!(
+                        "shutting down: finishing requests in flight (at most {} s; a second Ctrl-C or SIGTERM exits at once)",
+                        drain.as_secs_f64()
+                    );
+                    if by_signal {
+                        // A request that never completes (a half-sent body, a stuck client)
+                        // must not hold the process: a second signal or the drain deadline
+                        // ends it.
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                _ = signal() => eprintln!("second signal: exiting now"),
+                                _ = tokio::time::sleep(drain) => eprintln!(
+                                    "requests still open after {} s: exiting",
+                                    drain.as_secs_f64()
+                                ),
+                            }
+                            std::process::exit(1);
+                        });
                     }
-                    eprintln!("shutting down: finishing requests in flight");
                 };
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stop)
@@ -202,7 +230,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         thread,
     } = start(&args)?;
     eprintln!("culturesteer serve: listening on http://{addr}");
-    eprintln!("  try: curl -s http://{addr}/v1/choose -d '{{\"question\": \"…\", \"options\": [\"…\", \"…\"], \"culture\": \"VNM\"}}'");
+    eprintln!("  try: curl -s http://{addr}/v1/choose -H 'Content-Type: application/json' -d '{{\"question\": \"…\", \"options\": [\"…\", \"…\"], \"culture\": \"VNM\"}}'");
     // `_stop` stays alive: dropping it would stop the server. Ctrl-C or SIGTERM stop it.
     match thread.map(|t| t.join()) {
         Some(Ok(r)) => r,
