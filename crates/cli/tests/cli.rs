@@ -57,7 +57,7 @@ fn replay_of_a_bad_directory_is_a_one_line_error() {
 }
 
 #[test]
-fn bad_input_exits_2_with_one_line() {
+fn real_model_bad_input_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let not_gguf = dir.path().join("x.gguf");
     std::fs::write(&not_gguf, "hello").unwrap();
@@ -160,7 +160,7 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn killed_eval_resumes_with_every_item_exactly_once() {
+fn real_model_killed_eval_resumes_with_every_item_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.display().to_string();
@@ -251,7 +251,7 @@ fn lines_count(p: &Path) -> usize {
 }
 
 #[test]
-fn every_benchmark_runs_end_to_end_for_two_countries() {
+fn real_model_every_benchmark_runs_end_to_end_for_two_countries() {
     let dir = tempfile::tempdir().unwrap();
     for (bench, countries, limit) in [
         ("multitp", "USA,DEU", "6"),

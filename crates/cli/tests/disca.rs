@@ -12,7 +12,7 @@ fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn disca_runs_with_prior_view_and_ablations() {
+fn real_model_disca_runs_with_prior_view_and_ablations() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
@@ -165,7 +165,7 @@ fn disca_runs_with_prior_view_and_ablations() {
 }
 
 #[test]
-fn ablate_prints_one_table_over_the_grid() {
+fn real_model_ablate_prints_one_table_over_the_grid() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
         .args([
@@ -209,7 +209,7 @@ fn ablate_prints_one_table_over_the_grid() {
 }
 
 #[test]
-fn disca_takes_its_panel_from_a_wvs_file() {
+fn real_model_disca_takes_its_panel_from_a_wvs_file() {
     let dir = tempfile::tempdir().unwrap();
     let items = [
         "Q6P", "Q17P", "Q177", "Q178", "Q179", "Q180", "Q181", "Q182", "Q57P", "Q199P", "Q200P",

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 
 #[test]
-fn vsm13_generate_parse_records_every_answer_and_its_parse() {
+fn real_model_vsm13_generate_parse_records_every_answer_and_its_parse() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))

@@ -39,7 +39,7 @@ fn record<'a>(records: &'a [serde_json::Value], method: &str) -> &'a serde_json:
 }
 
 #[test]
-fn palette_and_its_ablations_run_next_to_the_baselines() {
+fn real_model_palette_and_its_ablations_run_next_to_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let (summary, records) = eval(
         &[
@@ -156,7 +156,7 @@ fn synthetic_experts(dir: &std::path::Path) -> String {
 }
 
 #[test]
-fn gated_expert_merging_sets_per_question_scales_and_moves_the_answer() {
+fn real_model_gated_expert_merging_sets_per_question_scales_and_moves_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let experts = synthetic_experts(dir.path());
     let run = dir.path().join("experts");

@@ -117,7 +117,7 @@ fn probs(r: &serde_json::Value) -> Vec<f64> {
 }
 
 #[test]
-fn benchmarks_through_http_equal_local_scores() {
+fn real_model_benchmarks_through_http_equal_local_scores() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let url = server.url();
@@ -327,7 +327,7 @@ fn benchmarks_through_http_equal_local_scores() {
 }
 
 #[test]
-fn streaming_choose_and_abuse() {
+fn real_model_streaming_choose_and_abuse() {
     let server = Server::start(&[
         "--max-body-bytes",
         "65536",
@@ -503,7 +503,7 @@ fn streaming_choose_and_abuse() {
 }
 
 #[test]
-fn sigterm_stops_the_server_gracefully() {
+fn real_model_sigterm_stops_the_server_gracefully() {
     let mut server = Server::start(&[]);
     let (status, _) = server.http("GET", "/health", "");
     assert_eq!(status, 200);

@@ -12,7 +12,7 @@ fn cs(args: &[&str]) -> Output {
 }
 
 #[test]
-fn tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
+fn real_model_tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("usa");
     let o = out.to_str().unwrap();
@@ -145,7 +145,7 @@ fn tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
 }
 
 #[test]
-fn tune_blackbox_searches_persona_texts_and_reports() {
+fn real_model_tune_blackbox_searches_persona_texts_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sau");
     let o = out.to_str().unwrap();

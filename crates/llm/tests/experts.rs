@@ -9,7 +9,7 @@ use support::gguf::write_lora;
 use support::model_path;
 
 #[test]
-fn experts_load_into_the_backend_and_their_scales_steer_scores_and_hidden_states() {
+fn real_model_experts_load_into_the_backend_and_their_scales_steer_scores_and_hidden_states() {
     use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
     use culturesteer_llm::{LanguageModel, Prompt, ScoreRequest};
     let base = model_path();

@@ -13,7 +13,7 @@ use support::gguf::write_lora;
 use support::model_path;
 
 #[test]
-fn synthetic_lora_loads_and_scales_the_output() {
+fn real_model_synthetic_lora_loads_and_scales_the_output() {
     let base = model_path();
     let dir = tempfile::tempdir().unwrap();
     let lora = dir.path().join("expert.gguf");

@@ -101,7 +101,7 @@ fn max_diff(a: &[ScoreResult], b: &[ScoreResult]) -> f64 {
 }
 
 #[test]
-fn prefix_reuse_equals_uncached_scoring() {
+fn real_model_prefix_reuse_equals_uncached_scoring() {
     let mut lm = lm();
     let reqs = requests(&lm);
     let (cached, st_c) = lm.score_with_stats(&reqs).unwrap();
@@ -126,7 +126,7 @@ fn prefix_reuse_equals_uncached_scoring() {
 /// mode to rounding. On the Q4_K_M model the quantised kernels round activations per
 /// micro-batch shape, and single log-probs of unlikely tokens move by up to ~0.3 nats.
 #[test]
-fn packed_scoring_evaluates_the_trie_once_and_agrees_with_exact_on_f32_weights() {
+fn real_model_packed_scoring_evaluates_the_trie_once_and_agrees_with_exact_on_f32_weights() {
     let path = culturesteer_llm::fetch::ensure_default_model_f32(&mut |m| eprintln!("{m}"))
         .expect("f32 copy");
     let mut lm = LlamaLm::load(
@@ -166,7 +166,7 @@ fn packed_scoring_evaluates_the_trie_once_and_agrees_with_exact_on_f32_weights()
 }
 
 #[test]
-fn prefix_reuse_leaves_generation_unchanged() {
+fn real_model_prefix_reuse_leaves_generation_unchanged() {
     let mut lm = lm();
     let reqs: Vec<GenerateRequest> = PERSONAS
         .iter()
@@ -195,7 +195,7 @@ fn prefix_reuse_leaves_generation_unchanged() {
 }
 
 #[test]
-fn batched_equals_single_scoring() {
+fn real_model_batched_equals_single_scoring() {
     let mut lm = lm();
     let reqs = requests(&lm);
     let batched = lm.score(&reqs).unwrap();
@@ -208,7 +208,7 @@ fn batched_equals_single_scoring() {
 }
 
 #[test]
-fn log_probs_are_consistent() {
+fn real_model_log_probs_are_consistent() {
     let mut lm = lm();
     let prompt = Prompt::from("The capital of France is");
     let vocab = lm.describe().vocab_size.unwrap();
@@ -272,7 +272,7 @@ fn log_probs_are_consistent() {
 }
 
 #[test]
-fn seeded_generation_is_deterministic() {
+fn real_model_seeded_generation_is_deterministic() {
     let mut lm = lm();
     let req = |seed| GenerateRequest {
         prompt: Prompt::from("Once upon a time, in a small village,"),
@@ -315,7 +315,7 @@ fn seeded_generation_is_deterministic() {
 }
 
 #[test]
-fn bad_input_is_reported() {
+fn real_model_bad_input_is_reported() {
     let mut lm = lm();
     let long = "word ".repeat(2000);
     match lm.score(&[ScoreRequest::next_tokens(long.as_str(), vec![TokenId(1)])]) {
@@ -354,7 +354,7 @@ fn bad_input_is_reported() {
 }
 
 #[test]
-fn gemma_chat_format_folds_system_into_user() {
+fn real_model_gemma_chat_format_folds_system_into_user() {
     let lm = lm();
     let p = lm
         .chat_prompt(&[ChatMessage::system("SYS"), ChatMessage::user("USER")])
@@ -391,7 +391,7 @@ fn soft_twin(lm: &LlamaLm, init: &str, rest: &str) -> (Prompt, Prompt) {
 }
 
 #[test]
-fn soft_prompt_of_token_embeddings_equals_the_text() {
+fn real_model_soft_prompt_of_token_embeddings_equals_the_text() {
     let mut lm = lm();
     let init = "You are a person from Saudi Arabia.";
     let (text, soft) = soft_twin(
@@ -481,7 +481,7 @@ fn soft_prompt_of_token_embeddings_equals_the_text() {
 }
 
 #[test]
-fn generate_then_score_reuses_the_generated_sequence() {
+fn real_model_generate_then_score_reuses_the_generated_sequence() {
     let mut lm = lm();
     let chat = |q: &str| vec![ChatMessage::user(q.to_string())];
     let prompts: Vec<Prompt> = [
