@@ -84,6 +84,10 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How long a request body may take to arrive once its headers are in (slow senders hold a
+/// connection and a task; the headers have their own limit in `lifecycle`).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A JSON body parsed in two steps so each failure gets its status: over the size limit 413,
 /// not JSON 400, JSON of the wrong shape (unknown type, negative count, …) 422.
 pub struct JsonBody<T>(pub T);
@@ -92,8 +96,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
+        let read = axum::body::Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read)
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )
+            })?
             .map_err(|e| {
                 let status = e.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {

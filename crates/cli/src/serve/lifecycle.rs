@@ -97,6 +97,48 @@ pub(in crate::serve) fn spawn_state(
     Ok((state, model_thread))
 }
 
+/// How long a client may take to send a request's headers (slow senders are cut off).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `stop` completes, each served by hyper's HTTP/1 with a header
+/// read timeout; then waits for the open connections to finish their requests.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            conn = listener.accept() => {
+                let (stream, _) = match conn {
+                    Ok(c) => c,
+                    // Out of file descriptors and the like: wait a moment, go on.
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = watched.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
 /// The next Ctrl-C (SIGINT) or SIGTERM.
 async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -205,9 +247,7 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
                         });
                     }
                 };
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
+                serve_connections(listener, app, stop).await
             })?;
             // The router (and with it the job sender) is gone: the model thread ends.
             model_thread
