@@ -167,29 +167,37 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
         calls as f64 / items.len() as f64,
         unique as f64 / single_tps / t_reuse
     );
-    if a.naive {
-        // A fresh method: its own (empty) gap cache, so every prompt is really evaluated.
+    let culture = culturesteer_methods::Country {
+        code,
+        name: country.name.clone(),
+    };
+    // A fresh method (its own, empty gap cache, so every prompt is really evaluated) under one
+    // engine setting: (seconds, the run's statistics, max |Δp| against the reuse run).
+    let compare = |lm: &mut culturesteer_llm::llama::LlamaLm,
+                   set: &dyn Fn(&mut culturesteer_llm::llama::LlamaLm, bool)|
+     -> Result<(f64, culturesteer_llm::llama::RunStats, f64)> {
         let mut m = fresh()?;
-        lm.set_prefix_reuse(false);
+        set(lm, true);
         let before = lm.totals();
         let t = Instant::now();
-        let naive = m.answer(
-            &mut lm,
-            &culturesteer_methods::Country {
-                code,
-                name: country.name.clone(),
-            },
-            &items,
-        )?;
-        let t_naive = t.elapsed().as_secs_f64();
-        let naive_evaluated = lm.totals().tokens_evaluated - before.tokens_evaluated;
-        lm.set_prefix_reuse(true);
-        anyhow::ensure!(naive_evaluated >= requested, "the naive run evaluated {naive_evaluated} tokens, fewer than the {requested} its prompts hold");
+        let answers = m.answer(lm, &culture, &items);
+        let took = t.elapsed().as_secs_f64();
+        set(lm, false);
+        let answers = answers?;
         let max_diff = reuse
             .iter()
-            .zip(&naive)
+            .zip(&answers)
             .flat_map(|(x, y)| x.probs.iter().zip(&y.probs).map(|(p, q)| (p - q).abs()))
             .fold(0.0, f64::max);
+        Ok((took, lm.totals().since(&before), max_diff))
+    };
+    if a.naive {
+        let (t_naive, st, max_diff) = compare(&mut lm, &|lm, on| lm.set_prefix_reuse(!on))?;
+        anyhow::ensure!(
+            st.tokens_evaluated >= requested,
+            "the naive run evaluated {} tokens, fewer than the {requested} its prompts hold",
+            st.tokens_evaluated
+        );
         println!(
             "  naive (10 full prompts per scenario): {t_naive:7.2} s; speedup {:.2}× (token ratio {:.2}×, target ≥ 2.5×); max |Δp| {max_diff:.1e}",
             t_naive / t_reuse,
@@ -199,30 +207,11 @@ pub fn run(a: DiscaBenchArgs) -> Result<()> {
     if a.packed {
         // The opt-in packed mode: a wave's segments share decode calls and prefixes are shared
         // at any token. Faster, but no longer exact: the difference to the exact run is shown.
-        let mut m = fresh()?;
-        lm.set_pack_sequences(true);
-        let before = lm.totals();
-        let t = Instant::now();
-        let packed = m.answer(
-            &mut lm,
-            &culturesteer_methods::Country {
-                code,
-                name: country.name.clone(),
-            },
-            &items,
-        )?;
-        let t_packed = t.elapsed().as_secs_f64();
-        lm.set_pack_sequences(false);
-        let after = lm.totals();
-        let max_diff = reuse
-            .iter()
-            .zip(&packed)
-            .flat_map(|(x, y)| x.probs.iter().zip(&y.probs).map(|(p, q)| (p - q).abs()))
-            .fold(0.0, f64::max);
+        let (t_packed, st, max_diff) = compare(&mut lm, &|lm, on| lm.set_pack_sequences(on))?;
         println!(
             "  packed (--pack-sequences): {t_packed:7.2} s, {:7.1} tokens/scenario evaluated in {} calls; ratio to the floor {:.2}; max |Δp| vs exact {max_diff:.1e}",
-            per(after.tokens_evaluated - before.tokens_evaluated),
-            after.decode_calls - before.decode_calls,
+            per(st.tokens_evaluated),
+            st.decode_calls,
             floor / t_packed
         );
     }
