@@ -527,6 +527,52 @@ fn real_model_sigterm_stops_the_server_gracefully() {
     }
 }
 
+/// Waits for the server to exit; returns (seconds, exit status).
+fn wait_exit(server: &mut Server, limit: Duration) -> (f64, std::process::ExitStatus) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            return (t0.elapsed().as_secs_f64(), st);
+        }
+        assert!(t0.elapsed() < limit, "server did not stop within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn real_model_half_sent_requests_do_not_block_shutdown() {
+    let kill = |server: &Server, sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &server.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let half_sent = |server: &Server| {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        write!(s, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"pro").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s
+    };
+    // The drain deadline ends a shutdown that a half-sent body would hold for its 30 s.
+    let mut server = Server::start(&["--drain-timeout", "2"]);
+    let _open = half_sent(&server);
+    kill(&server, "-TERM");
+    let (took, st) = wait_exit(&mut server, Duration::from_secs(20));
+    assert!(took < 10.0 && !st.success(), "{took} s, {st:?}");
+    // A second signal exits at once.
+    let mut server = Server::start(&[]);
+    let _open = half_sent(&server);
+    kill(&server, "-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    kill(&server, "-INT");
+    let (took, _) = wait_exit(&mut server, Duration::from_secs(20));
+    assert!(
+        took < 10.0,
+        "{took} s after the second signal (drain deadline is 30 s)"
+    );
+}
+
 #[test]
 fn bad_model_servers_are_one_line_errors() {
     // Nothing listens: a clear connection error, exit code 2, no panic.
