@@ -93,6 +93,7 @@ pub(in crate::serve) fn spawn_state(
         counter: AtomicU64::new(0),
         seed,
         access,
+        metrics: Default::default(),
     });
     Ok((state, model_thread))
 }

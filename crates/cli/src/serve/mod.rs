@@ -1,6 +1,6 @@
 //! `culturesteer serve`: an OpenAI-compatible server that answers as the steered model.
 //!
-//! Routes: `GET /health`, `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions`
+//! Routes: `GET /health`, `GET /metrics` (Prometheus), `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions`
 //! (both with `stream` over server-sent events), `POST /v1/choose` (steered probabilities over
 //! given options, where DISCA applies), and the helpers clients need for exact scoring:
 //! `POST /tokenize`, `/detokenize`, `/apply-template` (llama.cpp's server shapes).
@@ -13,6 +13,7 @@ pub mod api;
 mod args;
 mod handlers;
 mod lifecycle;
+mod metrics;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use state::Shared;
 pub fn router(state: Shared, max_body: usize) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
@@ -51,6 +53,10 @@ pub fn router(state: Shared, max_body: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

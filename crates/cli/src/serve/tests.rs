@@ -400,3 +400,39 @@ async fn a_request_over_the_token_budget_is_refused_up_front() {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(log.calls().is_empty());
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let (app, _) = app();
+    call(&app, "GET", "/health", None).await;
+    call(&app, "GET", "/nowhere", None).await;
+    let (st, _) = call(
+        &app,
+        "POST",
+        "/v1/choose",
+        Some(json!({ "question": "Q?", "options": ["a", "b"], "culture": "XYZ" })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in [
+        "culturesteer_requests_total{route=\"/health\",status=\"200\"} 1",
+        "culturesteer_requests_total{route=\"other\",status=\"404\"} 1",
+        "culturesteer_requests_total{route=\"/v1/choose\",status=\"422\"} 1",
+        "culturesteer_queue_depth 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+}

@@ -1,0 +1,161 @@
+//! `GET /metrics` in Prometheus' text format: requests by route and status, latency
+//! histograms by route, requests waiting for the model.
+//!
+//! Must not know: any endpoint's body or the model.
+
+use super::state::Shared;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The routes counted by name; anything else is counted as `other` (no label explosion).
+const ROUTES: &[&str] = &[
+    "/health",
+    "/metrics",
+    "/v1/models",
+    "/v1/completions",
+    "/v1/chat/completions",
+    "/v1/choose",
+    "/tokenize",
+    "/detokenize",
+    "/apply-template",
+];
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 120.0];
+
+#[derive(Default)]
+struct Latency {
+    /// Observations at most each bucket's bound (not cumulative here).
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// Counters of one server.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Latency>,
+}
+
+fn route_of(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .copied()
+        .find(|r| *r == path)
+        .unwrap_or("other")
+}
+
+impl Metrics {
+    fn observe(&self, route: &'static str, status: u16, seconds: f64) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.requests.entry((route, status)).or_default() += 1;
+        let l = m.latency.entry(route).or_default();
+        if l.counts.is_empty() {
+            l.counts = vec![0; BUCKETS.len()];
+        }
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            l.counts[i] += 1;
+        }
+        l.sum += seconds;
+        l.count += 1;
+    }
+
+    /// The text exposition.
+    pub fn render(&self, queued: usize) -> String {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        out.push_str(
+            "# HELP culturesteer_requests_total HTTP requests answered, by route and status.\n",
+        );
+        out.push_str("# TYPE culturesteer_requests_total counter\n");
+        for ((route, status), n) in &m.requests {
+            out.push_str(&format!(
+                "culturesteer_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP culturesteer_request_duration_seconds Time to answer a request (until its headers; a stream runs on after).\n");
+        out.push_str("# TYPE culturesteer_request_duration_seconds histogram\n");
+        for (route, l) in &m.latency {
+            let mut cumulative = 0;
+            for (b, c) in BUCKETS.iter().zip(&l.counts) {
+                cumulative += c;
+                out.push_str(&format!(
+                    "culturesteer_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {cumulative}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "culturesteer_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n",
+                l.count
+            ));
+            out.push_str(&format!(
+                "culturesteer_request_duration_seconds_sum{{route=\"{route}\"}} {}\n",
+                l.sum
+            ));
+            out.push_str(&format!(
+                "culturesteer_request_duration_seconds_count{{route=\"{route}\"}} {}\n",
+                l.count
+            ));
+        }
+        out.push_str("# HELP culturesteer_queue_depth Requests waiting for or running on the model thread.\n");
+        out.push_str("# TYPE culturesteer_queue_depth gauge\n");
+        out.push_str(&format!("culturesteer_queue_depth {queued}\n"));
+        out
+    }
+}
+
+/// The middleware: times and counts every request.
+pub(super) async fn record(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let route = route_of(req.uri().path());
+    let t0 = Instant::now();
+    let res = next.run(req).await;
+    s.metrics
+        .observe(route, res.status().as_u16(), t0.elapsed().as_secs_f64());
+    res
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(s): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(s.queued.load(Ordering::SeqCst)),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn the_exposition_counts_routes_statuses_and_buckets() {
+        let m = Metrics::default();
+        m.observe(route_of("/v1/choose"), 200, 0.02);
+        m.observe(route_of("/v1/choose"), 200, 3.0);
+        m.observe(route_of("/v1/choose"), 422, 0.001);
+        m.observe(route_of("/nope/123"), 404, 0.001);
+        let text = m.render(2);
+        assert!(
+            text.contains("culturesteer_requests_total{route=\"/v1/choose\",status=\"200\"} 2\n")
+        );
+        assert!(text.contains("culturesteer_requests_total{route=\"other\",status=\"404\"} 1\n"));
+        assert!(text.contains(
+            "culturesteer_request_duration_seconds_bucket{route=\"/v1/choose\",le=\"0.025\"} 2\n"
+        ));
+        assert!(text.contains(
+            "culturesteer_request_duration_seconds_bucket{route=\"/v1/choose\",le=\"+Inf\"} 3\n"
+        ));
+        assert!(text.contains("culturesteer_queue_depth 2\n"));
+    }
+}
