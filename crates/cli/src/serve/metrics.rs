@@ -45,6 +45,8 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Inner {
+    prompt_tokens: u64,
+    generated_tokens: u64,
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Latency>,
 }
@@ -58,6 +60,13 @@ fn route_of(path: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// Tokens of an answered (non-streamed) completion: the rate of these is tokens/s.
+    pub fn count_tokens(&self, prompt: usize, generated: usize) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.prompt_tokens += prompt as u64;
+        m.generated_tokens += generated as u64;
+    }
+
     fn observe(&self, route: &'static str, status: u16, seconds: f64) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.requests.entry((route, status)).or_default() += 1;
@@ -108,6 +117,12 @@ impl Metrics {
                 l.count
             ));
         }
+        out.push_str("# HELP culturesteer_tokens_total Tokens of answered non-streamed completions, by kind (rate() gives tokens/s).\n");
+        out.push_str("# TYPE culturesteer_tokens_total counter\n");
+        out.push_str(&format!(
+            "culturesteer_tokens_total{{kind=\"prompt\"}} {}\nculturesteer_tokens_total{{kind=\"generated\"}} {}\n",
+            m.prompt_tokens, m.generated_tokens
+        ));
         out.push_str("# HELP culturesteer_queue_depth Requests waiting for or running on the model thread.\n");
         out.push_str("# TYPE culturesteer_queue_depth gauge\n");
         out.push_str(&format!("culturesteer_queue_depth {queued}\n"));

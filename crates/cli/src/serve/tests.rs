@@ -409,6 +409,14 @@ async fn metrics_count_requests_by_route_and_status() {
     let (st, _) = call(
         &app,
         "POST",
+        "/v1/completions",
+        Some(json!({ "prompt": "Hello", "max_tokens": 4 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(
+        &app,
+        "POST",
         "/v1/choose",
         Some(json!({ "question": "Q?", "options": ["a", "b"], "culture": "XYZ" })),
     )
@@ -432,6 +440,8 @@ async fn metrics_count_requests_by_route_and_status() {
         "culturesteer_requests_total{route=\"other\",status=\"404\"} 1",
         "culturesteer_requests_total{route=\"/v1/choose\",status=\"422\"} 1",
         "culturesteer_queue_depth 0",
+        "culturesteer_tokens_total{kind=\"prompt\"} 5",
+        "culturesteer_tokens_total{kind=\"generated\"} 4",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

@@ -112,6 +112,7 @@ pub(in crate::serve) async fn chat(
             Ok((g, lp))
         })
         .await?;
+    s.metrics.count_tokens(g.prompt_tokens, g.tokens.len());
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": s.name,
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": g.text }, "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) }],

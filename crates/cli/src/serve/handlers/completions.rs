@@ -315,5 +315,8 @@ pub(in crate::serve) async fn completions(
     let mut out = json!({ "id": id, "object": "text_completion", "created": created, "model": s.name, "culture": culture, "steering": steering.as_str() });
     out["choices"] = body["choices"].clone();
     out["usage"] = body["usage"].clone();
+    let n = |k: &str| body["usage"][k].as_u64().unwrap_or(0) as usize;
+    s.metrics
+        .count_tokens(n("prompt_tokens"), n("completion_tokens"));
     Ok(Json(out).into_response())
 }
