@@ -193,6 +193,9 @@ pub struct CompletionRequest {
     pub stop: Option<OneOrMany>,
     #[serde(default)]
     pub stream: bool,
+    /// OpenAI's `stream_options`: `include_usage` adds a last chunk with the token usage.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub echo: bool,
     /// How many top log-probs per position (OpenAI's legacy integer form).
@@ -206,6 +209,12 @@ pub struct CompletionRequest {
     pub n: Option<u32>,
     #[serde(flatten)]
     pub steering: Steering,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +235,9 @@ pub struct ChatRequest {
     pub stop: Option<OneOrMany>,
     #[serde(default)]
     pub stream: bool,
+    /// OpenAI's `stream_options`: `include_usage` adds a last chunk with the token usage.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub logprobs: bool,
     /// With `logprobs`: how many most likely tokens to list at each generated position.

@@ -446,3 +446,37 @@ async fn metrics_count_requests_by_route_and_status() {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_stream_ends_with_the_usage_when_asked() {
+    let (app, _) = app();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({ "prompt": "Hello", "max_tokens": 4, "stream": true,
+                    "stream_options": { "include_usage": true } })
+            .to_string(),
+        ))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]), "{text}");
+    assert_eq!(last["usage"]["prompt_tokens"], 5);
+    assert_eq!(last["usage"]["completion_tokens"], 4);
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str())
+        .collect();
+    assert_eq!(streamed, " wor");
+}

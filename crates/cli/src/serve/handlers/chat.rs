@@ -73,11 +73,12 @@ pub(in crate::serve) async fn chat(
     let id = s.id("chatcmpl");
     let created = now();
     let culture = country.as_ref().map(|c| c.code.to_string());
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     if req.stream {
         let (name, id2, culture2) = (s.name.clone(), id.clone(), culture.clone());
         // OpenAI names the role in the first chunk only.
         let first = std::sync::atomic::AtomicBool::new(true);
-        return stream_response(&s, gen, Some(messages), move |text, finish| {
+        return stream_response(&s, gen, Some(messages), include_usage, move |text, finish| {
             let delta = match text {
                 Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => {
                     json!({ "role": "assistant", "content": t })

@@ -155,6 +155,7 @@ pub(in crate::serve) async fn completions(
     let created = now();
     let culture = country.as_ref().map(|c| c.code.to_string());
     let scoring = req.echo || req.logprobs.is_some();
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     if req.stream {
         if prompts.len() != 1 || scoring {
             return Err(ApiError::invalid(
@@ -170,7 +171,7 @@ pub(in crate::serve) async fn completions(
             sampling,
             stop,
         };
-        return stream_response(&s, gen, None, move |text, finish| {
+        return stream_response(&s, gen, None, include_usage, move |text, finish| {
             json!({
                 "id": id2, "object": "text_completion", "created": created, "model": name,
                 "choices": [{ "index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_str), "logprobs": null }],

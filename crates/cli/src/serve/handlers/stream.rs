@@ -19,6 +19,7 @@ pub(super) async fn stream_response(
     s: &Shared,
     req: GenerateRequest,
     chat_messages: Option<Vec<ChatMessage>>,
+    include_usage: bool,
     frame: impl Fn(Option<&str>, Option<FinishReason>) -> Value + Send + Sync + 'static,
 ) -> Result<Response, ApiError> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(64);
@@ -39,6 +40,13 @@ pub(super) async fn stream_response(
         match w.lm.generate_stream(&req, &mut on_text) {
             Ok(g) => {
                 let _ = tx.blocking_send(Ok(f2(None, Some(g.finish_reason))));
+                if include_usage {
+                    // OpenAI's shape: one more chunk, no choices, the usage.
+                    let mut last = f2(None, None);
+                    last["choices"] = Value::Array(vec![]);
+                    last["usage"] = super::usage(g.prompt_tokens, g.tokens.len());
+                    let _ = tx.blocking_send(Ok(last));
+                }
             }
             Err(e) => {
                 let _ = tx.blocking_send(Err(model_error(e)));
