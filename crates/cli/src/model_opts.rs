@@ -158,13 +158,18 @@ impl ModelOpts {
                     ..OpenAiConfig::default()
                 }))
             }
-            None => Ok(ModelSpec::Gguf(GgufSpec {
-                path: self.resolve_path()?,
-                config: self.config(),
-                experts: parse_experts(&self.experts)?,
-                soft_prompt: self.soft_prompt.clone(),
-            })),
+            None => Ok(ModelSpec::Gguf(self.gguf_spec()?)),
         }
+    }
+
+    /// The local GGUF the options name (ignoring --model-url).
+    fn gguf_spec(&self) -> Result<GgufSpec> {
+        Ok(GgufSpec {
+            path: self.resolve_path()?,
+            config: self.config(),
+            experts: parse_experts(&self.experts)?,
+            soft_prompt: self.soft_prompt.clone(),
+        })
     }
 
     /// Loads the GGUF (commands that need llama.cpp itself; with --model-url they fail).
@@ -190,10 +195,7 @@ impl ModelOpts {
         if let Some(f) = &self.soft_prompt {
             bail!("--soft-prompt {}: not taken by this command", f.display());
         }
-        match self.spec()? {
-            ModelSpec::Gguf(g) => Ok(g.load()?),
-            ModelSpec::Http(_) => unreachable!("no --model-url here"),
-        }
+        Ok(self.gguf_spec()?.load()?)
     }
 
     /// Opens the model the options name, local or remote.

@@ -104,6 +104,17 @@ pub struct Shared {
     panels: Option<Panels>,
 }
 
+impl Shared {
+    /// DISCA's persona panels, read on first use.
+    fn panels(&mut self, ctx: &MethodContext) -> Result<&Panels, RegistryError> {
+        let panels = match self.panels.take() {
+            Some(p) => p,
+            None => load_panels(ctx)?,
+        };
+        Ok(self.panels.insert(panels))
+    }
+}
+
 struct Panels {
     texts: BTreeMap<CountryCode, Vec<String>>,
     /// The whole-population persona (`all`; the panel's last when none is so named).
@@ -339,10 +350,7 @@ fn persona_prompt(
     ctx: &MethodContext,
     shared: &mut Shared,
 ) -> Result<Box<dyn Method>, RegistryError> {
-    if shared.panels.is_none() {
-        shared.panels = Some(load_panels(ctx)?);
-    }
-    let whole = shared.panels.as_ref().expect("just loaded").whole.clone();
+    let whole = shared.panels(ctx)?.whole.clone();
     Ok(Box::new(SystemPrompt::new(name, whole)))
 }
 
@@ -352,10 +360,7 @@ fn disca(
     shared: &mut Shared,
     variant: fn(DiscaConfig) -> DiscaConfig,
 ) -> Result<Box<dyn Method>, RegistryError> {
-    if shared.panels.is_none() {
-        shared.panels = Some(load_panels(ctx)?);
-    }
-    let panels = shared.panels.as_ref().expect("just loaded");
+    let panels = shared.panels(ctx)?;
     Ok(Box::new(
         Disca::new(
             name,

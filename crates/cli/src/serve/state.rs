@@ -101,6 +101,25 @@ impl AppState {
         }
     }
 
+    /// [`AppState::steering`] for the generation endpoints: DISCA and Palette steer a choice
+    /// between given options, which only `/v1/choose` has.
+    pub(super) fn generation_steering(
+        &self,
+        s: &Steering2,
+    ) -> Result<(Steering, Option<Country>), ApiError> {
+        let (steering, country) = self.steering(s)?;
+        if matches!(steering, Steering::Disca | Steering::Palette) {
+            return Err(ApiError::invalid(
+                "steering",
+                format!(
+                    "{} steers a choice between given options: use /v1/choose",
+                    steering.as_str()
+                ),
+            ));
+        }
+        Ok((steering, country))
+    }
+
     /// Validates `culture` + `steering`. Without `steering`, a culture means country-prompt.
     pub(super) fn steering(&self, s: &Steering2) -> Result<(Steering, Option<Country>), ApiError> {
         let country = s.culture.as_deref().map(|c| self.country(c)).transpose()?;

@@ -80,16 +80,7 @@ pub(in crate::serve) async fn completions(
 ) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
     check_n(req.n)?;
-    let (steering, country) = s.steering(&req.steering)?;
-    if matches!(steering, Steering::Disca | Steering::Palette) {
-        return Err(ApiError::invalid(
-            "steering",
-            format!(
-                "{} steers a choice between given options: use /v1/choose",
-                steering.as_str()
-            ),
-        ));
-    }
+    let (steering, country) = s.generation_steering(&req.steering)?;
     let prefix = match (steering, &country) {
         (Steering::CountryPrompt, Some(c)) => Some(format!("{}\n\n", country_instruction(&c.name))),
         _ => None,
