@@ -120,6 +120,13 @@ pub trait LanguageModel: Send {
         Err(LlmError::Unsupported("hidden states"))
     }
 
+    /// Continuous generation ([`crate::streams`]), when the backend offers it (the llama
+    /// backend with stream slots configured); `None` otherwise, and callers then generate
+    /// request by request.
+    fn streams(&mut self) -> Option<&mut dyn crate::streams::Streams> {
+        None
+    }
+
     /// Answer-token resolution (specs/disca.md §1): for each label, tokenise `prompt + label`
     /// and take the first token that differs from the prompt's own tokenisation. Distinct labels
     /// must resolve to distinct tokens.

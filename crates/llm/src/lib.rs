@@ -20,9 +20,11 @@ pub mod soft_prompt;
 pub mod spec;
 #[cfg(any(test, feature = "standin"))]
 pub mod standin;
+pub mod streams;
 pub mod types;
 
 pub use backend::{LanguageModel, ModelDescription};
+pub use streams::{StepToken, StreamId, StreamStep, Streams};
 
 /// The inference engine this build links: llama.cpp as vendored by the pinned crates.
 pub const ENGINE: &str = "llama.cpp via llama-cpp-2 0.1.160 / llama-cpp-sys-2 0.1.161";

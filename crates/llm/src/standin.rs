@@ -8,6 +8,7 @@
 
 use crate::backend::{LanguageModel, ModelDescription};
 use crate::error::{LlmError, Result};
+use crate::streams::{StepToken, StreamId, StreamStep, Streams};
 use crate::types::*;
 use std::sync::{Arc, Mutex};
 
@@ -25,11 +26,17 @@ pub enum Call {
 
 /// What a stand-in was asked so far (a handle that stays valid after the model is moved).
 #[derive(Debug, Clone, Default)]
-pub struct CallLog(Arc<Mutex<Vec<Call>>>);
+pub struct CallLog(Arc<Mutex<Vec<Call>>>, Arc<Mutex<Vec<usize>>>);
 
 impl CallLog {
     pub fn calls(&self) -> Vec<Call> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// For each [`Streams::step_streams`](crate::streams::Streams::step_streams) so far, how
+    /// many streams it advanced.
+    pub fn steps(&self) -> Vec<usize> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Prompts scored so far, over all calls.
@@ -57,6 +64,13 @@ impl CallLog {
     fn push(&self, call: Call) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(call);
     }
+
+    fn step(&self, streams: usize) {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(streams);
+    }
 }
 
 /// The scripted stand-in model.
@@ -67,6 +81,12 @@ pub struct StandIn {
     /// Longest prompt, in tokens (characters), like a context length.
     context: Option<usize>,
     log: CallLog,
+    /// Continuous generation: slots, the next id, and the open streams (each the tokens still
+    /// to emit, one per step, and the generation they add up to).
+    slots: usize,
+    step_delay: std::time::Duration,
+    next_stream: u64,
+    open: Vec<(StreamId, std::collections::VecDeque<TokenId>, Generation)>,
 }
 
 /// FNV-1a, the default script's source of pseudo-randomness.
@@ -100,6 +120,10 @@ impl StandIn {
             refuse: false,
             context: None,
             log: CallLog::default(),
+            slots: 0,
+            step_delay: std::time::Duration::ZERO,
+            next_stream: 0,
+            open: Vec::new(),
         }
     }
 
@@ -119,6 +143,19 @@ impl StandIn {
 
     pub fn with_replies(mut self, script: impl Fn(&str) -> String + Send + 'static) -> Self {
         self.reply = Box::new(script);
+        self
+    }
+
+    /// Offers continuous generation ([`crate::streams`]) with `slots` streams: a stream emits
+    /// its scripted reply one character per step.
+    pub fn with_stream_slots(mut self, slots: usize) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// Each step takes this long (a slow model, for tests of what happens meanwhile).
+    pub fn with_step_delay(mut self, delay: std::time::Duration) -> Self {
+        self.step_delay = delay;
         self
     }
 
@@ -182,6 +219,14 @@ impl LanguageModel for StandIn {
 
     fn tokenize(&self, text: &str) -> Result<Vec<TokenId>> {
         Ok(text.chars().map(|c| TokenId(c as i32)).collect())
+    }
+
+    fn streams(&mut self) -> Option<&mut dyn Streams> {
+        if self.slots > 0 {
+            Some(self)
+        } else {
+            None
+        }
     }
 
     fn token_piece(&self, token: TokenId) -> String {
@@ -283,6 +328,61 @@ impl LanguageModel for StandIn {
                 }
             })
             .collect())
+    }
+}
+
+impl Streams for StandIn {
+    fn stream_slots(&self) -> usize {
+        self.slots
+    }
+
+    fn open_streams(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Generates the whole reply at once (a `Generate` call in the log) and hands it out one
+    /// token per step; `top_logprobs` are not scripted (always empty).
+    fn open_stream(&mut self, request: &GenerateRequest, _top: Option<usize>) -> Result<StreamId> {
+        if self.open.len() >= self.slots {
+            return Err(LlmError::Context(format!(
+                "all {} stream slots are taken",
+                self.slots
+            )));
+        }
+        let g = self
+            .generate(std::slice::from_ref(request))?
+            .pop()
+            .ok_or_else(|| LlmError::Decode("no generation".into()))?;
+        let id = StreamId(self.next_stream);
+        self.next_stream += 1;
+        self.open.push((id, g.tokens.iter().copied().collect(), g));
+        Ok(id)
+    }
+
+    fn step_streams(&mut self) -> Result<Vec<StreamStep>> {
+        self.log.step(self.open.len());
+        std::thread::sleep(self.step_delay);
+        let mut out = Vec::with_capacity(self.open.len());
+        for (id, rest, g) in &mut self.open {
+            let token = rest.pop_front().map(|t| StepToken {
+                token: t,
+                piece: char::from_u32(t.0 as u32).map_or_else(String::new, String::from),
+                logprob: -0.5,
+                top: vec![],
+            });
+            out.push(StreamStep {
+                id: *id,
+                text: token.as_ref().map(|t| t.piece.clone()).unwrap_or_default(),
+                token,
+                finished: rest.is_empty().then(|| g.clone()),
+            });
+        }
+        self.open.retain(|(_, rest, _)| !rest.is_empty());
+        Ok(out)
+    }
+
+    fn close_stream(&mut self, id: StreamId) {
+        self.open.retain(|(i, _, _)| *i != id);
     }
 }
 

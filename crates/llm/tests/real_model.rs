@@ -588,3 +588,107 @@ fn real_model_generate_then_score_reuses_the_generated_sequence() {
     });
     assert!(err.is_err());
 }
+
+/// Runs `reqs` as streams, opening the last one only after a few steps (it joins running
+/// ones) and scoring `interlude` in the middle (scoring must leave open streams alone); returns
+/// each request's streamed text and generation.
+fn run_streams(
+    lm: &mut LlamaLm,
+    reqs: &[GenerateRequest],
+    interlude: &[ScoreRequest],
+) -> Vec<(String, Generation, Vec<StepToken>)> {
+    let mut ids = Vec::new();
+    let mut out: Vec<(String, Option<Generation>, Vec<StepToken>)> =
+        vec![(String::new(), None, vec![]); reqs.len()];
+    let (first, last) = reqs.split_at(reqs.len() - 1);
+    for r in first {
+        ids.push(lm.streams().unwrap().open_stream(r, Some(3)).unwrap());
+    }
+    for step in 0..400 {
+        if step == 4 {
+            ids.push(
+                lm.streams()
+                    .unwrap()
+                    .open_stream(&last[0], Some(3))
+                    .unwrap(),
+            );
+        }
+        if step == 6 {
+            lm.score(interlude).unwrap();
+        }
+        for s in lm.streams().unwrap().step_streams().unwrap() {
+            let i = ids.iter().position(|id| *id == s.id).unwrap();
+            out[i].0.push_str(&s.text);
+            out[i].2.extend(s.token);
+            if let Some(g) = s.finished {
+                out[i].1 = Some(g);
+            }
+        }
+        if step > 4 && lm.streams().unwrap().open_streams() == 0 {
+            break;
+        }
+    }
+    out.into_iter()
+        .map(|(t, g, k)| (t, g.expect("every stream finished"), k))
+        .collect()
+}
+
+#[test]
+fn real_model_streams_give_each_request_the_tokens_it_gets_alone() {
+    let mut lm = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 4,
+            ctx_per_seq: 512,
+            stream_slots: 3,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let ask = |text: &str, sampling: Sampling| GenerateRequest {
+        prompt: lm
+            .chat_prompt(&[ChatMessage::user(text.to_string())])
+            .unwrap(),
+        max_tokens: 16,
+        sampling,
+        stop: vec![],
+    };
+    let reqs = vec![
+        ask("Name three rivers in Europe.", Sampling::Greedy),
+        ask("Write one sentence about the sea.", Sampling::Greedy),
+        ask(
+            "What is a good breakfast?",
+            Sampling::Seeded {
+                temperature: 0.8,
+                top_p: 0.95,
+                seed: 7,
+            },
+        ),
+    ];
+    let alone: Vec<Generation> = reqs
+        .iter()
+        .map(|r| lm.generate(std::slice::from_ref(r)).unwrap().remove(0))
+        .collect();
+    let interlude: Vec<ScoreRequest> = requests(&lm).into_iter().take(2).collect();
+    for parallel in [false, true] {
+        lm.set_parallel_generation(parallel);
+        let got = run_streams(&mut lm, &reqs, &interlude);
+        for ((text, g, tokens), a) in got.iter().zip(&alone) {
+            assert_eq!(
+                g.tokens, a.tokens,
+                "parallel {parallel}: {:?} vs alone {:?}",
+                g.text, a.text
+            );
+            assert_eq!(text, &a.text, "streamed text adds up to the generation");
+            assert_eq!(tokens.len(), g.tokens.len());
+            for t in tokens {
+                assert!(t.logprob <= 0.0 && t.top.len() == 3, "{t:?}");
+                assert!(t.top[0].logprob >= t.logprob - 1e-9, "{t:?}");
+            }
+        }
+        // Greedy picks are the most likely tokens.
+        for t in &got[0].2 {
+            assert_eq!(t.token, t.top[0].token);
+        }
+    }
+}

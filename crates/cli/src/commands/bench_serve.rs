@@ -19,6 +19,9 @@ pub struct ServeBenchArgs {
     /// Tokens per chat completion.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: u32,
+    /// The server's `--slots` (generations running at once).
+    #[arg(long, default_value_t = 8)]
+    pub slots: usize,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -58,6 +61,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         max_body_bytes: 1 << 20,
         max_tokens_limit: 1024,
         max_queue: a.clients * 2,
+        slots: a.slots,
         max_logprobs: 20,
         max_prompts: 64,
         max_request_tokens: 32_768,

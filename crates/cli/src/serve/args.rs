@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// Requests waiting for the model beyond this many are refused with 429.
     #[arg(long, default_value_t = 64)]
     pub max_queue: usize,
+    /// Generations that run at once (continuous generation: requests join and leave between
+    /// tokens; each slot keeps one sequence of the KV cache). More wait for a free slot.
+    /// With `--parallel-generation` the running generations share one decode per token.
+    #[arg(long, default_value_t = 8)]
+    pub slots: usize,
     /// Most top log-probs per position a request may ask for.
     #[arg(long, default_value_t = 20)]
     pub max_logprobs: u32,

@@ -178,7 +178,14 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
-    let opened = args.model.open()?;
+    if args.slots == 0 || args.slots > 64 {
+        bail!("--slots must be between 1 and 64");
+    }
+    let mut spec = args.model.spec()?;
+    if let culturesteer_llm::spec::ModelSpec::Gguf(g) = &mut spec {
+        g.config.stream_slots = args.slots;
+    }
+    let opened = spec.open()?;
     let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());
     let disca = culturesteer_registry::disca_preset(culturesteer_registry::Preset::Paper);
     let mut worker = Worker::new(
@@ -189,6 +196,7 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
         args.seed,
     );
     worker.palette = Some(args.palette.settings().parts(&data)?);
+    worker.max_waiting = args.max_queue;
     let limits = Limits {
         max_tokens: args.max_tokens_limit,
         max_queue: args.max_queue,

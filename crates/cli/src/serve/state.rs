@@ -2,10 +2,10 @@
 //! limits, known countries and id counter, and the validation that needs them.
 
 use super::api::{self, ApiError};
-use super::worker::{Job, Steering, Worker};
+use super::worker::{GenSink, Job, Steering, Worker};
 use super::Limits;
 use culturesteer_core::CountryCode;
-use culturesteer_llm::Sampling;
+use culturesteer_llm::{GenerateRequest, Generation, Sampling, StepToken};
 use culturesteer_methods::Country;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,6 +40,72 @@ impl AppState {
                 return;
             }
             let _ = tx.send(f(w));
+        }))?;
+        rx.await
+            .map_err(|_| ApiError::internal("the model thread dropped the request"))?
+    }
+
+    /// Generates one request on the model thread and waits for its end: the generation and,
+    /// with `top_logprobs`, its tokens with their log-probs. `make` builds the request on the
+    /// model thread (a chat prompt needs the model's template). The generation joins the
+    /// running ones (continuous generation) and stops at the next step once the client has
+    /// gone (this future dropped).
+    pub(super) async fn generate(
+        &self,
+        make: impl FnOnce(&mut Worker) -> Result<GenerateRequest, ApiError> + Send + 'static,
+        top_logprobs: Option<usize>,
+    ) -> Result<(Generation, Vec<StepToken>), ApiError> {
+        type Done = Result<(Generation, Vec<StepToken>), ApiError>;
+        let (tx, rx) = tokio::sync::oneshot::channel::<Done>();
+        self.submit(Box::new(move |w: &mut Worker| {
+            if tx.is_closed() {
+                return;
+            }
+            let request = match make(w) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+            let probe = tx.clone();
+            let mut tokens = Vec::new();
+            let on_step = move |m: Result<culturesteer_llm::StreamStep, ApiError>| {
+                let mut slot = tx.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_none_or(|t| t.is_closed()) {
+                    return false;
+                }
+                let done = match m {
+                    Ok(step) => {
+                        tokens.extend(step.token);
+                        match step.finished {
+                            Some(g) => Ok((g, std::mem::take(&mut tokens))),
+                            None => return true,
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Some(t) = slot.take() {
+                    let _ = t.send(done);
+                }
+                false
+            };
+            let gone = move || {
+                probe
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .is_none_or(|t| t.is_closed())
+            };
+            w.generate(
+                request,
+                top_logprobs,
+                GenSink {
+                    on_step: Box::new(on_step),
+                    gone: Box::new(gone),
+                },
+            );
         }))?;
         rx.await
             .map_err(|_| ApiError::internal("the model thread dropped the request"))?

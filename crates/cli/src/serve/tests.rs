@@ -32,7 +32,8 @@ fn app_with(access: Access) -> (axum::Router, CallLog) {
             }
         })
         .with_replies(|_| " world and more".into())
-        .with_context(4000);
+        .with_context(4000)
+        .with_stream_slots(4);
     app_on(lm, access)
 }
 
@@ -332,10 +333,19 @@ async fn a_stream_starts_only_for_a_request_the_model_takes() {
     assert_eq!(res.status(), StatusCode::OK);
     let text =
         String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(
-        text.contains("world") && text.trim_end().ends_with("data: [DONE]"),
-        "{text}"
-    );
+    let streamed: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| {
+            let c: Value = serde_json::from_str(d).unwrap();
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(streamed, " world a", "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,4 +489,138 @@ async fn a_stream_ends_with_the_usage_when_asked() {
         .filter_map(|c| c["choices"][0]["text"].as_str())
         .collect();
     assert_eq!(streamed, " wor");
+}
+
+/// Completions with `max_tokens`, greedy, on `app`.
+fn complete(prompt: &str, max_tokens: usize) -> Value {
+    json!({ "prompt": prompt, "max_tokens": max_tokens, "temperature": 0 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_generations_share_steps_and_each_keeps_its_own_text() {
+    let lm = StandIn::new()
+        .with_replies(|p| format!("<reply to {p}>"))
+        .with_stream_slots(2)
+        .with_step_delay(std::time::Duration::from_millis(2));
+    let log = lm.log();
+    let (app, _) = app_on(lm, Access::default());
+    let runs: Vec<_> = ["one", "two", "three"]
+        .into_iter()
+        .map(|p| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let r = call(&app, "POST", "/v1/completions", Some(complete(p, 64))).await;
+                (p, r)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (p, (st, v)) = run.await.unwrap();
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["choices"][0]["text"], format!("<reply to {p}>"), "{v}");
+    }
+    let steps = log.steps();
+    // Two slots: at most two generations per step, and the requests did share steps; the
+    // third joined when a slot was free.
+    assert_eq!(steps.iter().max(), Some(&2), "{steps:?}");
+    let tokens: usize = ["one", "two", "three"]
+        .iter()
+        .map(|p| format!("<reply to {p}>").chars().count())
+        .sum();
+    assert!(
+        steps.len() < tokens,
+        "{} steps for {tokens} tokens",
+        steps.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_whose_client_leaves_stops_at_the_next_step() {
+    let lm = StandIn::new()
+        .with_replies(|_| "x".repeat(500))
+        .with_stream_slots(2)
+        .with_step_delay(std::time::Duration::from_millis(5));
+    let log = lm.log();
+    let (app, _) = app_on(lm, Access::default());
+    let gone = tokio::spawn({
+        let app = app.clone();
+        async move { call(&app, "POST", "/v1/completions", Some(complete("p", 500))).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    gone.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after_leaving = log.steps().len();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        log.steps().len(),
+        after_leaving,
+        "steps went on after the client left"
+    );
+    assert!(after_leaving < 200, "{after_leaving} steps of 500");
+    // The server goes on serving.
+    let (st, v) = call(&app, "POST", "/v1/completions", Some(complete("q", 3))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["text"], "xxx");
+}
+
+#[tokio::test]
+async fn generated_tokens_carry_their_logprobs_whole_and_streamed() {
+    let (app, _) = app();
+    // Completions: one entry per generated token, offsets along the text.
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({ "prompt": "Hello", "max_tokens": 6, "temperature": 0, "logprobs": 2 })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let lp = &v["choices"][0]["logprobs"];
+    assert_eq!(lp["tokens"], json!([" ", "w", "o", "r", "l", "d"]), "{v}");
+    assert_eq!(lp["text_offset"], json!([0, 1, 2, 3, 4, 5]), "{v}");
+    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 6);
+    // With echo: the prompt's entries first, the generated ones after, offsets in the echo.
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(
+            json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 3,
+                     "temperature": 0, "logprobs": true, "top_logprobs": 1 }),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(content.len(), 3, "{v}");
+    assert_eq!(content[1]["token"], "w");
+    // Streamed chat: every chunk with text carries the log-probs of its tokens.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 4,
+                    "temperature": 0, "stream": true, "logprobs": true })
+            .to_string(),
+        ))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let tokens: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .flat_map(|c| {
+            c["choices"][0]["logprobs"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens, [" ", "w", "o", "r"], "{text}");
 }

@@ -1,5 +1,10 @@
-//! The model thread: one thread owns the model and runs queued jobs one after another, so
-//! the async front end never blocks and requests never interleave inside the engine.
+//! The model thread: one thread owns the model. It runs queued jobs one after another (the
+//! async front end never blocks on the engine) and, between jobs, advances every running
+//! generation by one token: continuous generation ([`culturesteer_llm::streams`]). A
+//! generation request joins the running ones at the next step (or waits for a free stream
+//! slot), leaves when it ends or its client goes away, and meanwhile scoring jobs (echo,
+//! `/v1/choose`) run between steps. Backends without streams generate each request to its end
+//! inside its job, as before.
 
 use super::api::ApiError;
 use culturesteer_core::disca::DiscaConfig;
@@ -8,18 +13,45 @@ use culturesteer_core::{CountryCode, MoralDimension};
 use culturesteer_data::palette::{ContinentMap, PaletteTemplates};
 use culturesteer_data::personas::resolve_panel;
 use culturesteer_data::DataSource;
-use culturesteer_llm::{LanguageModel, LlmError, TokenId};
+use culturesteer_llm::{
+    GenerateRequest, Generation, LanguageModel, LlmError, Prompt, ScoreRequest, StepToken,
+    StreamId, StreamStep, TokenId,
+};
 use culturesteer_methods::{
     Answer, Country, CountryPrompt, Disca, Item, Method, MethodError, Palette, PaletteConfig,
     PromptSpec, Question, Readout, Vanilla,
 };
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 /// A unit of work for the model thread.
 pub type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Where a generation's progress goes.
+pub struct GenSink {
+    /// Every step (text that became final, the token picked, and on the last step the whole
+    /// generation), or the error that ended it. Returning `false` ends the generation (its
+    /// client went away).
+    pub on_step: Box<dyn FnMut(Result<StreamStep, ApiError>) -> bool + Send>,
+    /// Whether the client has gone (checked before a waiting generation's prompt is
+    /// evaluated).
+    pub gone: Box<dyn Fn() -> bool + Send>,
+}
+
+impl GenSink {
+    fn send(&mut self, m: Result<StreamStep, ApiError>) -> bool {
+        (self.on_step)(m)
+    }
+}
+
+/// A generation waiting for a free stream slot.
+struct Waiting {
+    request: GenerateRequest,
+    top_logprobs: Option<usize>,
+    sink: GenSink,
+}
 
 /// How an answer is steered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +152,12 @@ pub struct Worker {
     pub seed: u64,
     /// Cultural Palette's settings, templates and continent map (`steering: "palette"`).
     pub palette: Option<(PaletteConfig, PaletteTemplates, ContinentMap)>,
+    /// Most generations that may wait for a stream slot (more are refused as busy).
+    pub max_waiting: usize,
     panels: HashMap<CountryCode, Vec<String>>,
     bos: Option<Option<TokenId>>,
+    running: Vec<(StreamId, GenSink)>,
+    waiting: VecDeque<Waiting>,
 }
 
 impl Worker {
@@ -139,18 +175,224 @@ impl Worker {
             disca,
             seed,
             palette: None,
+            max_waiting: 64,
             panels: HashMap::new(),
             bos: None,
+            running: Vec::new(),
+            waiting: VecDeque::new(),
         }
     }
 
-    /// Runs jobs until every sender is gone. A panicking job is reported and the loop goes on.
+    /// Runs jobs, and steps the running generations whenever no job is queued, until every
+    /// sender is gone and the last generation has ended. A panicking job is reported and the
+    /// loop goes on; a panicking step ends the generations it was advancing.
     pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut self))).is_err() {
-                tracing::error!("a request panicked in the model thread; continuing");
+        loop {
+            let busy = !self.running.is_empty() || !self.waiting.is_empty();
+            let next = if busy {
+                jobs.try_recv()
+                    .map_err(|e| e == mpsc::TryRecvError::Disconnected)
+            } else {
+                jobs.recv().map_err(|_| true)
+            };
+            match next {
+                Ok(job) => {
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut self));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("a request panicked in the model thread; continuing");
+                    }
+                    continue;
+                }
+                Err(true) if !busy => break,
+                Err(_) => {}
+            }
+            let step = std::panic::AssertUnwindSafe(|| {
+                self.admit();
+                self.step();
+            });
+            if std::panic::catch_unwind(step).is_err() {
+                tracing::error!("a generation step panicked in the model thread; continuing");
+                self.fail_all(ApiError::internal(
+                    "the generation failed inside the engine",
+                ));
             }
         }
+    }
+
+    /// Starts a generation. With continuous generation it joins the running ones at the next
+    /// step (or waits for a free slot); otherwise it runs to its end now. With
+    /// `top_logprobs`, each step's token carries its log-prob and that many alternatives.
+    pub fn generate(
+        &mut self,
+        request: GenerateRequest,
+        top_logprobs: Option<usize>,
+        mut sink: GenSink,
+    ) {
+        if self.lm.streams().is_none() {
+            self.generate_now(request, top_logprobs, sink);
+            return;
+        }
+        if self.waiting.len() >= self.max_waiting {
+            sink.send(Err(ApiError::busy(self.waiting.len())));
+            return;
+        }
+        self.waiting.push_back(Waiting {
+            request,
+            top_logprobs,
+            sink,
+        });
+        self.admit();
+    }
+
+    /// Opens streams for waiting generations while slots are free.
+    fn admit(&mut self) {
+        while let Some(streams) = self.lm.streams() {
+            if streams.open_streams() >= streams.stream_slots() {
+                return;
+            }
+            let Some(mut w) = self.waiting.pop_front() else {
+                return;
+            };
+            // A client that left while waiting costs no prefill.
+            if (w.sink.gone)() {
+                continue;
+            }
+            match streams.open_stream(&w.request, w.top_logprobs) {
+                Ok(id) => self.running.push((id, w.sink)),
+                Err(e) => {
+                    w.sink.send(Err(model_error(e)));
+                }
+            }
+        }
+    }
+
+    /// One token for every running generation; ended ones and those whose client went away
+    /// leave.
+    fn step(&mut self) {
+        let Some(streams) = self.lm.streams() else {
+            return;
+        };
+        if self.running.is_empty() {
+            return;
+        }
+        match streams.step_streams() {
+            Ok(steps) => {
+                for step in steps {
+                    let id = step.id;
+                    let done = step.finished.is_some();
+                    let Some(k) = self.running.iter().position(|(i, _)| *i == id) else {
+                        streams.close_stream(id);
+                        continue;
+                    };
+                    let keep = self.running[k].1.send(Ok(step));
+                    if done || !keep {
+                        if !done {
+                            streams.close_stream(id);
+                        }
+                        self.running.swap_remove(k);
+                    }
+                }
+            }
+            Err(e) => self.fail_all(model_error(e)),
+        }
+    }
+
+    /// Ends every running generation with `e` (the backend has closed their streams).
+    fn fail_all(&mut self, e: ApiError) {
+        for (id, mut sink) in std::mem::take(&mut self.running) {
+            if let Some(s) = self.lm.streams() {
+                s.close_stream(id);
+            }
+            sink.send(Err(e.clone()));
+        }
+    }
+
+    /// A whole generation inside this job (backends without streams): text as it comes, then
+    /// the last step with the generation and, when asked, its tokens' log-probs by scoring.
+    fn generate_now(
+        &mut self,
+        request: GenerateRequest,
+        top_logprobs: Option<usize>,
+        mut sink: GenSink,
+    ) {
+        let id = StreamId(0);
+        let text_step = |text: &str| StreamStep {
+            id,
+            text: text.to_string(),
+            token: None,
+            finished: None,
+        };
+        if (sink.gone)() {
+            return;
+        }
+        let mut on_text = |t: &str| sink.send(Ok(text_step(t)));
+        let g = match self.lm.generate_stream(&request, &mut on_text) {
+            Ok(g) => g,
+            Err(e) => {
+                sink.send(Err(model_error(e)));
+                return;
+            }
+        };
+        if let Some(n) = top_logprobs {
+            match self.score_generation(&request.prompt, &g, n) {
+                Ok(tokens) => {
+                    for t in tokens {
+                        let step = StreamStep {
+                            token: Some(t),
+                            ..text_step("")
+                        };
+                        if !sink.send(Ok(step)) {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    sink.send(Err(e));
+                    return;
+                }
+            }
+        }
+        sink.send(Ok(StreamStep {
+            finished: Some(g),
+            ..text_step("")
+        }));
+    }
+
+    /// Each generated token's log-prob and the `n` most likely tokens at its position, by
+    /// scoring (one batch: the positions share the prompt).
+    fn score_generation(
+        &mut self,
+        prompt: &Prompt,
+        g: &Generation,
+        n: usize,
+    ) -> Result<Vec<StepToken>, ApiError> {
+        let base = match &prompt.tokens {
+            Some(t) => t.clone(),
+            None => self.lm.tokenize(&prompt.text).map_err(model_error)?,
+        };
+        let reqs: Vec<ScoreRequest> = (0..g.tokens.len())
+            .map(|i| ScoreRequest {
+                prompt: Prompt::from_tokens([base.as_slice(), &g.tokens[..i]].concat()),
+                next_tokens: vec![g.tokens[i]],
+                top_k: n,
+                ..Default::default()
+            })
+            .collect();
+        let results = if reqs.is_empty() {
+            vec![]
+        } else {
+            self.lm.score(&reqs).map_err(model_error)?
+        };
+        Ok(g.tokens
+            .iter()
+            .zip(results)
+            .map(|(&t, r)| StepToken {
+                token: t,
+                piece: self.lm.token_piece(t),
+                logprob: r.next_token_logprobs.first().copied().unwrap_or(f64::NAN),
+                top: r.top_k,
+            })
+            .collect())
     }
 
     /// Tokenises without the BOS token the model's tokenizer adds.

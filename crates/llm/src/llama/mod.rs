@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 pub mod dequant;
 mod embd;
 mod raw;
+mod streams;
 
 /// Settings of the llama.cpp backend.
 #[derive(Debug, Clone)]
@@ -78,6 +79,9 @@ pub struct LlamaConfig {
     /// calls, but log-probs then depend slightly on which prompts share a call, so it is off by
     /// default: the exact mode's results do not depend on batching at all.
     pub pack_sequences: bool,
+    /// KV sequences kept for continuous generation ([`crate::streams`]; the server's
+    /// `--slots`), beyond the `n_seq` that scoring and batch generation use. 0 = none.
+    pub stream_slots: usize,
 }
 
 impl Default for LlamaConfig {
@@ -97,6 +101,7 @@ impl Default for LlamaConfig {
             kv_unified: false,
             parallel_generation: false,
             pack_sequences: false,
+            stream_slots: 0,
         }
     }
 }
@@ -170,6 +175,8 @@ pub struct LlamaLm {
     /// Named LoRA adapters (Cultural Palette's experts) and their current scales.
     experts: Vec<(String, LoraAdapter)>,
     expert_scales: Vec<f32>,
+    /// Open streams of continuous generation (sequences `n_seq..n_seq + stream_slots`).
+    streams: streams::StreamTable,
 }
 
 /// The factor llama.cpp's graph applies to token rows only (`build_inp_embd`'s `tok_scale`):
@@ -321,12 +328,13 @@ impl LlamaLm {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }) as i32;
-        let n_ctx = (config.ctx_per_seq * config.n_seq) as u32;
+        let n_seq_all = config.n_seq + config.stream_slots;
+        let n_ctx = (config.ctx_per_seq * n_seq_all) as u32;
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(config.n_batch as u32)
             .with_n_ubatch(config.n_ubatch.min(config.n_batch) as u32)
-            .with_n_seq_max(config.n_seq as u32)
+            .with_n_seq_max(n_seq_all as u32)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_kv_unified(config.kv_unified)
@@ -367,6 +375,7 @@ impl LlamaLm {
             embd_input_scale: 1.0,
             experts: Vec::new(),
             expert_scales: Vec::new(),
+            streams: streams::StreamTable::default(),
         };
         let n_embd = lm.model().n_embd().max(0) as usize;
         lm.embd_input_scale = embd_input_scale(&arch, n_embd);
@@ -416,6 +425,11 @@ impl LlamaLm {
             .collect();
         self.inner
             .with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
+    }
+
+    /// What [`reset_work`] may empty: `Some(n_seq)` while streams are open.
+    fn work(&self) -> Option<usize> {
+        (self.streams.open() > 0).then_some(self.config.n_seq)
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -563,8 +577,9 @@ impl LlamaLm {
         let dim = soft.first().map_or(0, |s| s.dim);
         let scale = self.embd_input_scale;
         let mut scaled = vec![0f32; dim];
+        let work = self.work();
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
-            ctx.clear_kv();
+            reset_work(ctx, work);
             let mut batch = Batch::tokens(n_ubatch);
             let mut mixed = if dim > 0 {
                 Some(MixedBatch::new(ctx)?)
@@ -1202,24 +1217,13 @@ impl LlamaLm {
             .zip(prompts)
             .enumerate()
             .map(|(i, (st, p))| {
-                let mut text = String::from_utf8_lossy(&st.bytes).to_string();
-                if let Some(n) = st.text_len {
-                    text.truncate(n);
-                }
+                let (g, rest) = st.finish(p.len());
                 if let Some(sink) = sink.as_mut() {
-                    if let Some(rest) = text
-                        .get(st.sent.min(text.len())..)
-                        .filter(|r| !r.is_empty())
-                    {
-                        sink(i, rest);
+                    if !rest.is_empty() {
+                        sink(i, &rest);
                     }
                 }
-                Generation {
-                    text,
-                    tokens: st.tokens,
-                    prompt_tokens: p.len(),
-                    finish_reason: st.done.unwrap_or(FinishReason::Length),
-                }
+                g
             })
             .collect();
         if let Some(f) = follow {
@@ -1581,10 +1585,11 @@ impl LanguageModel for LlamaLm {
                     limit: self.config.ctx_per_seq,
                 });
             }
+            let work = self.work();
             let mean = self
                 .inner
                 .with_dependent_mut(|_, ctx| -> Result<Vec<f32>> {
-                    ctx.clear_kv();
+                    reset_work(ctx, work);
                     ctx.set_embeddings(true);
                     let run = (|| -> Result<Vec<f32>> {
                         let mut sum = vec![0f64; n_embd];
@@ -1608,12 +1613,20 @@ impl LanguageModel for LlamaLm {
                         Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
                     })();
                     ctx.set_embeddings(false);
-                    ctx.clear_kv();
+                    reset_work(ctx, work);
                     run
                 })?;
             out.push(mean);
         }
         Ok(out)
+    }
+
+    fn streams(&mut self) -> Option<&mut dyn crate::streams::Streams> {
+        if self.config.stream_slots > 0 {
+            Some(self)
+        } else {
+            None
+        }
     }
 
     fn generate_stream(
@@ -1788,6 +1801,27 @@ impl GenState {
     }
 }
 
+impl GenState {
+    /// The finished generation, and the text not yet passed to a sink.
+    fn finish(self, prompt_len: usize) -> (Generation, String) {
+        let mut text = String::from_utf8_lossy(&self.bytes).to_string();
+        if let Some(n) = self.text_len {
+            text.truncate(n);
+        }
+        let rest = text
+            .get(self.sent.min(text.len())..)
+            .unwrap_or_default()
+            .to_string();
+        let g = Generation {
+            text,
+            tokens: self.tokens,
+            prompt_tokens: prompt_len,
+            finish_reason: self.done.unwrap_or(FinishReason::Length),
+        };
+        (g, rest)
+    }
+}
+
 /// Decodes the next token of every active request (index, token, position) and keeps each
 /// one's logits: all in one call with `parallel` (faster, but a sequence's logits then depend
 /// slightly on which others share the call), else one sequence per call (see `run_plan`:
@@ -1823,6 +1857,20 @@ fn decode_next(
         }
     }
     Ok(())
+}
+
+/// Empties the sequences that scoring and batch generation use. With streams open
+/// (`keep_streams` = the number of work sequences) only those are emptied; otherwise the whole
+/// cache, data included, as before streams existed.
+fn reset_work(ctx: &mut Context, keep_streams: Option<usize>) {
+    match keep_streams {
+        None => ctx.clear_kv(),
+        Some(n) => {
+            for s in 0..n {
+                ctx.clear_seq(s);
+            }
+        }
+    }
 }
 
 /// Decodes a packed batch, extracts its reads and empties it.

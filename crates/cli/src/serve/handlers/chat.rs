@@ -3,12 +3,12 @@
 use super::stream::stream_response;
 use super::{check_n, finish_str, now, stop_list, usage, wire_messages};
 use crate::serve::api::{ApiError, ChatRequest, JsonBody};
-use crate::serve::worker::{country_instruction, model_error, Steering, Worker};
+use crate::serve::worker::{country_instruction, model_error, Steering};
 use crate::serve::Shared;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use culturesteer_llm::{ChatMessage, GenerateRequest, Generation, Prompt, ScoreRequest};
+use culturesteer_llm::{ChatMessage, GenerateRequest, Prompt, StepToken};
 use serde_json::{json, Value};
 
 pub(in crate::serve) async fn chat(
@@ -37,12 +37,6 @@ pub(in crate::serve) async fn chat(
                     ),
                 ));
             }
-            if req.stream {
-                return Err(ApiError::invalid(
-                    "stream",
-                    "streaming does not report log-probs here; ask without \"stream\"",
-                ));
-            }
             Some(n as usize)
         }
     };
@@ -69,7 +63,7 @@ pub(in crate::serve) async fn chat(
         let (name, id2, culture2) = (s.name.clone(), id.clone(), culture.clone());
         // OpenAI names the role in the first chunk only.
         let first = std::sync::atomic::AtomicBool::new(true);
-        return stream_response(&s, gen, Some(messages), include_usage, move |text, finish| {
+        return stream_response(&s, gen, Some(messages), include_usage, top_n, move |text, finish, tokens| {
             let delta = match text {
                 Some(t) if first.swap(false, std::sync::atomic::Ordering::Relaxed) => {
                     json!({ "role": "assistant", "content": t })
@@ -79,31 +73,25 @@ pub(in crate::serve) async fn chat(
             };
             json!({
                 "id": id2, "object": "chat.completion.chunk", "created": created, "model": name,
-                "choices": [{ "index": 0, "delta": delta, "finish_reason": finish.map(finish_str) }],
+                "choices": [{ "index": 0, "delta": delta, "logprobs": top_n.map(|_| chat_logprobs(tokens)), "finish_reason": finish.map(finish_str) }],
                 "culture": culture2, "steering": steering.as_str(),
             })
         })
         .await;
     }
-    let (g, logprobs): (Generation, Value) = s
-        .run(move |w| {
-            let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
-            let mut gens =
-                w.lm.generate(&[GenerateRequest {
-                    prompt: prompt.clone(),
-                    ..gen
-                }])
-                .map_err(model_error)?;
-            let g = gens
-                .pop()
-                .ok_or_else(|| ApiError::internal("no generation"))?;
-            let lp = match top_n {
-                Some(n) => chat_logprobs(w, &prompt, &g, n)?,
-                None => Value::Null,
-            };
-            Ok((g, lp))
-        })
+    let (g, tokens) = s
+        .generate(
+            move |w| {
+                let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
+                Ok(GenerateRequest { prompt, ..gen })
+            },
+            top_n,
+        )
         .await?;
+    let logprobs = match top_n {
+        Some(_) => chat_logprobs(&tokens),
+        None => Value::Null,
+    };
     s.metrics.count_tokens(g.prompt_tokens, g.tokens.len());
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": s.name,
@@ -114,43 +102,18 @@ pub(in crate::serve) async fn chat(
     .into_response())
 }
 
-/// The chat-style `logprobs` object of a generation: for each generated token its log-prob and
-/// the `n` most likely tokens at that position (one batch: the positions share the prompt).
-fn chat_logprobs(
-    w: &mut Worker,
-    prompt: &Prompt,
-    g: &Generation,
-    n: usize,
-) -> Result<Value, ApiError> {
-    let base = w.lm.tokenize(&prompt.text).map_err(model_error)?;
-    let reqs: Vec<ScoreRequest> = (0..g.tokens.len())
-        .map(|i| ScoreRequest {
-            prompt: Prompt::from_tokens([base.as_slice(), &g.tokens[..i]].concat()),
-            next_tokens: vec![g.tokens[i]],
-            top_k: n,
-            ..Default::default()
-        })
-        .collect();
-    let results = if reqs.is_empty() {
-        vec![]
-    } else {
-        w.lm.score(&reqs).map_err(model_error)?
-    };
-    let entry = |piece: String, logprob: f64| json!({ "token": piece, "logprob": logprob, "bytes": piece.as_bytes() });
-    let content: Vec<Value> = g
-        .tokens
+/// The chat-style `logprobs` object of generated tokens: each token's log-prob and the most
+/// likely tokens at its position, from the distribution it was picked from.
+pub(super) fn chat_logprobs(tokens: &[StepToken]) -> Value {
+    let entry = |piece: &str, logprob: f64| json!({ "token": piece, "logprob": logprob, "bytes": piece.as_bytes() });
+    let content: Vec<Value> = tokens
         .iter()
-        .zip(&results)
-        .map(|(&t, r)| {
-            let mut e = entry(w.lm.token_piece(t), r.next_token_logprobs[0]);
-            e["top_logprobs"] = Value::Array(
-                r.top_k
-                    .iter()
-                    .map(|x| entry(x.piece.clone(), x.logprob))
-                    .collect(),
-            );
+        .map(|t| {
+            let mut e = entry(&t.piece, t.logprob);
+            e["top_logprobs"] =
+                Value::Array(t.top.iter().map(|x| entry(&x.piece, x.logprob)).collect());
             e
         })
         .collect();
-    Ok(json!({ "content": content }))
+    json!({ "content": content })
 }

@@ -8,7 +8,9 @@ use crate::serve::Shared;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use culturesteer_llm::{GenerateRequest, Prompt, Sampling, ScoreRequest, ScoreResult, TokenId};
+use culturesteer_llm::{
+    GenerateRequest, Prompt, Sampling, ScoreRequest, ScoreResult, StepToken, TokenId,
+};
 use serde_json::{json, Value};
 
 fn token_string(w: &Worker, t: TokenId, as_ids: bool) -> String {
@@ -72,6 +74,57 @@ fn logprobs_object(
         offsets.push(offset);
     }
     json!({ "tokens": tokens, "token_logprobs": own, "top_logprobs": tops, "text_offset": offsets })
+}
+
+/// The text an echo returns: the prompt's text, or for token prompts their pieces.
+fn echo_text(w: &Worker, prompt: &Prompt, res: &ScoreResult) -> String {
+    if prompt.text.is_empty() {
+        res.prompt_token_ids
+            .iter()
+            .map(|&t| w.lm.token_piece(t))
+            .collect()
+    } else {
+        prompt.text.clone()
+    }
+}
+
+/// The legacy `logprobs` object of a generation: the echoed prompt's entries (if any) followed
+/// by one entry per generated token, offsets counted from the start of the returned text.
+fn generated_logprobs(
+    echoed: Option<Value>,
+    tokens: &[StepToken],
+    prompt_chars: usize,
+    as_ids: bool,
+) -> Value {
+    let mut lp = echoed.unwrap_or_else(
+        || json!({ "tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": [] }),
+    );
+    let name = |t: TokenId, piece: &str| {
+        if as_ids {
+            format!("token_id:{}", t.0)
+        } else {
+            piece.to_string()
+        }
+    };
+    let mut offset = prompt_chars;
+    for t in tokens {
+        let top: serde_json::Map<String, Value> = t
+            .top
+            .iter()
+            .map(|x| (name(x.token, &x.piece), json!(x.logprob)))
+            .collect();
+        let push = |lp: &mut Value, key: &str, v: Value| {
+            if let Some(a) = lp[key].as_array_mut() {
+                a.push(v);
+            }
+        };
+        push(&mut lp, "tokens", json!(name(t.token, &t.piece)));
+        push(&mut lp, "token_logprobs", json!(t.logprob));
+        push(&mut lp, "top_logprobs", Value::Object(top));
+        push(&mut lp, "text_offset", json!(offset));
+        offset += t.piece.len();
+    }
+    lp
 }
 
 pub(in crate::serve) async fn completions(
@@ -145,15 +198,31 @@ pub(in crate::serve) async fn completions(
     let id = s.id("cmpl");
     let created = now();
     let culture = country.as_ref().map(|c| c.code.to_string());
-    let scoring = req.echo || req.logprobs.is_some();
+    let k = req.logprobs.unwrap_or(0);
+    if k > s.limits.max_logprobs {
+        return Err(ApiError::invalid(
+            "logprobs",
+            format!(
+                "logprobs {k} is above this server's limit of {}",
+                s.limits.max_logprobs
+            ),
+        ));
+    }
+    // Echo and log-probs of at most one generated token are read by scoring (exact, one
+    // batch); longer generations report their tokens' log-probs as they are picked.
+    let scoring = (req.echo || req.logprobs.is_some()) && max_tokens <= 1;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     if req.stream {
-        if prompts.len() != 1 || scoring {
+        if prompts.len() != 1 || req.echo || (scoring && max_tokens <= 1) {
             return Err(ApiError::invalid(
                 "stream",
-                "streaming takes one prompt and no echo or logprobs",
+                "streaming takes one prompt, no echo, and with logprobs max_tokens above 1",
             ));
         }
+        let top = req.logprobs.map(|k| k as usize);
+        let as_ids = req.return_tokens_as_token_ids;
+        // Offsets of streamed tokens count from the start of the generated text.
+        let offset = std::sync::atomic::AtomicUsize::new(0);
         let name = s.name.clone();
         let (id2, culture2) = (id.clone(), culture.clone());
         let gen = GenerateRequest {
@@ -162,32 +231,23 @@ pub(in crate::serve) async fn completions(
             sampling,
             stop,
         };
-        return stream_response(&s, gen, None, include_usage, move |text, finish| {
+        return stream_response(&s, gen, None, include_usage, top, move |text, finish, tokens| {
+            let logprobs = top.map(|_| {
+                let start = offset.fetch_add(
+                    tokens.iter().map(|t| t.piece.len()).sum(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                generated_logprobs(None, tokens, start, as_ids)
+            });
             json!({
                 "id": id2, "object": "text_completion", "created": created, "model": name,
-                "choices": [{ "index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_str), "logprobs": null }],
+                "choices": [{ "index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_str), "logprobs": logprobs }],
                 "culture": culture2, "steering": steering.as_str(),
             })
         })
         .await;
     }
     let body = if scoring {
-        let k = req.logprobs.unwrap_or(0);
-        if k > s.limits.max_logprobs {
-            return Err(ApiError::invalid(
-                "logprobs",
-                format!(
-                    "logprobs {k} is above this server's limit of {}",
-                    s.limits.max_logprobs
-                ),
-            ));
-        }
-        if max_tokens > 1 {
-            return Err(ApiError::invalid(
-                "max_tokens",
-                "with echo or logprobs this server generates at most one token (max_tokens 0 or 1)",
-            ));
-        }
         if max_tokens == 0 && !req.echo {
             return Err(ApiError::invalid(
                 "max_tokens",
@@ -267,14 +327,7 @@ pub(in crate::serve) async fn completions(
                     .map(|(t, _)| w.lm.token_piece(t))
                     .unwrap_or_default();
                 let prompt_text = if echo {
-                    if texts[i].is_empty() {
-                        res.prompt_token_ids
-                            .iter()
-                            .map(|&t| w.lm.token_piece(t))
-                            .collect::<String>()
-                    } else {
-                        texts[i].clone()
-                    }
+                    echo_text(w, &r.prompt, res)
                 } else {
                     String::new()
                 };
@@ -288,21 +341,63 @@ pub(in crate::serve) async fn completions(
         })
         .await?
     } else {
-        s.run(move |w| {
-            let reqs: Vec<GenerateRequest> = prompts
-                .into_iter()
-                .map(|prompt| GenerateRequest { prompt, max_tokens, sampling: sampling.clone(), stop: stop.clone() })
-                .collect();
-            let gens = w.lm.generate(&reqs).map_err(model_error)?;
-            let (np, ng) = gens.iter().fold((0, 0), |(a, b), g| (a + g.prompt_tokens, b + g.tokens.len()));
-            let choices: Vec<Value> = gens
-                .iter()
-                .enumerate()
-                .map(|(i, g)| json!({ "index": i, "text": g.text, "logprobs": null, "finish_reason": finish_str(g.finish_reason) }))
-                .collect();
-            Ok(json!({ "choices": choices, "usage": usage(np, ng) }))
-        })
-        .await?
+        let (echo, as_ids) = (req.echo, req.return_tokens_as_token_ids);
+        let top = req.logprobs.map(|k| k as usize);
+        // Echoed prompts: their text and log-probs, scored in one batch before generating.
+        let echoed: Vec<(String, Value)> = if echo {
+            let prompts = prompts.clone();
+            s.run(move |w| {
+                let reqs: Vec<ScoreRequest> = prompts
+                    .iter()
+                    .map(|p| ScoreRequest {
+                        prompt: p.clone(),
+                        prompt_logprobs: true,
+                        ..Default::default()
+                    })
+                    .collect();
+                let results = w.lm.score(&reqs).map_err(model_error)?;
+                Ok(results
+                    .iter()
+                    .zip(&prompts)
+                    .map(|(res, p)| {
+                        let text = echo_text(w, p, res);
+                        (text, logprobs_object(w, res, &[], true, None, as_ids, 0))
+                    })
+                    .collect())
+            })
+            .await?
+        } else {
+            vec![]
+        };
+        let runs = prompts.into_iter().map(|prompt| {
+            let request = GenerateRequest {
+                prompt,
+                max_tokens,
+                sampling: sampling.clone(),
+                stop: stop.clone(),
+            };
+            s.generate(move |_| Ok(request), top)
+        });
+        let gens = futures::future::try_join_all(runs).await?;
+        let (np, ng) = gens.iter().fold((0, 0), |(a, b), (g, _)| {
+            (a + g.prompt_tokens, b + g.tokens.len())
+        });
+        let choices: Vec<Value> = gens
+            .iter()
+            .enumerate()
+            .map(|(i, (g, tokens))| {
+                let (prompt_text, lp) = match echoed.get(i) {
+                    Some((t, lp)) => (t.clone(), Some(lp.clone())),
+                    None => (String::new(), None),
+                };
+                let logprobs = match (top, lp) {
+                    (None, None) => Value::Null,
+                    (_, lp) => generated_logprobs(lp, tokens, prompt_text.len(), as_ids),
+                };
+                json!({ "index": i, "text": format!("{prompt_text}{}", g.text), "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) })
+            })
+            .collect();
+        json!({ "choices": choices, "usage": usage(np, ng) })
     };
     let mut out = json!({ "id": id, "object": "text_completion", "created": created, "model": s.name, "culture": culture, "steering": steering.as_str() });
     out["choices"] = body["choices"].clone();

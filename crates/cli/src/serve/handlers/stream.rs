@@ -1,16 +1,17 @@
 //! Server-sent events for `stream: true`, fed by the model thread.
 
 use crate::serve::api::ApiError;
-use crate::serve::worker::{model_error, Worker};
+use crate::serve::worker::{model_error, GenSink, Worker};
 use crate::serve::Shared;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use culturesteer_llm::{ChatMessage, FinishReason, GenerateRequest};
+use culturesteer_llm::{ChatMessage, FinishReason, GenerateRequest, StepToken, StreamStep};
 use serde_json::Value;
-use std::sync::Arc;
 
-/// An SSE stream fed by the model thread. When the client goes away the receiver is dropped,
-/// the model thread's next send fails and the generation stops.
+/// An SSE stream fed by the model thread: a chunk whenever text becomes final (with the
+/// log-probs of the tokens picked since the last chunk, when asked), then the finish chunk and,
+/// with `include_usage`, the usage chunk. When the client goes away the receiver is dropped and
+/// the generation leaves at its next step.
 ///
 /// The response starts with the model thread's first message: a request the model refuses
 /// (a prompt longer than the context, …) gets its HTTP error status, not a 200 with an error
@@ -20,38 +21,65 @@ pub(super) async fn stream_response(
     req: GenerateRequest,
     chat_messages: Option<Vec<ChatMessage>>,
     include_usage: bool,
-    frame: impl Fn(Option<&str>, Option<FinishReason>) -> Value + Send + Sync + 'static,
+    top_logprobs: Option<usize>,
+    frame: impl Fn(Option<&str>, Option<FinishReason>, &[StepToken]) -> Value + Send + Sync + 'static,
 ) -> Result<Response, ApiError> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(64);
-    let frame = Arc::new(frame);
-    let f2 = frame.clone();
+    // Unbounded: the model thread never waits for a slow reader (a stream holds at most
+    // max_tokens chunks).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Value, ApiError>>();
     s.submit(Box::new(move |w: &mut Worker| {
         let mut req = req;
         if let Some(msgs) = chat_messages {
             match w.lm.chat_prompt(&msgs) {
                 Ok(p) => req.prompt = p,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(model_error(e)));
+                    let _ = tx.send(Err(model_error(e)));
                     return;
                 }
             }
         }
-        let mut on_text = |t: &str| tx.blocking_send(Ok(f2(Some(t), None))).is_ok();
-        match w.lm.generate_stream(&req, &mut on_text) {
-            Ok(g) => {
-                let _ = tx.blocking_send(Ok(f2(None, Some(g.finish_reason))));
+        let probe = tx.clone();
+        let mut pending: Vec<StepToken> = Vec::new();
+        let on_step = move |m: Result<StreamStep, ApiError>| -> bool {
+            let step = match m {
+                Ok(step) => step,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return false;
+                }
+            };
+            pending.extend(step.token);
+            if !step.text.is_empty()
+                && tx
+                    .send(Ok(frame(Some(&step.text), None, &pending)))
+                    .is_err()
+            {
+                return false;
+            }
+            if !step.text.is_empty() {
+                pending.clear();
+            }
+            if let Some(g) = step.finished {
+                let _ = tx.send(Ok(frame(None, Some(g.finish_reason), &pending)));
                 if include_usage {
                     // OpenAI's shape: one more chunk, no choices, the usage.
-                    let mut last = f2(None, None);
+                    let mut last = frame(None, None, &[]);
                     last["choices"] = Value::Array(vec![]);
                     last["usage"] = super::usage(g.prompt_tokens, g.tokens.len());
-                    let _ = tx.blocking_send(Ok(last));
+                    let _ = tx.send(Ok(last));
                 }
+                return false;
             }
-            Err(e) => {
-                let _ = tx.blocking_send(Err(model_error(e)));
-            }
-        }
+            !tx.is_closed()
+        };
+        w.generate(
+            req,
+            top_logprobs,
+            GenSink {
+                on_step: Box::new(on_step),
+                gone: Box::new(move || probe.is_closed()),
+            },
+        );
     }))?;
     let mut rx = rx;
     let first = match rx.recv().await {
@@ -59,7 +87,7 @@ pub(super) async fn stream_response(
         Some(Err(e)) => return Err(e),
         None => return Err(ApiError::internal("the model thread dropped the request")),
     };
-    let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let rest = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
     let all = futures::StreamExt::chain(futures::stream::once(async move { Ok(first) }), rest);
     let events = futures::StreamExt::chain(
         futures::StreamExt::map(all, |m| {
