@@ -22,6 +22,24 @@ pub struct ModelDescription {
     pub chat_format: String,
 }
 
+/// What a backend's prefix cache (KV kept between calls) did so far, totals since load, and
+/// what it holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixCacheStats {
+    /// Sequences the cache may hold.
+    pub slots: usize,
+    /// Sequences it holds now, and their tokens.
+    pub held: usize,
+    pub tokens_held: usize,
+    /// Tokens of the prompts planned with the cache, and how many of them were loaded from it
+    /// instead of decoded (the hit rate is their ratio).
+    pub tokens_planned: usize,
+    pub tokens_loaded: usize,
+    /// Sequences stored, and how many of those replaced an entry (evicted it, or extended it).
+    pub stored: usize,
+    pub replaced: usize,
+}
+
 /// Scoring, generation and tokenisation. Implementations batch internally: callers should pass
 /// as many requests per call as they have (prompts sharing prefixes are evaluated once).
 pub trait LanguageModel: Send {
@@ -124,6 +142,11 @@ pub trait LanguageModel: Send {
     /// backend with stream slots configured); `None` otherwise, and callers then generate
     /// request by request.
     fn streams(&mut self) -> Option<&mut dyn crate::streams::Streams> {
+        None
+    }
+
+    /// The prefix cache's statistics, when the backend keeps KV between calls.
+    fn prefix_cache(&self) -> Option<PrefixCacheStats> {
         None
     }
 

@@ -59,6 +59,10 @@ pub struct Plan {
     pub path_reads: Vec<Vec<ReadId>>,
     /// For each input path, the segment holding its last token.
     pub path_leaf: Vec<SegId>,
+    /// Segments whose KV is copied from a sequence held outside the plan (a cache of earlier
+    /// calls, see [`Plan::build_with_cache`]) instead of being decoded: `loaded[s] =
+    /// Some(seq)`. Empty when nothing is loaded.
+    pub loaded: Vec<Option<usize>>,
 }
 
 impl Plan {
@@ -174,9 +178,128 @@ impl Plan {
             reads: vec![],
             path_reads: vec![],
             path_leaf,
+            loaded: vec![],
         };
         plan.assign_reads(paths);
         plan
+    }
+
+    /// [`Plan::build`] with prefix sharing (cut on the grid of `block`) next to sequences that
+    /// are already evaluated elsewhere: `cached` lists (sequence, its tokens). The cached token
+    /// lists join the tree as paths without reads, so every point where a path leaves a cached
+    /// sequence is a branch point on the grid; segments on a cached sequence's path that hold
+    /// no read and whose parent is loaded too are *loaded* from that sequence (its KV up to
+    /// the segment's end) instead of decoded, and segments only the cached lists need are left
+    /// out. Loaded KV equals decoded KV for the same reason shared prefixes do (every cut on
+    /// the grid). The returned plan is over `paths` alone.
+    pub fn build_with_cache(
+        paths: &[PathSpec],
+        cached: &[(usize, &[TokenId])],
+        block: usize,
+    ) -> Plan {
+        let n = paths.len();
+        let mut all = paths.to_vec();
+        // A sentinel ends each cached list, so that a path equal to one still branches from it
+        // (at its last unit) instead of merging with it.
+        all.extend(
+            cached
+                .iter()
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(_, t)| PathSpec {
+                    tokens: t.iter().copied().chain([TokenId(i32::MIN)]).collect(),
+                    queries: vec![],
+                }),
+        );
+        let cached: Vec<usize> = cached
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(seq, _)| *seq)
+            .collect();
+        let full = Plan::build(&all, Some(block));
+        let m = full.segments.len();
+        let chain = |leaf: SegId| std::iter::successors(Some(leaf), |&x| full.segments[x].parent);
+        let mut needed = vec![false; m];
+        for &leaf in &full.path_leaf[..n] {
+            for x in chain(leaf) {
+                needed[x] = true;
+            }
+        }
+        let mut source: Vec<Option<usize>> = vec![None; m];
+        for (j, &seq) in cached.iter().enumerate() {
+            for x in chain(full.path_leaf[n + j]) {
+                source[x].get_or_insert(seq);
+            }
+        }
+        // New ids for the needed segments, in tree order (parents before children).
+        let mut id = vec![usize::MAX; m];
+        let mut order = Vec::new();
+        let mut stack: Vec<SegId> = full.roots.iter().rev().copied().collect();
+        while let Some(x) = stack.pop() {
+            if !needed[x] {
+                continue;
+            }
+            id[x] = order.len();
+            order.push(x);
+            stack.extend(full.segments[x].children.iter().rev());
+        }
+        let mut loaded = vec![None; order.len()];
+        let mut segments = Vec::with_capacity(order.len());
+        let mut roots = Vec::new();
+        for &x in &order {
+            let seg = &full.segments[x];
+            let parent_loaded = seg.parent.is_none_or(|p| loaded[id[p]].is_some());
+            if parent_loaded && seg.reads.is_empty() {
+                loaded[id[x]] = source[x];
+            }
+            let parent = seg.parent.map(|p| id[p]);
+            if parent.is_none() {
+                roots.push(id[x]);
+            }
+            segments.push(Segment {
+                parent,
+                children: seg
+                    .children
+                    .iter()
+                    .filter(|c| needed[**c])
+                    .map(|c| id[*c])
+                    .collect(),
+                start: seg.start,
+                tokens: seg.tokens.clone(),
+                reads: seg.reads.clone(),
+            });
+        }
+        Plan {
+            segments,
+            roots,
+            reads: full.reads,
+            path_reads: full.path_reads[..n].to_vec(),
+            path_leaf: full.path_leaf[..n].iter().map(|&l| id[l]).collect(),
+            loaded,
+        }
+    }
+
+    /// The sequence a segment is loaded from, if it is (see [`Plan::build_with_cache`]).
+    pub fn loaded_from(&self, s: SegId) -> Option<usize> {
+        self.loaded.get(s).copied().flatten()
+    }
+
+    /// Tokens loaded instead of decoded.
+    pub fn tokens_loaded(&self) -> usize {
+        (0..self.segments.len())
+            .filter(|&s| self.loaded_from(s).is_some())
+            .map(|s| self.segments[s].tokens.len())
+            .sum()
+    }
+
+    /// The tokens of the path from the root to the end of segment `s`.
+    pub fn path_tokens(&self, s: SegId) -> Vec<TokenId> {
+        let mut chain: Vec<SegId> =
+            std::iter::successors(Some(s), |&x| self.segments[x].parent).collect();
+        chain.reverse();
+        chain
+            .into_iter()
+            .flat_map(|x| self.segments[x].tokens.iter().copied())
+            .collect()
     }
 
     fn assign_reads(&mut self, paths: &[PathSpec]) {
@@ -402,6 +525,16 @@ mod tests {
     /// Simulates the waves: each slot holds a token list; checks every segment continues exactly
     /// its own path and that every read is produced once with the right context.
     fn simulate(plan: &Plan, waves: &[Wave], n_slots: usize) -> Vec<Option<Vec<TokenId>>> {
+        simulate_with(plan, waves, n_slots, &[])
+    }
+
+    /// [`simulate`] with cached sequences (index = the sequence number loads name).
+    fn simulate_with(
+        plan: &Plan,
+        waves: &[Wave],
+        n_slots: usize,
+        cached: &[Vec<TokenId>],
+    ) -> Vec<Option<Vec<TokenId>>> {
         let mut slots: Vec<Vec<TokenId>> = vec![vec![]; n_slots];
         let mut read_ctx: Vec<Option<Vec<TokenId>>> = vec![None; plan.reads.len()];
         for w in waves {
@@ -412,6 +545,13 @@ mod tests {
             }
             for c in &w.chunks {
                 let seg = &plan.segments[c.seg];
+                if let Some(src) = plan.loaded_from(c.seg) {
+                    // A load replaces the slot with the cached sequence, cut at the segment's end.
+                    let end = seg.start + seg.tokens.len();
+                    slots[c.slot] = cached[src][..end].to_vec();
+                    assert!(seg.reads.is_empty(), "a loaded segment holds a read");
+                    continue;
+                }
                 assert_eq!(
                     slots[c.slot].len(),
                     seg.start,
@@ -557,6 +697,58 @@ mod tests {
             depths.iter().sum::<usize>(),
             unique_prefix_tokens(&[&long, &fork, &d])
         );
+    }
+
+    #[test]
+    fn cached_sequences_are_loaded_not_decoded() {
+        let block = 4;
+        // Two personas of 10 tokens and scenarios of 7; the cache holds persona 1 with scenario
+        // 1 (an earlier request) and an unrelated sequence.
+        let seq = |persona: i32, scen: i32| {
+            let mut v: Vec<i32> = (0..10).map(|k| 100 * persona + k).collect();
+            v.extend((0..7).map(|k| 1000 * scen + k));
+            v
+        };
+        let cached = vec![t(&seq(1, 1)), t(&[5; 12])];
+        let listed: Vec<(usize, &[TokenId])> = cached
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.as_slice()))
+            .collect();
+        let paths: Vec<PathSpec> = [(1, 2), (1, 3), (2, 2)]
+            .iter()
+            .map(|&(p, s)| path(&seq(p, s)))
+            .collect();
+        let plan = Plan::build_with_cache(&paths, &listed, block);
+        let (waves, _) = schedule(&plan, 4, false).unwrap();
+        let ctx = simulate_with(&plan, &waves, 4, &cached);
+        for (pi, p) in paths.iter().enumerate() {
+            let r = plan.path_reads[pi][0];
+            assert_eq!(ctx[r].as_deref(), Some(&p.tokens[..]), "path {pi}");
+        }
+        // Persona 1's first 8 tokens (the grid below the 10 shared) come from the cache; the
+        // rest is what a plan without cache decodes, less those 8.
+        assert_eq!(plan.tokens_loaded(), 8);
+        let plain = Plan::build(&paths, Some(block));
+        assert_eq!(plan.tokens_evaluated() - 8, plain.tokens_evaluated() - 8);
+        assert_eq!(plan.segments.len(), plain.segments.len());
+        // The same request again: everything up to each path's last block is loaded.
+        let again: Vec<(usize, &[TokenId])> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.tokens.as_slice()))
+            .collect();
+        let plan = Plan::build_with_cache(&paths, &again, block);
+        let known: Vec<Vec<TokenId>> = paths.iter().map(|p| p.tokens.clone()).collect();
+        let (waves, _) = schedule(&plan, 4, false).unwrap();
+        let ctx = simulate_with(&plan, &waves, 4, &known);
+        for (pi, p) in paths.iter().enumerate() {
+            assert_eq!(ctx[plan.path_reads[pi][0]].as_deref(), Some(&p.tokens[..]));
+        }
+        let decoded = plan.tokens_evaluated() - plan.tokens_loaded();
+        // Each path decodes only its last unit (17 tokens: 12 on the grid + a leaf of 5 fused
+        // into one block of ≥ 4 → 9 or fewer), never a read inside a loaded segment.
+        assert!(decoded <= 3 * 9, "{decoded} tokens decoded");
     }
 
     #[test]

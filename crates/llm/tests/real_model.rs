@@ -692,3 +692,59 @@ fn real_model_streams_give_each_request_the_tokens_it_gets_alone() {
         }
     }
 }
+
+#[test]
+fn real_model_prefix_cache_loads_earlier_prompts_and_changes_no_number() {
+    let mut cached = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 8,
+            ctx_per_seq: 512,
+            prefix_cache: 16,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let reqs = requests(&cached);
+    // Per persona: the first two scenarios in one call, the last two in the next (the
+    // persona prefixes come from the cache), then the first call again (each prompt up to its
+    // last block from the cache: 16 slots hold them all).
+    let pick = |early: bool| -> Vec<ScoreRequest> {
+        reqs.iter()
+            .enumerate()
+            .filter(|(i, _)| (i % SCENARIOS.len() < 2) == early)
+            .map(|(_, r)| r.clone())
+            .collect()
+    };
+    let (early, late) = (pick(true), pick(false));
+    let reference = |r: &[ScoreRequest]| lm().score(r).unwrap();
+    let (first, s1) = cached.score_with_stats(&early).unwrap();
+    assert_eq!(s1.tokens_loaded, 0, "nothing to load at first");
+    let (second, s2) = cached.score_with_stats(&late).unwrap();
+    let (third, s3) = cached.score_with_stats(&early).unwrap();
+    for (got, asked, s) in [
+        (&first, &early, s1),
+        (&second, &late, s2),
+        (&third, &early, s3),
+    ] {
+        let d = max_diff(got, &reference(asked));
+        eprintln!(
+            "prefix cache: loaded {} of {} tokens, decoded {}, max Δ = {d}",
+            s.tokens_loaded, s.tokens_requested, s.tokens_evaluated
+        );
+        assert!(d <= 1e-3, "max |Δ log-prob| with the prefix cache = {d}");
+    }
+    // The persona prefixes (~70 tokens each) came from the cache.
+    assert!(s2.tokens_loaded >= PERSONAS.len() * 48, "{s2:?}");
+    assert!(s3.tokens_loaded > s2.tokens_loaded, "{s3:?}");
+    // Reads sit at every prompt's end and continuation, and each read's block is decoded.
+    assert!(
+        s3.tokens_evaluated * 3 < s1.tokens_evaluated * 2,
+        "{s3:?} vs {s1:?}"
+    );
+    let st = cached.prefix_cache().unwrap();
+    assert!(
+        st.held > 0 && st.held <= 16 && st.tokens_loaded > 0,
+        "{st:?}"
+    );
+}

@@ -28,6 +28,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod cache;
 pub mod dequant;
 mod embd;
 mod raw;
@@ -82,6 +83,10 @@ pub struct LlamaConfig {
     /// KV sequences kept for continuous generation ([`crate::streams`]; the server's
     /// `--slots`), beyond the `n_seq` that scoring and batch generation use. 0 = none.
     pub stream_slots: usize,
+    /// KV sequences that keep whole prompts between calls ([`cache`]; the server's
+    /// `--prefix-cache`): later calls load the block-aligned prefixes they share instead of
+    /// decoding them. 0 = none (batch commands: their own calls share prefixes already).
+    pub prefix_cache: usize,
 }
 
 impl Default for LlamaConfig {
@@ -102,6 +107,7 @@ impl Default for LlamaConfig {
             parallel_generation: false,
             pack_sequences: false,
             stream_slots: 0,
+            prefix_cache: 0,
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct LlamaLm {
     expert_scales: Vec<f32>,
     /// Open streams of continuous generation (sequences `n_seq..n_seq + stream_slots`).
     streams: streams::StreamTable,
+    /// Prompts kept between calls (the sequences after the streams').
+    cache: cache::PrefixCache,
 }
 
 /// The factor llama.cpp's graph applies to token rows only (`build_inp_embd`'s `tok_scale`):
@@ -232,6 +240,8 @@ pub struct RunStats {
     /// `tokens_unique` by position ([`crate::plan::unique_prefix_depths`]).
     pub unique_by_depth: [usize; DEPTH_BUCKETS],
     pub decode_calls: usize,
+    /// Tokens loaded from the prefix cache instead of decoded.
+    pub tokens_loaded: usize,
 }
 
 impl RunStats {
@@ -243,6 +253,7 @@ impl RunStats {
             *a += b;
         }
         self.decode_calls += o.decode_calls;
+        self.tokens_loaded += o.tokens_loaded;
     }
 
     /// Difference of two running totals (`self` taken after `before`).
@@ -252,6 +263,7 @@ impl RunStats {
             tokens_requested: self.tokens_requested - before.tokens_requested,
             tokens_unique: self.tokens_unique - before.tokens_unique,
             decode_calls: self.decode_calls - before.decode_calls,
+            tokens_loaded: self.tokens_loaded - before.tokens_loaded,
             ..Default::default()
         };
         for (i, x) in d.unique_by_depth.iter_mut().enumerate() {
@@ -328,7 +340,7 @@ impl LlamaLm {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }) as i32;
-        let n_seq_all = config.n_seq + config.stream_slots;
+        let n_seq_all = config.n_seq + config.stream_slots + config.prefix_cache;
         let n_ctx = (config.ctx_per_seq * n_seq_all) as u32;
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -360,6 +372,8 @@ impl LlamaLm {
             unsafe { std::mem::transmute(cparams) };
         let _ = backend;
         let inner = ModelAndContext::try_new(model, |m| Context::new(m, raw_params))?;
+        let (config_n_seq, config_stream_slots, config_prefix_cache) =
+            (config.n_seq, config.stream_slots, config.prefix_cache);
         let embd = EmbeddingTable::open(path).map_err(|e| e.to_string());
         let mut lm = Self {
             inner,
@@ -376,6 +390,7 @@ impl LlamaLm {
             experts: Vec::new(),
             expert_scales: Vec::new(),
             streams: streams::StreamTable::default(),
+            cache: cache::PrefixCache::new(config_n_seq + config_stream_slots, config_prefix_cache),
         };
         let n_embd = lm.model().n_embd().max(0) as usize;
         lm.embd_input_scale = embd_input_scale(&arch, n_embd);
@@ -427,9 +442,48 @@ impl LlamaLm {
             .with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
     }
 
-    /// What [`reset_work`] may empty: `Some(n_seq)` while streams are open.
+    /// What [`reset_work`] may empty: `Some(n_seq)` while streams are open or the prefix
+    /// cache holds anything.
     fn work(&self) -> Option<usize> {
-        (self.streams.open() > 0).then_some(self.config.n_seq)
+        (self.streams.open() > 0 || !self.cache.is_empty()).then_some(self.config.n_seq)
+    }
+
+    /// The plan for `paths`: prefixes shared within the call and, with a prefix cache, loaded
+    /// from the prompts it keeps (not with packed sequences, whose KV is not exact).
+    fn plan(&mut self, paths: &[PathSpec]) -> Plan {
+        match self.sharing() {
+            Some(block) if self.cache.enabled() && !self.config.pack_sequences => {
+                let plan = Plan::build_with_cache(paths, &self.cache.listed(), block);
+                for seq in plan.loaded.iter().flatten() {
+                    self.cache.touch(*seq);
+                }
+                self.cache.stats.tokens_planned +=
+                    paths.iter().map(|p| p.tokens.len()).sum::<usize>();
+                self.cache.stats.tokens_loaded += plan.tokens_loaded();
+                plan
+            }
+            share => Plan::build(paths, share),
+        }
+    }
+
+    /// Copies the prompts held in `leaves` (segment, slot) into the prefix cache.
+    fn store_leaves(&mut self, plan: &Plan, leaves: &[(usize, usize)]) {
+        if !self.cache.enabled() {
+            return;
+        }
+        for &(seg, slot) in leaves {
+            let tokens = plan.path_tokens(seg);
+            if let Some(seq) = self.cache.place(&tokens) {
+                self.inner
+                    .with_dependent_mut(|_, ctx| ctx.copy_seq(slot, seq));
+                self.cache.record(seq, tokens);
+            }
+        }
+    }
+
+    /// The prefix cache's statistics (all zero without one).
+    pub fn cache_stats(&self) -> crate::backend::PrefixCacheStats {
+        self.cache.stats
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -578,6 +632,8 @@ impl LlamaLm {
         let scale = self.embd_input_scale;
         let mut scaled = vec![0f32; dim];
         let work = self.work();
+        let mut cache =
+            (self.cache.enabled() && !self.config.pack_sequences).then_some(&mut self.cache);
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             reset_work(ctx, work);
             let mut batch = Batch::tokens(n_ubatch);
@@ -655,6 +711,14 @@ impl LlamaLm {
                 // real gain.
                 for c in &w.chunks {
                     let seg = &plan.segments[c.seg];
+                    if let Some(src) = plan.loaded_from(c.seg) {
+                        // The prefix cache holds this segment's path: its whole sequence is
+                        // copied and cut at the segment's end.
+                        ctx.copy_seq(src, c.slot);
+                        ctx.remove_from(c.slot, seg.start + seg.tokens.len());
+                        stats.tokens_loaded += seg.tokens.len();
+                        continue;
+                    }
                     let mut off = 0;
                     while off < seg.tokens.len() {
                         let pos = seg.start + off;
@@ -738,6 +802,16 @@ impl LlamaLm {
                     }
                 }
                 for &s in &w.release {
+                    // A finished prompt goes into the prefix cache before its slot is emptied.
+                    if let Some(leaf) = w.chunks.iter().find(|c| c.slot == s) {
+                        let tokens = plan.path_tokens(leaf.seg);
+                        if let Some(seq) = cache.as_mut().and_then(|c| c.place(&tokens)) {
+                            ctx.copy_seq(s, seq);
+                            if let Some(c) = cache.as_mut() {
+                                c.record(seq, tokens);
+                            }
+                        }
+                    }
                     ctx.clear_seq(s);
                 }
             }
@@ -980,7 +1054,7 @@ impl LlamaLm {
             }
             layouts.push(layout);
         }
-        let plan = Plan::build(&paths, self.sharing());
+        let plan = self.plan(&paths);
         let mut stats = RunStats {
             tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
             unique_by_depth: unique_prefix_depths(
@@ -1151,10 +1225,11 @@ impl LlamaLm {
                 }],
             })
             .collect();
-        let plan = Plan::build(&paths, self.sharing());
+        let plan = self.plan(&paths);
         let full = vec![true; plan.reads.len()];
         stats.tokens_requested += paths.iter().map(|p| p.tokens.len()).sum::<usize>();
         let (_, leaves, rows) = self.run_plan(&plan, true, &full, stats)?;
+        self.store_leaves(&plan, &leaves);
         let (slots, copies, used) = self.generation_slots(&plan, &leaves, reqs.len())?;
         let n_vocab = self.n_vocab;
         let limit = self.config.ctx_per_seq;
@@ -1554,6 +1629,13 @@ impl LanguageModel for LlamaLm {
         if scales != self.expert_scales.as_slice() {
             self.expert_scales = scales.to_vec();
             self.apply_expert_scales()?;
+            // Kept prompts were evaluated under the old scales.
+            let seqs = self.cache.forget();
+            self.inner.with_dependent_mut(|_, ctx| {
+                for s in seqs {
+                    ctx.clear_seq(s);
+                }
+            });
         }
         Ok(())
     }
@@ -1619,6 +1701,10 @@ impl LanguageModel for LlamaLm {
             out.push(mean);
         }
         Ok(out)
+    }
+
+    fn prefix_cache(&self) -> Option<crate::backend::PrefixCacheStats> {
+        self.cache.enabled().then_some(self.cache.stats)
     }
 
     fn streams(&mut self) -> Option<&mut dyn crate::streams::Streams> {

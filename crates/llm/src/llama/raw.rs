@@ -299,6 +299,12 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_seq_rm(self.memory(), seq as i32, -1, -1) };
     }
 
+    /// Removes the positions of sequence `seq` from `pos` on.
+    pub(crate) fn remove_from(&mut self, seq: usize, pos: usize) {
+        // SAFETY: valid memory handle; p1 = -1 means to the end.
+        unsafe { sys::llama_memory_seq_rm(self.memory(), seq as i32, pos as i32, -1) };
+    }
+
     /// Copies every position of sequence `src` into `dst`.
     pub(crate) fn copy_seq(&mut self, src: usize, dst: usize) {
         // SAFETY: as above.

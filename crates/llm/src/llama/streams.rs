@@ -8,7 +8,7 @@
 use super::{decode_next, GenState, LlamaLm, RunStats};
 use crate::backend::LanguageModel;
 use crate::error::{LlmError, Result};
-use crate::plan::{PathSpec, Plan, Query};
+use crate::plan::{PathSpec, Query};
 use crate::sampling::{log_sum_exp, top_k};
 use crate::streams::{StepToken, StreamId, StreamStep, Streams};
 use crate::types::{GenerateRequest, TokenId, TokenLogprob};
@@ -84,7 +84,7 @@ impl Streams for LlamaLm {
                 top_k: 0,
             }],
         }];
-        let plan = Plan::build(&paths, self.sharing());
+        let plan = self.plan(&paths);
         let mut stats = RunStats {
             tokens_requested: prompt.len(),
             ..RunStats::default()
@@ -92,6 +92,7 @@ impl Streams for LlamaLm {
         let run = self.run_plan(&plan, true, &[true], &mut stats);
         let n_work = self.config.n_seq;
         let moved = run.and_then(|(_, leaves, mut rows)| {
+            self.store_leaves(&plan, &leaves);
             let leaf = plan.path_leaf[0];
             let slot = leaves
                 .iter()
