@@ -634,3 +634,49 @@ fn bad_model_servers_are_one_line_errors() {
         "{err}"
     );
 }
+
+/// DISCA `/v1/choose` twice for one culture: the second question loads the culture's persona
+/// prefixes from the prefix cache (the hit rate shows in `/metrics`), and the answers equal
+/// those of a server without the cache.
+#[test]
+fn real_model_choose_reuses_persona_prefixes_across_requests() {
+    let questions = [
+        "Should the car swerve to save five pedestrians and kill its passenger?",
+        "Should a doctor lie to a patient to keep them calm before surgery?",
+    ];
+    let ask = |server: &Server, q: &str| {
+        let (status, c) = server.json(
+            "/v1/choose",
+            serde_json::json!({"question": q, "options": ["Yes", "No"], "culture": "DEU", "steering": "disca"}),
+        );
+        assert_eq!(status, 200, "{c}");
+        c["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["probability"].as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let cached = Server::start(&["--prefix-cache", "16"]);
+    let with: Vec<Vec<f64>> = questions.iter().map(|q| ask(&cached, q)).collect();
+    let (status, metrics) = cached.http("GET", "/metrics", "");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let rate = value("culturesteer_prefix_cache_hit_rate");
+    assert!(rate > 0.1, "hit rate {rate}\n{metrics}");
+    assert!(
+        value("culturesteer_prefix_cache_sequences") >= 4.0,
+        "{metrics}"
+    );
+    drop(cached);
+    let plain = Server::start(&["--prefix-cache", "0"]);
+    let without: Vec<Vec<f64>> = questions.iter().map(|q| ask(&plain, q)).collect();
+    assert_eq!(with, without, "the prefix cache changed an answer");
+}

@@ -22,6 +22,9 @@ pub struct ServeBenchArgs {
     /// The server's `--slots` (generations running at once).
     #[arg(long, default_value_t = 8)]
     pub slots: usize,
+    /// The server's `--prefix-cache` (prompts kept between requests; 0 = off).
+    #[arg(long, default_value_t = 16)]
+    pub prefix_cache: usize,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -62,6 +65,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         max_tokens_limit: 1024,
         max_queue: a.clients * 2,
         slots: a.slots,
+        prefix_cache: a.prefix_cache,
         max_logprobs: 20,
         max_prompts: 64,
         max_request_tokens: 32_768,

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// With `--parallel-generation` the running generations share one decode per token.
     #[arg(long, default_value_t = 8)]
     pub slots: usize,
+    /// Prompts whose KV is kept between requests (each a sequence of the KV cache, least
+    /// recently used out): a later request loads the block-aligned prefix it shares with one
+    /// instead of evaluating it (a DISCA `/v1/choose` its culture's persona prefixes, a chat
+    /// its system prompt). Results are identical either way. 0 turns it off.
+    #[arg(long, default_value_t = 16)]
+    pub prefix_cache: usize,
     /// Most top log-probs per position a request may ask for.
     #[arg(long, default_value_t = 20)]
     pub max_logprobs: u32,

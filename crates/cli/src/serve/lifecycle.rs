@@ -72,7 +72,7 @@ pub(in crate::serve) fn served_countries(
 /// Starts the model thread on `worker` (a queue of `limits.max_queue` jobs) and builds the
 /// state the handlers share.
 pub(in crate::serve) fn spawn_state(
-    worker: Worker,
+    mut worker: Worker,
     name: String,
     limits: Limits,
     countries: BTreeMap<CountryCode, String>,
@@ -80,6 +80,8 @@ pub(in crate::serve) fn spawn_state(
     access: Access,
 ) -> Result<(Shared, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel::<Job>(limits.max_queue);
+    let metrics = Arc::new(super::metrics::Metrics::default());
+    worker.metrics = Some(metrics.clone());
     let model_thread = std::thread::Builder::new()
         .name("model".into())
         .spawn(move || worker.run(rx))
@@ -93,7 +95,7 @@ pub(in crate::serve) fn spawn_state(
         counter: AtomicU64::new(0),
         seed,
         access,
-        metrics: Default::default(),
+        metrics,
     });
     Ok((state, model_thread))
 }
@@ -178,12 +180,13 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
-    if args.slots == 0 || args.slots > 64 {
-        bail!("--slots must be between 1 and 64");
+    if args.slots == 0 || args.slots > 64 || args.prefix_cache > 256 {
+        bail!("--slots must be between 1 and 64 and --prefix-cache at most 256");
     }
     let mut spec = args.model.spec()?;
     if let culturesteer_llm::spec::ModelSpec::Gguf(g) = &mut spec {
         g.config.stream_slots = args.slots;
+        g.config.prefix_cache = args.prefix_cache;
     }
     let opened = spec.open()?;
     let name = served_name(args, opened.path.as_deref(), &opened.lm.describe());

@@ -1,5 +1,6 @@
 //! `GET /metrics` in Prometheus' text format: requests by route and status, latency
-//! histograms by route, requests waiting for the model.
+//! histograms by route, requests waiting for the model, running and waiting generations, and
+//! the prefix cache (hit rate, KV held).
 //!
 //! Must not know: any endpoint's body or the model.
 
@@ -37,10 +38,22 @@ struct Latency {
     count: u64,
 }
 
+/// What the model thread reports after each job and generation step.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineGauges {
+    /// Generations running (holding a stream slot) and waiting for one; the slots.
+    pub running: usize,
+    pub waiting: usize,
+    pub slots: usize,
+    /// The prefix cache, when the model keeps one.
+    pub cache: Option<culturesteer_llm::backend::PrefixCacheStats>,
+}
+
 /// Counters of one server.
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    engine: Mutex<EngineGauges>,
 }
 
 #[derive(Default)]
@@ -65,6 +78,11 @@ impl Metrics {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         m.prompt_tokens += prompt as u64;
         m.generated_tokens += generated as u64;
+    }
+
+    /// The model thread's latest report.
+    pub fn set_engine(&self, g: EngineGauges) {
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = g;
     }
 
     fn observe(&self, route: &'static str, status: u16, seconds: f64) {
@@ -126,6 +144,66 @@ impl Metrics {
         out.push_str("# HELP culturesteer_queue_depth Requests waiting for or running on the model thread.\n");
         out.push_str("# TYPE culturesteer_queue_depth gauge\n");
         out.push_str(&format!("culturesteer_queue_depth {queued}\n"));
+        let e = *self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |out: &mut String, name: &str, help: &str, v: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            ));
+        };
+        gauge(
+            &mut out,
+            "culturesteer_generations_running",
+            "Generations holding a stream slot (continuous generation).",
+            e.running.to_string(),
+        );
+        gauge(
+            &mut out,
+            "culturesteer_generations_waiting",
+            "Generations waiting for a free stream slot.",
+            e.waiting.to_string(),
+        );
+        gauge(
+            &mut out,
+            "culturesteer_stream_slots",
+            "Stream slots (--slots).",
+            e.slots.to_string(),
+        );
+        if let Some(c) = e.cache {
+            out.push_str("# HELP culturesteer_prefix_cache_tokens_total Prompt tokens planned with the prefix cache, and those loaded from it instead of decoded (their ratio is the hit rate).\n# TYPE culturesteer_prefix_cache_tokens_total counter\n");
+            out.push_str(&format!(
+                "culturesteer_prefix_cache_tokens_total{{kind=\"planned\"}} {}\nculturesteer_prefix_cache_tokens_total{{kind=\"loaded\"}} {}\n",
+                c.tokens_planned, c.tokens_loaded
+            ));
+            let rate = if c.tokens_planned == 0 {
+                0.0
+            } else {
+                c.tokens_loaded as f64 / c.tokens_planned as f64
+            };
+            gauge(
+                &mut out,
+                "culturesteer_prefix_cache_hit_rate",
+                "Share of planned prompt tokens loaded from the prefix cache, since start.",
+                format!("{rate:.4}"),
+            );
+            gauge(
+                &mut out,
+                "culturesteer_prefix_cache_sequences",
+                "Prompts the prefix cache holds.",
+                c.held.to_string(),
+            );
+            gauge(
+                &mut out,
+                "culturesteer_prefix_cache_slots",
+                "Prompts the prefix cache may hold (--prefix-cache).",
+                c.slots.to_string(),
+            );
+            gauge(
+                &mut out,
+                "culturesteer_prefix_cache_tokens_held",
+                "Tokens of KV the prefix cache holds.",
+                c.tokens_held.to_string(),
+            );
+        }
         out
     }
 }

@@ -21,7 +21,7 @@ pub struct AppState {
     pub(super) counter: AtomicU64,
     pub(super) seed: u64,
     pub(super) access: super::access::Access,
-    pub(super) metrics: super::metrics::Metrics,
+    pub(super) metrics: Arc<super::metrics::Metrics>,
 }
 
 pub(super) type Shared = Arc<AppState>;

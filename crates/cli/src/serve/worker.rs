@@ -158,6 +158,8 @@ pub struct Worker {
     bos: Option<Option<TokenId>>,
     running: Vec<(StreamId, GenSink)>,
     waiting: VecDeque<Waiting>,
+    /// Where the gauges of `/metrics` go after each job and step.
+    pub metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
 }
 
 impl Worker {
@@ -180,6 +182,7 @@ impl Worker {
             bos: None,
             running: Vec::new(),
             waiting: VecDeque::new(),
+            metrics: None,
         }
     }
 
@@ -201,6 +204,7 @@ impl Worker {
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!("a request panicked in the model thread; continuing");
                     }
+                    self.report();
                     continue;
                 }
                 Err(true) if !busy => break,
@@ -216,7 +220,22 @@ impl Worker {
                     "the generation failed inside the engine",
                 ));
             }
+            self.report();
         }
+    }
+
+    /// Updates the gauges of `/metrics`.
+    fn report(&mut self) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let slots = self.lm.streams().map_or(0, |s| s.stream_slots());
+        m.set_engine(super::metrics::EngineGauges {
+            running: self.running.len(),
+            waiting: self.waiting.len(),
+            slots,
+            cache: self.lm.prefix_cache(),
+        });
     }
 
     /// Starts a generation. With continuous generation it joins the running ones at the next
