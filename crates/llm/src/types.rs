@@ -160,6 +160,11 @@ pub struct ScoreRequest {
     /// tokens before it (the HTTP protocol's `echo` with `logprobs`).
     #[serde(default)]
     pub prompt_logprobs: bool,
+    /// With `prompt_logprobs`: also the this many most likely tokens at every prompt position
+    /// after the first (the protocol's echoed `top_logprobs`). Backends that cannot give them
+    /// leave [`ScoreResult::prompt_top_logprobs`] empty.
+    #[serde(default)]
+    pub prompt_top_k: usize,
 }
 
 impl ScoreRequest {
@@ -222,6 +227,10 @@ pub struct ScoreResult {
     pub prompt_token_ids: Vec<TokenId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompt_token_logprobs: Vec<f64>,
+    /// With `prompt_top_k`: the most likely tokens at each position of
+    /// `prompt_token_logprobs` (best first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_top_logprobs: Vec<Vec<TokenLogprob>>,
 }
 
 /// How to pick tokens when generating.

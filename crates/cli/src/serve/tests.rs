@@ -577,7 +577,8 @@ async fn generated_tokens_carry_their_logprobs_whole_and_streamed() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let lp = &v["choices"][0]["logprobs"];
     assert_eq!(lp["tokens"], json!([" ", "w", "o", "r", "l", "d"]), "{v}");
-    assert_eq!(lp["text_offset"], json!([0, 1, 2, 3, 4, 5]), "{v}");
+    // Offsets count from the prompt's start ("Hello"), as the legacy API does.
+    assert_eq!(lp["text_offset"], json!([5, 6, 7, 8, 9, 10]), "{v}");
     assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), 6);
     // With echo: the prompt's entries first, the generated ones after, offsets in the echo.
     let (st, v) = call(

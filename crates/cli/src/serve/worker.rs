@@ -414,6 +414,14 @@ impl Worker {
             .collect())
     }
 
+    /// The BOS token the model's tokenizer puts before every prompt, if any.
+    pub fn bos(&mut self) -> Option<TokenId> {
+        if self.bos.is_none() {
+            self.bos = Some(self.lm.tokenize("").ok().and_then(|t| t.first().copied()));
+        }
+        self.bos.flatten()
+    }
+
     /// Tokenises without the BOS token the model's tokenizer adds.
     pub fn tokenize(&mut self, text: &str, add_special: bool) -> Result<Vec<TokenId>, ApiError> {
         let mut t = self.lm.tokenize(text).map_err(model_error)?;

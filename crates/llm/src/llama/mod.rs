@@ -991,7 +991,7 @@ impl LlamaLm {
                     queries.extend((0..p.len() - 1).map(|at| Query {
                         at,
                         tokens: vec![p[at + 1]],
-                        top_k: 0,
+                        top_k: req.prompt_top_k,
                     }));
                     layout.echo = Some(p.clone());
                 }
@@ -1082,6 +1082,12 @@ impl LlamaLm {
                         .zip(&p[1..])
                         .map(|(&r, &t)| reads[r].logprob(t))
                         .collect();
+                    if req.prompt_top_k > 0 {
+                        res.prompt_top_logprobs = reads_of_path[..n_echo]
+                            .iter()
+                            .map(|&r| self.top_list(&reads[r], req.prompt_top_k))
+                            .collect();
+                    }
                 }
                 if let Some(&last) = reads_of_path.get(n_echo) {
                     let r = &reads[last];

@@ -22,9 +22,13 @@ fn token_string(w: &Worker, t: TokenId, as_ids: bool) -> String {
 }
 
 /// The legacy `logprobs` object of one scored prompt: echoed prompt positions (if `echo`)
-/// then the generated position (if any).
+/// then the generated position (if any). Echoed positions carry the real top-k when the
+/// backend gave it (lm-evaluation-harness's greedy check reads the best of them); offsets
+/// count the prompt text from its first character (a BOS token has no text).
+#[allow(clippy::too_many_arguments)]
 fn logprobs_object(
     w: &Worker,
+    bos: Option<TokenId>,
     res: &ScoreResult,
     extra: &[TokenId],
     echo: bool,
@@ -41,7 +45,9 @@ fn logprobs_object(
         for (i, &t) in res.prompt_token_ids.iter().enumerate() {
             let s = token_string(w, t, as_ids);
             offsets.push(offset);
-            offset += w.lm.token_piece(t).len();
+            if Some(t) != bos || i > 0 {
+                offset += w.lm.token_piece(t).len();
+            }
             if i == 0 {
                 own.push(Value::Null);
                 tops.push(Value::Null);
@@ -52,7 +58,18 @@ fn logprobs_object(
                     .copied()
                     .unwrap_or(f64::NAN);
                 own.push(json!(lp));
-                tops.push(json!({ s.clone(): lp }));
+                match res.prompt_top_logprobs.get(i - 1) {
+                    Some(top) if !top.is_empty() => {
+                        let mut m = serde_json::Map::new();
+                        for e in top {
+                            m.insert(token_string(w, e.token, as_ids), json!(e.logprob));
+                        }
+                        // As the legacy API: the echoed token is always listed (k + 1 at most).
+                        m.entry(s.clone()).or_insert(json!(lp));
+                        tops.push(Value::Object(m));
+                    }
+                    _ => tops.push(json!({ s.clone(): lp })),
+                }
             }
             tokens.push(s);
         }
@@ -108,11 +125,13 @@ fn generated_logprobs(
     };
     let mut offset = prompt_chars;
     for t in tokens {
-        let top: serde_json::Map<String, Value> = t
+        let mut top: serde_json::Map<String, Value> = t
             .top
             .iter()
             .map(|x| (name(x.token, &x.piece), json!(x.logprob)))
             .collect();
+        top.entry(name(t.token, &t.piece))
+            .or_insert(json!(t.logprob));
         let push = |lp: &mut Value, key: &str, v: Value| {
             if let Some(a) = lp[key].as_array_mut() {
                 a.push(v);
@@ -221,8 +240,8 @@ pub(in crate::serve) async fn completions(
         }
         let top = req.logprobs.map(|k| k as usize);
         let as_ids = req.return_tokens_as_token_ids;
-        // Offsets of streamed tokens count from the start of the generated text.
-        let offset = std::sync::atomic::AtomicUsize::new(0);
+        // Offsets of streamed tokens count from the prompt's start.
+        let offset = std::sync::atomic::AtomicUsize::new(prompts[0].text.len());
         let name = s.name.clone();
         let (id2, culture2) = (id.clone(), culture.clone());
         let gen = GenerateRequest {
@@ -274,6 +293,7 @@ pub(in crate::serve) async fn completions(
                 .map(|prompt| ScoreRequest {
                     prompt,
                     prompt_logprobs: echo,
+                    prompt_top_k: k as usize,
                     top_k: if max_tokens == 1 {
                         (k as usize).max(1)
                     } else {
@@ -331,7 +351,9 @@ pub(in crate::serve) async fn completions(
                 } else {
                     String::new()
                 };
-                let lp = logprobs_object(w, res, &extra, echo, generated, as_ids, texts[i].len());
+                let bos = w.bos();
+                let lp =
+                    logprobs_object(w, bos, res, &extra, echo, generated, as_ids, texts[i].len());
                 choices.push(json!({
                     "index": i, "text": format!("{prompt_text}{gen_text}"), "logprobs": lp,
                     "finish_reason": "length",
@@ -352,6 +374,7 @@ pub(in crate::serve) async fn completions(
                     .map(|p| ScoreRequest {
                         prompt: p.clone(),
                         prompt_logprobs: true,
+                        prompt_top_k: top.unwrap_or(0),
                         ..Default::default()
                     })
                     .collect();
@@ -361,7 +384,11 @@ pub(in crate::serve) async fn completions(
                     .zip(&prompts)
                     .map(|(res, p)| {
                         let text = echo_text(w, p, res);
-                        (text, logprobs_object(w, res, &[], true, None, as_ids, 0))
+                        let bos = w.bos();
+                        (
+                            text,
+                            logprobs_object(w, bos, res, &[], true, None, as_ids, 0),
+                        )
                     })
                     .collect())
             })
@@ -369,6 +396,7 @@ pub(in crate::serve) async fn completions(
         } else {
             vec![]
         };
+        let prompt_chars: Vec<usize> = prompts.iter().map(|p| p.text.len()).collect();
         let runs = prompts.into_iter().map(|prompt| {
             let request = GenerateRequest {
                 prompt,
@@ -390,9 +418,11 @@ pub(in crate::serve) async fn completions(
                     Some((t, lp)) => (t.clone(), Some(lp.clone())),
                     None => (String::new(), None),
                 };
+                // Offsets count from the prompt's start, echoed or not (as the legacy API does).
+                let start = if echo { prompt_text.len() } else { prompt_chars[i] };
                 let logprobs = match (top, lp) {
                     (None, None) => Value::Null,
-                    (_, lp) => generated_logprobs(lp, tokens, prompt_text.len(), as_ids),
+                    (_, lp) => generated_logprobs(lp, tokens, start, as_ids),
                 };
                 json!({ "index": i, "text": format!("{prompt_text}{}", g.text), "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) })
             })
