@@ -1,15 +1,13 @@
 """The official `openai` Python client against a running `culturesteer serve`.
 
-Run by crates/cli/tests/openai_client.rs:
+Run by crates/cli/tests/interop.rs:
 
-    python3 openai_client.py --base-url http://127.0.0.1:PORT/v1 [--future]
+    python3 openai_client.py --base-url http://127.0.0.1:PORT/v1
 
 Every check goes through the client's typed responses (pydantic models), so a field of the
 wrong type or shape fails here the way it would fail for a user of the library.
 
-`--future` (or CULTURESTEER_OPENAI_FUTURE=1) adds the checks of features the server does not
-have yet (see FUTURE_CHECKS); they are off by default. Exit status 0 when every check passed,
-1 otherwise (each failure on its own line).
+Exit status 0 when every check passed, 1 otherwise (each failure on its own line).
 """
 
 import argparse
@@ -251,26 +249,7 @@ def seeded_sampling(client, model):
     check(ch() == ch(), "same seed, different chat text")
 
 
-TODAY_CHECKS = [
-    ("models.list", models_list),
-    ("chat.completions.create", chat_whole),
-    ("chat.completions.create logprobs/top_logprobs", chat_logprobs),
-    ("chat.completions.create stream + include_usage", chat_stream),
-    ("completions.create echo max_tokens=0 logprobs=1", completion_echo_scoring),
-    ("completions.create max_tokens=1 logprobs=5", completion_next_token),
-    ("completions.create max_tokens>1, stream, batch", completion_generate),
-    ("stop sequences (whole and streamed)", stop_sequences),
-    ("seed: same seed same text, other seeds differ", seeded_sampling),
-    ("errors map to the client's exceptions", errors),
-]
-
-
-# ---------------------------------------------------------------------------------------------
-# Features not built yet: off by default (--future or CULTURESTEER_OPENAI_FUTURE=1).
-# ---------------------------------------------------------------------------------------------
-
-
-def future_echo_top_k(client, model):
+def echo_top_k(client, model):
     # Echoed prompt positions list the k most likely tokens (not only the echoed one).
     r = client.completions.create(model=model, prompt="The capital of France is Paris", echo=True, max_tokens=0, logprobs=3)
     lp = r.choices[0].logprobs
@@ -283,7 +262,7 @@ def future_echo_top_k(client, model):
         check(len(top) == 3 or lp.token_logprobs[i] < best[-1], f"top_logprobs[{i}]: 4 entries though the echoed token is in the top 3")
 
 
-def future_text_offset_without_bos(client, model):
+def text_offset_without_bos(client, model):
     # text_offset indexes the echoed text: BOS contributes no characters.
     prompt = "The capital of France is Paris"
     r = client.completions.create(model=model, prompt=prompt, echo=True, max_tokens=0, logprobs=1)
@@ -297,7 +276,7 @@ def future_text_offset_without_bos(client, model):
     check(lp.text_offset[1] == 0, f"the first text token starts at {lp.text_offset[1]}, not 0")
 
 
-def future_logprobs_many_tokens(client, model):
+def logprobs_many_tokens(client, model):
     r = client.completions.create(model=model, prompt="Once upon a time", max_tokens=5, logprobs=2, temperature=0)
     c = r.choices[0]
     lp = c.logprobs
@@ -311,7 +290,7 @@ def future_logprobs_many_tokens(client, model):
     check(e.choices[0].text.startswith("Once upon a time"), "echo with generation")
 
 
-def future_logprobs_stream(client, model):
+def logprobs_stream(client, model):
     chunks = list(client.completions.create(model=model, prompt="Once upon a time", max_tokens=4, logprobs=1, temperature=0, stream=True))
     got = [ch.choices[0].logprobs for ch in chunks if ch.choices and ch.choices[0].text]
     check(got and all(g is not None and g.token_logprobs for g in got), "streamed chunks carry logprobs")
@@ -324,32 +303,43 @@ def future_logprobs_stream(client, model):
     check(got and all(g is not None and g.content for g in got), "streamed chat chunks carry logprobs")
 
 
-def future_n(client, model):
+def n_choices(client, model):
     r = client.completions.create(model=model, prompt="Once upon a time", max_tokens=4, n=3, temperature=1, seed=1)
     check([c.index for c in r.choices] == [0, 1, 2], f"indices {[c.index for c in r.choices]}")
     c = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, n=2, temperature=1, seed=1)
     check([x.index for x in c.choices] == [0, 1], f"chat indices {[x.index for x in c.choices]}")
 
 
-FUTURE_CHECKS = [
-    ("future: echoed top_logprobs list the top k", future_echo_top_k),
-    ("future: text_offset without BOS text", future_text_offset_without_bos),
-    ("future: logprobs with max_tokens>1 (and echo)", future_logprobs_many_tokens),
-    ("future: logprobs with stream", future_logprobs_stream),
-    ("future: n>1", future_n),
+
+CHECKS = [
+    ("models.list", models_list),
+    ("chat.completions.create", chat_whole),
+    ("chat.completions.create logprobs/top_logprobs", chat_logprobs),
+    ("chat.completions.create stream + include_usage", chat_stream),
+    ("completions.create echo max_tokens=0 logprobs=1", completion_echo_scoring),
+    ("completions.create max_tokens=1 logprobs=5", completion_next_token),
+    ("completions.create max_tokens>1, stream, batch", completion_generate),
+    ("stop sequences (whole and streamed)", stop_sequences),
+    ("seed: same seed same text, other seeds differ", seeded_sampling),
+    ("errors map to the client's exceptions", errors),
+    ("echoed top_logprobs list the top k", echo_top_k),
+    ("text_offset without BOS text", text_offset_without_bos),
+    ("logprobs with max_tokens>1 (and echo)", logprobs_many_tokens),
+    ("logprobs with stream", logprobs_stream),
+    ("n>1", n_choices),
 ]
+
+
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-url", required=True, help="http://HOST:PORT/v1")
-    ap.add_argument("--future", action="store_true", help="also check features not built yet")
     args = ap.parse_args()
-    future = args.future or os.environ.get("CULTURESTEER_OPENAI_FUTURE", "") not in ("", "0")
     client = openai.OpenAI(base_url=args.base_url, api_key=os.environ.get("CULTURESTEER_API_KEY", "none"), max_retries=0, timeout=300)
     print(f"openai {openai.__version__} against {args.base_url}", flush=True)
     model = client.models.list().data[0].id
-    checks = TODAY_CHECKS + (FUTURE_CHECKS if future else [])
+    checks = CHECKS
     for name, fn in checks:
         run(name, fn, client, model)
     if failures:

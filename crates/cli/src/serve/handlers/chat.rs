@@ -1,7 +1,7 @@
 //! `POST /v1/chat/completions`, streamed or whole, with chat-style log-probs.
 
 use super::stream::stream_response;
-use super::{check_n, finish_str, now, stop_list, usage, wire_messages};
+use super::{check_n, finish_str, now, nth_sampling, stop_list, usage, wire_messages};
 use crate::serve::api::{ApiError, ChatRequest, JsonBody};
 use crate::serve::worker::{country_instruction, model_error, Steering};
 use crate::serve::Shared;
@@ -16,7 +16,7 @@ pub(in crate::serve) async fn chat(
     JsonBody(req): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
-    check_n(req.n)?;
+    let n = check_n(req.n, req.stream.then_some("streaming"))?;
     let (steering, country) = s.generation_steering(&req.steering)?;
     let top_n = match (req.logprobs, req.top_logprobs) {
         (false, Some(_)) => {
@@ -47,7 +47,7 @@ pub(in crate::serve) async fn chat(
     let max_tokens = s.max_tokens(req.max_completion_tokens.or(req.max_tokens), 256)?;
     // The chat template adds a few tokens per message.
     let prompt_bound: usize = messages.iter().map(|m| m.content.len() + 8).sum();
-    s.check_cost(prompt_bound, 1, max_tokens)?;
+    s.check_cost(prompt_bound * n, n, max_tokens)?;
     let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
     let gen = GenerateRequest {
         prompt: Prompt::default(),
@@ -79,24 +79,36 @@ pub(in crate::serve) async fn chat(
         })
         .await;
     }
-    let (g, tokens) = s
-        .generate(
+    let runs = (0..n).map(|j| {
+        let (messages, mut gen) = (messages.clone(), gen.clone());
+        gen.sampling = nth_sampling(&gen.sampling, j);
+        s.generate(
             move |w| {
                 let prompt = w.lm.chat_prompt(&messages).map_err(model_error)?;
                 Ok(GenerateRequest { prompt, ..gen })
             },
             top_n,
         )
-        .await?;
-    let logprobs = match top_n {
-        Some(_) => chat_logprobs(&tokens),
-        None => Value::Null,
-    };
-    s.metrics.count_tokens(g.prompt_tokens, g.tokens.len());
+    });
+    let gens = futures::future::try_join_all(runs).await?;
+    let prompt_tokens = gens.first().map_or(0, |(g, _)| g.prompt_tokens);
+    let completion: usize = gens.iter().map(|(g, _)| g.tokens.len()).sum();
+    s.metrics.count_tokens(prompt_tokens, completion);
+    let choices: Vec<Value> = gens
+        .iter()
+        .enumerate()
+        .map(|(j, (g, tokens))| {
+            let logprobs = match top_n {
+                Some(_) => chat_logprobs(tokens),
+                None => Value::Null,
+            };
+            json!({ "index": j, "message": { "role": "assistant", "content": g.text }, "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) })
+        })
+        .collect();
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": s.name,
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": g.text }, "logprobs": logprobs, "finish_reason": finish_str(g.finish_reason) }],
-        "usage": usage(g.prompt_tokens, g.tokens.len()),
+        "choices": choices,
+        "usage": usage(prompt_tokens, completion),
         "culture": culture, "steering": steering.as_str(),
     }))
     .into_response())

@@ -1,7 +1,7 @@
 //! `POST /v1/completions`: generation, streaming, and scoring (echo + legacy log-probs).
 
 use super::stream::stream_response;
-use super::{check_n, finish_str, now, stop_list, usage};
+use super::{check_n, finish_str, now, nth_sampling, stop_list, usage};
 use crate::serve::api::{ApiError, CompletionRequest, JsonBody, PromptInput};
 use crate::serve::worker::{country_instruction, model_error, Steering, Worker};
 use crate::serve::Shared;
@@ -151,7 +151,14 @@ pub(in crate::serve) async fn completions(
     JsonBody(req): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     s.check_model(&req.model)?;
-    check_n(req.n)?;
+    let single = if req.stream {
+        Some("streaming")
+    } else if (req.echo || req.logprobs.is_some()) && req.max_tokens.unwrap_or(16) <= 1 {
+        Some("scoring (echo, or logprobs with max_tokens 0 or 1)")
+    } else {
+        None
+    };
+    let n = check_n(req.n, single)?;
     let (steering, country) = s.generation_steering(&req.steering)?;
     let prefix = match (steering, &country) {
         (Steering::CountryPrompt, Some(c)) => Some(format!("{}\n\n", country_instruction(&c.name))),
@@ -211,7 +218,7 @@ pub(in crate::serve) async fn completions(
         .iter()
         .map(|p| p.tokens.as_ref().map_or(p.text.len() + 2, Vec::len))
         .sum();
-    s.check_cost(prompt_bound, prompts.len(), max_tokens)?;
+    s.check_cost(prompt_bound, prompts.len() * n, max_tokens)?;
     let sampling = s.sampling(req.temperature, req.top_p, req.seed)?;
     let stop = stop_list(req.stop);
     let id = s.id("cmpl");
@@ -397,15 +404,20 @@ pub(in crate::serve) async fn completions(
             vec![]
         };
         let prompt_chars: Vec<usize> = prompts.iter().map(|p| p.text.len()).collect();
-        let runs = prompts.into_iter().map(|prompt| {
-            let request = GenerateRequest {
-                prompt,
-                max_tokens,
-                sampling: sampling.clone(),
-                stop: stop.clone(),
-            };
-            s.generate(move |_| Ok(request), top)
-        });
+        // Choice i·n + j is prompt i's j-th sample (OpenAI's order).
+        let requests: Vec<GenerateRequest> = prompts
+            .iter()
+            .flat_map(|prompt| {
+                (0..n).map(|j| GenerateRequest {
+                    prompt: prompt.clone(),
+                    max_tokens,
+                    sampling: nth_sampling(&sampling, j),
+                    stop: stop.clone(),
+                })
+            })
+            .collect();
+        let runs = requests.into_iter();
+        let runs = runs.map(|request| s.generate(move |_| Ok(request), top));
         let gens = futures::future::try_join_all(runs).await?;
         let (np, ng) = gens.iter().fold((0, 0), |(a, b), (g, _)| {
             (a + g.prompt_tokens, b + g.tokens.len())
@@ -414,12 +426,12 @@ pub(in crate::serve) async fn completions(
             .iter()
             .enumerate()
             .map(|(i, (g, tokens))| {
-                let (prompt_text, lp) = match echoed.get(i) {
+                let (prompt_text, lp) = match echoed.get(i / n) {
                     Some((t, lp)) => (t.clone(), Some(lp.clone())),
                     None => (String::new(), None),
                 };
                 // Offsets count from the prompt's start, echoed or not (as the legacy API does).
-                let start = if echo { prompt_text.len() } else { prompt_chars[i] };
+                let start = if echo { prompt_text.len() } else { prompt_chars[i / n] };
                 let logprobs = match (top, lp) {
                     (None, None) => Value::Null,
                     (_, lp) => generated_logprobs(lp, tokens, start, as_ids),

@@ -23,13 +23,40 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn check_n(n: Option<u32>) -> Result<(), ApiError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(ApiError::invalid(
+/// Most choices one request may ask for (`n`).
+const MAX_N: u32 = 16;
+
+/// The number of choices asked for (`n`, default 1). Streams and scoring answer one choice per
+/// prompt; generation up to [`MAX_N`], the `j`-th seeded with the request's seed + `j`.
+fn check_n(n: Option<u32>, single: Option<&str>) -> Result<usize, ApiError> {
+    match (n.unwrap_or(1), single) {
+        (0, _) => Err(ApiError::invalid("n", "n must be at least 1")),
+        (1, _) => Ok(1),
+        (n, Some(why)) => Err(ApiError::invalid(
             "n",
-            format!("n = {n}: this server returns one choice per prompt"),
+            format!("n = {n}: {why} returns one choice per prompt"),
         )),
+        (n, None) if n > MAX_N => Err(ApiError::invalid(
+            "n",
+            format!("n = {n} is above this server's limit of {MAX_N}"),
+        )),
+        (n, None) => Ok(n as usize),
+    }
+}
+
+/// The sampling of a request's `j`-th choice: seeded sampling moves the seed by `j`.
+fn nth_sampling(s: &culturesteer_llm::Sampling, j: usize) -> culturesteer_llm::Sampling {
+    match s {
+        culturesteer_llm::Sampling::Seeded {
+            temperature,
+            top_p,
+            seed,
+        } => culturesteer_llm::Sampling::Seeded {
+            temperature: *temperature,
+            top_p: *top_p,
+            seed: seed.wrapping_add(j as u64),
+        },
+        greedy => greedy.clone(),
     }
 }
 
