@@ -392,7 +392,7 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
     let timed = |base: &str, body: Arc<BodyFn>| -> (Vec<Sample>, f64) {
         // One untimed request first, so neither side pays its first-request costs in the figures.
         let (path, b) = body(0, usize::MAX);
-        let _ = rt.block_on(client.post(format!("{base}{path}")).json(&b).send());
+        let _ = rt.block_on(async { client.post(format!("{base}{path}")).json(&b).send().await });
         let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
         let t0 = Instant::now();
         let r = rt.block_on(drive(
