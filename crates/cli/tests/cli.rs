@@ -530,3 +530,28 @@ fn personas_show_and_list_need_no_model() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bench_serve_against_refuses_other_hosts_and_unreachable_peers_without_a_model() {
+    // A non-loopback target is refused before anything is loaded or sent: one line, exit 2.
+    for url in ["http://10.1.2.3:8080", "http://example.com/v1"] {
+        let o = run(&["bench", "serve", "--against", url, "--duration", "1"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{url}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("only loopback addresses"), "{err}");
+        assert!(out.is_empty(), "{out}");
+    }
+    // A loopback port that nothing listens on: a clear error, before our model is loaded.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = run(&["bench", "serve", "--against", &url, "--duration", "1"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("the --against server: cannot reach"), "{err}");
+}

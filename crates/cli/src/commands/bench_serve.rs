@@ -1,11 +1,17 @@
 //! `culturesteer bench serve`: N concurrent clients against the server on a loopback port for a
 //! bounded time; throughput, latency percentiles, errors and the process's memory.
+//!
+//! With `--against URL` the same run then drives another OpenAI-compatible server on this
+//! machine (llama.cpp's `llama-server`, built by `scripts/build-llama-server`) with the mix that
+//! both serve, chat + completions, and prints the two side by side.
 
 use crate::model_opts::ModelOpts;
 use crate::serve::{self, ServeArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -13,7 +19,7 @@ pub struct ServeBenchArgs {
     /// Concurrent clients (at most 256).
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
-    /// Seconds to drive load (at most 600).
+    /// Seconds to drive load (at most 600), per server.
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
     /// Tokens per chat completion.
@@ -25,6 +31,15 @@ pub struct ServeBenchArgs {
     /// The server's `--prefix-cache` (prompts kept between requests; 0 = off).
     #[arg(long, default_value_t = 16)]
     pub prefix_cache: usize,
+    /// Also drive another OpenAI-compatible server on this machine (e.g. llama.cpp's
+    /// llama-server, see scripts/bench-serve-peer), after ours, with the mix both serve (chat +
+    /// completions; our steering kinds are left out) and print both side by side. Loopback only:
+    /// 127.0.0.0/8, localhost or [::1].
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
+    /// Model name to send to the --against server (default: the first one its /v1/models lists).
+    #[arg(long, value_name = "NAME", requires = "against")]
+    pub against_model: Option<String>,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -49,14 +64,107 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
-pub fn run(a: ServeBenchArgs) -> Result<()> {
-    if a.clients == 0 || a.clients > 256 {
-        bail!("--clients must be between 1 and 256");
+/// The base URL (scheme, host, port and any path before `/v1`) of a server to load-test, which
+/// must be on loopback: this machine's own addresses are the only ones a load test may target.
+pub(crate) fn loopback_base(url: &str) -> Result<String> {
+    let mut u = reqwest::Url::parse(url).with_context(|| format!("--against {url}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        bail!("--against {url}: only http and https URLs are supported");
     }
-    if !(a.duration > 0.0 && a.duration <= 600.0) {
-        bail!("--duration must be between 0 and 600 seconds");
+    let host = u.host_str().unwrap_or("").to_string();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!(
+            "--against {url}: refusing to load-test {host}; only loopback addresses are allowed (127.0.0.0/8, localhost, [::1])"
+        );
     }
-    let args = ServeArgs {
+    u.set_query(None);
+    u.set_fragment(None);
+    let s = u.to_string();
+    let s = s.trim_end_matches('/');
+    Ok(s.strip_suffix("/v1").unwrap_or(s).to_string())
+}
+
+/// One request's outcome: its kind, latency in seconds, completion tokens, error.
+struct Sample {
+    kind: usize,
+    secs: f64,
+    tokens: u64,
+    err: Option<String>,
+}
+
+/// Request `i` of kind `k`: path and JSON body.
+type BodyFn = dyn Fn(usize, usize) -> (&'static str, Value) + Send + Sync;
+
+/// Drives `clients` clients against `base` until `deadline`, each rotating through the kinds.
+async fn drive(
+    client: reqwest::Client,
+    base: String,
+    n_kinds: usize,
+    body: Arc<BodyFn>,
+    clients: usize,
+    deadline: Instant,
+) -> Vec<Sample> {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let base = base.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..10_000 {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let k = (c + i) % n_kinds;
+                let (path, b) = body(k, i * clients + c);
+                let t = Instant::now();
+                let r = client.post(format!("{base}{path}")).json(&b).send().await;
+                let (tokens, err) = match r {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(bytes) => (
+                            serde_json::from_slice::<Value>(&bytes)
+                                .ok()
+                                .and_then(|v| v["usage"]["completion_tokens"].as_u64())
+                                .unwrap_or(0),
+                            None,
+                        ),
+                        Err(e) => (0, Some(e.to_string())),
+                    },
+                    Ok(r) => (0, Some(format!("HTTP {}", r.status()))),
+                    Err(e) => (0, Some(e.to_string())),
+                };
+                out.push(Sample {
+                    kind: k,
+                    secs: t.elapsed().as_secs_f64(),
+                    tokens,
+                    err,
+                });
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all
+}
+
+fn sorted_latencies(results: &[Sample], kind: Option<usize>) -> Vec<f64> {
+    let mut l: Vec<f64> = results
+        .iter()
+        .filter(|r| r.err.is_none() && kind.is_none_or(|k| r.kind == k))
+        .map(|r| r.secs)
+        .collect();
+    l.sort_by(f64::total_cmp);
+    l
+}
+
+fn serve_args(a: &ServeBenchArgs) -> ServeArgs {
+    ServeArgs {
         model: a.model.clone(),
         host: "127.0.0.1".into(),
         port: 0,
@@ -78,8 +186,42 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         api_key_env_in: None,
         allow_origin: vec![],
         allow_host: vec![],
-    };
-    let running = serve::start(&args).context("starting the server")?;
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A client that talks straight to the target: no proxy from the environment, no redirects
+/// (a redirect could move the load off loopback).
+fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+pub fn run(a: ServeBenchArgs) -> Result<()> {
+    if a.clients == 0 || a.clients > 256 {
+        bail!("--clients must be between 1 and 256");
+    }
+    if !(a.duration > 0.0 && a.duration <= 600.0) {
+        bail!("--duration must be between 0 and 600 seconds");
+    }
+    match a.against.clone() {
+        Some(url) => run_against(&a, &url),
+        None => run_ours(&a),
+    }
+}
+
+/// Without --against: our server alone, with the steering kinds in the mix, and its memory.
+fn run_ours(a: &ServeBenchArgs) -> Result<()> {
+    let running = serve::start(&serve_args(a)).context("starting the server")?;
     let base = format!("http://{}", running.addr);
     let (rss0, _) = memory_mib();
     eprintln!(
@@ -88,10 +230,11 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     );
     // Three request kinds in rotation: a steered chat completion, a vanilla choice, a DISCA choice.
     let kinds = ["chat", "choose-vanilla", "choose-disca"];
-    let body = |k: usize, i: usize| match k {
+    let max_tokens = a.max_tokens;
+    let body: Arc<BodyFn> = Arc::new(move |k, i| match k {
         0 => (
             "/v1/chat/completions",
-            json!({"messages": [{"role": "user", "content": format!("Describe a typical meal ({i}).")}], "culture": "DEU", "max_tokens": a.max_tokens, "temperature": 0}),
+            json!({"messages": [{"role": "user", "content": format!("Describe a typical meal ({i}).")}], "culture": "DEU", "max_tokens": max_tokens, "temperature": 0}),
         ),
         1 => (
             "/v1/choose",
@@ -101,18 +244,13 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
             "/v1/choose",
             json!({"question": format!("Should the car swerve to spare more lives? (case {i})"), "options": ["Swerve", "Stay"], "culture": "NGA", "steering": "disca"}),
         ),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
+    });
+    let rt = runtime()?;
+    let client = http_client(Duration::from_secs(600))?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
     let t0 = Instant::now();
-    let peak = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
-    let results: Vec<(usize, f64, Option<String>)> = rt.block_on(async {
+    let peak = Arc::new(Mutex::new(0.0f64));
+    let results = rt.block_on(async {
         let sampler = {
             let peak = peak.clone();
             tokio::spawn(async move {
@@ -125,49 +263,14 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
                 }
             })
         };
-        let mut tasks = Vec::new();
-        for c in 0..a.clients {
-            let client = client.clone();
-            let base = base.clone();
-            let reqs: Vec<(usize, &'static str, serde_json::Value)> = (0..10_000)
-                .map(|i| {
-                    let k = (c + i) % kinds.len();
-                    let (path, b) = body(k, i * a.clients + c);
-                    (k, path, b)
-                })
-                .collect();
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::new();
-                for (k, path, b) in reqs {
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let r = client.post(format!("{base}{path}")).json(&b).send().await;
-                    let err = match r {
-                        Ok(r) if r.status().is_success() => match r.bytes().await {
-                            Ok(_) => None,
-                            Err(e) => Some(e.to_string()),
-                        },
-                        Ok(r) => Some(format!("HTTP {}", r.status())),
-                        Err(e) => Some(e.to_string()),
-                    };
-                    out.push((k, t.elapsed().as_secs_f64(), err));
-                }
-                out
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap_or_default());
-        }
+        let all = drive(client, base.clone(), kinds.len(), body, a.clients, deadline).await;
         sampler.abort();
         all
     });
     let wall = t0.elapsed().as_secs_f64();
     let (rss1, hwm) = memory_mib();
     running.shutdown()?;
-    let errors: Vec<&String> = results.iter().filter_map(|r| r.2.as_ref()).collect();
+    let errors: Vec<&String> = results.iter().filter_map(|r| r.err.as_ref()).collect();
     println!(
         "bench serve: {} clients, {:.1} s, {} requests, {:.2} requests/s, {} errors",
         a.clients,
@@ -181,12 +284,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         "request", "count", "p50 s", "p95 s"
     );
     for (k, name) in kinds.iter().enumerate() {
-        let mut l: Vec<f64> = results
-            .iter()
-            .filter(|r| r.0 == k && r.2.is_none())
-            .map(|r| r.1)
-            .collect();
-        l.sort_by(f64::total_cmp);
+        let l = sorted_latencies(&results, Some(k));
         println!(
             "{:<16} {:>8} {:>10.3} {:>10.3}",
             name,
@@ -195,12 +293,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
             pct(&l, 0.95)
         );
     }
-    let mut all: Vec<f64> = results
-        .iter()
-        .filter(|r| r.2.is_none())
-        .map(|r| r.1)
-        .collect();
-    all.sort_by(f64::total_cmp);
+    let all = sorted_latencies(&results, None);
     println!(
         "{:<16} {:>8} {:>10.3} {:>10.3}",
         "all",
@@ -215,4 +308,191 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         bail!("{} of {} requests failed", errors.len(), results.len());
     }
     Ok(())
+}
+
+/// The first model id a server's GET /v1/models lists.
+async fn first_model(client: &reqwest::Client, base: &str) -> Result<String> {
+    let r = client
+        .get(format!("{base}/v1/models"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}/v1/models"))?;
+    let status = r.status();
+    if !status.is_success() {
+        bail!("{base}/v1/models answered HTTP {status} (is the server still loading its model?)");
+    }
+    let v: Value = r
+        .json()
+        .await
+        .with_context(|| format!("{base}/v1/models did not answer JSON"))?;
+    v["data"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{base}/v1/models lists no model"))
+}
+
+/// One server's figures over a timed run.
+struct Summary {
+    requests: usize,
+    errors: usize,
+    rps: f64,
+    tok_s: f64,
+    p50: f64,
+    p95: f64,
+    first_error: Option<String>,
+}
+
+fn summarize(results: &[Sample], wall: f64) -> Summary {
+    let ok: Vec<&Sample> = results.iter().filter(|r| r.err.is_none()).collect();
+    let all = sorted_latencies(results, None);
+    Summary {
+        requests: results.len(),
+        errors: results.len() - ok.len(),
+        rps: ok.len() as f64 / wall,
+        tok_s: ok.iter().map(|r| r.tokens).sum::<u64>() as f64 / wall,
+        p50: pct(&all, 0.5),
+        p95: pct(&all, 0.95),
+        first_error: results.iter().find_map(|r| r.err.clone()),
+    }
+}
+
+/// With --against: ours, then the peer, with the same chat + completions mix; one table.
+fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
+    // Refuse a non-loopback target before anything else, and fail fast on an unreachable one
+    // before our model is loaded.
+    let peer = loopback_base(url)?;
+    let rt = runtime()?;
+    let client = http_client(Duration::from_secs(600))?;
+    let probe = http_client(Duration::from_secs(10))?;
+    let peer_model = match &a.against_model {
+        Some(m) => m.clone(),
+        None => rt
+            .block_on(first_model(&probe, &peer))
+            .context("the --against server")?,
+    };
+    let running = serve::start(&serve_args(a)).context("starting our server")?;
+    let ours = format!("http://{}", running.addr);
+    let our_model = rt.block_on(first_model(&probe, &ours))?;
+    let threads = a.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let kinds = ["chat", "completion"];
+    let max_tokens = a.max_tokens;
+    // The same bodies for both servers but for `model`: plain OpenAI requests, greedy.
+    let mix = |model: String| -> Arc<BodyFn> {
+        Arc::new(move |k, i| match k {
+            0 => (
+                "/v1/chat/completions",
+                json!({"model": model, "messages": [{"role": "user", "content": format!("Describe a typical meal ({i}).")}], "max_tokens": max_tokens, "temperature": 0}),
+            ),
+            _ => (
+                "/v1/completions",
+                json!({"model": model, "prompt": format!("A market day in a small town ({i}):"), "max_tokens": max_tokens, "temperature": 0}),
+            ),
+        })
+    };
+    eprintln!(
+        "bench serve: {} clients for {} s each, ours at {ours} ({threads} threads) then the peer at {peer} (model {peer_model}); mix: chat + completions, max_tokens {max_tokens}, temperature 0",
+        a.clients, a.duration
+    );
+    let timed = |base: &str, body: Arc<BodyFn>| -> (Vec<Sample>, f64) {
+        // One untimed request first, so neither side pays its first-request costs in the figures.
+        let (path, b) = body(0, usize::MAX);
+        let _ = rt.block_on(async { client.post(format!("{base}{path}")).json(&b).send().await });
+        let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+        let t0 = Instant::now();
+        let r = rt.block_on(drive(
+            client.clone(),
+            base.to_string(),
+            kinds.len(),
+            body,
+            a.clients,
+            deadline,
+        ));
+        (r, t0.elapsed().as_secs_f64())
+    };
+    let (ours_results, ours_wall) = timed(&ours, mix(our_model));
+    // Ours stops before the peer runs so the two never share the CPU.
+    running.shutdown()?;
+    let (peer_results, peer_wall) = timed(&peer, mix(peer_model.clone()));
+    let o = summarize(&ours_results, ours_wall);
+    let p = summarize(&peer_results, peer_wall);
+    println!(
+        "bench serve --against {peer}: {} clients, {} s each, chat + completions (max_tokens {}); our steering kinds (/v1/choose, culture) are not in the shared mix",
+        a.clients, a.duration, a.max_tokens
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>11} {:>8} {:>8} {:>7}",
+        "server", "requests", "req/s", "compl tok/s", "p50 s", "p95 s", "errors"
+    );
+    for (name, s) in [("ours", &o), ("peer", &p)] {
+        println!(
+            "{:<12} {:>9} {:>9.2} {:>11.1} {:>8.3} {:>8.3} {:>7}",
+            name, s.requests, s.rps, s.tok_s, s.p50, s.p95, s.errors
+        );
+    }
+    println!(
+        "{:<12} {:>9} {:>8.2}x {:>10.2}x {:>8.2}x {:>7.2}x {:>7}",
+        "ours/peer",
+        "",
+        o.rps / p.rps,
+        o.tok_s / p.tok_s,
+        o.p50 / p.p50,
+        o.p95 / p.p95,
+        ""
+    );
+    println!("peer model: {peer_model}; our threads: {threads} (start the peer with the same)");
+    for (name, s) in [("ours", &o), ("peer", &p)] {
+        if let Some(e) = &s.first_error {
+            println!("first error ({name}): {e}");
+        }
+    }
+    if o.errors + p.errors > 0 {
+        bail!(
+            "{} of {} requests failed on ours, {} of {} on the peer",
+            o.errors,
+            o.requests,
+            p.errors,
+            p.requests
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_base;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        for (url, base) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://127.1.2.3:8080/v1", "http://127.1.2.3:8080"),
+            ("http://localhost:9000/v1/", "http://localhost:9000"),
+            ("https://LOCALHOST/", "https://localhost"),
+            ("http://[::1]:8080/v1", "http://[::1]:8080"),
+            (
+                "http://127.0.0.1:8080/llama/v1?x=1",
+                "http://127.0.0.1:8080/llama",
+            ),
+        ] {
+            assert_eq!(loopback_base(url).unwrap(), base, "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:8080",
+            "http://192.168.1.5/v1",
+            "http://example.com",
+            "http://localhost.example.com",
+            "http://[::2]:8080",
+            "http://[::ffff:10.0.0.1]:8080",
+            "http://0.0.0.0:8080",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:8080",
+            "not a url",
+        ] {
+            assert!(loopback_base(url).is_err(), "{url} was accepted");
+        }
+    }
 }
