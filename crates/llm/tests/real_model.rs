@@ -1,6 +1,5 @@
 //! Tests on the real default GGUF (fetched into the cache on first use, like every command).
 
-use culturesteer_llm::fetch::ensure_default_model;
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_llm::*;
 use std::path::PathBuf;
@@ -8,9 +7,14 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 fn model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| match std::env::var_os("CULTURESTEER_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
+    PATH.get_or_init(|| {
+        culturesteer_llm::models::resolve(
+            std::env::var_os("CULTURESTEER_MODEL")
+                .as_deref()
+                .map(std::path::Path::new),
+            &mut |m| eprintln!("{m}"),
+        )
+        .expect("model")
     })
     .clone()
 }

@@ -1,13 +1,16 @@
 pub mod gguf;
 
-use culturesteer_llm::fetch::ensure_default_model;
 use std::path::PathBuf;
 
-/// The model under test: `CULTURESTEER_MODEL`, or the default model (fetched if missing).
+/// The model under test: `CULTURESTEER_MODEL` (a registry name or a GGUF path), or the default
+/// model (fetched if missing).
 #[allow(dead_code)]
 pub fn model_path() -> PathBuf {
-    match std::env::var_os("CULTURESTEER_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model"),
-    }
+    culturesteer_llm::models::resolve(
+        std::env::var_os("CULTURESTEER_MODEL")
+            .as_deref()
+            .map(std::path::Path::new),
+        &mut |m| eprintln!("{m}"),
+    )
+    .expect("model")
 }
