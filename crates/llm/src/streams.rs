@@ -18,7 +18,8 @@ pub struct StreamId(pub u64);
 
 /// The token a step picked, with its log-probability under the distribution it was picked
 /// from (the model's, before temperature) and the most likely alternatives when they were
-/// asked for at [`Streams::open_stream`].
+/// asked for at [`Streams::open_stream`] (without `top_logprobs` the log-prob is NaN: it costs
+/// a pass over the vocabulary).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepToken {
     pub token: TokenId,
@@ -59,6 +60,19 @@ pub trait Streams {
         request: &GenerateRequest,
         top_logprobs: Option<usize>,
     ) -> Result<StreamId>;
+
+    /// Opens a stream for each request, evaluating their prompts together where the backend
+    /// can (shared prefixes once; with shared decode calls, one batch). One result per request,
+    /// in order. The default opens them one by one.
+    fn open_stream_batch(
+        &mut self,
+        requests: &[(&GenerateRequest, Option<usize>)],
+    ) -> Vec<Result<StreamId>> {
+        requests
+            .iter()
+            .map(|(r, top)| self.open_stream(r, *top))
+            .collect()
+    }
 
     /// One token for every open stream. Streams that end are closed and carry their
     /// [`Generation`]. An error leaves every stream closed.

@@ -605,8 +605,11 @@ fn run_streams(
     let mut out: Vec<(String, Option<Generation>, Vec<StepToken>)> =
         vec![(String::new(), None, vec![]); reqs.len()];
     let (first, last) = reqs.split_at(reqs.len() - 1);
-    for r in first {
-        ids.push(lm.streams().unwrap().open_stream(r, Some(3)).unwrap());
+    // The first ones open together (one plan).
+    let batch: Vec<(&GenerateRequest, Option<usize>)> =
+        first.iter().map(|r| (r, Some(3))).collect();
+    for id in lm.streams().unwrap().open_stream_batch(&batch) {
+        ids.push(id.unwrap());
     }
     for step in 0..400 {
         if step == 4 {

@@ -255,28 +255,41 @@ impl Worker {
             sink.send(Err(ApiError::busy(self.waiting.len())));
             return;
         }
+        // Admitted before the next step, together with every other request that arrived
+        // meanwhile (their prompts evaluated in one plan).
         self.waiting.push_back(Waiting {
             request,
             top_logprobs,
             sink,
         });
-        self.admit();
     }
 
-    /// Opens streams for waiting generations while slots are free.
+    /// Opens streams for waiting generations while slots are free, all in one batch.
     fn admit(&mut self) {
-        while let Some(streams) = self.lm.streams() {
-            if streams.open_streams() >= streams.stream_slots() {
-                return;
-            }
-            let Some(mut w) = self.waiting.pop_front() else {
-                return;
+        let Some(streams) = self.lm.streams() else {
+            return;
+        };
+        let free = streams
+            .stream_slots()
+            .saturating_sub(streams.open_streams());
+        let mut batch: Vec<Waiting> = Vec::new();
+        while batch.len() < free {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
             };
             // A client that left while waiting costs no prefill.
-            if (w.sink.gone)() {
-                continue;
+            if !(w.sink.gone)() {
+                batch.push(w);
             }
-            match streams.open_stream(&w.request, w.top_logprobs) {
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let asked: Vec<(&GenerateRequest, Option<usize>)> =
+            batch.iter().map(|w| (&w.request, w.top_logprobs)).collect();
+        let opened = streams.open_stream_batch(&asked);
+        for (mut w, r) in batch.into_iter().zip(opened) {
+            match r {
                 Ok(id) => self.running.push((id, w.sink)),
                 Err(e) => {
                     w.sink.send(Err(model_error(e)));

@@ -134,6 +134,114 @@ impl Streams for LlamaLm {
         Ok(id)
     }
 
+    /// Validates each request, then evaluates the valid prompts in one plan per group of
+    /// `n_seq` (prefixes shared; packed into multi-sequence decodes with `pack_sequences`,
+    /// whose KV then depends on the batch and is kept out of the prefix cache) and moves each
+    /// into its stream's sequence.
+    fn open_stream_batch(
+        &mut self,
+        requests: &[(&GenerateRequest, Option<usize>)],
+    ) -> Vec<Result<StreamId>> {
+        if requests.len() < 2 || requests.iter().any(|(r, _)| r.prompt.soft.is_some()) {
+            return requests
+                .iter()
+                .map(|(r, top)| self.open_stream(r, *top))
+                .collect();
+        }
+        let n_seq = self.config.n_seq;
+        let mut free = (n_seq..n_seq + self.config.stream_slots)
+            .filter(|s| self.streams.open.iter().all(|o| o.seq != *s))
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut out: Vec<Option<Result<StreamId>>> = requests.iter().map(|_| None).collect();
+        // (request index, prompt tokens, stream sequence)
+        let mut valid: Vec<(usize, Vec<TokenId>, usize)> = Vec::new();
+        for (i, (r, _)) in requests.iter().enumerate() {
+            match self.generation_prompts(std::slice::from_ref(*r)) {
+                Ok(mut p) => match free.next() {
+                    Some(seq) => valid.push((i, p.remove(0), seq)),
+                    None => {
+                        out[i] = Some(Err(LlmError::Context(format!(
+                            "all {} stream slots are taken",
+                            self.config.stream_slots
+                        ))))
+                    }
+                },
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let packed = self.config.pack_sequences;
+        for group in valid.chunks(n_seq.max(1)) {
+            let paths: Vec<PathSpec> = group
+                .iter()
+                .map(|(_, p, _)| PathSpec {
+                    tokens: p.clone(),
+                    queries: vec![Query {
+                        at: p.len() - 1,
+                        tokens: vec![],
+                        top_k: 0,
+                    }],
+                })
+                .collect();
+            let plan = self.plan(&paths);
+            let mut stats = RunStats {
+                tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
+                ..RunStats::default()
+            };
+            let full = vec![true; plan.reads.len()];
+            let run = self.run_plan(&plan, true, &full, &mut stats);
+            match run {
+                Ok((_, leaves, rows)) => {
+                    if !packed {
+                        self.store_leaves(&plan, &leaves);
+                    }
+                    for (k, (i, prompt, seq)) in group.iter().enumerate() {
+                        let leaf = plan.path_leaf[k];
+                        let slot = leaves.iter().find(|(l, _)| *l == leaf).map(|(_, s)| *s);
+                        let logits = rows.get(&plan.path_reads[k][0]).cloned();
+                        let (Some(slot), Some(logits)) = (slot, logits) else {
+                            out[*i] = Some(Err(LlmError::Decode(
+                                "the prompt's sequence was not kept".into(),
+                            )));
+                            continue;
+                        };
+                        let seq = *seq;
+                        self.inner
+                            .with_dependent_mut(|_, ctx| ctx.copy_seq(slot, seq));
+                        let (request, top) = requests[*i];
+                        let id = StreamId(self.streams.next);
+                        self.streams.next += 1;
+                        self.streams.open.push(Open {
+                            id,
+                            seq,
+                            state: GenState::new(request, prompt.len()),
+                            request: request.clone(),
+                            prompt_len: prompt.len(),
+                            top,
+                            logits,
+                        });
+                        out[*i] = Some(Ok(id));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, _, _) in group {
+                        out[*i] = Some(Err(LlmError::Decode(msg.clone())));
+                    }
+                }
+            }
+            self.totals.add(&stats);
+            self.inner.with_dependent_mut(|_, ctx| {
+                for s in 0..n_seq {
+                    ctx.clear_seq(s);
+                }
+            });
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LlmError::Decode("no stream was opened".into()))))
+            .collect()
+    }
+
     fn step_streams(&mut self) -> Result<Vec<StreamStep>> {
         let n_vocab = self.n_vocab;
         let limit = self.config.ctx_per_seq;
@@ -163,8 +271,14 @@ impl Streams for LlamaLm {
                 };
                 let token = (o.state.tokens.len() > before).then(|| {
                     let t = o.state.tokens[before];
-                    let (lp, top) = step_logprobs(logits, t, o.top.unwrap_or(0));
-                    (t, lp, top)
+                    match o.top {
+                        Some(k) => {
+                            let (lp, top) = step_logprobs(logits, t, k);
+                            (t, lp, top)
+                        }
+                        // Not asked: the log-sum-exp over the vocabulary is skipped.
+                        None => (t, f64::NAN, vec![]),
+                    }
                 });
                 if let Some(tok) = tok {
                     active.push((i, tok, o.state.pos));
