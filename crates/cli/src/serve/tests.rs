@@ -94,6 +94,31 @@ async fn call_with(
     (status, v)
 }
 
+/// A streamed request: its status and the JSON chunks of its events (before `[DONE]`, which
+/// must close the stream).
+async fn stream(app: &axum::Router, uri: &str, body: Value) -> (StatusCode, Vec<Value>) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    if status == StatusCode::OK {
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    }
+    let chunks = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    (status, chunks)
+}
+
 fn p(res: &Value, i: usize) -> f64 {
     res["options"][i]["probability"].as_f64().unwrap()
 }
@@ -323,29 +348,13 @@ async fn a_stream_starts_only_for_a_request_the_model_takes() {
         "{v}"
     );
     // A prompt that fits streams its text, then [DONE].
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(Body::from(chat("Hi".into()).to_string()))
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    let streamed: String = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| {
-            let c: Value = serde_json::from_str(d).unwrap();
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
+    let (st, chunks) = stream(&app, "/v1/chat/completions", chat("Hi".into())).await;
+    assert_eq!(st, StatusCode::OK);
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(streamed, " world a", "{text}");
-    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(streamed, " world a", "{chunks:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,28 +469,16 @@ async fn metrics_count_requests_by_route_and_status() {
 #[tokio::test]
 async fn a_stream_ends_with_the_usage_when_asked() {
     let (app, _) = app();
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/completions")
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({ "prompt": "Hello", "max_tokens": 4, "stream": true,
-                    "stream_options": { "include_usage": true } })
-            .to_string(),
-        ))
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    let chunks: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let (st, chunks) = stream(
+        &app,
+        "/v1/completions",
+        json!({ "prompt": "Hello", "max_tokens": 4, "stream": true,
+                "stream_options": { "include_usage": true } }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
     let last = chunks.last().unwrap();
-    assert_eq!(last["choices"], json!([]), "{text}");
+    assert_eq!(last["choices"], json!([]), "{chunks:?}");
     assert_eq!(last["usage"]["prompt_tokens"], 5);
     assert_eq!(last["usage"]["completion_tokens"], 4);
     let streamed: String = chunks
@@ -596,25 +593,16 @@ async fn generated_tokens_carry_their_logprobs_whole_and_streamed() {
     assert_eq!(content.len(), 3, "{v}");
     assert_eq!(content[1]["token"], "w");
     // Streamed chat: every chunk with text carries the log-probs of its tokens.
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 4,
-                    "temperature": 0, "stream": true, "logprobs": true })
-            .to_string(),
-        ))
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    let tokens: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+    let (st, chunks) = stream(
+        &app,
+        "/v1/chat/completions",
+        json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 4,
+                "temperature": 0, "stream": true, "logprobs": true }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let tokens: Vec<String> = chunks
+        .iter()
         .flat_map(|c| {
             c["choices"][0]["logprobs"]["content"]
                 .as_array()
@@ -623,5 +611,5 @@ async fn generated_tokens_carry_their_logprobs_whole_and_streamed() {
         })
         .map(|e| e["token"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(tokens, [" ", "w", "o", "r"], "{text}");
+    assert_eq!(tokens, [" ", "w", "o", "r"], "{chunks:?}");
 }

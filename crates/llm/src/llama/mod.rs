@@ -1220,17 +1220,7 @@ impl LlamaLm {
         follow: Option<&mut FollowUps<'_>>,
     ) -> Result<Vec<Generation>> {
         let keep = follow.is_some();
-        let paths: Vec<PathSpec> = prompts
-            .iter()
-            .map(|p| PathSpec {
-                tokens: p.clone(),
-                queries: vec![Query {
-                    at: p.len() - 1,
-                    tokens: vec![],
-                    top_k: 0,
-                }],
-            })
-            .collect();
+        let paths = generation_paths(prompts);
         let plan = self.plan(&paths);
         let full = vec![true; plan.reads.len()];
         stats.tokens_requested += paths.iter().map(|p| p.tokens.len()).sum::<usize>();
@@ -1949,6 +1939,21 @@ fn decode_next(
         }
     }
     Ok(())
+}
+
+/// The paths of generation prompts: each read at its last token (the first token's logits).
+fn generation_paths(prompts: &[Vec<TokenId>]) -> Vec<PathSpec> {
+    prompts
+        .iter()
+        .map(|p| PathSpec {
+            tokens: p.clone(),
+            queries: vec![Query {
+                at: p.len() - 1,
+                tokens: vec![],
+                top_k: 0,
+            }],
+        })
+        .collect()
 }
 
 /// Empties the sequences that scoring and batch generation use. With streams open

@@ -5,10 +5,9 @@
 //! decode call by default, so a stream's tokens do not depend on the others, or all in one call
 //! with `parallel_generation`.
 
-use super::{decode_next, GenState, LlamaLm, RunStats};
+use super::{decode_next, generation_paths, GenState, LlamaLm, RunStats};
 use crate::backend::LanguageModel;
 use crate::error::{LlmError, Result};
-use crate::plan::{PathSpec, Query};
 use crate::sampling::{log_sum_exp, top_k};
 use crate::streams::{StepToken, StreamId, StreamStep, Streams};
 use crate::types::{GenerateRequest, TokenId, TokenLogprob};
@@ -64,74 +63,9 @@ impl Streams for LlamaLm {
         request: &GenerateRequest,
         top_logprobs: Option<usize>,
     ) -> Result<StreamId> {
-        let n_seq = self.config.n_seq;
-        let seq = (n_seq..n_seq + self.config.stream_slots)
-            .find(|s| self.streams.open.iter().all(|o| o.seq != *s))
-            .ok_or_else(|| {
-                LlmError::Context(format!(
-                    "all {} stream slots are taken",
-                    self.config.stream_slots
-                ))
-            })?;
-        let prompt = self
-            .generation_prompts(std::slice::from_ref(request))?
-            .remove(0);
-        let paths = [PathSpec {
-            tokens: prompt.clone(),
-            queries: vec![Query {
-                at: prompt.len() - 1,
-                tokens: vec![],
-                top_k: 0,
-            }],
-        }];
-        let plan = self.plan(&paths);
-        let mut stats = RunStats {
-            tokens_requested: prompt.len(),
-            ..RunStats::default()
-        };
-        let run = self.run_plan(&plan, true, &[true], &mut stats);
-        let n_work = self.config.n_seq;
-        let moved = run.and_then(|(_, leaves, mut rows)| {
-            self.store_leaves(&plan, &leaves);
-            let leaf = plan.path_leaf[0];
-            let slot = leaves
-                .iter()
-                .find(|(l, _)| *l == leaf)
-                .map(|(_, s)| *s)
-                .ok_or_else(|| LlmError::Decode("the prompt's sequence was not kept".into()))?;
-            let logits = rows
-                .remove(&plan.path_reads[0][0])
-                .ok_or_else(|| LlmError::Decode("no logits at the prompt's end".into()))?;
-            self.inner
-                .with_dependent_mut(|_, ctx| ctx.copy_seq(slot, seq));
-            Ok(logits)
-        });
-        // The work sequences are emptied whatever happened; the stream keeps its own.
-        self.inner.with_dependent_mut(|_, ctx| {
-            for s in 0..n_work {
-                ctx.clear_seq(s);
-            }
-        });
-        let logits = match moved {
-            Ok(l) => l,
-            Err(e) => {
-                self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
-                return Err(e);
-            }
-        };
-        self.totals.add(&stats);
-        let id = StreamId(self.streams.next);
-        self.streams.next += 1;
-        self.streams.open.push(Open {
-            id,
-            seq,
-            state: GenState::new(request, prompt.len()),
-            request: request.clone(),
-            prompt_len: prompt.len(),
-            top: top_logprobs,
-            logits,
-        });
-        Ok(id)
+        self.open_stream_batch(&[(request, top_logprobs)])
+            .pop()
+            .unwrap_or_else(|| Err(LlmError::Decode("no stream was opened".into())))
     }
 
     /// Validates each request, then evaluates the valid prompts in one plan per group of
@@ -142,7 +76,8 @@ impl Streams for LlamaLm {
         &mut self,
         requests: &[(&GenerateRequest, Option<usize>)],
     ) -> Vec<Result<StreamId>> {
-        if requests.len() < 2 || requests.iter().any(|(r, _)| r.prompt.soft.is_some()) {
+        // Soft-prompt rows are numbered per call: such requests open one at a time.
+        if requests.len() > 1 && requests.iter().any(|(r, _)| r.prompt.soft.is_some()) {
             return requests
                 .iter()
                 .map(|(r, top)| self.open_stream(r, *top))
@@ -172,17 +107,8 @@ impl Streams for LlamaLm {
         }
         let packed = self.config.pack_sequences;
         for group in valid.chunks(n_seq.max(1)) {
-            let paths: Vec<PathSpec> = group
-                .iter()
-                .map(|(_, p, _)| PathSpec {
-                    tokens: p.clone(),
-                    queries: vec![Query {
-                        at: p.len() - 1,
-                        tokens: vec![],
-                        top_k: 0,
-                    }],
-                })
-                .collect();
+            let prompts: Vec<Vec<TokenId>> = group.iter().map(|(_, p, _)| p.clone()).collect();
+            let paths = generation_paths(&prompts);
             let plan = self.plan(&paths);
             let mut stats = RunStats {
                 tokens_requested: paths.iter().map(|p| p.tokens.len()).sum(),
