@@ -180,8 +180,8 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     {
         bail!("--max-queue and --max-prompts must be positive and --max-body-bytes at least 1024");
     }
-    if args.slots == 0 || args.slots > 64 || args.prefix_cache > 256 {
-        bail!("--slots must be between 1 and 64 and --prefix-cache at most 256");
+    if args.slots == 0 || args.slots > 64 || args.prefix_cache > 128 {
+        bail!("--slots must be between 1 and 64 and --prefix-cache at most 128");
     }
     let mut spec = args.model.spec()?;
     if let culturesteer_llm::spec::ModelSpec::Gguf(g) = &mut spec {

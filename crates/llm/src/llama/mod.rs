@@ -225,6 +225,9 @@ enum ResolvedFormat {
     Plain,
 }
 
+/// Most KV sequences of one llama.cpp context (`LLAMA_MAX_SEQ`).
+const MAX_SEQUENCES: usize = 256;
+
 /// Most logit rows one decode call asks for: llama.cpp's output buffer (rows × vocabulary ×
 /// 4 bytes, 1 MiB a row on Gemma 3) grows to the largest call and stays that large.
 const MAX_READS_PER_CALL: usize = 64;
@@ -341,6 +344,12 @@ impl LlamaLm {
                 .unwrap_or(1)
         }) as i32;
         let n_seq_all = config.n_seq + config.stream_slots + config.prefix_cache;
+        if n_seq_all > MAX_SEQUENCES {
+            return Err(LlmError::Config(format!(
+                "{} work sequences + {} stream slots + {} prefix-cache sequences = {n_seq_all}: llama.cpp takes at most {MAX_SEQUENCES}",
+                config.n_seq, config.stream_slots, config.prefix_cache
+            )));
+        }
         let n_ctx = (config.ctx_per_seq * n_seq_all) as u32;
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
