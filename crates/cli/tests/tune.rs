@@ -35,7 +35,7 @@ fn real_model_tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
         "**target**",
         "| naive |",
         "| country prompt |",
-        "| tuned soft prompt |",
+        "| tuned soft prompt",
         "S_align",
     ] {
         assert!(report.contains(row), "report lacks {row}: {report}");
@@ -59,6 +59,14 @@ fn real_model_tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
         .map(|r| r["best"].as_f64().unwrap())
         .collect();
     assert!(best[1] <= best[0]);
+    // "Tuned" only when DE beat its initial population; otherwise the report says so.
+    let not_improved = report.contains("did not improve on its initial population");
+    assert_eq!(not_improved, best[1] >= best[0], "{report}");
+    assert_eq!(
+        report.contains("| tuned soft prompt (not improved"),
+        not_improved,
+        "{report}"
+    );
 
     // The same --out without --resume is refused; --resume extends the run.
     let again = cs(&[&base[..], &["--generations", "1"]].concat());
@@ -79,6 +87,7 @@ fn real_model_tune_softprompt_writes_report_resumes_and_feeds_other_commands() {
         "{j}"
     );
     assert_eq!(j["generations"].as_array().unwrap().len(), 3);
+    assert!(j["improved"].is_boolean(), "{j}");
     assert_eq!(j["country"], "USA");
     let cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap())
@@ -171,7 +180,7 @@ fn real_model_tune_blackbox_searches_persona_texts_and_reports() {
         "| naive |",
         "| country prompt |",
         "| start persona |",
-        "| tuned persona |",
+        "| tuned persona",
         "black box",
     ] {
         assert!(report.contains(row), "report lacks {row}: {report}");

@@ -643,6 +643,16 @@ impl TuneOutcome {
     }
 }
 
+/// Whether DE improved on its initial population: the last generation's best loss below
+/// generation 0's. A run that never did found nothing the initial sampling had not, and its
+/// result is reported as the best initial candidate, never as "tuned".
+pub fn improved(reports: &[GenerationReport]) -> bool {
+    match (reports.iter().find(|r| r.generation == 0), reports.last()) {
+        (Some(first), Some(last)) => last.best < first.best,
+        _ => false,
+    }
+}
+
 /// The report's markdown: losses and six dimensions of every row against the target, the
 /// DE run (`run`: a paragraph), and the transfer check of the tuned candidate (`tuned_label`;
 /// `None`: not run, `Some(None)`: the country has no such question).
@@ -726,5 +736,15 @@ mod plot_tests {
             assert!(!texts.contains(&half), "{half} in {svg}");
         }
         assert!(texts.contains(&"3") && texts.contains(&"0"), "{svg}");
+        assert!(improved(&reports));
+        let flat: Vec<GenerationReport> = reports
+            .iter()
+            .map(|r| GenerationReport {
+                best: 300.0,
+                ..r.clone()
+            })
+            .collect();
+        assert!(!improved(&flat), "no gain over generation 0 is not tuned");
+        assert!(!improved(&[]));
     }
 }

@@ -13,8 +13,8 @@ use culturesteer_eval::tune::blackbox::{
     candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice,
 };
 use culturesteer_eval::tune::{
-    baselines, loss_svg, report_markdown, transfer_check, write_atomic, Candidate, SoftPromptTuner,
-    TuneConfig, Vsm13Eval, Vsm13Objective,
+    baselines, improved, loss_svg, report_markdown, transfer_check, write_atomic, Candidate,
+    SoftPromptTuner, TuneConfig, Vsm13Eval, Vsm13Objective,
 };
 use culturesteer_eval::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
 use culturesteer_eval::Benchmark;
@@ -242,6 +242,20 @@ fn finish(
     } else {
         None
     };
+    // A run that never beat its initial population is not called tuned.
+    let gained = improved(reports);
+    let (tuned_label, run) = if gained {
+        (tuned_label.to_string(), run.to_string())
+    } else {
+        let first = reports.first().map_or(f64::NAN, |r| r.best);
+        (
+            format!("{tuned_label} (not improved: best initial candidate)"),
+            format!(
+                "{run}\n\n**Differential evolution did not improve on its initial population** (best loss {first:.1} at generation 0 and at the end): the last row is the best initial candidate, not a tuned one."
+            ),
+        )
+    };
+    let (tuned_label, run) = (tuned_label.as_str(), run.as_str());
     // The loss plot's reference lines: the naive model and the country prompt.
     let lines: Vec<(String, f64)> = rows
         .iter()
@@ -279,6 +293,7 @@ fn finish(
             "target": dims.iter().zip(target).map(|(d, t)| (d.to_string(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
             "rows": rows.iter().map(row).collect::<Vec<_>>(),
             "tuned": tuned_label,
+            "improved": gained,
             "generations": reports,
             "transfer": transfer.map(|t| t.map(|(naive, tuned, n)| serde_json::json!({ "s_align_naive": naive, "s_align_tuned": tuned, "questions": n }))),
         });
