@@ -461,6 +461,24 @@ fn real_model_streaming_choose_and_abuse() {
         );
     }
 
+    // Oversized headers (40 KiB, and 150 lines) get a JSON 431, not hyper's empty one.
+    for (lines, len) in [(1, 40 * 1024), (150, 8)] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        let extra: String = (0..lines)
+            .map(|i| format!("X-Filler-{i}: {}\r\n", "y".repeat(len)))
+            .collect();
+        write!(
+            s,
+            "GET /v1/models HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let (status, text) = read_response(&mut s);
+        assert_eq!(status, 431, "{lines} lines: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("431: {e}: {text}"));
+        assert_eq!(v["error"]["code"], 431, "{text}");
+    }
+
     // A client that disconnects mid-stream: the server stops that generation and goes on.
     let mut s = TcpStream::connect(&server.addr).unwrap();
     let b = serde_json::json!({"prompt": "Once upon a time", "max_tokens": 400, "stream": true})

@@ -21,6 +21,9 @@ pub struct ScoresFile {
     pub model: String,
     pub floor: FloorFile,
     pub methods: Vec<MethodFile>,
+    /// The countries the macro values average over.
+    #[serde(default)]
+    pub macro_countries: Vec<CountryCode>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +37,9 @@ pub struct FloorFile {
     pub label: String,
     #[serde(default)]
     pub countries: BTreeMap<CountryCode, f64>,
+    /// The floor's mean over the run's macro countries.
+    #[serde(default, rename = "macro")]
+    pub macro_value: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +54,18 @@ pub struct VerdictFile {
     pub method: String,
     #[serde(default)]
     pub same_as: Option<String>,
+    #[serde(default)]
+    pub macro_value: Option<f64>,
+    #[serde(default)]
+    pub macro_ci95: Option<(f64, f64)>,
+    #[serde(default)]
+    pub beats_floor: Option<bool>,
+    #[serde(default)]
+    pub clearly_beats_floor: Option<bool>,
+    #[serde(default)]
+    pub gain_vs_vanilla_pct: Option<f64>,
+    #[serde(default)]
+    pub wins_vs_vanilla: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +193,165 @@ pub fn compare_runs(
     Ok((input, notes))
 }
 
+/// One cell of a cross-model table: a value with its interval, marked against the floor.
+fn grid_cell(v: &VerdictFile, floor: Option<f64>, lower: bool) -> String {
+    let Some(value) = v.macro_value else {
+        return "–".into();
+    };
+    let mut s = match v.macro_ci95 {
+        Some((a, b)) => format!("{value:.3} [{a:.3}, {b:.3}]"),
+        None => format!("{value:.3}"),
+    };
+    // The whole interval on the better side of the floor: bold. Includes the floor: "≈ floor".
+    // Entirely on the worse side: "< floor".
+    match (floor, v.macro_ci95) {
+        (Some(_), Some(_)) if v.clearly_beats_floor == Some(true) => s = format!("**{s}**"),
+        (Some(f), Some((a, b))) => {
+            let worse = if lower { a > f } else { b < f };
+            s.push_str(if worse { " < floor" } else { " ≈ floor" });
+        }
+        _ => {}
+    }
+    s
+}
+
+/// Several runs across models in one markdown table: a block of rows per benchmark (its
+/// uniform floor first, then every method any model ran), one column per model label. Cells
+/// are the macro value with its 95% bootstrap interval; bold when the whole interval is on the
+/// better side of that run's floor, "≈ floor" when it includes the floor (no better than
+/// chance), "< floor" when it lies entirely on the worse side. Runs of one benchmark under one
+/// label are merged (a costly method may run on fewer items in a directory of its own; the
+/// table notes it); one method twice under one label is refused.
+pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError> {
+    let mut models: Vec<&str> = Vec::new();
+    let mut benches: Vec<&str> = Vec::new();
+    // Runs of one benchmark under one label are merged (e.g. a costly method run on fewer
+    // items in its own directory); a method may appear in only one of them.
+    let mut cell: BTreeMap<(String, String), Vec<&ScoresFile>> = BTreeMap::new();
+    for (label, r) in runs {
+        if !models.contains(&label.as_str()) {
+            models.push(label);
+        }
+        if !benches.contains(&r.benchmark.as_str()) {
+            benches.push(&r.benchmark);
+        }
+        let group = cell
+            .entry((label.clone(), r.benchmark.clone()))
+            .or_default();
+        for v in r.methods.iter().filter(|v| v.verdict.same_as.is_none()) {
+            let m = &v.verdict.method;
+            if group.iter().any(|o| {
+                o.methods
+                    .iter()
+                    .any(|w| w.verdict.method == *m && w.verdict.same_as.is_none())
+            }) {
+                return Err(BenchError::Invalid(format!(
+                    "two {} runs labelled {label} both hold {m}: give each model one result per method",
+                    r.benchmark
+                )));
+            }
+        }
+        group.push(r);
+    }
+    let mut out = format!("| benchmark | method | {} |\n", models.join(" | "));
+    out.push_str(&format!("|---|---|{}\n", "---|".repeat(models.len())));
+    let mut notes = Vec::new();
+    for b in &benches {
+        let key = |m: &str| (m.to_string(), b.to_string());
+        let of = |m: &str| -> &[&ScoresFile] { cell.get(&key(m)).map_or(&[], Vec::as_slice) };
+        let Some(first) = models.iter().find_map(|m| of(m).first().copied()) else {
+            continue;
+        };
+        let lower = first.metric.lower_is_better;
+        let title = format!(
+            "{b} ({} {})",
+            first.metric.name,
+            if lower { "↓" } else { "↑" }
+        );
+        let floor_row: Vec<String> = models
+            .iter()
+            .map(|m| {
+                of(m)
+                    .first()
+                    .and_then(|r| r.floor.macro_value)
+                    .map_or("–".into(), |f| format!("{f:.3}"))
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {title} | uniform floor | {} |\n",
+            floor_row.join(" | ")
+        ));
+        let mut methods: Vec<&str> = Vec::new();
+        for m in &models {
+            for v in of(m).iter().flat_map(|r| &r.methods) {
+                if v.verdict.same_as.is_none() && !methods.contains(&v.verdict.method.as_str()) {
+                    methods.push(&v.verdict.method);
+                }
+            }
+        }
+        for method in &methods {
+            let cells: Vec<String> = models
+                .iter()
+                .map(|m| {
+                    of(m)
+                        .iter()
+                        .find_map(|r| {
+                            r.methods
+                                .iter()
+                                .find(|v| {
+                                    v.verdict.method == *method && v.verdict.same_as.is_none()
+                                })
+                                .map(|v| grid_cell(&v.verdict, r.floor.macro_value, lower))
+                        })
+                        .unwrap_or_else(|| "–".into())
+                })
+                .collect();
+            out.push_str(&format!("| | {method} | {} |\n", cells.join(" | ")));
+        }
+        for m in &models {
+            let group = of(m);
+            if let Some((head, rest)) = group.split_first() {
+                for r in rest {
+                    if r.floor.countries != head.floor.countries {
+                        let names: Vec<&str> = r
+                            .methods
+                            .iter()
+                            .filter(|v| v.verdict.same_as.is_none())
+                            .map(|v| v.verdict.method.as_str())
+                            .collect();
+                        notes.push(format!(
+                            "{b} on {m}: {} ran on other items (its own uniform floor {}; each cell is marked against its own run's floor).",
+                            names.join(", "),
+                            r.floor.macro_value.map_or("–".into(), |f| format!("{f:.3}"))
+                        ));
+                    }
+                }
+            }
+        }
+        let sets: Vec<(&str, usize)> = models
+            .iter()
+            .filter_map(|m| of(m).first().map(|r| (*m, r.macro_countries.len())))
+            .collect();
+        if models
+            .iter()
+            .filter_map(|m| of(m).first())
+            .any(|r| r.macro_countries != first.macro_countries)
+        {
+            notes.push(format!(
+                "{b}: the models' macro values average over different countries ({}).",
+                sets.iter()
+                    .map(|(m, n)| format!("{m}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    for n in notes {
+        out.push_str(&format!("\n{n}\n"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +438,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("has no scores.json"), "{e}");
+    }
+
+    #[test]
+    fn grid_puts_models_in_columns_and_marks_cells_against_the_floor() {
+        let (_a, a) = written(&run(
+            "multitp-disca",
+            0.5,
+            &[("vanilla", 0.55), ("disca", 0.46)],
+        ));
+        let (_b, b) = written(&run("multitp-disca", 0.5, &[("vanilla", 0.44)]));
+        let (_c, c) = written(&run("goqa", 0.9, &[("vanilla", 0.8)]));
+        let md = grid_markdown(&[
+            ("gemma".into(), a.clone()),
+            ("smol".into(), b),
+            ("gemma".into(), c),
+        ])
+        .unwrap();
+        assert!(
+            md.starts_with("| benchmark | method | gemma | smol |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| multitp-disca (MIS ↓) | uniform floor | 0.500 | 0.500 |"),
+            "{md}"
+        );
+        assert!(md.contains("| | disca | 0.460 | – |"), "{md}");
+        assert!(
+            md.contains("| goqa (MIS ↓) | uniform floor | 0.900 | – |"),
+            "{md}"
+        );
+        let (_p, p) = written(&run("multitp-disca", 0.45, &[("palette", 0.47)]));
+        let md = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), p)]).unwrap();
+        assert!(md.contains("| | palette | 0.470 |"), "{md}");
+        assert!(
+            md.contains(
+                "multitp-disca on gemma: palette ran on other items (its own uniform floor 0.450"
+            ),
+            "{md}"
+        );
+        let e = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), a)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("two multitp-disca runs labelled gemma both hold vanilla"),
+            "{e}"
+        );
+
+        let v = |value: f64, ci: (f64, f64), clearly: bool| VerdictFile {
+            method: "m".into(),
+            same_as: None,
+            macro_value: Some(value),
+            macro_ci95: Some(ci),
+            beats_floor: None,
+            clearly_beats_floor: Some(clearly),
+            gain_vs_vanilla_pct: None,
+            wins_vs_vanilla: None,
+        };
+        assert_eq!(
+            grid_cell(&v(0.4, (0.35, 0.45), true), Some(0.5), true),
+            "**0.400 [0.350, 0.450]**"
+        );
+        assert_eq!(
+            grid_cell(&v(0.48, (0.4, 0.55), false), Some(0.5), true),
+            "0.480 [0.400, 0.550] ≈ floor"
+        );
+        assert_eq!(
+            grid_cell(&v(0.6, (0.55, 0.65), false), Some(0.5), true),
+            "0.600 [0.550, 0.650] < floor"
+        );
+        assert_eq!(
+            grid_cell(&v(0.5, (0.45, 0.55), false), Some(0.5), false),
+            "0.500 [0.450, 0.550] ≈ floor"
+        );
+        assert_eq!(
+            grid_cell(&v(0.35, (0.3, 0.4), false), Some(0.5), false),
+            "0.350 [0.300, 0.400] < floor"
+        );
     }
 }

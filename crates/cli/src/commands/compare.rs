@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use culturesteer_eval::compare::{compare_runs, load_scores};
+use culturesteer_eval::compare::{compare_runs, grid_markdown, load_scores};
 use culturesteer_eval::report::{render_summary, write_report};
 use std::path::PathBuf;
 
@@ -17,8 +17,14 @@ pub struct CompareArgs {
     pub labels: Vec<String>,
     /// Also write the comparison (summary.md, report.html, scores.json, plots/) into this
     /// directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "grid")]
     pub out: Option<PathBuf>,
+    /// Write a cross-model table instead (markdown): runs of any benchmarks, one column per
+    /// label (give runs of one model the same label, e.g. --labels gemma,gemma,smol,smol), one
+    /// block of rows per benchmark with its uniform floor; each cell the macro value with its
+    /// 95% interval, marked when it is no better than the floor.
+    #[arg(long, value_name = "FILE")]
+    pub grid: Option<PathBuf>,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
@@ -38,10 +44,17 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| format!("run{}", k + 1)),
         };
-        if runs.iter().any(|(l, _)| *l == label) {
+        if a.grid.is_none() && runs.iter().any(|(l, _)| *l == label) {
             label = format!("{label}#{}", k + 1);
         }
         runs.push((label, load_scores(dir)?));
+    }
+    if let Some(file) = &a.grid {
+        let table = grid_markdown(&runs)?;
+        culturesteer_eval::tune::write_atomic(file, &table)?;
+        print!("{table}");
+        eprintln!("table written to {}", file.display());
+        return Ok(());
     }
     let (input, notes) = compare_runs(&runs)?;
     print!("{}", render_summary(&input));

@@ -35,6 +35,12 @@ pub fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// Most header bytes (names + values) and header lines a request may carry; more is a JSON 431.
+/// hyper's own limits (`lifecycle`) sit above these, so only requests past those get hyper's
+/// bare 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADERS: usize = 100;
+
 /// Equal contents, in time that depends only on the lengths.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -60,6 +66,19 @@ impl Access {
         headers: &header::HeaderMap,
     ) -> Result<(), ApiError> {
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let bytes: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        if bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!(
+                    "request headers too large: {} lines, {bytes} bytes (at most {MAX_HEADERS} lines and {MAX_HEADER_BYTES} bytes)",
+                    headers.len()
+                ),
+            ));
+        }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !self

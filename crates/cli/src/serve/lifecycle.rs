@@ -114,7 +114,11 @@ async fn serve_connections(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Above `access::MAX_HEADERS` / `MAX_HEADER_BYTES`, so oversized headers reach the
+        // access check and get a JSON 431; only requests past these get hyper's bare one.
+        .max_headers(4 * super::access::MAX_HEADERS)
+        .max_buf_size(1 << 20);
     tokio::pin!(stop);
     loop {
         tokio::select! {
