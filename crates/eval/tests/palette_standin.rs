@@ -329,12 +329,15 @@ fn the_report_counts_the_parsed_drafts_per_method() {
     assert!(!summary.contains("palette-cd: drafts parsed"), "{summary}");
 }
 
+/// One recorded call: its kind, the expert scales in force, its prompts.
+type Seen = (&'static str, Vec<f32>, Vec<String>);
+
 /// The stand-in with five named expert adapters (in a shuffled order), recording the scales in
 /// force at every generation and scoring call.
 struct Experted {
     inner: StandIn,
     scales: Vec<f32>,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, Vec<f32>, Vec<String>)>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 }
 
 const EXPERTS: [&str; 5] = ["oceania", "africa", "asia", "america", "europe"];
