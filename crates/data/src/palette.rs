@@ -5,8 +5,10 @@
 //! replace them.
 //!
 //! * [`Continent`]: the five continent agents.
-//! * [`ContinentMap`]: ISO3 → continent (UN M49 regions, see `data/continents/SOURCE.md`), with
-//!   overrides such as [`CULTURESPA_GROUPING`] (`RUS=Asia`).
+//! * [`ContinentMap`]: ISO3 → continent with the source of each row (`data/continents/SOURCE.md`):
+//!   CultureSPA's grouping of its 18 countries ([`CULTURESPA_18`], which Cultural Palette very
+//!   likely uses; an inference), UN M49 regions for every other country; overrides (`--continents`)
+//!   have the source `user`.
 //! * [`PaletteTemplates`]: named templates with `{placeholder}`s; [`PaletteTemplates::render`]
 //!   fails on a placeholder that has no value or that the template does not declare.
 
@@ -28,9 +30,39 @@ pub const CONTINENTS: &str = "continents/continents.csv";
 /// The template file, relative to the data root.
 pub const TEMPLATES: &str = "palette/templates.json";
 
-/// Override spec that turns the M49 table into the grouping of CultureSPA's 18 countries
-/// (Russia under Asia), which Cultural Palette very likely uses (`specs/palette.md` §3).
-pub const CULTURESPA_GROUPING: &str = "RUS=Asia";
+/// CultureSPA's 18 countries and their continents (`shaoyangxu/CultureSPA` README), which
+/// Cultural Palette very likely evaluates on (`specs/palette.md` §3; an inference). The shipped
+/// table gives these rows the source [`SOURCE_CULTURESPA`]; they differ from UN M49 only for
+/// Russia (Asia here, Europe in M49).
+pub const CULTURESPA_18: [(&str, Continent); 18] = [
+    ("USA", Continent::America),
+    ("CAN", Continent::America),
+    ("BOL", Continent::America),
+    ("BRA", Continent::America),
+    ("GBR", Continent::Europe),
+    ("NLD", Continent::Europe),
+    ("DEU", Continent::Europe),
+    ("UKR", Continent::Europe),
+    ("CHN", Continent::Asia),
+    ("RUS", Continent::Asia),
+    ("IND", Continent::Asia),
+    ("THA", Continent::Asia),
+    ("KEN", Continent::Africa),
+    ("NGA", Continent::Africa),
+    ("ETH", Continent::Africa),
+    ("ZWE", Continent::Africa),
+    ("AUS", Continent::Oceania),
+    ("NZL", Continent::Oceania),
+];
+
+/// Source of a row taken from CultureSPA's grouping (an inference: see [`CULTURESPA_18`]).
+pub const SOURCE_CULTURESPA: &str = "culturespa";
+/// Source of a row taken from the UN M49 regions.
+pub const SOURCE_M49: &str = "un-m49";
+/// Source of a continent given with `--continents` (an override).
+pub const SOURCE_USER: &str = "user";
+/// Source of a row of a table without a `source` column (or with the cell empty).
+pub const SOURCE_UNSPECIFIED: &str = "unspecified";
 
 /// Where [`ContinentMap::parse_overrides`] errors say the text came from.
 const OVERRIDES_ORIGIN: &str = "continent overrides";
@@ -111,11 +143,13 @@ impl FromStr for Continent {
 // ---------------------------------------------------------------------------------------------
 // ContinentMap
 
-/// ISO3 country code → continent.
+/// ISO3 country code → continent, with where each row's continent comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContinentMap {
     file: String,
     map: BTreeMap<CountryCode, Continent>,
+    /// The `source` column of each row ([`SOURCE_USER`] for overrides).
+    sources: BTreeMap<CountryCode, String>,
     overrides: BTreeMap<CountryCode, Continent>,
 }
 
@@ -132,7 +166,8 @@ impl ContinentMap {
         Self::parse(&source.display_path(CONTINENTS), &text)
     }
 
-    /// A CSV file with the columns `iso3,continent` (extra columns are ignored).
+    /// A CSV file with the columns `iso3,continent` and optionally `source` (other columns are
+    /// ignored).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
@@ -143,10 +178,13 @@ impl ContinentMap {
     }
 
     /// Parses the CSV text; `file` names it in errors. Each code must be three uppercase
-    /// letters and appear once; each continent must parse as a [`Continent`].
+    /// letters and appear once; each continent must parse as a [`Continent`]. The optional
+    /// `source` column says where a row's continent comes from (a short name such as
+    /// [`SOURCE_M49`]); a missing or empty cell reads as [`SOURCE_UNSPECIFIED`].
     pub fn parse(file: &str, text: &str) -> Result<Self, DataError> {
         let csv = Csv::parse(file, text, &["iso3", "continent"])?;
         let mut seen: BTreeMap<CountryCode, (Continent, usize)> = BTreeMap::new();
+        let mut sources = BTreeMap::new();
         for row in csv.rows() {
             let code = row.country("iso3")?;
             let raw = row.text("continent")?;
@@ -159,6 +197,19 @@ impl ContinentMap {
                     format!("duplicate country {code} (first on line {first})"),
                 ));
             }
+            let source = row.raw("source").trim();
+            if source.eq_ignore_ascii_case(SOURCE_USER) {
+                return Err(row.err(
+                    "source",
+                    format!("{SOURCE_USER:?} is reserved for --continents overrides"),
+                ));
+            }
+            let source = if source.is_empty() {
+                SOURCE_UNSPECIFIED
+            } else {
+                source
+            };
+            sources.insert(code, source.to_string());
             seen.insert(code, (continent, row.line));
         }
         if seen.is_empty() {
@@ -170,15 +221,17 @@ impl ContinentMap {
         Ok(ContinentMap {
             file: file.to_string(),
             map: seen.into_iter().map(|(k, (c, _))| (k, c)).collect(),
+            sources,
             overrides: BTreeMap::new(),
         })
     }
 
-    /// The same table with `overrides` applied (later entries win). A code that the table
-    /// lacks is added.
+    /// The same table with `overrides` applied (later entries win), each with the source
+    /// [`SOURCE_USER`]. A code that the table lacks is added.
     pub fn with_overrides(mut self, overrides: &[(CountryCode, Continent)]) -> Self {
         for &(code, continent) in overrides {
             self.map.insert(code, continent);
+            self.sources.insert(code, SOURCE_USER.to_string());
             self.overrides.insert(code, continent);
         }
         self
@@ -233,6 +286,12 @@ impl ContinentMap {
     /// The continent of `code`, if the table has it.
     pub fn get(&self, code: &CountryCode) -> Option<Continent> {
         self.map.get(code).copied()
+    }
+
+    /// Where the continent of `code` comes from (the table's `source` column, [`SOURCE_USER`]
+    /// for an override), if the table has the code.
+    pub fn source_of(&self, code: &CountryCode) -> Option<&str> {
+        self.sources.get(code).map(String::as_str)
     }
 
     /// The countries of `continent`, sorted.

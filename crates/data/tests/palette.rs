@@ -11,8 +11,8 @@ use culturesteer_data::hofstede::{load_insights_snapshot, HofstedeTable};
 use culturesteer_data::moral_machine::MoralMachinePreferences;
 use culturesteer_data::multitp::load_country_language_metadata;
 use culturesteer_data::palette::{
-    names, Continent, ContinentMap, Origin, PaletteTemplates, Role, Stage, Variant,
-    CULTURESPA_GROUPING,
+    names, Continent, ContinentMap, Origin, PaletteTemplates, Role, Stage, Variant, CULTURESPA_18,
+    SOURCE_CULTURESPA, SOURCE_M49, SOURCE_UNSPECIFIED, SOURCE_USER,
 };
 use culturesteer_data::wvs::{WvsCountries, WvsMarginals};
 use culturesteer_data::{DataError, DataSource};
@@ -84,7 +84,7 @@ fn known_mappings() {
         ("NGA", Continent::Africa),
         ("EGY", Continent::Africa),
         ("DEU", Continent::Europe),
-        ("RUS", Continent::Europe),
+        ("RUS", Continent::Asia),
         ("JPN", Continent::Asia),
         ("TUR", Continent::Asia),
         ("CYP", Continent::Asia),
@@ -105,7 +105,7 @@ fn table_shape() {
         .iter()
         .map(|c| m.countries_in(*c).len())
         .collect();
-    assert_eq!(counts, vec![60, 57, 51, 51, 29]);
+    assert_eq!(counts, vec![60, 57, 52, 50, 29]);
     assert_eq!(
         ContinentMap::load(&EMB).unwrap(),
         m,
@@ -125,8 +125,8 @@ fn unknown_country_names_code_and_file() {
 }
 
 #[test]
-fn culturespa_grouping() {
-    let m = map().with_override_spec(CULTURESPA_GROUPING).unwrap();
+fn the_default_grouping_is_culturespas_for_its_18_countries_and_m49_otherwise() {
+    let m = map();
     let groups = [
         (Continent::America, ["USA", "CAN", "BOL", "BRA"].as_slice()),
         (Continent::Europe, &["GBR", "NLD", "DEU", "UKR"]),
@@ -137,9 +137,53 @@ fn culturespa_grouping() {
     for (continent, codes) in groups {
         for c in codes {
             assert_eq!(m.continent_of(&cc(c)).unwrap(), continent, "{c}");
+            assert!(CULTURESPA_18.contains(&(*c, continent)), "{c}");
         }
     }
-    assert_eq!(m.overrides().len(), 1);
+    let mut spa = 0;
+    for (code, _) in m.iter() {
+        let source = m.source_of(&code).unwrap();
+        if CULTURESPA_18.iter().any(|(c, _)| *c == code.as_str()) {
+            assert_eq!(source, SOURCE_CULTURESPA, "{code}");
+            spa += 1;
+        } else if code.as_str() == "TWN" {
+            assert_eq!(source, "geography", "M49 lists no Taiwan");
+        } else {
+            assert_eq!(source, SOURCE_M49, "{code}");
+        }
+    }
+    assert_eq!(spa, 18);
+    assert!(
+        m.overrides().is_empty(),
+        "the grouping is the table, not an override"
+    );
+    // Russia is the one country where CultureSPA and M49 differ; an override restores M49.
+    let o = m.with_override_spec("RUS=Europe").unwrap();
+    assert_eq!(o.continent_of(&cc("RUS")).unwrap(), Continent::Europe);
+    assert_eq!(o.source_of(&cc("RUS")), Some(SOURCE_USER));
+    assert_eq!(o.source_of(&cc("CHN")), Some(SOURCE_CULTURESPA));
+    assert_eq!(o.source_of(&cc("ATA")), None);
+}
+
+#[test]
+fn the_source_column_is_optional_and_user_is_reserved() {
+    let f = "t.csv";
+    let m = ContinentMap::parse(f, "iso3,continent\nUSA,America\n").unwrap();
+    assert_eq!(m.source_of(&cc("USA")), Some(SOURCE_UNSPECIFIED));
+    let m = ContinentMap::parse(
+        f,
+        "iso3,continent,source\nUSA,America,\nFRA,Europe, mine \n",
+    )
+    .unwrap();
+    assert_eq!(m.source_of(&cc("USA")), Some(SOURCE_UNSPECIFIED));
+    assert_eq!(m.source_of(&cc("FRA")), Some("mine"));
+    let e = ContinentMap::parse(f, "iso3,continent,source\nUSA,America,User\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.csv") && e.contains("source") && !e.contains('\n'),
+        "{e}"
+    );
 }
 
 // --- overrides --------------------------------------------------------------------------------

@@ -552,7 +552,11 @@ fn score_all(
                     .map(|(_, v)| (v.name.clone(), view_records(its, &recs, v))),
             );
             for (name, recs) in named {
-                match recs.and_then(|r| bench.score(c, &r).map(|s| (with_position(s, &r), r))) {
+                match recs.and_then(|r| {
+                    bench
+                        .score(c, &r)
+                        .map(|s| (with_drafts(with_position(s, &r), &r), r))
+                }) {
                     Ok((mut s, r)) => {
                         if let Some(boot) =
                             bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed)
@@ -661,6 +665,22 @@ fn with_position(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
             "first_option_share".into(),
             firsts.iter().filter(|&&f| f).count() as f64 / firsts.len() as f64,
         ));
+    }
+    s
+}
+
+/// Adds Cultural Palette's draft diagnostic when the records hold continent drafts: the share
+/// of drafts whose chosen option ("Answer: X") was parsed (`drafts_parsed_share`) and how many
+/// drafts there were (`drafts`); the report sums them per method.
+fn with_drafts(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
+    let (parsed, total) = records
+        .iter()
+        .filter_map(|r| culturesteer_methods::palette::drafts_parsed(&r.diagnostics))
+        .fold((0usize, 0usize), |(p, t), (a, b)| (p + a, t + b));
+    if total > 0 {
+        s.secondary
+            .push(("drafts_parsed_share".into(), parsed as f64 / total as f64));
+        s.secondary.push(("drafts".into(), total as f64));
     }
     s
 }

@@ -22,13 +22,27 @@
 //! cos(h_prompt, h_continent) / T, h being the base model's mean final hidden state of the
 //! item's benchmark prompt and of the continent's name. Adapter scales are per context, so
 //! with experts stages 2 and 3 run item by item. Without experts the meta agent is the base
-//! model.
+//! model. **This is not the paper's MoErges:** the paper routes per token over FFN experts;
+//! here whole LoRA adapters are gated once per question.
 //!
 //! Ablations (the paper's "w/o" rows) are separate method names:
 //! `palette-cd` without cultural drafts (the meta agent writes the summary from its own
 //! knowledge, `meta_aggregate_no_drafts`), `palette-sr` without self-regulation (the drafts go
 //! straight into the decision, `decide_system_no_self_regulation`), `palette-cm` without
 //! merging (the meta agent is the base model; without expert adapters this equals `palette`).
+//!
+//! Baselines that need no training data: `palette-modular` has no meta agent: `P_gen` is the
+//! mean over the five continent agents of each agent's option distribution, read by the item's
+//! reader at the answer cue right after the agent's own draft ([`cue_after_draft`]; drafting and
+//! reading are one `generate_then_score` call). `palette-joint` replaces MoErges by a joint
+//! merge: the meta agent runs with all five expert adapters at weight 1/5 and no gate (one set
+//! of scales, so stages 2 and 3 stay batched); without expert adapters it equals `palette`.
+//!
+//! The target country's continent comes from the [`ContinentMap`] with its source
+//! (CultureSPA's grouping for its 18 countries, UN M49 otherwise, `user` for overrides): each
+//! answer records `continent` and `continent_source`, and [`Palette::with_targets`] puts both
+//! for every target country into the config (so into run manifests). [`drafts_parsed`] counts
+//! an answer's drafts with a parsed option; the runner sums it into the report.
 //!
 //! [`PaletteConfig::sequential`] runs the same calls one at a time (the baseline of `bench
 //! palette`); the answers are identical, because the backend decodes every sequence alone.
@@ -39,6 +53,7 @@
 use crate::gate::{cosine, gate_weights, DEFAULT_GATE_TEMPERATURE};
 use crate::readout::{answer_from, read_options, render_prompt, score_request};
 use crate::{Answer, Country, Item, Method, MethodError, PromptSpec, Readout};
+use culturesteer_core::CountryCode;
 use culturesteer_data::palette::{names, Continent, ContinentMap, PaletteTemplates};
 use culturesteer_llm::{
     ChatMessage, GenerateRequest, Generation, LanguageModel, Prompt, Sampling, ScoreRequest,
@@ -56,15 +71,23 @@ pub enum PaletteVariant {
     NoSelfRegulation,
     /// Without merging of continent experts (CM).
     NoMerging,
+    /// Baseline without a meta agent: `P_gen` is the mean of the five continent agents' option
+    /// distributions, each read at the answer cue after the agent's own draft.
+    Modular,
+    /// MoErges replaced by a joint merge: the meta agent runs with all five expert adapters at
+    /// weight 1/5, no gate (without expert adapters this equals `palette`).
+    Joint,
 }
 
 impl PaletteVariant {
     /// The method name of each variant.
-    pub const NAMES: [(&'static str, PaletteVariant); 4] = [
+    pub const NAMES: [(&'static str, PaletteVariant); 6] = [
         ("palette", PaletteVariant::Full),
         ("palette-cd", PaletteVariant::NoDrafts),
         ("palette-sr", PaletteVariant::NoSelfRegulation),
         ("palette-cm", PaletteVariant::NoMerging),
+        ("palette-modular", PaletteVariant::Modular),
+        ("palette-joint", PaletteVariant::Joint),
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -133,6 +156,8 @@ pub struct Palette {
     /// Hidden states of the five continent names under the base model (the gate's keys),
     /// computed on first use with experts.
     continent_keys: Option<Vec<Vec<f32>>>,
+    /// The run's target countries, whose continent and its source the config records.
+    targets: Vec<CountryCode>,
 }
 
 /// Where each continent's expert sits in the model's expert list ([`Continent::ALL`] order).
@@ -176,6 +201,69 @@ struct Decided {
 /// text around it.
 const SUMMARY_SLOT: &str = "\u{1}CULTURESTEER-SUMMARY\u{1}";
 
+/// The cue the draft template asks each agent to end with ("Answer: X"); palette-modular reads
+/// an agent's options there when the benchmark has no cue of its own.
+pub const DRAFT_CUE: &str = "Answer:";
+
+/// What the `continent_sources` of the config mean.
+const CONTINENT_SOURCES: &str = "culturespa: CultureSPA's grouping of its 18 countries, which Cultural Palette very likely uses (an inference, data/continents/SOURCE.md); un-m49: the UN M49 region; geography: not in M49, placed by location; user: --continents";
+
+/// The text that follows an agent's draft prompt when palette-modular reads the agent's
+/// options: the draft up to its last "Answer:" (where the agent states its option; any "*"
+/// right before it dropped), or the whole draft when it has none, then `cue` (on a new line
+/// after text that does not end in white space).
+pub fn cue_after_draft(draft: &str, cue: &str) -> String {
+    let head = match draft
+        .to_ascii_lowercase()
+        .rfind(&DRAFT_CUE.to_ascii_lowercase())
+    {
+        // Markdown emphasis opened around the draft's own cue ("**Answer:**") is left out.
+        Some(at) => draft[..at].trim_end_matches('*'),
+        None => draft,
+    };
+    let sep = if head.is_empty() || head.ends_with(char::is_whitespace) {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{head}{sep}{cue}")
+}
+
+/// How many of the drafts recorded in a Palette answer's diagnostics have a parsed option:
+/// (parsed, drafts); `None` when the answer records no drafts (palette-cd, other methods).
+pub fn drafts_parsed(diagnostics: &serde_json::Value) -> Option<(usize, usize)> {
+    let drafts = diagnostics.get("drafts")?.as_array()?;
+    if drafts.is_empty() || drafts.iter().any(|d| d.get("continent").is_none()) {
+        return None;
+    }
+    let parsed = drafts
+        .iter()
+        .filter(|d| d.get("choice").is_some_and(|c| !c.is_null()))
+        .count();
+    Some((parsed, drafts.len()))
+}
+
+/// Weights keyed by lower-case continent name, in [`Continent::ALL`] order.
+fn named(v: &[f64]) -> serde_json::Map<String, serde_json::Value> {
+    Continent::ALL
+        .iter()
+        .zip(v)
+        .map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x)))
+        .collect()
+}
+
+/// The recorded drafts of one item: continent, text and the parsed option.
+fn draft_info(drafts: &[String], labels: &[String]) -> Vec<serde_json::Value> {
+    Continent::ALL
+        .iter()
+        .zip(drafts)
+        .map(|(c, d)| {
+            let choice = parse_draft_choice(d, labels);
+            json!({ "continent": c.name(), "text": d, "choice": choice.map(|k| labels[k].clone()) })
+        })
+        .collect()
+}
+
 impl Palette {
     pub fn new(
         config: PaletteConfig,
@@ -198,7 +286,15 @@ impl Palette {
             templates,
             continents,
             continent_keys: None,
+            targets: Vec::new(),
         })
+    }
+
+    /// Records the run's target countries: [`Method::config`] (and so the run manifest) then
+    /// lists each one's continent and where it comes from.
+    pub fn with_targets(mut self, countries: &[CountryCode]) -> Self {
+        self.targets = countries.to_vec();
+        self
     }
 
     fn render(&self, name: &str, vars: &[(&str, &str)]) -> Result<String, MethodError> {
@@ -366,6 +462,17 @@ impl Method for Palette {
             "templates": self.templates.file(),
             "continents": self.continents.file(),
             "continent_overrides": self.continents.overrides().iter().map(|(c, k)| format!("{c}={}", k.name())).collect::<Vec<_>>(),
+            "continent_sources": CONTINENT_SOURCES,
+            "target_continents": self.targets.iter().filter_map(|c| {
+                let k = self.continents.get(c)?;
+                Some((c.to_string(), json!({ "continent": k.name(), "source": self.continents.source_of(c) })))
+            }).collect::<serde_json::Map<_, _>>(),
+            "merge": match self.config.variant {
+                PaletteVariant::Modular => "none (palette-modular: no meta agent; P_gen is the mean of the five agents' option distributions, each read at the answer cue after its own draft)",
+                PaletteVariant::NoMerging => "none (palette-cm: the meta agent is the base model)",
+                PaletteVariant::Joint => "joint: the meta agent runs with all five continent adapters at weight 1/5, no gate (the base model without expert adapters)",
+                _ => "Cultural MoErges: the gate's weights per question over whole continent adapters (the base model without expert adapters)",
+            },
             "gate_temperature": self.config.gate_temperature,
         })
     }
@@ -423,6 +530,9 @@ impl Palette {
             .continent_of(&country.code)
             .map_err(|e| MethodError::Config(e.to_string()))?;
         let variant = self.config.variant;
+        if variant == PaletteVariant::Modular {
+            return self.answer_modular(lm, country, home, items, slots);
+        }
 
         // Stage 1: 5 drafts per item. Without experts all in one generation batch; with
         // experts each continent agent is its own adapter, so one batch per continent.
@@ -479,6 +589,19 @@ impl Palette {
         // Stages 2 and 3: batched over all items with the base model; with merging, item by
         // item under that item's gate weights.
         let (decided, merging) = match slots.filter(|_| variant != PaletteVariant::NoMerging) {
+            Some(slots) if variant == PaletteVariant::Joint => {
+                // Joint merge: one set of scales for every item, so stages 2-3 stay batched.
+                let weights = [1.0 / n as f64; 5];
+                lm.set_expert_scales(&scales_of(&slots, &weights))?;
+                let merge = json!({
+                    "merge": "joint: all five continent adapters at weight 1/5, no gate",
+                    "weights": named(&weights),
+                });
+                (
+                    self.decide(lm, country, home, items, &rendered)?,
+                    vec![merge; items.len()],
+                )
+            }
             None => {
                 let why = if slots.is_some() {
                     "none (palette-cm: the meta agent is the base model; the drafts came from the continent experts)"
@@ -533,13 +656,6 @@ impl Palette {
                     all.summaries.extend(d.summaries);
                     all.decisions.extend(d.decisions);
                     all.answers.extend(d.answers);
-                    let named = |v: &[f64]| -> serde_json::Map<String, serde_json::Value> {
-                        Continent::ALL
-                            .iter()
-                            .zip(v)
-                            .map(|(c, x)| (c.name().to_ascii_lowercase(), json!(x)))
-                            .collect()
-                    };
                     merging.push(json!({
                         "gate": "softmax(cos(h_prompt, h_continent) / T) over the base model's mean final hidden states",
                         "temperature": self.config.gate_temperature,
@@ -557,19 +673,12 @@ impl Palette {
             mut answers,
         } = decided;
         for (i, a) in answers.iter_mut().enumerate() {
-            let labels = labels_of(&items[i].readout);
-            let draft_info: Vec<serde_json::Value> = Continent::ALL
-                .iter()
-                .zip(&drafts[i])
-                .map(|(c, d)| {
-                    let choice = parse_draft_choice(d, &labels);
-                    json!({ "continent": c.name(), "text": d, "choice": choice.map(|k| labels[k].clone()) })
-                })
-                .collect();
+            let draft_info = draft_info(&drafts[i], &labels_of(&items[i].readout));
             let reader = std::mem::take(&mut a.diagnostics);
             a.diagnostics = json!({
                 "variant": variant,
                 "continent": home.name(),
+                "continent_source": self.continents.source_of(&country.code),
                 "drafts_by": if slots.is_some() { "continent expert adapters" } else { "the base model with continent prompts" },
                 "drafts": draft_info,
                 "summary": summaries[i],
@@ -579,6 +688,184 @@ impl Palette {
             });
         }
         Ok(answers)
+    }
+
+    /// palette-modular: the five continent drafts of every item, each followed by the answer
+    /// cue and read by the item's reader ([`cue_after_draft`]); `P_gen` is the mean of the five
+    /// agents' distributions (agents whose generated read-out picked nothing are left out; none
+    /// left gives an empty answer). No meta agent. With expert adapters each agent drafts and
+    /// is read under its own adapter.
+    fn answer_modular(
+        &self,
+        lm: &mut dyn LanguageModel,
+        country: &Country,
+        home: Continent,
+        items: &[Item],
+        slots: Option<[usize; 5]>,
+    ) -> Result<Vec<Answer>, MethodError> {
+        let n = Continent::ALL.len();
+        let per_item = items
+            .iter()
+            .map(|i| self.draft_chats(country, question_text(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut read: Vec<Vec<(String, Answer)>> =
+            (0..items.len()).map(|_| Vec::with_capacity(n)).collect();
+        match slots {
+            None => {
+                let jobs: Vec<(usize, Vec<ChatMessage>)> = per_item
+                    .into_iter()
+                    .enumerate()
+                    .flat_map(|(i, chats)| chats.into_iter().map(move |c| (i, c)))
+                    .collect();
+                for ((i, _), r) in jobs.iter().zip(self.draft_then_read(lm, items, &jobs)?) {
+                    read[*i].push(r);
+                }
+            }
+            Some(slots) => {
+                for k in 0..n {
+                    let mut one_hot = [0.0; 5];
+                    one_hot[k] = 1.0;
+                    lm.set_expert_scales(&scales_of(&slots, &one_hot))?;
+                    let jobs: Vec<(usize, Vec<ChatMessage>)> = per_item
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (i, c[k].clone()))
+                        .collect();
+                    for ((i, _), r) in jobs.iter().zip(self.draft_then_read(lm, items, &jobs)?) {
+                        read[*i].push(r);
+                    }
+                }
+            }
+        }
+        let drafts_by = if slots.is_some() {
+            "continent expert adapters"
+        } else {
+            "the base model with continent prompts"
+        };
+        items
+            .iter()
+            .zip(read)
+            .map(|(item, agents)| {
+                let (texts, answers): (Vec<String>, Vec<Answer>) = agents.into_iter().unzip();
+                let drafts: Vec<String> = texts.iter().map(|t| t.trim().to_string()).collect();
+                let decided: Vec<&Answer> = answers.iter().filter(|a| !a.probs.is_empty()).collect();
+                let probs = match decided.first() {
+                    None => vec![],
+                    Some(first) => (0..first.probs.len())
+                        .map(|j| {
+                            decided.iter().map(|a| a.probs.get(j).copied().unwrap_or(0.0)).sum::<f64>()
+                                / decided.len() as f64
+                        })
+                        .collect(),
+                };
+                let agents: Vec<serde_json::Value> = Continent::ALL
+                    .iter()
+                    .zip(answers)
+                    .map(|(c, a)| json!({ "continent": c.name(), "probs": a.probs, "reader": a.diagnostics }))
+                    .collect();
+                // A mean of distributions has no option scores of its own: each agent's are
+                // under `agents[k].reader`.
+                Ok(Answer {
+                    probs,
+                    logprobs: vec![],
+                    diagnostics: json!({
+                        "variant": PaletteVariant::Modular,
+                        "continent": home.name(),
+                        "continent_source": self.continents.source_of(&country.code),
+                        "drafts_by": drafts_by,
+                        "drafts": draft_info(&drafts, &labels_of(&item.readout)),
+                        "summary": null,
+                        "decision": null,
+                        "merging": "none (palette-modular: no meta agent)",
+                        "p_gen": "mean over the five continent agents of the option distribution read at the answer cue after each agent's own draft",
+                        "agents": agents,
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    /// Generates a draft for each job (item index, agent chat) and reads the item's options
+    /// after it ([`cue_after_draft`]): one `generate_then_score` call (the read-out reuses the
+    /// draft's KV cache when the draft has no "Answer:" of its own), or a generation and then
+    /// the item's reader when the item's read-out is itself generated or `reuse_kv` is off.
+    /// Returns each job's raw draft and its agent's answer.
+    fn draft_then_read(
+        &self,
+        lm: &mut dyn LanguageModel,
+        items: &[Item],
+        jobs: &[(usize, Vec<ChatMessage>)],
+    ) -> Result<Vec<(String, Answer)>, MethodError> {
+        let prompts = jobs
+            .iter()
+            .map(|(_, chat)| lm.chat_prompt(chat))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reqs: Vec<GenerateRequest> = prompts
+            .iter()
+            .map(|p| GenerateRequest {
+                prompt: p.clone(),
+                max_tokens: self.config.draft_tokens,
+                sampling: self.config.sampling.clone(),
+                stop: vec![],
+            })
+            .collect();
+        let read_prompt = |j: usize, draft: &str| -> Prompt {
+            let (i, chat) = &jobs[j];
+            let cue = match items[*i].question.cue.as_str() {
+                "" => DRAFT_CUE,
+                c => c,
+            };
+            let read = cue_after_draft(draft, cue);
+            let mut messages = chat.clone();
+            messages.push(ChatMessage::assistant(read.clone()));
+            Prompt {
+                text: format!("{}{read}", prompts[j].text),
+                messages: Some(messages),
+                ..Prompt::default()
+            }
+        };
+        let its: Vec<&Item> = jobs.iter().map(|(i, _)| &items[*i]).collect();
+        if !self.config.reuse_kv
+            || its
+                .iter()
+                .any(|i| matches!(i.readout, Readout::Generate { .. }))
+        {
+            let texts = self.generate_texts(lm, &reqs)?;
+            let owned: Vec<Item> = its.iter().map(|i| (*i).clone()).collect();
+            let read = texts
+                .iter()
+                .enumerate()
+                .map(|(j, t)| read_prompt(j, t))
+                .collect();
+            let answers = read_options(lm, &owned, read)?;
+            return Ok(texts.into_iter().zip(answers).collect());
+        }
+        // Label tokens depend only on how the prompt ends: "…draft\n" + cue.
+        let skeletons = its
+            .iter()
+            .enumerate()
+            .map(|(j, item)| score_request(lm, item, read_prompt(j, "draft")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut follow = |j: usize, g: &Generation| -> culturesteer_llm::Result<ScoreRequest> {
+            Ok(ScoreRequest {
+                prompt: read_prompt(j, &g.text),
+                ..skeletons[j].clone()
+            })
+        };
+        let pairs = if self.config.sequential {
+            let mut v = Vec::with_capacity(reqs.len());
+            for k in 0..reqs.len() {
+                v.extend(lm.generate_then_score(&reqs[k..=k], &mut |_, g| follow(k, g))?);
+            }
+            v
+        } else {
+            lm.generate_then_score(&reqs, &mut follow)?
+        };
+        pairs
+            .into_iter()
+            .zip(its)
+            .map(|((g, r), item)| Ok((g.text, answer_from(item, &r)?)))
+            .collect()
     }
 
     /// Stages 2 and 3 of `items`. With self-regulation they are one conversation of the meta
@@ -803,6 +1090,43 @@ mod tests {
         );
         assert_eq!(PaletteVariant::NoDrafts.name(), "palette-cd");
         assert!(PaletteVariant::from_name("palette-x").is_none());
+    }
+
+    #[test]
+    fn the_modular_cue_replaces_the_drafts_own_answer_or_follows_it() {
+        assert_eq!(
+            cue_after_draft("Family matters.\nAnswer: B", "Answer:"),
+            "Family matters.\nAnswer:"
+        );
+        assert_eq!(
+            cue_after_draft("a answer: A. More.\n**ANSWER:** C", "Choice: "),
+            "a answer: A. More.\nChoice: ",
+            "the last cue, any case"
+        );
+        assert_eq!(
+            cue_after_draft("No option given.", "Answer:"),
+            "No option given.\nAnswer:"
+        );
+        assert_eq!(cue_after_draft("Cut off ", "Answer:"), "Cut off Answer:");
+        assert_eq!(cue_after_draft("", "Answer:"), "Answer:");
+    }
+
+    #[test]
+    fn parsed_drafts_are_counted_from_the_diagnostics() {
+        let d = json!({ "drafts": [
+            { "continent": "Africa", "text": "x", "choice": "A" },
+            { "continent": "America", "text": "y", "choice": null },
+            { "continent": "Asia", "text": "z", "choice": "C" },
+        ]});
+        assert_eq!(drafts_parsed(&d), Some((2, 3)));
+        assert_eq!(drafts_parsed(&json!({ "drafts": [] })), None);
+        assert_eq!(drafts_parsed(&json!({ "debiased": true })), None);
+        assert_eq!(drafts_parsed(&json!({ "drafts": ["text"] })), None);
+        assert_eq!(
+            PaletteVariant::from_name("palette-modular"),
+            Some(PaletteVariant::Modular)
+        );
+        assert_eq!(PaletteVariant::Joint.name(), "palette-joint");
     }
 
     #[test]

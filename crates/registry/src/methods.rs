@@ -38,7 +38,8 @@ pub struct PaletteSettings {
     pub draft_tokens: usize,
     /// Most tokens of the meta agent's summary.
     pub summary_tokens: usize,
-    /// Continent overrides for target countries, e.g. "RUS=Asia,USA=America".
+    /// Continent overrides for target countries, e.g. "RUS=Europe,USA=America" (source
+    /// `user`; the default table is CultureSPA's grouping for its 18 countries, UN M49 otherwise).
     pub continents: Option<String>,
     /// Temperature of the expert gate's softmax.
     pub gate_temperature: f64,
@@ -281,6 +282,22 @@ pub static METHODS: &[MethodSpec] = &[
         ablation_grid: false,
         build: |n, c, _| palette(n, c),
     },
+    MethodSpec {
+        name: "palette-modular",
+        help: "Cultural Palette baseline without a meta agent: the mean of the five continent agents' option distributions, each read after its own draft",
+        family: "palette",
+        servable: false,
+        ablation_grid: false,
+        build: |n, c, _| palette(n, c),
+    },
+    MethodSpec {
+        name: "palette-joint",
+        help: "Cultural Palette baseline: joint merge, the meta agent with all five expert adapters at weight 1/5, no gate (= palette without experts)",
+        family: "palette",
+        servable: false,
+        ablation_grid: false,
+        build: |n, c, _| palette(n, c),
+    },
 ];
 
 /// The entry of `name`, or an error listing every name.
@@ -417,7 +434,8 @@ fn palette(name: &'static str, ctx: &MethodContext) -> Result<Box<dyn Method>, R
     let (cfg, templates, continents) = ctx.palette.parts(ctx.data)?;
     Ok(Box::new(
         Palette::new(PaletteConfig { variant, ..cfg }, templates, continents)
-            .map_err(|e| RegistryError::build(name, e))?,
+            .map_err(|e| RegistryError::build(name, e))?
+            .with_targets(ctx.countries),
     ))
 }
 

@@ -140,8 +140,9 @@ pub struct PaletteOpts {
     /// palette: most tokens of the meta agent's summary.
     #[arg(long, default_value_t = 128)]
     pub palette_summary_tokens: usize,
-    /// palette: continent overrides for the target countries, e.g. "RUS=Asia,USA=America"
-    /// (default map: UN M49 regions, data/continents).
+    /// palette: continent overrides for the target countries, e.g. "RUS=Europe,USA=America"
+    /// (source "user"; default map, data/continents: CultureSPA's grouping for its 18
+    /// countries, RUS in Asia, UN M49 regions otherwise).
     #[arg(long)]
     pub continents: Option<String>,
     /// palette with --experts: temperature of the gate's softmax over the cosine similarities

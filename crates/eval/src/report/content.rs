@@ -225,6 +225,7 @@ pub(super) fn blocks(input: &ReportInput, view: &View) -> Vec<Block> {
     interval_blocks(&mut b, input, view, &complete);
     component_blocks(&mut b, view);
     secondary_blocks(&mut b, view);
+    drafts_blocks(&mut b, view);
 
     let plots = plot_list(input, view);
     if !plots.is_empty() {
@@ -370,6 +371,45 @@ fn component_blocks(b: &mut Vec<Block>, view: &View) {
             })
             .collect();
         b.push(method_table(&["Dimension", "human"], &view.methods, rows));
+    }
+}
+
+/// Cultural Palette: one line per method with continent drafts, how many drafts ended with an
+/// option the parser read, summed over countries (from the `drafts_parsed_share` and `drafts`
+/// secondary metrics).
+fn drafts_blocks(b: &mut Vec<Block>, view: &View) {
+    let mut lines = Vec::new();
+    for (mi, m) in view.methods.iter().enumerate() {
+        let (mut parsed, mut total) = (0.0, 0.0);
+        for &c in &view.countries {
+            let Some(sc) = view.get(mi, c) else { continue };
+            let get = |k: &str| {
+                sc.secondary
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| *v)
+            };
+            if let (Some(share), Some(n)) = (get("drafts_parsed_share"), get("drafts")) {
+                parsed += (share * n).round();
+                total += n;
+            }
+        }
+        if total > 0.0 {
+            lines.push(vec![
+                name(m),
+                text(format!(
+                    ": drafts parsed: {parsed:.0}/{total:.0} ({:.0}%)",
+                    100.0 * parsed / total
+                )),
+            ]);
+        }
+    }
+    if !lines.is_empty() {
+        b.push(Block::Paragraph(cell(
+            "Continent drafts whose chosen option (\"Answer: X\") was parsed, over all countries:",
+        )));
+        b.push(Block::List(lines));
     }
 }
 
