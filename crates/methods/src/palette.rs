@@ -424,16 +424,36 @@ pub fn question_text(item: &Item) -> &str {
     &item.question.stem
 }
 
-/// The option a draft chose: the label after its last "Answer:" (case-insensitive), if it is
-/// one of `labels`.
+/// The option a draft chose, if it names one of `labels`: the label after the last "answer"
+/// (case-insensitive) that a connector on the same line ties to it — "Answer: B", "the answer
+/// is B", "my answer would be: (B)", "the answer to this question would be \"B\"" (at most
+/// 80 characters between "answer" and the connector; the first connector followed by a label
+/// counts). Small instruction-tuned models rarely
+/// keep the requested "Answer: X" form; the label must stand alone ("B." or "B)" but not
+/// "Because").
 pub fn parse_draft_choice(draft: &str, labels: &[String]) -> Option<usize> {
+    const CONNECTORS: [&str; 4] = [":", " is ", " would be ", " will be "];
+    const MAX_GAP: usize = 80;
     let lower = draft.to_ascii_lowercase();
-    let at = lower.rfind("answer:")?;
-    let rest = draft[at + "answer:".len()..]
-        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '(' | '"' | '\''));
-    labels.iter().position(|l| {
-        rest.strip_prefix(l.as_str())
-            .is_some_and(|after| after.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+    lower.rmatch_indices("answer").find_map(|(at, _)| {
+        let after = at + "answer".len();
+        let line = lower[after..].split('\n').next().unwrap_or("");
+        let mut ties: Vec<(usize, usize)> = CONNECTORS
+            .iter()
+            .flat_map(|c| line.match_indices(c).map(|(k, _)| (k, c.len())))
+            .filter(|(k, _)| *k <= MAX_GAP)
+            .collect();
+        ties.sort_unstable();
+        ties.into_iter().find_map(|(k, c)| {
+            let rest = draft[after + k + c..].trim_start_matches(|ch: char| {
+                ch.is_whitespace() || matches!(ch, '*' | '(' | '"' | '\'' | ':')
+            });
+            labels.iter().position(|l| {
+                rest.strip_prefix(l.as_str()).is_some_and(|after| {
+                    after.chars().next().is_none_or(|ch| !ch.is_alphanumeric())
+                })
+            })
+        })
     })
 }
 
@@ -1147,5 +1167,28 @@ mod tests {
         );
         assert_eq!(parse_draft_choice("Answer: Because", &labels), None);
         assert_eq!(parse_draft_choice("no cue at all B", &labels), None);
+        // What SmolLM2-135M-Instruct writes instead of "Answer: X".
+        assert_eq!(
+            parse_draft_choice("Options: A. x B. y\n\nThe answer is C. Not a problem at all.", &labels),
+            Some(2)
+        );
+        assert_eq!(
+            parse_draft_choice("The answer to this question would be: B. DK/Refused", &labels),
+            Some(1)
+        );
+        assert_eq!(
+            parse_draft_choice("The answer to the question \"What is the value of the choice?\" would be \"A\".", &labels),
+            Some(0)
+        );
+        assert_eq!(
+            parse_draft_choice("The answer to the question \"What is it?\" would be \"The United States is\"", &labels),
+            None,
+            "a sentence that starts with a capital is not a label"
+        );
+        assert_eq!(
+            parse_draft_choice("Answer: B.\nOthers might answer differently.", &labels),
+            Some(1),
+            "a later \"answer\" without a connector falls back to the earlier one"
+        );
     }
 }
