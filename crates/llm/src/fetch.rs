@@ -32,6 +32,24 @@ pub fn cache_dir() -> Result<PathBuf> {
         .ok_or_else(|| LlmError::Fetch(format!("no user cache directory; set {CACHE_DIR_ENV}")))
 }
 
+/// A path as reports show it: inside the model cache as `(cache)/…`, inside the home directory
+/// as `~/…`, so committed manifests and summaries name no machine's directories.
+pub fn display_path(path: &std::path::Path) -> String {
+    if let Ok(rest) = cache_dir().and_then(|c| {
+        path.strip_prefix(c.join("models"))
+            .or_else(|_| path.strip_prefix(&c))
+            .map(std::path::Path::to_path_buf)
+            .map_err(|e| LlmError::Fetch(e.to_string()))
+    }) {
+        return format!("(cache)/{}", rest.display());
+    }
+    let home = dirs::home_dir().filter(|h| h.parent().is_some());
+    if let Some(rest) = home.and_then(|h| path.strip_prefix(h).ok().map(|r| r.to_path_buf())) {
+        return format!("~/{}", rest.display());
+    }
+    path.display().to_string()
+}
+
 /// Where the default model lives once fetched.
 pub fn default_model_path() -> Result<PathBuf> {
     models::default_model().path()
@@ -284,3 +302,25 @@ pub fn default_model_f32_path() -> Result<PathBuf> {
 }
 
 const DEFAULT_MODEL_F32_FILE: &str = "gemma-3-270m-f32.gguf";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_paths_name_no_machine_directories() {
+        let cache = cache_dir().unwrap();
+        assert_eq!(
+            display_path(&cache.join("models").join("m.gguf")),
+            "(cache)/m.gguf"
+        );
+        assert_eq!(display_path(&cache.join("py")), "(cache)/py");
+        if let Some(home) = dirs::home_dir().filter(|h| h.parent().is_some()) {
+            assert_eq!(display_path(&home.join("m").join("x.gguf")), "~/m/x.gguf");
+        }
+        assert_eq!(
+            display_path(std::path::Path::new("/opt/models/x.gguf")),
+            "/opt/models/x.gguf"
+        );
+    }
+}

@@ -1169,19 +1169,31 @@ mod tests {
         assert_eq!(parse_draft_choice("no cue at all B", &labels), None);
         // What SmolLM2-135M-Instruct writes instead of "Answer: X".
         assert_eq!(
-            parse_draft_choice("Options: A. x B. y\n\nThe answer is C. Not a problem at all.", &labels),
+            parse_draft_choice(
+                "Options: A. x B. y\n\nThe answer is C. Not a problem at all.",
+                &labels
+            ),
             Some(2)
         );
         assert_eq!(
-            parse_draft_choice("The answer to this question would be: B. DK/Refused", &labels),
+            parse_draft_choice(
+                "The answer to this question would be: B. DK/Refused",
+                &labels
+            ),
             Some(1)
         );
         assert_eq!(
-            parse_draft_choice("The answer to the question \"What is the value of the choice?\" would be \"A\".", &labels),
+            parse_draft_choice(
+                "The answer to the question \"What is the value of the choice?\" would be \"A\".",
+                &labels
+            ),
             Some(0)
         );
         assert_eq!(
-            parse_draft_choice("The answer to the question \"What is it?\" would be \"The United States is\"", &labels),
+            parse_draft_choice(
+                "The answer to the question \"What is it?\" would be \"The United States is\"",
+                &labels
+            ),
             None,
             "a sentence that starts with a capital is not a label"
         );

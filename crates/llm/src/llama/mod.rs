@@ -1525,7 +1525,7 @@ impl LanguageModel for LlamaLm {
         let m = self.model();
         ModelDescription {
             backend: "llama.cpp".into(),
-            source: self.path.display().to_string(),
+            source: crate::fetch::display_path(&self.path),
             architecture: m.meta_val_str("general.architecture").ok(),
             parameters: Some(m.n_params()),
             context_train: Some(m.n_ctx_train()),
