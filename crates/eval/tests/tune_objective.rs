@@ -344,7 +344,10 @@ fn blackbox_tuning_with_held_out_items_reports_both_losses_and_guards_resume() {
 #[test]
 fn paired_bootstrap_interval_and_the_transfer_sentence() {
     let (a, b) = paired_bootstrap_ci(&[0.1; 30], 200, 0).unwrap();
-    assert!((a - 0.1).abs() < 1e-12 && (b - 0.1).abs() < 1e-12, "{a} {b}");
+    assert!(
+        (a - 0.1).abs() < 1e-12 && (b - 0.1).abs() < 1e-12,
+        "{a} {b}"
+    );
     let mixed: Vec<f64> = (0..40)
         .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 })
         .collect();
