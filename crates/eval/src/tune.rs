@@ -3,12 +3,18 @@
 //!
 //! * [`Vsm13Objective`]: the L1 loss of the model's six VSM13 dimensions against the target
 //!   country, for a batch of candidates (no prompt, a system text, or a soft prompt); all
-//!   candidates × 24 items go to the model in one scoring call, so a soft prompt's rows are
-//!   evaluated once and the 24 item suffixes branch from them.
+//!   candidates × items go to the model in one call (scoring, or generation in
+//!   `generate_parse` mode with N common sampling seeds per item, pooled into the item means),
+//!   so a soft prompt's rows are evaluated once and the item suffixes branch from them.
+//!   [`ObjectiveSettings`]: answer mode, constants C, MAS weight, seeds and held-out items.
+//!   Held-out items ([`held_out_items`]): during DE their answer means are frozen at the start
+//!   candidate's ([`Vsm13Objective::evaluate_in_sample`]); the report compares that objective
+//!   with the tuned candidate answering them itself ([`HeldOutCheck`]).
 //! * [`SoftPromptTuner`]: DE (core::de) in a random-projection subspace around the embeddings
 //!   of an init text ("You are a person from {country}."), checkpointed every generation.
 //! * [`transfer_check`]: the tuned prompt on GlobalOpinionQA's WVS-sourced questions of the
-//!   same country, naive vs tuned.
+//!   same country (all, or the first N), naive vs tuned, with a paired bootstrap 95% interval
+//!   of the difference ([`Transfer`]).
 
 use crate::goqa::{score_goqa, Goqa, GoqaMeta};
 use crate::vsm13::{
@@ -282,7 +288,8 @@ impl Vsm13Objective {
         self.target
     }
 
-    /// Indices into the items of the item numbers `numbers`, or of all items.
+    /// Indices into the items: the held-out ones (`Some(true)`), the others (`Some(false)`)
+    /// or all (`None`).
     fn positions(&self, held_out: Option<bool>) -> Vec<usize> {
         (0..self.items.len())
             .filter(|&k| {
@@ -809,13 +816,13 @@ impl Transfer {
     pub fn verdict(&self) -> String {
         match self.ci95 {
             Some((lo, hi)) if lo <= 0.0 && hi >= 0.0 => format!(
-                "No measurable transfer: the 95% interval of the difference ({lo:+.3} to {hi:+.3}) includes 0."
+                "No measurable transfer: the 95% interval of the difference ({lo:+.2} to {hi:+.2}) includes 0."
             ),
             Some((lo, hi)) if lo > 0.0 => format!(
-                "The tuned candidate's S_align is measurably higher than the naive model's (95% interval of the difference {lo:+.3} to {hi:+.3}): the VSM13 gain carries over to these questions."
+                "The tuned candidate's S_align is measurably higher than the naive model's (95% interval of the difference {lo:+.2} to {hi:+.2}): the VSM13 gain carries over to these questions."
             ),
             Some((lo, hi)) => format!(
-                "The tuned candidate's S_align is measurably lower than the naive model's (95% interval of the difference {lo:+.3} to {hi:+.3}): the VSM13 gain does not carry over to these questions."
+                "The tuned candidate's S_align is measurably lower than the naive model's (95% interval of the difference {lo:+.2} to {hi:+.2}): the VSM13 gain does not carry over to these questions."
             ),
             None => "Too few bootstrap resamples for an interval; no verdict on transfer.".into(),
         }
@@ -1128,7 +1135,7 @@ impl HeldOutCheck {
         self.own_answers_loss <= self.in_sample_loss
     }
 
-    fn markdown(&self, start_label: &str) -> String {
+    fn markdown(&self, start_label: &str, improved: bool) -> String {
         let items = self
             .items
             .iter()
@@ -1143,7 +1150,9 @@ impl HeldOutCheck {
              | answering all 24 items itself | {:.1} |\n\n{}\n",
             self.in_sample_loss,
             self.own_answers_loss,
-            if self.generalises() {
+            if !improved {
+                "DE did not improve on its initial population, so there is no tuning to generalise: both losses are those of the best initial candidate.".to_string()
+            } else if self.generalises() {
                 format!(
                     "Answering the held-out items itself does not make the loss worse ({:.1} vs {:.1}): on this check the tuning generalises.",
                     self.own_answers_loss, self.in_sample_loss
@@ -1170,6 +1179,8 @@ pub struct ReportText<'a> {
     pub start_label: &'a str,
     /// The held-out check (`None`: no items held out).
     pub held_out: Option<&'a HeldOutCheck>,
+    /// Whether DE improved on its initial population ([`improved`]).
+    pub improved: bool,
     /// The transfer check: `None` not run, `Some(None)` the country has no such question.
     pub transfer: Option<Option<&'a Transfer>>,
 }
@@ -1214,7 +1225,7 @@ pub fn report_markdown(
         text.objective, text.run
     ));
     if let Some(h) = text.held_out {
-        s.push_str(&h.markdown(text.start_label));
+        s.push_str(&h.markdown(text.start_label, text.improved));
         s.push('\n');
     }
     s.push_str("## Transfer check (GlobalOpinionQA, WVS-sourced questions)\n\n");
@@ -1225,7 +1236,7 @@ pub fn report_markdown(
     match transfer {
         Some(t) => {
             s.push_str(&format!(
-                "| | S_align |\n|---|---:|\n| naive | {:.3} |\n| {} | {:.3} |\n| difference (tuned − naive) | {:+.3} |\n\n",
+                "| | S_align |\n|---|---:|\n| naive | {:.2} |\n| {} | {:.2} |\n| difference (tuned − naive) | {:+.2} |\n\n",
                 t.naive,
                 text.tuned_label,
                 t.tuned,
@@ -1237,7 +1248,7 @@ pub fn report_markdown(
                 t.available,
                 t.resamples,
                 t.ci95
-                    .map_or(String::new(), |(lo, hi)| format!(": {lo:+.3} to {hi:+.3}")),
+                    .map_or(String::new(), |(lo, hi)| format!(": {lo:+.2} to {hi:+.2}")),
                 t.verdict()
             ));
         }
@@ -1297,5 +1308,74 @@ mod plot_tests {
             .collect();
         assert!(!improved(&flat), "no gain over generation 0 is not tuned");
         assert!(!improved(&[]));
+    }
+
+    #[test]
+    fn report_states_the_held_out_definition_and_the_transfer_verdict() {
+        let usa = Country {
+            code: CountryCode::new("USA").unwrap(),
+            name: "United States".into(),
+        };
+        let e = |loss| Vsm13Eval {
+            loss,
+            dims: [0.0; 6],
+            parse_failures: 0,
+            unanswered_items: 0,
+        };
+        let rows = vec![("naive".to_string(), e(300.0))];
+        let transfer = Transfer {
+            naive: 70.0,
+            tuned: 69.0,
+            questions: 16,
+            available: 16,
+            ci95: Some((-3.0, 0.5)),
+            resamples: 1000,
+        };
+        let report = |h: &HeldOutCheck, improved: bool, t: Option<Option<&Transfer>>| {
+            report_markdown(
+                "Soft-prompt tuning",
+                &usa,
+                &[Some(40.0); 6],
+                &rows,
+                &ReportText {
+                    run: "DE: …",
+                    objective: "Objective: …",
+                    tuned_label: "tuned soft prompt",
+                    start_label: "θ₀",
+                    held_out: Some(h),
+                    improved,
+                    transfer: t,
+                },
+            )
+        };
+        let better = HeldOutCheck {
+            items: vec![1, 5],
+            in_sample_loss: 250.0,
+            own_answers_loss: 240.0,
+        };
+        let worse = HeldOutCheck {
+            own_answers_loss: 262.5,
+            ..better.clone()
+        };
+        let r = report(&better, true, Some(Some(&transfer)));
+        assert!(r.contains("Items 1, 5 were held out"), "{r}");
+        assert!(r.contains("frozen at the answers of the start (θ₀)"), "{r}");
+        assert!(r.contains("on this check the tuning generalises"), "{r}");
+        assert!(
+            r.contains("16 of the country's 16 WVS-sourced questions"),
+            "{r}"
+        );
+        assert!(r.contains("No measurable transfer"), "{r}");
+        assert!(r.contains("| difference (tuned − naive) | -1.00 |"), "{r}");
+        let r = report(&worse, true, None);
+        assert!(r.contains("makes the loss worse by 12.5"), "{r}");
+        assert!(r.contains("Skipped (`--transfer-questions 0`)"), "{r}");
+        let r = report(&better, false, Some(None));
+        assert!(r.contains("no tuning to generalise"), "{r}");
+        assert!(!r.contains("on this check the tuning generalises"), "{r}");
+        assert!(
+            r.contains("has no WVS-sourced GlobalOpinionQA question"),
+            "{r}"
+        );
     }
 }

@@ -343,6 +343,7 @@ fn finish(
             tuned_label: &tuned_label,
             start_label: tuned.start_label,
             held_out: held_out.as_ref(),
+            improved: gained,
             transfer: transfer.as_ref().map(Option::as_ref),
         },
     );
