@@ -3,6 +3,7 @@
 mod commands;
 mod model_opts;
 mod serve;
+mod vsm13_opts;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

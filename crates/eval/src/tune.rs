@@ -3,21 +3,32 @@
 //!
 //! * [`Vsm13Objective`]: the L1 loss of the model's six VSM13 dimensions against the target
 //!   country, for a batch of candidates (no prompt, a system text, or a soft prompt); all
-//!   candidates × 24 items go to the model in one scoring call, so a soft prompt's rows are
-//!   evaluated once and the 24 item suffixes branch from them.
+//!   candidates × items go to the model in one call (scoring, or generation in
+//!   `generate_parse` mode with N common sampling seeds per item, pooled into the item means),
+//!   so a soft prompt's rows are evaluated once and the item suffixes branch from them.
+//!   [`ObjectiveSettings`]: answer mode, constants C, MAS weight, seeds and held-out items.
+//!   Held-out items ([`held_out_items`]): during DE their answer means are frozen at the start
+//!   candidate's ([`Vsm13Objective::evaluate_in_sample`]); the report compares that objective
+//!   with the tuned candidate answering them itself ([`HeldOutCheck`]).
 //! * [`SoftPromptTuner`]: DE (core::de) in a random-projection subspace around the embeddings
 //!   of an init text ("You are a person from {country}."), checkpointed every generation.
 //! * [`transfer_check`]: the tuned prompt on GlobalOpinionQA's WVS-sourced questions of the
-//!   same country, naive vs tuned.
+//!   same country (all, or the first N), naive vs tuned, with a paired bootstrap 95% interval
+//!   of the difference ([`Transfer`]).
 
 use crate::goqa::{score_goqa, Goqa, GoqaMeta};
-use crate::vsm13::{country_system_text, score_vsm13, Vsm13, Vsm13Options};
+use crate::vsm13::{
+    country_system_text, score_vsm13_means, vsm13_item_means, Vsm13, Vsm13AnswerMode,
+    Vsm13ItemMeans, Vsm13Options,
+};
 use crate::{BenchError, Benchmark, ItemRecord};
 use culturesteer_core::de::{DeConfig, DeState, GenerationReport, Optimizer, Space};
-use culturesteer_core::metrics::Vsm13Dimension;
+use culturesteer_core::metrics::{MasSecondWeight, Vsm13Config, Vsm13Dimension};
 use culturesteer_data::goqa::GoqaSource;
-use culturesteer_llm::{LanguageModel, LlmError, Prompt, SoftPrompt};
-use culturesteer_methods::{read_options, render_prompt, Country, Item, MethodError, PromptSpec};
+use culturesteer_llm::{GenerateRequest, LanguageModel, LlmError, Prompt, Sampling, SoftPrompt};
+use culturesteer_methods::{
+    read_options, render_prompt, Country, Item, MethodError, PromptSpec, Readout,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -65,6 +76,158 @@ pub struct Vsm13Eval {
     pub loss: f64,
     /// PDI, IDV, MAS, UAI, LTO, IVR of the model.
     pub dims: [f64; 6],
+    /// `generate_parse`: generated answers without a digit 1–5 (0 in the logits modes).
+    #[serde(default)]
+    pub parse_failures: usize,
+    /// `generate_parse`: items none of whose answers had a digit, scored as the neutral 3
+    /// (specs/softprompt_de.md §2) so that one unparsable item does not stop a tuning run.
+    #[serde(default)]
+    pub unanswered_items: usize,
+}
+
+/// How the tuning objective asks and pools the VSM13 items (recorded in checkpoints and
+/// reports; a resumed run must use the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveSettings {
+    /// Answer mode, constants C and MAS weight.
+    pub vsm13: Vsm13Options,
+    /// `generate_parse`: answers per item and candidate, with sampling seeds 1..=seeds (the
+    /// same seeds for every candidate: common random numbers); the item mean pools them.
+    pub seeds: usize,
+    /// `generate_parse`: sampling temperature (0 = greedy, top-p 1 otherwise).
+    pub temperature: f64,
+    /// Held-out items (1-based, ascending): during DE their answer means are frozen at the
+    /// start candidate's, so the optimiser cannot fit them.
+    pub held_out: Vec<usize>,
+}
+
+impl ObjectiveSettings {
+    /// One greedy/logits answer per item, nothing held out.
+    pub fn plain(vsm13: Vsm13Options) -> Self {
+        Self {
+            vsm13,
+            seeds: 1,
+            temperature: 0.0,
+            held_out: vec![],
+        }
+    }
+
+    /// Checks the combination: several seeds or a temperature only with `generate_parse`,
+    /// several seeds only with a temperature above 0, held-out items valid.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let generate = self.vsm13.answer_mode == Vsm13AnswerMode::GenerateParse;
+        if self.seeds == 0 {
+            return Err(BenchError::Invalid(
+                "--objective-seeds must be at least 1".into(),
+            ));
+        }
+        if !generate && (self.seeds > 1 || self.temperature != 0.0) {
+            return Err(BenchError::Invalid(format!(
+                "--objective-seeds and --objective-temperature apply to --answer-mode generate_parse only ({} is deterministic)",
+                self.vsm13.answer_mode
+            )));
+        }
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(BenchError::Invalid(format!(
+                "--objective-temperature must be a number ≥ 0, got {}",
+                self.temperature
+            )));
+        }
+        if self.seeds > 1 && self.temperature == 0.0 {
+            return Err(BenchError::Invalid(format!(
+                "--objective-seeds {} with --objective-temperature 0: greedy answers are the same for every seed",
+                self.seeds
+            )));
+        }
+        let items = self.vsm13.config.items_of();
+        for (k, dim) in items.iter().enumerate() {
+            if dim.iter().all(|i| self.held_out.contains(i)) {
+                return Err(BenchError::Invalid(format!(
+                    "held-out items leave no item of {} to tune",
+                    Vsm13Dimension::ALL[k]
+                )));
+            }
+        }
+        if self
+            .held_out
+            .iter()
+            .any(|&i| !(1..=crate::vsm13::N_ITEMS).contains(&i))
+            || self.held_out.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(BenchError::Invalid(format!(
+                "held-out items {:?} must be distinct item numbers 1-24 in ascending order",
+                self.held_out
+            )));
+        }
+        Ok(())
+    }
+
+    /// One line for reports: answer mode, seeds, constants, MAS weight, held-out items.
+    pub fn describe(&self) -> String {
+        let c = self.vsm13.config;
+        let constants = Vsm13Dimension::ALL
+            .iter()
+            .zip(c.constants)
+            .map(|(d, v)| format!("{d}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let answers = match self.vsm13.answer_mode {
+            Vsm13AnswerMode::GenerateParse if self.temperature == 0.0 => {
+                "generate_parse (greedy, first digit 1-5)".to_string()
+            }
+            Vsm13AnswerMode::GenerateParse => format!(
+                "generate_parse (first digit 1-5; {} sampling seed(s) 1..{} at temperature {}, top-p 1; item means pool the seeds)",
+                self.seeds, self.seeds, self.temperature
+            ),
+            m => m.to_string(),
+        };
+        format!(
+            "Objective: VSM13 L1 loss, answer mode {answers}; constants C: {constants}; MAS second weight {} ({}); held-out items: {}.",
+            c.mas_second_weight.weight(),
+            match c.mas_second_weight {
+                MasSecondWeight::Manual35 => "the VSM 2013 manual",
+                MasSecondWeight::Masoud25 => "as printed by Masoud et al. 2024",
+            },
+            if self.held_out.is_empty() {
+                "none".to_string()
+            } else {
+                self.held_out
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    }
+}
+
+/// `k` held-out items chosen from `seed`: the dimensions in a seeded order, each dimension's
+/// four items in a seeded order, taken round-robin (one item per dimension first, so the
+/// default 6 holds out one item of each dimension). At most 18, so that every dimension keeps
+/// an item to tune. Returned ascending.
+pub fn held_out_items(k: usize, seed: u64, config: &Vsm13Config) -> Result<Vec<usize>, BenchError> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    if k > 18 {
+        return Err(BenchError::Invalid(format!(
+            "--held-out {k}: at most 18 (3 of each dimension's 4 items), so every dimension keeps an item to tune"
+        )));
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(culturesteer_core::hash::fnv1a64(
+        seed,
+        "vsm13 held-out items".bytes(),
+    ));
+    let mut dims = config.items_of();
+    for d in dims.iter_mut() {
+        d.shuffle(&mut rng);
+    }
+    dims.shuffle(&mut rng);
+    let mut out: Vec<usize> = (0..4)
+        .flat_map(|round| dims.iter().map(move |d| d[round]))
+        .take(k)
+        .collect();
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// VSM13 loss of a model against one country.
@@ -72,7 +235,10 @@ pub struct Vsm13Objective {
     country: Country,
     items: Vec<Item>,
     target: [Option<f64>; 6],
-    options: Vsm13Options,
+    settings: ObjectiveSettings,
+    /// The start candidate's answer means of the held-out items (set by
+    /// [`Vsm13Objective::freeze_held_out`]).
+    frozen: Option<[Option<f64>; crate::vsm13::N_ITEMS]>,
 }
 
 fn model_err(e: LlmError) -> BenchError {
@@ -80,15 +246,32 @@ fn model_err(e: LlmError) -> BenchError {
 }
 
 impl Vsm13Objective {
-    /// The objective of `country` under `bench`'s options (answer mode, constants).
+    /// The objective of `country` under `bench`'s options (answer mode, constants): one
+    /// answer per item, nothing held out.
     pub fn new(bench: &Vsm13, country: Country) -> Result<Self, BenchError> {
+        Self::with_settings(
+            bench,
+            country,
+            ObjectiveSettings::plain(bench.vsm13_options()),
+        )
+    }
+
+    /// The objective with its own settings (their `vsm13` options replace `bench`'s).
+    pub fn with_settings(
+        bench: &Vsm13,
+        country: Country,
+        settings: ObjectiveSettings,
+    ) -> Result<Self, BenchError> {
+        settings.validate()?;
+        let bench = bench.with_options(settings.vsm13);
         let items = bench.items(&country)?;
         let target = bench.target(country.code)?;
         Ok(Self {
             country,
             items,
             target,
-            options: bench.vsm13_options(),
+            settings,
+            frozen: None,
         })
     }
 
@@ -96,57 +279,210 @@ impl Vsm13Objective {
         &self.country
     }
 
+    pub fn settings(&self) -> &ObjectiveSettings {
+        &self.settings
+    }
+
     /// Target profile (PDI..IVR; `None` where Hofstede publishes no score).
     pub fn target(&self) -> [Option<f64>; 6] {
         self.target
     }
 
-    /// Evaluates every candidate: one scoring call for all candidates × 24 items.
+    /// Indices into the items: the held-out ones (`Some(true)`), the others (`Some(false)`)
+    /// or all (`None`).
+    fn positions(&self, held_out: Option<bool>) -> Vec<usize> {
+        (0..self.items.len())
+            .filter(|&k| {
+                let held = self.settings.held_out.contains(&(k + 1));
+                held_out.is_none_or(|h| h == held)
+            })
+            .collect()
+    }
+
+    /// Item answers of every candidate on the items at `positions`: per candidate the 24 item
+    /// means (`None` outside `positions` or without a parsed answer) and its parse failures.
+    /// One model call for all candidates × items (× seeds).
+    fn item_means(
+        &self,
+        lm: &mut dyn LanguageModel,
+        candidates: &[Candidate],
+        positions: &[usize],
+    ) -> Result<Vec<Vsm13ItemMeans>, BenchError> {
+        let options = self.settings.vsm13;
+        let per_candidate = positions.len() * self.settings.seeds;
+        let mut records = Vec::with_capacity(candidates.len() * per_candidate);
+        let record = |item: &Item, probs: Vec<f64>, logprobs: Vec<f64>| ItemRecord {
+            method: "tune".into(),
+            country: self.country.code,
+            item_id: item.id.clone(),
+            probs,
+            logprobs,
+            meta: item.meta.clone(),
+            prompt_id: String::new(),
+            options: vec![],
+            diagnostics: serde_json::Value::Null,
+        };
+        if options.answer_mode == Vsm13AnswerMode::GenerateParse {
+            let mut reqs = Vec::with_capacity(candidates.len() * per_candidate);
+            for c in candidates {
+                for &k in positions {
+                    let item = &self.items[k];
+                    let Readout::Generate { max_tokens, .. } = &item.readout else {
+                        return Err(BenchError::Invalid(
+                            "generate_parse items must have a generated readout".into(),
+                        ));
+                    };
+                    let prompt = c.prompt(lm, &item.prompt)?;
+                    for seed in 1..=self.settings.seeds as u64 {
+                        reqs.push(GenerateRequest {
+                            prompt: prompt.clone(),
+                            max_tokens: *max_tokens,
+                            sampling: if self.settings.temperature == 0.0 {
+                                Sampling::Greedy
+                            } else {
+                                Sampling::Seeded {
+                                    temperature: self.settings.temperature,
+                                    top_p: 1.0,
+                                    seed,
+                                }
+                            },
+                            stop: vec![],
+                        });
+                    }
+                }
+            }
+            let gens = lm.generate(&reqs).map_err(model_err)?;
+            let items = candidates
+                .iter()
+                .flat_map(|_| positions.iter())
+                .flat_map(|&k| std::iter::repeat_n(&self.items[k], self.settings.seeds));
+            for (item, g) in items.zip(gens) {
+                let Readout::Generate { parser, labels, .. } = &item.readout else {
+                    continue;
+                };
+                let probs = parser
+                    .parse(&g.text, labels.len())
+                    .option
+                    .map_or_else(Vec::new, |o| {
+                        (0..labels.len())
+                            .map(|j| f64::from(u8::from(j == o)))
+                            .collect()
+                    });
+                records.push(record(item, probs, vec![]));
+            }
+        } else {
+            let mut items = Vec::with_capacity(candidates.len() * positions.len());
+            let mut prompts = Vec::with_capacity(items.capacity());
+            for c in candidates {
+                for &k in positions {
+                    items.push(self.items[k].clone());
+                    prompts.push(c.prompt(lm, &self.items[k].prompt)?);
+                }
+            }
+            let answers = read_options(lm, &items, prompts)?;
+            for (item, a) in items.iter().zip(answers) {
+                records.push(record(item, a.probs, a.logprobs));
+            }
+        }
+        if per_candidate == 0 {
+            return Ok(candidates
+                .iter()
+                .map(|_| Vsm13ItemMeans {
+                    means: [None; crate::vsm13::N_ITEMS],
+                    failures: 0,
+                    records: 0,
+                })
+                .collect());
+        }
+        records
+            .chunks(per_candidate)
+            .map(|chunk| vsm13_item_means(self.country.code, chunk, &options))
+            .collect()
+    }
+
+    /// The loss and dimensions of item means; items without an answer count as 3.
+    fn score(&self, read: &Vsm13ItemMeans) -> Result<Vsm13Eval, BenchError> {
+        let unanswered = read.means.iter().filter(|m| m.is_none()).count();
+        let means = read.means.map(|m| m.unwrap_or(3.0));
+        let s = score_vsm13_means(
+            self.country.code,
+            &means,
+            read,
+            &self.target,
+            &self.settings.vsm13,
+        )?;
+        let mut dims = [0.0; 6];
+        for (k, d) in Vsm13Dimension::ALL.iter().enumerate() {
+            dims[k] = s
+                .components
+                .iter()
+                .find(|c| c.name == d.abbrev())
+                .map_or(f64::NAN, |c| c.model);
+        }
+        Ok(Vsm13Eval {
+            loss: s.value,
+            dims,
+            parse_failures: read.failures,
+            unanswered_items: unanswered,
+        })
+    }
+
+    /// Evaluates every candidate on all 24 items, each answering every item itself (the
+    /// report's rows): one model call for all candidates × items.
     pub fn evaluate(
         &self,
         lm: &mut dyn LanguageModel,
         candidates: &[Candidate],
     ) -> Result<Vec<Vsm13Eval>, BenchError> {
-        let mut items = Vec::with_capacity(candidates.len() * self.items.len());
-        let mut prompts = Vec::with_capacity(items.capacity());
-        for c in candidates {
-            for item in &self.items {
-                items.push(item.clone());
-                prompts.push(c.prompt(lm, &item.prompt)?);
-            }
+        self.item_means(lm, candidates, &self.positions(None))?
+            .iter()
+            .map(|r| self.score(r))
+            .collect()
+    }
+
+    /// Freezes the held-out items' answer means at `start`'s (θ₀'s); a no-op without held-out
+    /// items.
+    pub fn freeze_held_out(
+        &mut self,
+        lm: &mut dyn LanguageModel,
+        start: &Candidate,
+    ) -> Result<(), BenchError> {
+        let held = self.positions(Some(true));
+        if held.is_empty() {
+            self.frozen = Some([None; crate::vsm13::N_ITEMS]);
+            return Ok(());
         }
-        let answers = read_options(lm, &items, prompts)?;
-        answers
-            .chunks(self.items.len())
-            .map(|chunk| {
-                let records: Vec<ItemRecord> = chunk
-                    .iter()
-                    .zip(&self.items)
-                    .map(|(a, item)| ItemRecord {
-                        method: "tune".into(),
-                        country: self.country.code,
-                        item_id: item.id.clone(),
-                        probs: a.probs.clone(),
-                        logprobs: a.logprobs.clone(),
-                        meta: item.meta.clone(),
-                        prompt_id: String::new(),
-                        options: vec![],
-                        diagnostics: serde_json::Value::Null,
-                    })
-                    .collect();
-                let s = score_vsm13(self.country.code, &records, &self.target, &self.options)?;
-                let mut dims = [0.0; 6];
-                for (k, d) in Vsm13Dimension::ALL.iter().enumerate() {
-                    dims[k] = s
-                        .components
-                        .iter()
-                        .find(|c| c.name == d.abbrev())
-                        .map_or(f64::NAN, |c| c.model);
+        let read = self
+            .item_means(lm, std::slice::from_ref(start), &held)?
+            .remove(0);
+        self.frozen = Some(read.means.map(|m| m.or(Some(3.0))));
+        Ok(())
+    }
+
+    /// The objective DE minimises: every candidate answers the items that are not held out,
+    /// and the held-out items keep the start candidate's frozen answers (equal to
+    /// [`Vsm13Objective::evaluate`] without held-out items). Needs
+    /// [`Vsm13Objective::freeze_held_out`] first when items are held out.
+    pub fn evaluate_in_sample(
+        &self,
+        lm: &mut dyn LanguageModel,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Vsm13Eval>, BenchError> {
+        if self.settings.held_out.is_empty() {
+            return self.evaluate(lm, candidates);
+        }
+        let frozen = self.frozen.ok_or_else(|| {
+            BenchError::Invalid(
+                "the held-out items' answers are not frozen yet (freeze_held_out)".into(),
+            )
+        })?;
+        self.item_means(lm, candidates, &self.positions(Some(false)))?
+            .into_iter()
+            .map(|mut r| {
+                for &i in &self.settings.held_out {
+                    r.means[i - 1] = frozen[i - 1];
                 }
-                Ok(Vsm13Eval {
-                    loss: s.value,
-                    dims,
-                })
+                self.score(&r)
             })
             .collect()
     }
@@ -207,6 +543,10 @@ impl TunerConfig for TuneConfig {
 pub struct Checkpoint<C: TunerConfig = TuneConfig> {
     pub country: String,
     pub config: C,
+    /// The objective's settings (absent in checkpoints written before they were recorded:
+    /// those runs had one answer per item and no held-out items).
+    #[serde(default)]
+    pub objective: Option<ObjectiveSettings>,
     pub state: DeState,
     /// One report per generation told so far.
     pub reports: Vec<GenerationReport>,
@@ -222,6 +562,7 @@ fn start_or_resume<C: TunerConfig>(
     config: &C,
     space: Space,
     x0: Vec<f64>,
+    objective: &ObjectiveSettings,
     country: &Country,
     checkpoint: &Path,
     resume: bool,
@@ -248,7 +589,16 @@ fn start_or_resume<C: TunerConfig>(
         c.de_mut().max_evaluations = None;
         c
     };
-    if same(&cp.config) != same(config) || cp.country != country.code.as_str() {
+    // A checkpoint from before objective settings were recorded: one answer per item, no
+    // held-out items; its answer mode and constants were not recorded and are taken as given.
+    let saved = cp
+        .objective
+        .clone()
+        .unwrap_or_else(|| ObjectiveSettings::plain(objective.vsm13));
+    if same(&cp.config) != same(config)
+        || cp.country != country.code.as_str()
+        || &saved != objective
+    {
         return Err(BenchError::Invalid(format!(
             "{} belongs to another run (country or settings differ); use a new --out",
             checkpoint.display()
@@ -262,10 +612,12 @@ fn start_or_resume<C: TunerConfig>(
 
 /// Asks, evaluates and tells until the optimiser stops, saving a checkpoint after every
 /// generation; `evaluate` scores the decoded vectors of one generation.
+#[allow(clippy::too_many_arguments)]
 fn drive<C: TunerConfig>(
     opt: &mut Optimizer,
     reports: &mut Vec<GenerationReport>,
     config: &C,
+    objective: &ObjectiveSettings,
     country: &Country,
     checkpoint: &Path,
     mut evaluate: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, BenchError>,
@@ -279,6 +631,7 @@ fn drive<C: TunerConfig>(
         let cp = Checkpoint {
             country: country.code.to_string(),
             config: config.clone(),
+            objective: Some(objective.clone()),
             state: opt.state().clone(),
             reports: reports.clone(),
         };
@@ -294,7 +647,11 @@ fn drive<C: TunerConfig>(
 #[derive(Debug, Clone)]
 pub struct TuneOutcome {
     pub soft: SoftPrompt,
+    /// The tuned soft prompt answering all 24 items itself.
     pub eval: Vsm13Eval,
+    /// The tuned soft prompt under the objective (held-out items at θ₀'s answers); equals
+    /// `eval` without held-out items.
+    pub in_sample: Vsm13Eval,
     pub reports: Vec<GenerationReport>,
     pub stop: Option<culturesteer_core::de::StopReason>,
     pub evaluations: usize,
@@ -354,19 +711,29 @@ impl SoftPromptTuner {
     }
 
     /// Runs DE to its stop, writing `checkpoint` after every generation and resuming from it
-    /// when it exists and `resume` is set. `on_generation` sees each report.
+    /// when it exists and `resume` is set. `on_generation` sees each report. Held-out items
+    /// of the objective are frozen at θ₀'s answers first.
     pub fn run(
         &self,
         lm: &mut dyn LanguageModel,
-        objective: &Vsm13Objective,
+        objective: &mut Vsm13Objective,
         checkpoint: &Path,
         resume: bool,
         on_generation: &mut dyn FnMut(&GenerationReport),
     ) -> Result<TuneOutcome, BenchError> {
+        objective.freeze_held_out(lm, &Candidate::Soft(Arc::new(self.theta0.clone())))?;
+        let objective = &*objective;
         let x0: Vec<f64> = self.theta0.data.iter().map(|&v| f64::from(v)).collect();
         let country = objective.country();
-        let (mut opt, mut reports) =
-            start_or_resume(&self.config, self.space, x0, country, checkpoint, resume)?;
+        let (mut opt, mut reports) = start_or_resume(
+            &self.config,
+            self.space,
+            x0,
+            objective.settings(),
+            country,
+            checkpoint,
+            resume,
+        )?;
         // ask() gives the decoded candidates x = θ₀ + A z.
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
             let cands: Vec<Candidate> = xs
@@ -374,7 +741,7 @@ impl SoftPromptTuner {
                 .map(|x| Candidate::Soft(Arc::new(self.soft_of(x))))
                 .collect();
             Ok(objective
-                .evaluate(lm, &cands)?
+                .evaluate_in_sample(lm, &cands)?
                 .iter()
                 .map(|e| e.loss)
                 .collect())
@@ -383,6 +750,7 @@ impl SoftPromptTuner {
             &mut opt,
             &mut reports,
             &self.config,
+            objective.settings(),
             country,
             checkpoint,
             evaluate,
@@ -390,12 +758,17 @@ impl SoftPromptTuner {
         )?;
         let best = opt.result();
         let soft = self.soft_of(&best.x);
-        let eval = objective
-            .evaluate(lm, &[Candidate::Soft(Arc::new(soft.clone()))])?
-            .remove(0);
+        let tuned = [Candidate::Soft(Arc::new(soft.clone()))];
+        let eval = objective.evaluate(lm, &tuned)?.remove(0);
+        let in_sample = if objective.settings().held_out.is_empty() {
+            eval.clone()
+        } else {
+            objective.evaluate_in_sample(lm, &tuned)?.remove(0)
+        };
         Ok(TuneOutcome {
             soft,
             eval,
+            in_sample,
             reports,
             stop: best.stop,
             evaluations: best.evaluations,
@@ -414,43 +787,70 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// GlobalOpinionQA S_align of the country's WVS-sourced questions without and with the tuned
-/// candidate (a soft prompt or a persona system text; the transfer check of issue #7); `None`
-/// when the country has no such question.
-pub fn transfer_check(
+/// The transfer check's result: GlobalOpinionQA S_align of the naive model and of the tuned
+/// candidate on the same questions, and a paired bootstrap interval of their difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// Mean S_align of the naive model (no prompt).
+    pub naive: f64,
+    /// Mean S_align of the tuned candidate.
+    pub tuned: f64,
+    /// Questions asked.
+    pub questions: usize,
+    /// The country's WVS-sourced questions in all (more than `questions` under a limit).
+    pub available: usize,
+    /// 95% percentile interval of `tuned − naive` over bootstrap resamples of the questions
+    /// (the same resampled questions for both: paired); `None` with fewer than 20 resamples.
+    pub ci95: Option<(f64, f64)>,
+    /// Bootstrap resamples drawn.
+    pub resamples: usize,
+}
+
+impl Transfer {
+    /// `tuned − naive`.
+    pub fn difference(&self) -> f64 {
+        self.tuned - self.naive
+    }
+
+    /// The plain sentence of the report.
+    pub fn verdict(&self) -> String {
+        match self.ci95 {
+            Some((lo, hi)) if lo <= 0.0 && hi >= 0.0 => format!(
+                "No measurable transfer: the 95% interval of the difference ({lo:+.2} to {hi:+.2}) includes 0."
+            ),
+            Some((lo, hi)) if lo > 0.0 => format!(
+                "The tuned candidate's S_align is measurably higher than the naive model's (95% interval of the difference {lo:+.2} to {hi:+.2}): the VSM13 gain carries over to these questions."
+            ),
+            Some((lo, hi)) => format!(
+                "The tuned candidate's S_align is measurably lower than the naive model's (95% interval of the difference {lo:+.2} to {hi:+.2}): the VSM13 gain does not carry over to these questions."
+            ),
+            None => "Too few bootstrap resamples for an interval; no verdict on transfer.".into(),
+        }
+    }
+}
+
+/// Default bootstrap resamples of the transfer check.
+pub const TRANSFER_BOOTSTRAP: usize = 1000;
+
+/// Per-question S_align of `candidate` on `items` (each question scored alone by the GOQA
+/// metric, so their mean is the country's S_align).
+fn goqa_per_question(
     lm: &mut dyn LanguageModel,
     goqa: &Goqa,
     country: &Country,
-    tuned: &Candidate,
-    limit: usize,
-) -> Result<Option<(f64, f64, usize)>, BenchError> {
-    let goqa_country = match goqa.country(country.code) {
-        Ok(c) => c,
-        Err(_) => return Ok(None),
-    };
-    let items: Vec<Item> = goqa
-        .items(&goqa_country)?
+    items: &[Item],
+    candidate: &Candidate,
+) -> Result<Vec<f64>, BenchError> {
+    let prompts = items
+        .iter()
+        .map(|i| candidate.prompt(lm, &i.prompt))
+        .collect::<Result<Vec<_>, MethodError>>()?;
+    let answers = read_options(lm, items, prompts)?;
+    answers
         .into_iter()
-        .filter(|i| {
-            serde_json::from_value::<GoqaMeta>(i.meta.clone())
-                .is_ok_and(|m| m.source == GoqaSource::Wvs)
-        })
-        .take(limit)
-        .collect();
-    if items.is_empty() {
-        return Ok(None);
-    }
-    let mut scores = Vec::with_capacity(2);
-    for candidate in [&Candidate::Plain, tuned] {
-        let prompts = items
-            .iter()
-            .map(|i| candidate.prompt(lm, &i.prompt))
-            .collect::<Result<Vec<_>, MethodError>>()?;
-        let answers = read_options(lm, &items, prompts)?;
-        let records: Vec<ItemRecord> = answers
-            .into_iter()
-            .zip(&items)
-            .map(|(a, i)| ItemRecord {
+        .zip(items)
+        .map(|(a, i)| {
+            let r = ItemRecord {
                 method: "transfer".into(),
                 country: country.code,
                 item_id: i.id.clone(),
@@ -460,11 +860,73 @@ pub fn transfer_check(
                 prompt_id: String::new(),
                 options: vec![],
                 diagnostics: serde_json::Value::Null,
-            })
-            .collect();
-        scores.push(score_goqa(country.code, &records, goqa.goqa_options().s_align)?.value);
+            };
+            Ok(score_goqa(country.code, &[r], goqa.goqa_options().s_align)?.value)
+        })
+        .collect()
+}
+
+/// Paired bootstrap of a mean difference: `b` resamples of the questions with replacement
+/// (ChaCha20 seeded by `seed`), the mean of `tuned − naive` over each, and the runner's 95%
+/// percentile interval of those means ([`crate::report::percentile_ci`]).
+pub fn paired_bootstrap_ci(diffs: &[f64], b: usize, seed: u64) -> Option<(f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    if diffs.is_empty() || b == 0 {
+        return None;
     }
-    Ok(Some((scores[0], scores[1], items.len())))
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(culturesteer_core::hash::fnv1a64(
+        seed,
+        "transfer bootstrap".bytes(),
+    ));
+    let n = diffs.len();
+    let means: Vec<f64> = (0..b)
+        .map(|_| (0..n).map(|_| diffs[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    crate::report::percentile_ci(&means)
+}
+
+/// GlobalOpinionQA S_align of the country's WVS-sourced questions without and with the tuned
+/// candidate (a soft prompt or a persona system text; the transfer check of issue #7): all of
+/// them, or the first `limit`; `None` when the country has no such question. The difference
+/// gets a paired bootstrap interval (`bootstrap` resamples, `seed`).
+pub fn transfer_check(
+    lm: &mut dyn LanguageModel,
+    goqa: &Goqa,
+    country: &Country,
+    tuned: &Candidate,
+    limit: Option<usize>,
+    bootstrap: usize,
+    seed: u64,
+) -> Result<Option<Transfer>, BenchError> {
+    let goqa_country = match goqa.country(country.code) {
+        Ok(c) => c,
+        Err(_) => return Ok(None),
+    };
+    let all: Vec<Item> = goqa
+        .items(&goqa_country)?
+        .into_iter()
+        .filter(|i| {
+            serde_json::from_value::<GoqaMeta>(i.meta.clone())
+                .is_ok_and(|m| m.source == GoqaSource::Wvs)
+        })
+        .collect();
+    let available = all.len();
+    let items: Vec<Item> = all.into_iter().take(limit.unwrap_or(usize::MAX)).collect();
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let naive = goqa_per_question(lm, goqa, country, &items, &Candidate::Plain)?;
+    let tuned = goqa_per_question(lm, goqa, country, &items, tuned)?;
+    let diffs: Vec<f64> = tuned.iter().zip(&naive).map(|(t, n)| t - n).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Ok(Some(Transfer {
+        naive: mean(&naive),
+        tuned: mean(&tuned),
+        questions: items.len(),
+        available,
+        ci95: paired_bootstrap_ci(&diffs, bootstrap, seed),
+        resamples: bootstrap,
+    }))
 }
 
 /// The baselines of the report: naive, "act as a person from X", and the tuner's start
@@ -653,17 +1115,85 @@ pub fn improved(reports: &[GenerationReport]) -> bool {
     }
 }
 
+/// The held-out check of a run: the tuned candidate's objective (held-out items at θ₀'s
+/// answers) next to its loss answering every item itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutCheck {
+    /// Held-out item numbers.
+    pub items: Vec<usize>,
+    /// The objective's value: in-sample items answered by the tuned candidate, held-out
+    /// items at θ₀'s answers.
+    pub in_sample_loss: f64,
+    /// The tuned candidate answering all 24 items itself.
+    pub own_answers_loss: f64,
+}
+
+impl HeldOutCheck {
+    /// Whether answering the held-out items itself leaves the loss no worse than the
+    /// objective (the definition of "generalises" in the report and README).
+    pub fn generalises(&self) -> bool {
+        self.own_answers_loss <= self.in_sample_loss
+    }
+
+    fn markdown(&self, start_label: &str, improved: bool) -> String {
+        let items = self
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "## Held-out VSM13 items\n\n\
+             Items {items} were held out. Hofstede's targets are indices, not item means, so a held-out item has no target of its own; instead, during DE the held-out items' answer means were frozen at the answers of the start ({start_label}), so the optimiser could not fit them. The in-sample loss is the objective DE minimised; the second loss has the tuned candidate answer the held-out items itself. If the tuning generalises, the second is not worse.\n\n\
+             | tuned candidate | loss (L1) |\n|---|---:|\n\
+             | in-sample (the objective; held-out items at the start's answers) | {:.1} |\n\
+             | answering all 24 items itself | {:.1} |\n\n{}\n",
+            self.in_sample_loss,
+            self.own_answers_loss,
+            if !improved {
+                "DE did not improve on its initial population, so there is no tuning to generalise: both losses are those of the best initial candidate.".to_string()
+            } else if self.generalises() {
+                format!(
+                    "Answering the held-out items itself does not make the loss worse ({:.1} vs {:.1}): on this check the tuning generalises.",
+                    self.own_answers_loss, self.in_sample_loss
+                )
+            } else {
+                format!(
+                    "Answering the held-out items itself makes the loss worse by {:.1}: part of the gain is fitted to the in-sample items.",
+                    self.own_answers_loss - self.in_sample_loss
+                )
+            }
+        )
+    }
+}
+
+/// What a tuning report says besides its table.
+pub struct ReportText<'a> {
+    /// The DE run paragraph.
+    pub run: &'a str,
+    /// The objective's settings line ([`ObjectiveSettings::describe`]).
+    pub objective: &'a str,
+    /// The tuned row's label.
+    pub tuned_label: &'a str,
+    /// The start row's label (θ₀ or the start persona).
+    pub start_label: &'a str,
+    /// The held-out check (`None`: no items held out).
+    pub held_out: Option<&'a HeldOutCheck>,
+    /// Whether DE improved on its initial population ([`improved`]).
+    pub improved: bool,
+    /// The transfer check: `None` not run, `Some(None)` the country has no such question.
+    pub transfer: Option<Option<&'a Transfer>>,
+}
+
 /// The report's markdown: losses and six dimensions of every row against the target, the
-/// DE run (`run`: a paragraph), and the transfer check of the tuned candidate (`tuned_label`;
-/// `None`: not run, `Some(None)`: the country has no such question).
+/// objective's settings, the DE run, the held-out check and the transfer check of the tuned
+/// candidate.
 pub fn report_markdown(
     title: &str,
     country: &Country,
     target: &[Option<f64>; 6],
     rows: &[(String, Vsm13Eval)],
-    run: &str,
-    tuned_label: &str,
-    transfer: Option<Option<(f64, f64, usize)>>,
+    text: &ReportText,
 ) -> String {
     let mut s = format!(
         "# {title} on VSM13: {} ({})\n\n",
@@ -682,18 +1212,50 @@ pub fn report_markdown(
         }
         s.push('\n');
     }
-    s.push_str(&format!("\n{run}\n\n![loss per generation](loss.svg)\n\n"));
+    s.push_str("\nEvery row answers all 24 items itself.");
+    let failures: usize = rows.iter().map(|(_, e)| e.parse_failures).sum();
+    let unanswered: usize = rows.iter().map(|(_, e)| e.unanswered_items).sum();
+    if failures > 0 {
+        s.push_str(&format!(
+            " Generated answers without a digit 1-5 over these rows: {failures} (left out of the item means; {unanswered} item(s) with no parsed answer at all counted as the neutral 3)."
+        ));
+    }
+    s.push_str(&format!(
+        "\n\n{}\n\n{}\n\n![loss per generation](loss.svg)\n\n",
+        text.objective, text.run
+    ));
+    if let Some(h) = text.held_out {
+        s.push_str(&h.markdown(text.start_label, text.improved));
+        s.push('\n');
+    }
     s.push_str("## Transfer check (GlobalOpinionQA, WVS-sourced questions)\n\n");
-    let Some(transfer) = transfer else {
+    let Some(transfer) = text.transfer else {
         s.push_str("Skipped (`--transfer-questions 0`).\n");
         return s;
     };
     match transfer {
-        Some((naive, tuned, n)) => s.push_str(&format!(
-            "| | S_align |\n|---|---:|\n| naive | {naive:.2} |\n| {tuned_label} | {tuned:.2} |\n\n{n} questions; {}.\n",
-            if tuned > naive { "the VSM13 gain carries over" } else { "the VSM13 gain does not carry over (as the paper observed on its knowledge benchmark)" }
+        Some(t) => {
+            s.push_str(&format!(
+                "| | S_align |\n|---|---:|\n| naive | {:.2} |\n| {} | {:.2} |\n| difference (tuned − naive) | {:+.2} |\n\n",
+                t.naive,
+                text.tuned_label,
+                t.tuned,
+                t.difference()
+            ));
+            s.push_str(&format!(
+                "{} of the country's {} WVS-sourced questions; 95% interval of the difference from {} paired bootstrap resamples of the questions{}. {}\n",
+                t.questions,
+                t.available,
+                t.resamples,
+                t.ci95
+                    .map_or(String::new(), |(lo, hi)| format!(": {lo:+.2} to {hi:+.2}")),
+                t.verdict()
+            ));
+        }
+        None => s.push_str(&format!(
+            "{} has no WVS-sourced GlobalOpinionQA question in our data.\n",
+            country.name
         )),
-        None => s.push_str(&format!("{} has no WVS-sourced GlobalOpinionQA question in our data.\n", country.name)),
     }
     s
 }
@@ -746,5 +1308,74 @@ mod plot_tests {
             .collect();
         assert!(!improved(&flat), "no gain over generation 0 is not tuned");
         assert!(!improved(&[]));
+    }
+
+    #[test]
+    fn report_states_the_held_out_definition_and_the_transfer_verdict() {
+        let usa = Country {
+            code: CountryCode::new("USA").unwrap(),
+            name: "United States".into(),
+        };
+        let e = |loss| Vsm13Eval {
+            loss,
+            dims: [0.0; 6],
+            parse_failures: 0,
+            unanswered_items: 0,
+        };
+        let rows = vec![("naive".to_string(), e(300.0))];
+        let transfer = Transfer {
+            naive: 70.0,
+            tuned: 69.0,
+            questions: 16,
+            available: 16,
+            ci95: Some((-3.0, 0.5)),
+            resamples: 1000,
+        };
+        let report = |h: &HeldOutCheck, improved: bool, t: Option<Option<&Transfer>>| {
+            report_markdown(
+                "Soft-prompt tuning",
+                &usa,
+                &[Some(40.0); 6],
+                &rows,
+                &ReportText {
+                    run: "DE: …",
+                    objective: "Objective: …",
+                    tuned_label: "tuned soft prompt",
+                    start_label: "θ₀",
+                    held_out: Some(h),
+                    improved,
+                    transfer: t,
+                },
+            )
+        };
+        let better = HeldOutCheck {
+            items: vec![1, 5],
+            in_sample_loss: 250.0,
+            own_answers_loss: 240.0,
+        };
+        let worse = HeldOutCheck {
+            own_answers_loss: 262.5,
+            ..better.clone()
+        };
+        let r = report(&better, true, Some(Some(&transfer)));
+        assert!(r.contains("Items 1, 5 were held out"), "{r}");
+        assert!(r.contains("frozen at the answers of the start (θ₀)"), "{r}");
+        assert!(r.contains("on this check the tuning generalises"), "{r}");
+        assert!(
+            r.contains("16 of the country's 16 WVS-sourced questions"),
+            "{r}"
+        );
+        assert!(r.contains("No measurable transfer"), "{r}");
+        assert!(r.contains("| difference (tuned − naive) | -1.00 |"), "{r}");
+        let r = report(&worse, true, None);
+        assert!(r.contains("makes the loss worse by 12.5"), "{r}");
+        assert!(r.contains("Skipped (`--transfer-questions 0`)"), "{r}");
+        let r = report(&better, false, Some(None));
+        assert!(r.contains("no tuning to generalise"), "{r}");
+        assert!(!r.contains("on this check the tuning generalises"), "{r}");
+        assert!(
+            r.contains("has no WVS-sourced GlobalOpinionQA question"),
+            "{r}"
+        );
     }
 }

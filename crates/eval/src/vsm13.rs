@@ -16,9 +16,9 @@
 //! * **Readout**: next-token log-probabilities of the digits `"1"`…`"5"` at the start of the
 //!   answer, softmax at temperature 1.
 //! * **Answer modes** ([`Vsm13AnswerMode`], specs/softprompt_de.md §2): `logits_expectation`
-//!   (default; item answer Σ k·p_k) or `logits_argmax` (the most probable digit; ties → the
-//!   lower digit). `generate_parse` is not supported yet and is refused when the benchmark is
-//!   built.
+//!   (default; item answer Σ k·p_k), `logits_argmax` (the most probable digit; ties → the
+//!   lower digit) or `generate_parse` (greedy answer, first digit 1–5; answers without one are
+//!   left out of the item means and counted).
 //! * **Score**: item means m1..m24 (the mean over a country's records of each item; one
 //!   record per item in a normal run) → the six indices with [`vsm13_scores`] (constants C and
 //!   the MAS switch from [`Vsm13Options::config`], default C = 0 and the manual's 35) → L1
@@ -356,14 +356,25 @@ fn meta_of(r: &ItemRecord) -> Result<Vsm13Meta, BenchError> {
     Ok(m)
 }
 
-/// Scores a country's VSM13 records against a Hofstede profile (PDI..IVR, `None` = no
-/// published score).
-pub fn score_vsm13(
+/// The item means of a country's VSM13 records: for each item the mean answer code over its
+/// records (`None`: no record, or in `generate_parse` mode no parsed answer), and how many
+/// generated answers had no digit 1–5.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vsm13ItemMeans {
+    /// m1..m24 (index 0 = item 1).
+    pub means: [Option<f64>; N_ITEMS],
+    /// Generated answers without a digit 1–5 (always 0 in the logits modes).
+    pub failures: usize,
+    /// Records read.
+    pub records: usize,
+}
+
+/// Reads the item means of `country`'s records under `options`' answer mode.
+pub fn vsm13_item_means(
     country: CountryCode,
     records: &[ItemRecord],
-    target: &[Option<f64>; 6],
     options: &Vsm13Options,
-) -> Result<CountryScore, BenchError> {
+) -> Result<Vsm13ItemMeans, BenchError> {
     let mut sums = [0.0; N_ITEMS];
     let mut counts = [0usize; N_ITEMS];
     let mut failures = 0usize;
@@ -385,23 +396,57 @@ pub fn score_vsm13(
         sums[m.item - 1] += a;
         counts[m.item - 1] += 1;
     }
+    let mut means = [None; N_ITEMS];
+    for k in 0..N_ITEMS {
+        if counts[k] > 0 {
+            means[k] = Some(sums[k] / counts[k] as f64);
+        }
+    }
+    Ok(Vsm13ItemMeans {
+        means,
+        failures,
+        records: records.len(),
+    })
+}
+
+/// Scores a country's VSM13 records against a Hofstede profile (PDI..IVR, `None` = no
+/// published score).
+pub fn score_vsm13(
+    country: CountryCode,
+    records: &[ItemRecord],
+    target: &[Option<f64>; 6],
+    options: &Vsm13Options,
+) -> Result<CountryScore, BenchError> {
+    let read = vsm13_item_means(country, records, options)?;
     let missing: Vec<String> = (0..N_ITEMS)
-        .filter(|&k| counts[k] == 0)
+        .filter(|&k| read.means[k].is_none())
         .map(|k| (k + 1).to_string())
         .collect();
     if !missing.is_empty() {
         return Err(BenchError::Invalid(format!(
             "{country}: VSM13 scoring needs all 24 items; missing item(s) {} ({})",
             missing.join(", "),
-            if failures > 0 {
-                format!("{failures} generated answers had no digit 1-5")
+            if read.failures > 0 {
+                format!("{} generated answers had no digit 1-5", read.failures)
             } else {
                 "run without --limit or with --limit 24".to_string()
             }
         )));
     }
-    let means: Vec<f64> = sums.iter().zip(counts).map(|(s, c)| s / c as f64).collect();
-    let scores = vsm13_scores(&means, &options.config)
+    let means = read.means.map(|m| m.unwrap_or(f64::NAN));
+    score_vsm13_means(country, &means, &read, target, options)
+}
+
+/// Scores item means m1..m24 (all answered) against a Hofstede profile; `read` gives the
+/// record and parse-failure counts reported with the score.
+pub fn score_vsm13_means(
+    country: CountryCode,
+    means: &[f64; N_ITEMS],
+    read: &Vsm13ItemMeans,
+    target: &[Option<f64>; 6],
+    options: &Vsm13Options,
+) -> Result<CountryScore, BenchError> {
+    let scores = vsm13_scores(means, &options.config)
         .map_err(|e| BenchError::Invalid(format!("{country}: VSM13 scores: {e}")))?;
     let loss = vsm13_l1_loss(&scores, target);
     if loss.dims_compared == 0 {
@@ -422,7 +467,7 @@ pub fn score_vsm13(
     if options.answer_mode == Vsm13AnswerMode::GenerateParse {
         secondary.push((
             "parse_failure_rate".to_string(),
-            failures as f64 / records.len().max(1) as f64,
+            read.failures as f64 / read.records.max(1) as f64,
         ));
     }
     if let Some(m) = loss.mean() {
@@ -431,7 +476,7 @@ pub fn score_vsm13(
     Ok(CountryScore {
         country,
         value: loss.total,
-        n_items: records.len(),
+        n_items: read.records,
         components,
         secondary,
     })
@@ -444,7 +489,7 @@ pub struct Vsm13 {
 }
 
 impl Vsm13 {
-    /// Loads the Hofstede table; refuses answer modes that are not supported yet.
+    /// Loads the Hofstede table.
     pub fn load(source: &DataSource, options: Vsm13Options) -> Result<Self, BenchError> {
         Self::from_table(HofstedeTable::load(source)?, options)
     }
@@ -457,6 +502,14 @@ impl Vsm13 {
     /// The options in use.
     pub fn vsm13_options(&self) -> Vsm13Options {
         self.options
+    }
+
+    /// The same benchmark under other options.
+    pub fn with_options(&self, options: Vsm13Options) -> Self {
+        Self {
+            table: self.table.clone(),
+            options,
+        }
     }
 
     /// The country's Hofstede profile (PDI..IVR; `None` where no score is published).

@@ -1,6 +1,7 @@
 //! Every benchmark `eval` accepts, and how each is loaded.
 
 use crate::RegistryError;
+use culturesteer_core::metrics::Vsm13Config;
 use culturesteer_data::DataSource;
 use culturesteer_eval::goqa::{Goqa, GoqaOptions};
 use culturesteer_eval::multitp::{
@@ -30,6 +31,8 @@ pub struct BenchOptions {
     pub s_align: String,
     /// vsm13: answer mode.
     pub vsm13_answer_mode: String,
+    /// vsm13: index constants C and the MAS second weight.
+    pub vsm13_config: Vsm13Config,
 }
 
 impl Default for BenchOptions {
@@ -44,6 +47,7 @@ impl Default for BenchOptions {
             goqa_reader: "top-k:10".into(),
             s_align: "js-divergence-e".into(),
             vsm13_answer_mode: "logits_expectation".into(),
+            vsm13_config: Vsm13Config::default(),
         }
     }
 }
@@ -117,7 +121,7 @@ pub static BENCHMARKS: &[BenchmarkSpec] = &[
         load: |data, o| {
             let opts = Vsm13Options {
                 answer_mode: parse("--vsm13-answer-mode", &o.vsm13_answer_mode)?,
-                ..Vsm13Options::default()
+                config: o.vsm13_config,
             };
             Ok(Box::new(Vsm13::load(data, opts).map_err(err("vsm13"))?))
         },

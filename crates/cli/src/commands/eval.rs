@@ -126,6 +126,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "logits_expectation")]
     pub vsm13_answer_mode: String,
     #[command(flatten)]
+    pub vsm13: crate::vsm13_opts::Vsm13Opts,
+    #[command(flatten)]
     pub palette: PaletteOpts,
     #[command(flatten)]
     pub model: ModelOpts,
@@ -301,6 +303,7 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         goqa_reader: a.goqa_reader.clone(),
         s_align: a.s_align.clone(),
         vsm13_answer_mode: a.vsm13_answer_mode.clone(),
+        vsm13_config: a.vsm13.config()?,
     };
     let bench: Box<dyn Benchmark> = load_benchmark(&a.bench, &data, &options)?;
     let countries: Vec<CountryCode> = match &a.countries {

@@ -13,8 +13,9 @@ use culturesteer_eval::tune::blackbox::{
     candidate_of, BlackBoxConfig, BlackBoxTuner, PersonaChoice,
 };
 use culturesteer_eval::tune::{
-    baselines, improved, loss_svg, report_markdown, transfer_check, write_atomic, Candidate,
-    SoftPromptTuner, TuneConfig, Vsm13Eval, Vsm13Objective,
+    baselines, held_out_items, improved, loss_svg, report_markdown, transfer_check, write_atomic,
+    Candidate, HeldOutCheck, ObjectiveSettings, ReportText, SoftPromptTuner, TuneConfig, Vsm13Eval,
+    Vsm13Objective, TRANSFER_BOOTSTRAP,
 };
 use culturesteer_eval::vsm13::{Vsm13, Vsm13AnswerMode, Vsm13Options};
 use culturesteer_eval::Benchmark;
@@ -73,17 +74,40 @@ pub struct TuneArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// GlobalOpinionQA WVS-sourced questions in the transfer check (0 skips it).
-    #[arg(long, default_value_t = 20)]
-    pub transfer_questions: usize,
+    /// GlobalOpinionQA WVS-sourced questions of the country in the transfer check: "all"
+    /// (default), the first N, or 0 to skip it.
+    #[arg(long, default_value = "all", value_name = "all|N")]
+    pub transfer_questions: String,
+    /// Paired bootstrap resamples of the questions for the transfer check's 95% interval of
+    /// the S_align difference (tuned − naive).
+    #[arg(long, default_value_t = TRANSFER_BOOTSTRAP)]
+    pub bootstrap: usize,
     /// Print the results as JSON (country, target, every row's loss and six dimensions, the
     /// loss per generation, the transfer check) instead of the Markdown report; report.md and
     /// loss.svg are written either way.
     #[arg(long)]
     pub json: bool,
-    /// VSM13 answer mode: logits_expectation (default) or logits_argmax.
+    /// VSM13 answer mode: logits_expectation (default), logits_argmax, or generate_parse
+    /// (the paper's generate-and-parse: generated answer, first digit 1-5).
     #[arg(long, default_value = "logits_expectation")]
     pub answer_mode: String,
+    /// generate_parse: answers per item and candidate, sampled with seeds 1..N (the same
+    /// seeds for every candidate); the item means pool them. N > 1 samples at
+    /// --objective-temperature.
+    #[arg(long, default_value_t = 1)]
+    pub objective_seeds: usize,
+    /// generate_parse: sampling temperature of the objective's answers (top-p 1); default 0
+    /// (greedy) with one seed, 1 with several.
+    #[arg(long)]
+    pub objective_temperature: Option<f64>,
+    /// VSM13 items held out of the objective (leave-k-out), chosen from --seed, one per
+    /// dimension first: during DE their answer means stay at the start candidate's answers,
+    /// and the report compares the objective with the loss when the tuned candidate answers
+    /// them itself. 0 = off; at most 18.
+    #[arg(long, default_value_t = 6)]
+    pub held_out: usize,
+    #[command(flatten)]
+    pub vsm13: crate::vsm13_opts::Vsm13Opts,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -165,21 +189,44 @@ struct Setup {
     bench: Vsm13,
     country: Country,
     checkpoint: PathBuf,
+    settings: ObjectiveSettings,
+    /// `None`: no transfer check; `Some(None)`: all questions.
+    transfer: Option<Option<usize>>,
+}
+
+/// `--transfer-questions`: "all", N, or 0 (skip).
+fn transfer_limit(s: &str) -> Result<Option<Option<usize>>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(Some(None));
+    }
+    match s.trim().parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(Some(n))),
+        Err(_) => bail!("--transfer-questions {s:?}: use all, a number of questions, or 0 to skip"),
+    }
 }
 
 fn setup(a: &TuneArgs) -> Result<Setup> {
     let answer_mode: Vsm13AnswerMode = a.answer_mode.parse()?;
-    if answer_mode == Vsm13AnswerMode::GenerateParse {
-        bail!("--answer-mode generate_parse is not offered for tuning (use logits_expectation or logits_argmax)");
-    }
+    let config = a.vsm13.config()?;
+    let transfer = transfer_limit(&a.transfer_questions)?;
+    let vsm13 = Vsm13Options {
+        answer_mode,
+        config,
+    };
+    let settings = ObjectiveSettings {
+        vsm13,
+        seeds: a.objective_seeds,
+        temperature: a.objective_temperature.unwrap_or(if a.objective_seeds > 1 {
+            1.0
+        } else {
+            0.0
+        }),
+        held_out: held_out_items(a.held_out, a.seed, &config)?,
+    };
+    settings.validate()?;
     let data = DataSource::Embedded;
-    let bench = Vsm13::load(
-        &data,
-        Vsm13Options {
-            answer_mode,
-            ..Vsm13Options::default()
-        },
-    )?;
+    let bench = Vsm13::load(&data, vsm13)?;
     let code = CountryCode::new(&a.country.to_uppercase())
         .map_err(|e| anyhow::anyhow!("--country {}: {e}", a.country))?;
     let country = bench.country(code)?;
@@ -197,6 +244,8 @@ fn setup(a: &TuneArgs) -> Result<Setup> {
         bench,
         country,
         checkpoint,
+        settings,
+        transfer,
     })
 }
 
@@ -217,6 +266,18 @@ fn show(bar: &ProgressBar, r: &GenerationReport) {
     bar.set_message(format!("best loss {:.1}", r.best));
 }
 
+/// What `finish` reports about the tuned candidate.
+struct Tuned<'a> {
+    label: &'a str,
+    candidate: Candidate,
+    /// Answering all 24 items itself.
+    eval: Vsm13Eval,
+    /// Under the objective (held-out items at the start's answers).
+    in_sample: Vsm13Eval,
+    /// The start row's label.
+    start_label: &'a str,
+}
+
 /// The transfer check (when asked for), then report.md and loss.svg; prints the report.
 #[allow(clippy::too_many_arguments)]
 fn finish(
@@ -225,53 +286,66 @@ fn finish(
     lm: &mut dyn LanguageModel,
     title: &str,
     mut rows: Vec<(String, Vsm13Eval)>,
-    tuned_label: &str,
-    tuned: (Candidate, Vsm13Eval),
+    tuned: Tuned,
     run: &str,
     reports: &[GenerationReport],
 ) -> Result<()> {
-    let transfer = if a.transfer_questions > 0 {
-        let goqa = Goqa::load(&s.data, GoqaOptions::default())?;
-        Some(transfer_check(
-            lm,
-            &goqa,
-            &s.country,
-            &tuned.0,
-            a.transfer_questions,
-        )?)
-    } else {
-        None
+    let transfer = match s.transfer {
+        Some(limit) => {
+            let goqa = Goqa::load(&s.data, GoqaOptions::default())?;
+            Some(transfer_check(
+                lm,
+                &goqa,
+                &s.country,
+                &tuned.candidate,
+                limit,
+                a.bootstrap,
+                a.seed,
+            )?)
+        }
+        None => None,
     };
     // A run that never beat its initial population is not called tuned.
     let gained = improved(reports);
     let (tuned_label, run) = if gained {
-        (tuned_label.to_string(), run.to_string())
+        (tuned.label.to_string(), run.to_string())
     } else {
         let first = reports.first().map_or(f64::NAN, |r| r.best);
         (
-            format!("{tuned_label} (not improved: best initial candidate)"),
+            format!("{} (not improved: best initial candidate)", tuned.label),
             format!(
                 "{run}\n\n**Differential evolution did not improve on its initial population** (best loss {first:.1} at generation 0 and at the end): the last row is the best initial candidate, not a tuned one."
             ),
         )
     };
-    let (tuned_label, run) = (tuned_label.as_str(), run.as_str());
+    let held_out = (!s.settings.held_out.is_empty()).then(|| HeldOutCheck {
+        items: s.settings.held_out.clone(),
+        in_sample_loss: tuned.in_sample.loss,
+        own_answers_loss: tuned.eval.loss,
+    });
     // The loss plot's reference lines: the naive model and the country prompt.
     let lines: Vec<(String, f64)> = rows
         .iter()
         .filter(|(n, _)| n == "naive" || n == "country prompt")
         .map(|(n, e)| (n.clone(), e.loss))
         .collect();
-    rows.push((tuned_label.to_string(), tuned.1));
+    rows.push((tuned_label.clone(), tuned.eval.clone()));
     let target = s.bench.target(s.country.code)?;
+    let objective_line = s.settings.describe();
     let md = report_markdown(
         title,
         &s.country,
         &target,
         &rows,
-        run,
-        tuned_label,
-        transfer,
+        &ReportText {
+            run: &run,
+            objective: &objective_line,
+            tuned_label: &tuned_label,
+            start_label: tuned.start_label,
+            held_out: held_out.as_ref(),
+            improved: gained,
+            transfer: transfer.as_ref().map(Option::as_ref),
+        },
     );
     write_atomic(&a.out.join("report.md"), &md)?;
     write_atomic(
@@ -285,17 +359,35 @@ fn finish(
                 "name": name,
                 "loss": e.loss,
                 "dimensions": dims.iter().zip(e.dims).map(|(d, v)| (d.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+                "parse_failures": e.parse_failures,
             })
         };
         let v = serde_json::json!({
             "country": s.country.code,
             "metric": { "name": "L1", "lower_is_better": true },
             "target": dims.iter().zip(target).map(|(d, t)| (d.to_string(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
+            "objective": s.settings,
             "rows": rows.iter().map(row).collect::<Vec<_>>(),
             "tuned": tuned_label,
             "improved": gained,
+            "in_sample_loss": tuned.in_sample.loss,
+            "held_out": held_out.as_ref().map(|h| serde_json::json!({
+                "items": h.items,
+                "in_sample_loss": h.in_sample_loss,
+                "own_answers_loss": h.own_answers_loss,
+                "generalises": h.generalises(),
+            })),
             "generations": reports,
-            "transfer": transfer.map(|t| t.map(|(naive, tuned, n)| serde_json::json!({ "s_align_naive": naive, "s_align_tuned": tuned, "questions": n }))),
+            "transfer": transfer.as_ref().map(|t| t.as_ref().map(|t| serde_json::json!({
+                "s_align_naive": t.naive,
+                "s_align_tuned": t.tuned,
+                "difference": t.difference(),
+                "ci95": t.ci95.map(|(lo, hi)| [lo, hi]),
+                "resamples": t.resamples,
+                "questions": t.questions,
+                "available": t.available,
+                "verdict": t.verdict(),
+            }))),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -339,7 +431,8 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
     )?;
     let mut opened = a.tune.model.open()?;
     let lm = opened.lm.as_mut();
-    let objective = Vsm13Objective::new(&s.bench, s.country.clone())?;
+    let mut objective =
+        Vsm13Objective::with_settings(&s.bench, s.country.clone(), s.settings.clone())?;
     let start_text = tuner.text(tuner.start());
     eprintln!(
         "tuning a persona for {} ({}) by black-box DE: NP {}, up to {} generations; start: {start_text:?}",
@@ -347,14 +440,15 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
     );
     let rows = baselines(lm, &objective, candidate_of(&start_text), "start persona")?;
     let bar = progress(config.de.max_generations);
-    // The naive model (no persona) and the start persona are scored already.
-    let known = [
-        (String::new(), rows[0].1.clone()),
-        (start_text.clone(), rows[2].1.clone()),
-    ];
+    // The naive model (no persona) and the start persona are scored already; with held-out
+    // items only the start's own answers equal its objective value.
+    let mut known = vec![(start_text.clone(), rows[2].1.clone())];
+    if s.settings.held_out.is_empty() {
+        known.push((String::new(), rows[0].1.clone()));
+    }
     let outcome = tuner.run(
         lm,
-        &objective,
+        &mut objective,
         &s.checkpoint,
         a.tune.resume,
         &known,
@@ -371,22 +465,29 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
         "text": outcome.text,
         "choice": outcome.choice,
         "loss": outcome.eval.loss,
+        "in_sample_loss": outcome.in_sample.loss,
         "dims": outcome.eval.dims,
         "config": config,
+        "objective": s.settings,
     });
     write_atomic(
         &a.tune.out.join("persona.json"),
         &serde_json::to_string_pretty(&record)?,
     )?;
     let run = outcome.describe(&config);
-    let tuned = (candidate_of(&outcome.text), outcome.eval.clone());
+    let tuned = Tuned {
+        label: "tuned persona",
+        candidate: candidate_of(&outcome.text),
+        eval: outcome.eval.clone(),
+        in_sample: outcome.in_sample.clone(),
+        start_label: "start persona",
+    };
     finish(
         &a.tune,
         &s,
         lm,
         "Black-box persona tuning",
         rows,
-        "tuned persona",
         tuned,
         &run,
         &outcome.reports,
@@ -424,7 +525,8 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
     let country = &s.country;
     let mut opened = a.tune.model.open()?;
     let lm = opened.lm.as_mut();
-    let objective = Vsm13Objective::new(&s.bench, country.clone())?;
+    let mut objective =
+        Vsm13Objective::with_settings(&s.bench, country.clone(), s.settings.clone())?;
     let tuner = SoftPromptTuner::new(lm, country, config.clone())?;
     eprintln!(
         "tuning a {}×{} soft prompt for {} ({}): NP {}, up to {} generations, subspace k = {}",
@@ -443,7 +545,7 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
         "soft prompt θ₀ (init text)",
     )?;
     let bar = progress(config.de.max_generations);
-    let outcome = tuner.run(lm, &objective, &s.checkpoint, a.tune.resume, &mut |r| {
+    let outcome = tuner.run(lm, &mut objective, &s.checkpoint, a.tune.resume, &mut |r| {
         show(&bar, r)
     })?;
     bar.finish_and_clear();
@@ -455,17 +557,19 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
     let soft_path = a.tune.out.join("soft_prompt.json");
     soft_prompt::save(&soft_path, &outcome.soft, &manifest)?;
     let run = outcome.describe(&config);
-    let tuned = (
-        Candidate::Soft(Arc::new(outcome.soft.clone())),
-        outcome.eval.clone(),
-    );
+    let tuned = Tuned {
+        label: "tuned soft prompt",
+        candidate: Candidate::Soft(Arc::new(outcome.soft.clone())),
+        eval: outcome.eval.clone(),
+        in_sample: outcome.in_sample.clone(),
+        start_label: "soft prompt θ₀ (init text)",
+    };
     finish(
         &a.tune,
         &s,
         lm,
         "Soft-prompt tuning",
         rows,
-        "tuned soft prompt",
         tuned,
         &run,
         &outcome.reports,

@@ -13,8 +13,8 @@ pub use mis::{human_from_amce, macro_mean, mis, model_preference};
 pub use s_align::{modular_pluralism_distance, s_align, SAlignVariant};
 pub use stats::{mean, pearson};
 pub use vsm13::{
-    vsm13_l1_loss, vsm13_scores, MasSecondWeight, Vsm13Config, Vsm13Dimension, Vsm13Loss,
-    Vsm13Scores,
+    parse_vsm13_constants, vsm13_l1_loss, vsm13_scores, MasSecondWeight, Vsm13Config,
+    Vsm13Dimension, Vsm13Loss, Vsm13Scores,
 };
 
 use crate::moral::MoralDimension;

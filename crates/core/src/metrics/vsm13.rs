@@ -60,6 +60,13 @@ impl Vsm13Dimension {
     pub fn column(self) -> &'static str {
         ["pdi", "idv", "mas", "uai", "lto", "ivr"][self.index()]
     }
+
+    /// The dimension of an abbreviation, any case (`"PDI"`, `"pdi"`).
+    pub fn from_abbrev(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.abbrev().eq_ignore_ascii_case(s.trim()))
+    }
 }
 
 impl fmt::Display for Vsm13Dimension {
@@ -99,7 +106,61 @@ pub struct Vsm13Config {
     pub mas_second_weight: MasSecondWeight,
 }
 
+impl MasSecondWeight {
+    /// The weight itself: 35 or 25.
+    pub fn weight(self) -> f64 {
+        match self {
+            MasSecondWeight::Manual35 => 35.0,
+            MasSecondWeight::Masoud25 => 25.0,
+        }
+    }
+
+    /// The switch of a weight: `"35"` or `"25"`; anything else is `None`.
+    pub fn from_weight(s: &str) -> Option<Self> {
+        match s.trim() {
+            "35" => Some(MasSecondWeight::Manual35),
+            "25" => Some(MasSecondWeight::Masoud25),
+            _ => None,
+        }
+    }
+}
+
+/// Parses per-dimension constants written as `KEY=NUMBER` pairs separated by commas, e.g.
+/// `"PDI=20,IVR=-5.5"`: any subset of PDI, IDV, MAS, UAI, LTO, IVR (any case), the rest 0; an
+/// empty text is all 0. The error names the offending token.
+pub fn parse_vsm13_constants(spec: &str) -> Result<[f64; 6], String> {
+    let mut c = [0.0; 6];
+    let mut seen = [false; 6];
+    for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let bad = |why: &str| format!("{token:?}: {why}");
+        let (key, value) = token
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=NUMBER"))?;
+        let d = Vsm13Dimension::from_abbrev(key)
+            .ok_or_else(|| bad("the key must be one of PDI, IDV, MAS, UAI, LTO, IVR"))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| bad("not a finite number"))?;
+        if seen[d.index()] {
+            return Err(bad("this dimension is given twice"));
+        }
+        seen[d.index()] = true;
+        c[d.index()] = v;
+    }
+    Ok(c)
+}
+
 impl Vsm13Config {
+    /// The four items (1-based) of each dimension's formula, in PDI..IVR order: the first
+    /// term's plus and minus item, then the second's.
+    pub fn items_of(&self) -> [[usize; 4]; 6] {
+        self.terms()
+            .map(|[a, b]| [a.plus_item, a.minus_item, b.plus_item, b.minus_item])
+    }
+
     /// The two terms of each dimension's formula, in PDI..IVR order.
     pub fn terms(&self) -> [[Vsm13Term; 2]; 6] {
         let t = |weight, plus_item, minus_item| Vsm13Term {
@@ -107,10 +168,7 @@ impl Vsm13Config {
             plus_item,
             minus_item,
         };
-        let mas2 = match self.mas_second_weight {
-            MasSecondWeight::Manual35 => 35.0,
-            MasSecondWeight::Masoud25 => 25.0,
-        };
+        let mas2 = self.mas_second_weight.weight();
         [
             [t(35.0, 7, 2), t(25.0, 20, 23)],
             [t(35.0, 4, 1), t(35.0, 9, 6)],
@@ -276,6 +334,45 @@ mod tests {
         assert!((s.get(Vsm13Dimension::Ivr) - 59.0).abs() < 1e-9);
         // MAS = 35 (1.9 − 2.0) + 25 (2.4 − 2.0) = −3.5 + 10 = 6.5
         assert!((s.get(Vsm13Dimension::Mas) - 6.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn constants_parse_any_subset_and_name_bad_tokens() {
+        assert_eq!(parse_vsm13_constants("").unwrap(), [0.0; 6]);
+        assert_eq!(
+            parse_vsm13_constants("PDI=20, ivr=-5.5").unwrap(),
+            [20.0, 0.0, 0.0, 0.0, 0.0, -5.5]
+        );
+        assert_eq!(
+            parse_vsm13_constants("PDI=1,IDV=2,MAS=3,UAI=4,LTO=5,IVR=6").unwrap(),
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        for (bad, token) in [
+            ("XYZ=1", "XYZ=1"),
+            ("PDI=abc", "PDI=abc"),
+            ("PDI=1,MAS", "MAS"),
+            ("PDI=inf", "PDI=inf"),
+            ("PDI=1,pdi=2", "pdi=2"),
+        ] {
+            let e = parse_vsm13_constants(bad).unwrap_err();
+            assert!(e.contains(&format!("{token:?}")), "{bad}: {e}");
+            assert_eq!(e.lines().count(), 1);
+        }
+        assert_eq!(
+            MasSecondWeight::from_weight("25"),
+            Some(MasSecondWeight::Masoud25)
+        );
+        assert_eq!(MasSecondWeight::from_weight("30"), None);
+        assert_eq!(MasSecondWeight::Manual35.weight(), 35.0);
+    }
+
+    #[test]
+    fn every_item_belongs_to_exactly_one_dimension() {
+        let items = Vsm13Config::default().items_of();
+        let mut all: Vec<usize> = items.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=24).collect::<Vec<_>>());
+        assert_eq!(items[0], [7, 2, 20, 23]);
     }
 
     #[test]

@@ -158,7 +158,11 @@ pub fn candidate_of(text: &str) -> Candidate {
 pub struct BlackBoxOutcome {
     pub choice: PersonaChoice,
     pub text: String,
+    /// The tuned persona answering all 24 items itself.
     pub eval: Vsm13Eval,
+    /// The tuned persona under the objective (held-out items at the start persona's
+    /// answers); equals `eval` without held-out items.
+    pub in_sample: Vsm13Eval,
     pub reports: Vec<GenerationReport>,
     pub stop: Option<StopReason>,
     pub evaluations: usize,
@@ -222,22 +226,33 @@ impl BlackBoxTuner {
     }
 
     /// Runs DE to its stop with per-generation checkpoints (see `SoftPromptTuner::run`).
-    /// `known`: persona texts already scored (e.g. the report's baselines), not asked again.
+    /// `known`: persona texts already scored under the objective (e.g. the report's
+    /// baselines; with held-out items only the start persona's own evaluation qualifies), not
+    /// asked again. Held-out items are frozen at the start persona's answers first.
     pub fn run(
         &self,
         lm: &mut dyn LanguageModel,
-        objective: &Vsm13Objective,
+        objective: &mut Vsm13Objective,
         checkpoint: &Path,
         resume: bool,
         known: &[(String, Vsm13Eval)],
         on_generation: &mut dyn FnMut(&GenerationReport),
     ) -> Result<BlackBoxOutcome, BenchError> {
+        objective.freeze_held_out(lm, &candidate_of(&self.text(&self.start)))?;
+        let objective = &*objective;
         let lines = self.config.country_lines.len();
         let x0 = self.start.encode(lines);
         let space = Space::Direct { dim: x0.len() };
         let country = objective.country();
-        let (mut opt, mut reports) =
-            start_or_resume(&self.config, space, x0, country, checkpoint, resume)?;
+        let (mut opt, mut reports) = start_or_resume(
+            &self.config,
+            space,
+            x0,
+            objective.settings(),
+            country,
+            checkpoint,
+            resume,
+        )?;
         let mut cache: HashMap<String, Vsm13Eval> = known.iter().cloned().collect();
         let preloaded = cache.len();
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
@@ -251,7 +266,7 @@ impl BlackBoxTuner {
             fresh.dedup();
             if !fresh.is_empty() {
                 let cands: Vec<Candidate> = fresh.iter().map(|t| candidate_of(t)).collect();
-                for (t, e) in fresh.iter().zip(objective.evaluate(lm, &cands)?) {
+                for (t, e) in fresh.iter().zip(objective.evaluate_in_sample(lm, &cands)?) {
                     cache.insert((*t).clone(), e);
                 }
             }
@@ -261,6 +276,7 @@ impl BlackBoxTuner {
             &mut opt,
             &mut reports,
             &self.config,
+            objective.settings(),
             country,
             checkpoint,
             evaluate,
@@ -269,14 +285,22 @@ impl BlackBoxTuner {
         let best = opt.result();
         let choice = PersonaChoice::decode(&best.x, lines);
         let text = self.text(&choice);
-        let eval = match cache.get(&text) {
+        let in_sample = match cache.get(&text) {
             Some(e) => e.clone(),
-            None => objective.evaluate(lm, &[candidate_of(&text)])?.remove(0),
+            None => objective
+                .evaluate_in_sample(lm, &[candidate_of(&text)])?
+                .remove(0),
+        };
+        let eval = if objective.settings().held_out.is_empty() {
+            in_sample.clone()
+        } else {
+            objective.evaluate(lm, &[candidate_of(&text)])?.remove(0)
         };
         Ok(BlackBoxOutcome {
             choice,
             text,
             eval,
+            in_sample,
             reports,
             stop: best.stop,
             evaluations: best.evaluations,
