@@ -3,13 +3,8 @@
 
 use std::process::{Command, Stdio};
 
-fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod support;
+use support::records;
 
 #[test]
 fn real_model_disca_runs_with_prior_view_and_ablations() {

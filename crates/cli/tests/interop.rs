@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-}
+mod support;
+use support::{bin, eval, probs};
 
 /// The default model's file, as `culturesteer model path` prints it.
 fn model_path() -> PathBuf {
@@ -185,31 +184,6 @@ fn start_llama_cpp_python(py: &Path, log: &Path) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(250));
     }
     (child, addr)
-}
-
-fn eval(args: &[&str], out: &Path) -> Vec<serde_json::Value> {
-    let o = bin()
-        .arg("eval")
-        .args(args)
-        .args(["--out", out.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn probs(r: &serde_json::Value) -> Vec<f64> {
-    r["probs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 fn argmax(p: &[f64]) -> usize {

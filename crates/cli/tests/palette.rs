@@ -3,32 +3,24 @@
 
 use std::process::{Command, Stdio};
 
+mod support;
+
+/// `eval goqa` on one NGA question with short drafts and summaries: (stdout, records).
 fn eval(args: &[&str], out: &std::path::Path) -> (String, Vec<serde_json::Value>) {
-    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args([
-            "eval",
-            "goqa",
-            "--countries",
-            "NGA",
-            "--limit",
-            "1",
-            "--palette-draft-tokens",
-            "12",
-            "--palette-summary-tokens",
-            "12",
-        ])
-        .args(args)
-        .args(["--out", out.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let records = std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (String::from_utf8_lossy(&o.stdout).into_owned(), records)
+    let mut all = vec![
+        "goqa",
+        "--countries",
+        "NGA",
+        "--limit",
+        "1",
+        "--palette-draft-tokens",
+        "12",
+        "--palette-summary-tokens",
+        "12",
+    ];
+    all.extend_from_slice(args);
+    let stdout = support::eval_ok(&all, out);
+    (stdout, support::records(out))
 }
 
 fn record<'a>(records: &'a [serde_json::Value], method: &str) -> &'a serde_json::Value {

@@ -7,6 +7,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{eval, probs};
+
 struct Server {
     child: Child,
     addr: String,
@@ -87,33 +90,8 @@ fn read_response(s: &mut TcpStream) -> (u16, String) {
     (status, body)
 }
 
-fn eval(args: &[&str], out: &std::path::Path) -> Vec<serde_json::Value> {
-    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .arg("eval")
-        .args(args)
-        .args(["--out", out.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn key(r: &serde_json::Value) -> String {
     format!("{} {} {}", r["method"], r["country"], r["item_id"])
-}
-
-fn probs(r: &serde_json::Value) -> Vec<f64> {
-    r["probs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 #[test]
