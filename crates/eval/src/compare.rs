@@ -346,6 +346,34 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
             ));
         }
     }
+    // What the table says, in words: per model and benchmark, the methods whose whole interval
+    // is on the better side of the floor, or a plain sentence that none is.
+    out.push_str("\n");
+    for m in &models {
+        for b in &benches {
+            let Some(group) = cell.get(&(m.to_string(), b.to_string())) else {
+                continue;
+            };
+            let clear: Vec<&str> = group
+                .iter()
+                .flat_map(|r| &r.methods)
+                .filter(|v| {
+                    v.verdict.same_as.is_none() && v.verdict.clearly_beats_floor == Some(true)
+                })
+                .map(|v| v.verdict.method.as_str())
+                .collect();
+            out.push_str(&if clear.is_empty() {
+                format!(
+                    "- {m}, {b}: no method is clearly better than the uniform floor (chance).\n"
+                )
+            } else {
+                format!(
+                    "- {m}, {b}: clearly better than the uniform floor: {}.\n",
+                    clear.join(", ")
+                )
+            });
+        }
+    }
     for n in notes {
         out.push_str(&format!("\n{n}\n"));
     }
@@ -465,7 +493,24 @@ mod tests {
         );
         assert!(md.contains("| | disca | 0.460 | – |"), "{md}");
         assert!(
+            md.contains("- smol, multitp-disca: no method is clearly better than the uniform floor (chance)."),
+            "runs without intervals are never called better than chance: {md}"
+        );
+        assert!(
             md.contains("| goqa (MIS ↓) | uniform floor | 0.900 | – |"),
+            "{md}"
+        );
+        let mut sure = a.clone();
+        let disca = &mut sure.methods[1].verdict;
+        assert_eq!(disca.method, "disca");
+        (disca.macro_ci95, disca.clearly_beats_floor) = (Some((0.42, 0.48)), Some(true));
+        let md = grid_markdown(&[("gemma".into(), sure)]).unwrap();
+        assert!(
+            md.contains("| | disca | **0.460 [0.420, 0.480]** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- gemma, multitp-disca: clearly better than the uniform floor: disca."),
             "{md}"
         );
         let (_p, p) = written(&run("multitp-disca", 0.45, &[("palette", 0.47)]));
