@@ -354,13 +354,29 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
             let Some(group) = cell.get(&(m.to_string(), b.to_string())) else {
                 continue;
             };
-            let clear: Vec<&str> = group
+            let verdicts: Vec<&VerdictFile> = group
                 .iter()
                 .flat_map(|r| &r.methods)
-                .filter(|v| {
-                    v.verdict.same_as.is_none() && v.verdict.clearly_beats_floor == Some(true)
-                })
-                .map(|v| v.verdict.method.as_str())
+                .map(|v| &v.verdict)
+                .filter(|v| v.same_as.is_none())
+                .collect();
+            if verdicts.iter().all(|v| v.macro_ci95.is_none()) {
+                // No interval to judge by (e.g. VSM13's indices cannot be resampled over items).
+                let ahead: Vec<&str> = verdicts
+                    .iter()
+                    .filter(|v| v.beats_floor == Some(true))
+                    .map(|v| v.method.as_str())
+                    .collect();
+                out.push_str(&format!(
+                    "- {m}, {b}: no intervals, so no method can be called better than chance; by point value ahead of the uniform floor: {}.\n",
+                    if ahead.is_empty() { "none".to_string() } else { ahead.join(", ") }
+                ));
+                continue;
+            }
+            let clear: Vec<&str> = verdicts
+                .iter()
+                .filter(|v| v.clearly_beats_floor == Some(true))
+                .map(|v| v.method.as_str())
                 .collect();
             out.push_str(&if clear.is_empty() {
                 format!(
@@ -493,7 +509,7 @@ mod tests {
         );
         assert!(md.contains("| | disca | 0.460 | – |"), "{md}");
         assert!(
-            md.contains("- smol, multitp-disca: no method is clearly better than the uniform floor (chance)."),
+            md.contains("- smol, multitp-disca: no intervals, so no method can be called better than chance; by point value ahead of the uniform floor: vanilla."),
             "runs without intervals are never called better than chance: {md}"
         );
         assert!(
