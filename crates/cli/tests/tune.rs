@@ -1,15 +1,8 @@
 //! `culturesteer tune softprompt` on the real default model with a CI-sized budget, and the
 //! tuned soft prompt used by other commands through `--soft-prompt`.
 
-use std::process::{Command, Output, Stdio};
-
-fn cs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+mod support;
+use support::run as cs;
 
 #[test]
 fn real_model_tune_softprompt_writes_report_resumes_and_feeds_other_commands() {

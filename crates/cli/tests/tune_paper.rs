@@ -5,15 +5,8 @@
 //! seconds, and a tuning run asks hundreds; soft-prompt generation itself is checked in
 //! llm/tests/real_model.rs.
 
-use std::process::{Command, Output, Stdio};
-
-fn cs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+mod support;
+use support::run as cs;
 
 #[test]
 fn real_model_tune_softprompt_with_held_out_items_constants_and_transfer_interval() {

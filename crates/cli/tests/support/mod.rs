@@ -3,11 +3,16 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// The `culturesteer` binary of this build.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_culturesteer"))
+}
+
+/// Runs `culturesteer ARGS` with no stdin and returns its output, whatever its exit status.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 /// Runs `culturesteer eval ARGS --out OUT` with no stdin, asserts that it succeeded (showing
