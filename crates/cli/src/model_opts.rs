@@ -60,7 +60,7 @@ pub struct ModelOpts {
     )]
     pub experts: Vec<String>,
     /// CPU threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, env = "CULTURESTEER_THREADS")]
     pub threads: Option<usize>,
     /// Context length per sequence, in tokens.
     #[arg(long, default_value_t = 1024)]

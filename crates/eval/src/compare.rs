@@ -5,7 +5,7 @@
 //! metric; the uniform floor is the first run's, and the comparison says when the runs' floors
 //! differ (other items or limits).
 
-use crate::report::{ReportInput, SCORES_SCHEMA};
+use crate::report::{CiBasis, ReportInput, SCORES_SCHEMA};
 use crate::{BenchError, Component, CountryScore, MetricInfo};
 use culturesteer_core::CountryCode;
 use serde::Deserialize;
@@ -24,6 +24,10 @@ pub struct ScoresFile {
     /// The countries the macro values average over.
     #[serde(default)]
     pub macro_countries: Vec<CountryCode>,
+    /// The run's benchmark options (`benchmark_options` of the `manifest.json` beside the
+    /// scores, when there is one): what the metric measured, e.g. GOQA's S_align variant.
+    #[serde(skip)]
+    pub benchmark_options: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +63,10 @@ pub struct VerdictFile {
     #[serde(default)]
     pub macro_ci95: Option<(f64, f64)>,
     #[serde(default)]
+    pub ci_basis: Option<CiBasis>,
+    #[serde(default)]
+    pub floor_diff_ci95: Option<(f64, f64)>,
+    #[serde(default)]
     pub beats_floor: Option<bool>,
     #[serde(default)]
     pub clearly_beats_floor: Option<bool>,
@@ -66,6 +74,8 @@ pub struct VerdictFile {
     pub gain_vs_vanilla_pct: Option<f64>,
     #[serde(default)]
     pub wins_vs_vanilla: Option<usize>,
+    #[serde(default)]
+    pub vanilla_diff_ci95: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,7 +98,7 @@ pub fn load_scores(dir: &Path) -> Result<ScoresFile, BenchError> {
         )),
         _ => BenchError::Invalid(format!("{}: {e}", path.display())),
     })?;
-    let file: ScoresFile = serde_json::from_str(&text).map_err(|e| {
+    let mut file: ScoresFile = serde_json::from_str(&text).map_err(|e| {
         BenchError::Invalid(format!(
             "{}: not a culturesteer scores file ({e})",
             path.display()
@@ -100,6 +110,12 @@ pub fn load_scores(dir: &Path) -> Result<ScoresFile, BenchError> {
             path.display(),
             file.schema
         )));
+    }
+    let manifest = dir.join("manifest.json");
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        let m: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| BenchError::Invalid(format!("{}: not JSON ({e})", manifest.display())))?;
+        file.benchmark_options = m.get("benchmark_options").cloned();
     }
     Ok(file)
 }
@@ -202,15 +218,22 @@ fn grid_cell(v: &VerdictFile, floor: Option<f64>, lower: bool) -> String {
         Some((a, b)) => format!("{value:.3} [{a:.3}, {b:.3}]"),
         None => format!("{value:.3}"),
     };
+    if v.ci_basis == Some(CiBasis::Countries) {
+        s.push_str(" ᶜ");
+    }
     // The whole interval on the better side of the floor: bold. Includes the floor: "≈ floor".
-    // Entirely on the worse side: "< floor".
-    match (floor, v.macro_ci95) {
-        (Some(_), Some(_)) if v.clearly_beats_floor == Some(true) => s = format!("**{s}**"),
-        (Some(f), Some((a, b))) => {
-            let worse = if lower { a > f } else { b < f };
-            s.push_str(if worse { " < floor" } else { " ≈ floor" });
-        }
-        _ => {}
+    // Entirely on the worse side: "< floor". A country bootstrap is judged by the interval of
+    // the difference to the floor on the same resamples (the floor differs by country).
+    let worse = match (floor, v.macro_ci95, v.floor_diff_ci95) {
+        (Some(_), _, Some((a, b))) => Some(if lower { a > 0.0 } else { b < 0.0 }),
+        (Some(f), Some((a, b)), None) => Some(if lower { a > f } else { b < f }),
+        _ => None,
+    };
+    match worse {
+        Some(_) if v.clearly_beats_floor == Some(true) => s = format!("**{s}**"),
+        Some(true) => s.push_str(" < floor"),
+        Some(false) => s.push_str(" ≈ floor"),
+        None => {}
     }
     s
 }
@@ -234,6 +257,26 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
         }
         if !benches.contains(&r.benchmark.as_str()) {
             benches.push(&r.benchmark);
+        }
+        // One row, one measure: every run of a benchmark (any label) must report the same
+        // metric with the same benchmark options.
+        if let Some((other, o)) = runs.iter().find(|(_, o)| o.benchmark == r.benchmark) {
+            if o.metric.name != r.metric.name
+                || o.metric.lower_is_better != r.metric.lower_is_better
+            {
+                return Err(BenchError::Invalid(format!(
+                    "{} runs report {} ({other}) and {} ({label}): one table row must measure one thing",
+                    r.benchmark, o.metric.name, r.metric.name
+                )));
+            }
+            if let (Some(a), Some(b)) = (&o.benchmark_options, &r.benchmark_options) {
+                if a != b {
+                    return Err(BenchError::Invalid(format!(
+                        "{} runs differ in benchmark options ({other}: {a}; {label}: {b}): one table row must measure one thing, so tabulate them apart",
+                        r.benchmark
+                    )));
+                }
+            }
         }
         let group = cell
             .entry((label.clone(), r.benchmark.clone()))
@@ -327,6 +370,16 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
                     }
                 }
             }
+        }
+        if models
+            .iter()
+            .flat_map(|m| of(m))
+            .flat_map(|r| &r.methods)
+            .any(|v| v.verdict.ci_basis == Some(CiBasis::Countries))
+        {
+            notes.push(format!(
+                "{b}: ᶜ marks intervals that resample the countries (a country's value cannot be resampled over items here); such a cell is judged by the interval of its difference to the floor on the same resamples."
+            ));
         }
         let sets: Vec<(&str, usize)> = models
             .iter()
@@ -538,11 +591,24 @@ mod tests {
             ),
             "{md}"
         );
-        let e = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), a)])
+        let e = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), a.clone())])
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("two multitp-disca runs labelled gemma both hold vanilla"),
+            "{e}"
+        );
+
+        // Runs of one benchmark measured with other options are not one row.
+        let (_o, mut o) = written(&run("multitp-disca", 0.5, &[("disca", 0.4)]));
+        let mut a2 = a.clone();
+        a2.benchmark_options = Some(serde_json::json!({"s_align": "jsd"}));
+        o.benchmark_options = Some(serde_json::json!({"s_align": "argmax"}));
+        let e = grid_markdown(&[("gemma".into(), a2), ("smol".into(), o)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("multitp-disca runs differ in benchmark options"),
             "{e}"
         );
 
@@ -551,10 +617,13 @@ mod tests {
             same_as: None,
             macro_value: Some(value),
             macro_ci95: Some(ci),
+            ci_basis: None,
+            floor_diff_ci95: None,
             beats_floor: None,
             clearly_beats_floor: Some(clearly),
             gain_vs_vanilla_pct: None,
             wins_vs_vanilla: None,
+            vanilla_diff_ci95: None,
         };
         assert_eq!(
             grid_cell(&v(0.4, (0.35, 0.45), true), Some(0.5), true),
@@ -575,6 +644,25 @@ mod tests {
         assert_eq!(
             grid_cell(&v(0.35, (0.3, 0.4), false), Some(0.5), false),
             "0.350 [0.300, 0.400] < floor"
+        );
+        // A country bootstrap is judged by its difference to the floor, not by the macro
+        // interval (which here includes the floor's point value).
+        let by_countries = |diff: (f64, f64), clearly: bool| VerdictFile {
+            ci_basis: Some(CiBasis::Countries),
+            floor_diff_ci95: Some(diff),
+            ..v(280.0, (250.0, 310.0), clearly)
+        };
+        assert_eq!(
+            grid_cell(&by_countries((-12.0, -3.0), true), Some(288.0), true),
+            "**280.000 [250.000, 310.000] ᶜ**"
+        );
+        assert_eq!(
+            grid_cell(&by_countries((-12.0, 3.0), false), Some(288.0), true),
+            "280.000 [250.000, 310.000] ᶜ ≈ floor"
+        );
+        assert_eq!(
+            grid_cell(&by_countries((2.0, 9.0), false), Some(288.0), true),
+            "280.000 [250.000, 310.000] ᶜ < floor"
         );
     }
 }

@@ -395,3 +395,80 @@ fn scores_json_is_written_and_versioned() {
     assert_eq!(disca["countries"]["USA"]["diagnostics"]["jsd"], 0.1);
     assert!(disca["countries"].get("VNM").is_none());
 }
+
+/// Ten countries without item replicates (as VSM13 reports them): `paired` is the floor minus
+/// 20 everywhere, `noisy` is the floor ± 30 in turn.
+fn country_run(n: usize) -> ReportInput {
+    let codes = [
+        "USA", "DEU", "FRA", "JPN", "CHN", "IND", "BRA", "NGA", "MEX", "KOR",
+    ];
+    let mut inp = input();
+    inp.benchmark = "vsm13".into();
+    inp.metric = MetricInfo {
+        name: "L1",
+        lower_is_better: true,
+    };
+    inp.methods = vec!["paired".into(), "noisy".into()];
+    inp.scores.clear();
+    inp.floors.clear();
+    for (k, c) in codes.iter().take(n).enumerate() {
+        let floor = 200.0 + 40.0 * k as f64;
+        inp.floors.push((code(c), floor));
+        inp.scores
+            .push(("paired".into(), score(c, floor - 20.0, 24, 0.0)));
+        let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+        inp.scores
+            .push(("noisy".into(), score(c, floor + sign * 30.0, 24, 0.0)));
+    }
+    inp
+}
+
+#[test]
+fn runs_without_item_intervals_resample_countries_paired_with_the_floor() {
+    use culturesteer_eval::report::{verdicts, CiBasis};
+    let inp = country_run(10);
+    let v = verdicts(&inp);
+    let paired = v.iter().find(|v| v.method == "paired").unwrap();
+    assert_eq!(paired.ci_basis, Some(CiBasis::Countries));
+    // The floors spread from 200 to 560, so the macro interval is wide; the difference to
+    // the floor is -20 on every resample.
+    let (lo, hi) = paired.macro_ci95.unwrap();
+    assert!(hi - lo > 100.0, "{lo} {hi}");
+    assert_eq!(paired.floor_diff_ci95, Some((-20.0, -20.0)));
+    assert_eq!(paired.clearly_beats_floor, Some(true));
+    let noisy = v.iter().find(|v| v.method == "noisy").unwrap();
+    let (a, b) = noisy.floor_diff_ci95.unwrap();
+    assert!(a < 0.0 && b > 0.0, "{a} {b}");
+    assert_eq!(noisy.clearly_beats_floor, Some(false));
+    // The same resamples for every method: deterministic and paired across methods.
+    assert_eq!(verdicts(&inp), v);
+    let md = render_summary(&inp);
+    assert!(md.contains("countries resampled)"), "{md}");
+    assert!(
+        md.contains("the intervals resample the 10 countries instead"),
+        "{md}"
+    );
+    // Against vanilla on the same resamples: -50 and +10 in turn, -20 on average.
+    let mut inp = country_run(10);
+    for (m, _) in inp.scores.iter_mut() {
+        if m == "noisy" {
+            *m = "vanilla".into();
+        }
+    }
+    inp.methods = vec!["vanilla".into(), "paired".into()];
+    let v = verdicts(&inp);
+    let (a, b) = v[1].vanilla_diff_ci95.unwrap();
+    assert!(a < -20.0 && -20.0 < b && b < 0.0, "{a} {b}");
+    assert_eq!(v[0].vanilla_diff_ci95, None);
+    assert!(
+        render_summary(&inp).contains("(95% CI of the difference to vanilla -"),
+        "{}",
+        render_summary(&inp)
+    );
+    // Too few countries: no interval at all, and nothing is called clearly better.
+    let v = verdicts(&country_run(7));
+    assert!(v
+        .iter()
+        .all(|v| v.macro_ci95.is_none() && v.ci_basis.is_none()));
+    assert!(v.iter().all(|v| v.clearly_beats_floor.is_none()));
+}

@@ -81,7 +81,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     /// Bootstrap resamples per (method, country) for the 95% intervals of the headline metric
-    /// in the summary (0 = no intervals).
+    /// in the summary. With 0, or where a country's value cannot be resampled over items
+    /// (VSM13), the macro intervals resample the countries instead (from 8 countries on).
     #[arg(long, default_value_t = culturesteer_eval::runner::DEFAULT_BOOTSTRAP)]
     pub bootstrap: usize,
     /// Seed recorded in the manifest (used by stochastic methods).

@@ -4,7 +4,9 @@
 //! these blocks, so the two always show the same tables, verdicts and diagnostics.
 
 use super::svg::plot_list;
-use super::verdict::{macro_floor_of, replicates_of, verdicts};
+use super::verdict::{
+    macro_floor_of, replicates_of, verdicts, CiBasis, COUNTRY_BOOTSTRAP_RESAMPLES,
+};
 use super::{beats, direction, fmt3, fmt_opt, mean, percentile_ci, ReportInput, View, MISSING};
 use culturesteer_core::CountryCode;
 
@@ -254,6 +256,7 @@ fn verdict_blocks(
     b.push(Block::Heading(2, cell("What the numbers say")));
     let mut items = Vec::new();
     let mut any_beats = false;
+    let mut any_country_ci = false;
     for v in verdicts(input) {
         if let Some(parent) = &v.same_as {
             items.push(vec![
@@ -265,9 +268,18 @@ fn verdict_blocks(
             continue;
         }
         let Some(value) = v.macro_value else { continue };
+        let by_countries = v.ci_basis == Some(CiBasis::Countries);
+        any_country_ci |= by_countries;
         let ci_txt = v
             .macro_ci95
-            .map(|(a, b)| format!(" (95% CI {} – {})", fmt3(a), fmt3(b)))
+            .map(|(a, b)| {
+                let over = if by_countries {
+                    ", countries resampled"
+                } else {
+                    ""
+                };
+                format!(" (95% CI {} – {}{over})", fmt3(a), fmt3(b))
+            })
             .unwrap_or_default();
         let mut line = vec![
             Span::Strong(vec![name(&v.method)]),
@@ -281,8 +293,20 @@ fn verdict_blocks(
             if beats {
                 any_beats = true;
                 let mut t = format!("; better than the uniform predictor ({})", fmt3(f));
+                if let (true, Some((a, b))) = (by_countries, v.floor_diff_ci95) {
+                    t.push_str(&format!(
+                        " by {} (95% CI of the difference {} – {})",
+                        fmt3((value - f).abs()),
+                        fmt3(a),
+                        fmt3(b)
+                    ));
+                }
                 if v.clearly_beats_floor == Some(false) {
-                    t.push_str(", but its interval includes the floor");
+                    t.push_str(if by_countries {
+                        ", but the interval of its difference to the floor includes zero"
+                    } else {
+                        ", but its interval includes the floor"
+                    });
                 }
                 line.push(text(t));
             } else {
@@ -299,6 +323,18 @@ fn verdict_blocks(
                 "; gain vs vanilla {g:+.1}%, better than vanilla in {w}/{} countries",
                 complete.len()
             )));
+            if let Some((a, b)) = v.vanilla_diff_ci95 {
+                let none = if a <= 0.0 && b >= 0.0 {
+                    ": no measurable difference"
+                } else {
+                    ""
+                };
+                line.push(text(format!(
+                    " (95% CI of the difference to vanilla {} – {}{none})",
+                    fmt3(a),
+                    fmt3(b)
+                )));
+            }
         }
         line.push(text("."));
         items.push(line);
@@ -306,6 +342,12 @@ fn verdict_blocks(
     b.push(Block::List(items));
     if macro_floor.is_some() && !any_beats {
         b.push(Block::Paragraph(cell("No method beats the uniform predictor on this run, so no method is bold: on this model the differences between methods are not cultural alignment.")));
+    }
+    if any_country_ci {
+        b.push(Block::Paragraph(cell(format!(
+            "Intervals: a country's value here cannot be resampled over items, so the intervals resample the {} countries instead ({COUNTRY_BOOTSTRAP_RESAMPLES} resamples with replacement, the same for every method and the floor): they say how much the macro value moves with the countries drawn, and a method is called better than the uniform predictor only when the interval of its macro difference to the floor lies wholly on the better side.",
+            complete.len()
+        ))));
     }
     if !input.bootstrap.is_empty() {
         let n = input

@@ -21,7 +21,10 @@ mod svg;
 mod verdict;
 
 pub use json::{scores_json, SCORES_SCHEMA};
-pub use verdict::{percentile_ci, verdicts, MethodVerdict};
+pub use verdict::{
+    country_bootstrap, percentile_ci, verdicts, CiBasis, MethodVerdict, COUNTRY_BOOTSTRAP_MIN,
+    COUNTRY_BOOTSTRAP_RESAMPLES,
+};
 
 use crate::{BenchError, CountryScore, MetricInfo};
 use culturesteer_core::CountryCode;
