@@ -431,16 +431,33 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
                 .filter(|v| v.clearly_beats_floor == Some(true))
                 .map(|v| v.method.as_str())
                 .collect();
-            out.push_str(&if clear.is_empty() {
-                format!(
-                    "- {m}, {b}: no method is clearly better than the uniform floor (chance).\n"
-                )
+            let mut line = if clear.is_empty() {
+                format!("- {m}, {b}: no method is clearly better than the uniform floor (chance)")
             } else {
                 format!(
-                    "- {m}, {b}: clearly better than the uniform floor: {}.\n",
+                    "- {m}, {b}: clearly better than the uniform floor: {}",
                     clear.join(", ")
                 )
-            });
+            };
+            // Against vanilla: the paired interval of the difference, where the run has one.
+            let lower = group[0].metric.lower_is_better;
+            let judged: Vec<(&str, bool)> = verdicts
+                .iter()
+                .filter_map(|v| {
+                    let (a, b) = v.vanilla_diff_ci95?;
+                    Some((v.method.as_str(), if lower { b < 0.0 } else { a > 0.0 }))
+                })
+                .collect();
+            if !judged.is_empty() {
+                let ahead: Vec<&str> = judged.iter().filter(|(_, y)| *y).map(|(n, _)| *n).collect();
+                line.push_str(&if ahead.is_empty() {
+                    "; none clearly better than vanilla".to_string()
+                } else {
+                    format!("; clearly better than vanilla: {}", ahead.join(", "))
+                });
+            }
+            out.push_str(&line);
+            out.push_str(".\n");
         }
     }
     for n in notes {

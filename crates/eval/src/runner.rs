@@ -559,7 +559,7 @@ fn score_all(
                 }) {
                     Ok((mut s, r)) => {
                         if let Some(boot) =
-                            bootstrap(bench, c, &r, s.value, cfg.bootstrap, cfg.seed)
+                            bootstrap(bench, c, its, &r, s.value, cfg.bootstrap, cfg.seed)
                         {
                             if let Some((lo, hi)) = boot.content_ci {
                                 s.secondary.push(("content_r_ci_lo".into(), lo));
@@ -685,10 +685,14 @@ fn with_drafts(mut s: CountryScore, records: &[ItemRecord]) -> CountryScore {
     s
 }
 
-/// `b` bootstrap replicates of a country's headline metric: its records resampled with
-/// replacement (ChaCha20 seeded by the run seed, the method and the country) and scored by the
-/// benchmark. A resample the benchmark cannot score (e.g. one that lost a dimension) is drawn
-/// again, at most `b` times in all; `None` when `b` is 0 or too many draws fail.
+/// `b` bootstrap replicates of a country's headline metric: the country's items resampled
+/// with replacement and scored by the benchmark. The draws are of item positions in `items`,
+/// replicate k's from a ChaCha20 seeded by the run seed, the country and k only, so replicate
+/// k of every method on a country resamples the same items: differences between methods are
+/// paired. An item a method has no record for is left out of its resamples. A resample the
+/// benchmark cannot score (e.g. one that lost a dimension) is drawn again from a stream of its
+/// own (that replicate is then not paired with the other methods'), at most `b` times in all;
+/// `None` when `b` is 0 or too many draws fail.
 ///
 /// The replicates are bias-corrected: shifted so that their mean is the point estimate
 /// `point`. Metrics such as MIS are norms of per-dimension errors, so resampling noise alone
@@ -704,39 +708,51 @@ struct Boot {
 fn bootstrap(
     bench: &dyn Benchmark,
     country: &Country,
+    items: &[Item],
     records: &[ItemRecord],
     point: f64,
     b: usize,
     seed: u64,
 ) -> Option<Boot> {
-    if b == 0 || records.is_empty() {
+    if b == 0 || records.is_empty() || items.is_empty() {
         return None;
     }
     // Scores need the answers and the item data, not the diagnostics.
-    let lite: Vec<ItemRecord> = records
+    let by_id: HashMap<&str, ItemRecord> = records
         .iter()
-        .map(|r| ItemRecord {
-            diagnostics: serde_json::Value::Null,
-            ..r.clone()
+        .map(|r| {
+            (
+                r.item_id.as_str(),
+                ItemRecord {
+                    diagnostics: serde_json::Value::Null,
+                    ..r.clone()
+                },
+            )
         })
         .collect();
-    let mut rng = ChaCha20Rng::seed_from_u64(fnv1a64(
-        seed,
-        lite[0]
-            .method
-            .bytes()
-            .chain([0xff])
-            .chain(country.code.as_str().bytes()),
-    ));
+    let at: Vec<Option<&ItemRecord>> = items.iter().map(|i| by_id.get(i.id.as_str())).collect();
+    let n = at.len();
     let (mut out, mut failed) = (Vec::with_capacity(b), 0usize);
     let mut content = Vec::with_capacity(b);
+    let mut attempt = 0u64;
     while out.len() < b {
-        let sample: Vec<ItemRecord> = (0..lite.len())
-            .map(|_| lite[rng.gen_range(0..lite.len())].clone())
+        let k = out.len() as u64;
+        let mut rng = ChaCha20Rng::seed_from_u64(fnv1a64(
+            seed,
+            country
+                .code
+                .as_str()
+                .bytes()
+                .chain(k.to_le_bytes())
+                .chain(attempt.to_le_bytes()),
+        ));
+        let sample: Vec<ItemRecord> = (0..n)
+            .filter_map(|_| at[rng.gen_range(0..n)].cloned())
             .collect();
         match bench.score(country, &sample) {
             Ok(s) if s.value.is_finite() => {
                 out.push(s.value);
+                attempt = 0;
                 content.extend(
                     s.secondary
                         .iter()
@@ -745,6 +761,7 @@ fn bootstrap(
                 );
             }
             _ => {
+                attempt += 1;
                 failed += 1;
                 if failed > b {
                     return None;

@@ -1,6 +1,7 @@
 //! The logic most likely to break, on the scripted stand-in model (no llama.cpp, milliseconds):
 //! the runner's resume (torn last line, only missing items asked, a complete run asks nothing,
-//! another configuration refused) and DISCA's expansion into prompts and its shared gap cache.
+//! another configuration refused), bootstrap replicates paired across methods, and DISCA's
+//! expansion into prompts and its shared gap cache.
 
 use culturesteer_core::disca::DiscaConfig;
 use culturesteer_core::CountryCode;
@@ -175,4 +176,40 @@ fn disca_asks_every_agent_in_both_label_orders_once_and_caches_the_gaps() {
     assert!(answers
         .iter()
         .all(|a| a.diagnostics["debiased"] == serde_json::json!(false)));
+}
+
+/// Replicate k of every method on a country resamples the same items: two methods with the
+/// same answers differ by exactly zero on every replicate, so the interval of their difference
+/// is a point at zero (unpaired draws would give an interval of some width).
+#[test]
+fn bootstrap_replicates_are_paired_across_methods() {
+    use culturesteer_eval::report::verdicts;
+    use culturesteer_methods::CountryPrompt;
+    // Answers that depend on the item (the end of the prompt) but not on the country line.
+    let tail = |p: &str| p.chars().rev().take(300).collect::<String>();
+    let mut lm = StandIn::new()
+        .with_logprobs(move |p, c| culturesteer_llm::standin::pseudo_random_logprob(&tail(p), c));
+    let dir = tempfile::tempdir().unwrap();
+    let mut methods: Vec<Box<dyn Method>> = vec![Box::new(Vanilla), Box::new(CountryPrompt)];
+    let config = RunConfig {
+        limit: Some(40),
+        bootstrap: 100,
+        ..cfg(dir.path(), 1)
+    };
+    let outcome = run(
+        &bench(),
+        &mut methods,
+        &mut lm,
+        "stand-in",
+        &DataSource::Embedded,
+        &config,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let v = verdicts(&outcome.report);
+    let cp = v.iter().find(|v| v.method == "country-prompt").unwrap();
+    assert_eq!(cp.macro_value, v[0].macro_value, "the same answers");
+    let (lo, hi) = v[0].macro_ci95.expect("an interval");
+    assert!(hi > lo, "the replicates vary: {lo} {hi}");
+    assert_eq!(cp.vanilla_diff_ci95, Some((0.0, 0.0)));
 }

@@ -53,7 +53,9 @@ pub struct ReportInput {
     /// Column and legend label of the floor.
     pub floor_label: String,
     /// Bootstrap replicates of the headline metric per (method, country): the items resampled
-    /// with replacement, the same number of replicates for every pair. Empty: no intervals.
+    /// with replacement, the same number of replicates for every pair, replicate k of every
+    /// method on a country drawn from the same items (paired). Empty: the verdicts resample
+    /// the countries instead.
     #[serde(skip)]
     pub bootstrap: Vec<(String, CountryCode, Vec<f64>)>,
     /// (view, method) pairs where the view equals its method on every country of the run (a

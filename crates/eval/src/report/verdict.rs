@@ -106,6 +106,20 @@ fn macro_replicates(
     )
 }
 
+/// Replicates of the macro difference `method − other` (replicate k averages the countries'
+/// k-th replicate differences): paired, as the runner draws replicate k of every method on a
+/// country from the same items.
+fn macro_diff_replicates(
+    input: &ReportInput,
+    method: &str,
+    other: &str,
+    countries: &[CountryCode],
+) -> Option<Vec<f64>> {
+    let a = macro_replicates(input, method, countries)?;
+    let b = macro_replicates(input, other, countries)?;
+    Some(a.iter().zip(&b).map(|(x, y)| x - y).collect())
+}
+
 /// One method's standing on a run (the "What the numbers say" section and `scores.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodVerdict {
@@ -130,8 +144,8 @@ pub struct MethodVerdict {
     pub gain_vs_vanilla_pct: Option<f64>,
     /// Countries where the method is better than vanilla.
     pub wins_vs_vanilla: Option<usize>,
-    /// With a country bootstrap: the interval of the macro value minus vanilla's on the same
-    /// resamples (a gain is only there when it excludes zero).
+    /// The interval of the macro value minus vanilla's on the same resamples (of items or of
+    /// countries): a gain is only there when it excludes zero.
     pub vanilla_diff_ci95: Option<(f64, f64)>,
 }
 
@@ -212,8 +226,14 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
                 _ => None,
             };
             let floor_diff_ci95 = country_ci.and_then(|(_, d)| d);
-            let vanilla_diff_ci95 = match (country_ci, vanilla) {
-                (Some(_), Some(vi)) if vi != mi => {
+            let vanilla_diff_ci95 = match (item_ci, country_ci, vanilla) {
+                (_, _, Some(vi)) if vi == mi => None,
+                (Some(_), _, Some(vi)) => {
+                    macro_diff_replicates(input, m, view.methods[vi], &complete)
+                        .as_deref()
+                        .and_then(percentile_ci)
+                }
+                (None, Some(_), Some(vi)) => {
                     country_bootstrap(&values_of(mi), Some(&values_of(vi)), &input.benchmark)
                         .and_then(|(_, d)| d)
                 }
