@@ -283,15 +283,21 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
             .or_default();
         for v in r.methods.iter().filter(|v| v.verdict.same_as.is_none()) {
             let m = &v.verdict.method;
-            if group.iter().any(|o| {
+            // A method in two runs of one label: fine when the runs cover other countries
+            // (vanilla run again beside a method restricted to some countries, to compare on
+            // the same ones); the first run's value is shown, the other's noted. On the same
+            // countries it is two results for one cell: refused.
+            if let Some(o) = group.iter().find(|o| {
                 o.methods
                     .iter()
                     .any(|w| w.verdict.method == *m && w.verdict.same_as.is_none())
             }) {
-                return Err(BenchError::Invalid(format!(
-                    "two {} runs labelled {label} both hold {m}: give each model one result per method",
-                    r.benchmark
-                )));
+                if o.macro_countries == r.macro_countries {
+                    return Err(BenchError::Invalid(format!(
+                        "two {} runs labelled {label} both hold {m} on the same countries: give each model one result per method",
+                        r.benchmark
+                    )));
+                }
             }
         }
         group.push(r);
@@ -354,7 +360,32 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
         for m in &models {
             let group = of(m);
             if let Some((head, rest)) = group.split_first() {
-                for r in rest {
+                for (k, r) in rest.iter().enumerate() {
+                    for v in r.methods.iter().filter(|v| v.verdict.same_as.is_none()) {
+                        let earlier = group[..=k].iter().any(|o| {
+                            o.methods.iter().any(|w| {
+                                w.verdict.method == v.verdict.method && w.verdict.same_as.is_none()
+                            })
+                        });
+                        if earlier {
+                            notes.push(format!(
+                                "{b} on {m}: {} also ran beside {} on their {} countries (macro {}); the table shows its run on {} countries, and the comparisons to vanilla are made within each run.",
+                                v.verdict.method,
+                                r.methods
+                                    .iter()
+                                    .filter(|w| w.verdict.same_as.is_none() && w.verdict.method != v.verdict.method)
+                                    .map(|w| w.verdict.method.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                r.macro_countries.len(),
+                                v.verdict.macro_value.map_or("–".into(), |x| format!("{x:.3}")),
+                                group
+                                    .iter()
+                                    .find(|o| o.methods.iter().any(|w| w.verdict.method == v.verdict.method))
+                                    .map_or(0, |o| o.macro_countries.len())
+                            ));
+                        }
+                    }
                     if r.floor.countries != head.floor.countries {
                         let names: Vec<&str> = r
                             .methods
@@ -590,13 +621,18 @@ mod tests {
         let disca = &mut sure.methods[1].verdict;
         assert_eq!(disca.method, "disca");
         (disca.macro_ci95, disca.clearly_beats_floor) = (Some((0.42, 0.48)), Some(true));
+        disca.vanilla_diff_ci95 = Some((-0.12, -0.02));
+        let md = grid_markdown(&[("gemma".into(), sure.clone())]).unwrap();
+        assert!(md.contains("; clearly better than vanilla: disca."), "{md}");
+        sure.methods[1].verdict.vanilla_diff_ci95 = Some((-0.12, 0.02));
         let md = grid_markdown(&[("gemma".into(), sure)]).unwrap();
+        assert!(md.contains("; none clearly better than vanilla."), "{md}");
         assert!(
             md.contains("| | disca | **0.460 [0.420, 0.480]** |"),
             "{md}"
         );
         assert!(
-            md.contains("- gemma, multitp-disca: clearly better than the uniform floor: disca."),
+            md.contains("- gemma, multitp-disca: clearly better than the uniform floor: disca; none"),
             "{md}"
         );
         let (_p, p) = written(&run("multitp-disca", 0.45, &[("palette", 0.47)]));
@@ -612,8 +648,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("two multitp-disca runs labelled gemma both hold vanilla"),
+            e.contains(
+                "two multitp-disca runs labelled gemma both hold vanilla on the same countries"
+            ),
             "{e}"
+        );
+        // Vanilla again beside a method run on other countries: shown once, the other noted.
+        let (_w, mut w) = written(&run(
+            "multitp-disca",
+            0.5,
+            &[("vanilla", 0.52), ("wvs-profile", 0.47)],
+        ));
+        w.macro_countries = vec![CountryCode::new("DEU").unwrap()];
+        let md = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), w)]).unwrap();
+        assert!(md.contains("| | vanilla | 0.550 |"), "{md}");
+        assert!(md.contains("| | wvs-profile | 0.470 |"), "{md}");
+        assert!(
+            md.contains("multitp-disca on gemma: vanilla also ran beside wvs-profile on their 1 countries (macro 0.520)"),
+            "{md}"
         );
 
         // Runs of one benchmark measured with other options are not one row.
