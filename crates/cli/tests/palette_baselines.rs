@@ -3,15 +3,16 @@
 //! counts the parsed drafts, and the manifest records the target country's continent and its
 //! source. The logic is tested on the stand-in (`crates/eval/tests/palette_standin.rs`).
 
-use std::process::{Command, Stdio};
+mod support;
+
+use support::{eval_ok, probs, records};
 
 #[test]
 fn real_model_palette_modular_averages_the_agents_and_the_run_records_continent_sources() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = Command::new(env!("CARGO_BIN_EXE_culturesteer"))
-        .args([
-            "eval",
+    let stdout = eval_ok(
+        &[
             "goqa",
             "--countries",
             "RUS",
@@ -21,27 +22,21 @@ fn real_model_palette_modular_averages_the_agents_and_the_run_records_continent_
             "12",
             "--method",
             "palette-modular",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+        ],
+        &out,
+    );
     assert!(
         stdout.contains("palette-modular: drafts parsed: "),
         "{stdout}"
     );
-    let line = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
-    let r: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let r = &records(&out)[0];
     let d = &r["diagnostics"];
     assert_eq!(
         d["continent"], "Asia",
         "CultureSPA's grouping puts RUS in Asia"
     );
     assert_eq!(d["continent_source"], "culturespa");
-    let probs: Vec<f64> = serde_json::from_value(r["probs"].clone()).unwrap();
+    let probs = probs(r);
     let agents = d["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 5);
     for (j, p) in probs.iter().enumerate() {

@@ -632,7 +632,9 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("- gemma, multitp-disca: clearly better than the uniform floor: disca; none"),
+            md.contains(
+                "- gemma, multitp-disca: clearly better than the uniform floor: disca; none"
+            ),
             "{md}"
         );
         let (_p, p) = written(&run("multitp-disca", 0.45, &[("palette", 0.47)]));

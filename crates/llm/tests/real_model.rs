@@ -1,23 +1,11 @@
 //! Tests on the real default GGUF (fetched into the cache on first use, like every command).
 
+mod support;
+
 use culturesteer_llm::llama::{LlamaConfig, LlamaLm};
 use culturesteer_llm::*;
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-
-fn model_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        culturesteer_llm::models::resolve(
-            std::env::var_os("CULTURESTEER_MODEL")
-                .as_deref()
-                .map(std::path::Path::new),
-            &mut |m| eprintln!("{m}"),
-        )
-        .expect("model")
-    })
-    .clone()
-}
+use support::model_path;
 
 /// One shared model: tests take turns.
 fn lm() -> MutexGuard<'static, LlamaLm> {
