@@ -610,19 +610,24 @@ fn start_or_resume<C: TunerConfig>(
     ))
 }
 
-/// Asks, evaluates and tells until the optimiser stops, saving a checkpoint after every
-/// generation; `evaluate` scores the decoded vectors of one generation.
+/// Runs DE from `x0` in `space` to its stop, or resumes it from `checkpoint` (see
+/// [`start_or_resume`]): asks, evaluates and tells, saving a checkpoint after every
+/// generation; `evaluate` scores the decoded vectors of one generation. Returns the best
+/// point found and every generation's report.
 #[allow(clippy::too_many_arguments)]
-fn drive<C: TunerConfig>(
-    opt: &mut Optimizer,
-    reports: &mut Vec<GenerationReport>,
+fn optimize<C: TunerConfig>(
     config: &C,
+    space: Space,
+    x0: Vec<f64>,
     objective: &ObjectiveSettings,
     country: &Country,
     checkpoint: &Path,
+    resume: bool,
     mut evaluate: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, BenchError>,
     on_generation: &mut dyn FnMut(&GenerationReport),
-) -> Result<(), BenchError> {
+) -> Result<(culturesteer_core::de::DeResult, Vec<GenerationReport>), BenchError> {
+    let (mut opt, mut reports) =
+        start_or_resume(config, space, x0, objective, country, checkpoint, resume)?;
     while opt.should_stop().is_none() {
         let xs = opt.ask();
         let report = opt.tell(evaluate(&xs)?).map_err(de_err)?;
@@ -640,7 +645,7 @@ fn drive<C: TunerConfig>(
             &serde_json::to_string(&cp).map_err(|e| BenchError::Invalid(e.to_string()))?,
         )?;
     }
-    Ok(())
+    Ok((opt.result(), reports))
 }
 
 /// The finished run.
@@ -725,15 +730,6 @@ impl SoftPromptTuner {
         let objective = &*objective;
         let x0: Vec<f64> = self.theta0.data.iter().map(|&v| f64::from(v)).collect();
         let country = objective.country();
-        let (mut opt, mut reports) = start_or_resume(
-            &self.config,
-            self.space,
-            x0,
-            objective.settings(),
-            country,
-            checkpoint,
-            resume,
-        )?;
         // ask() gives the decoded candidates x = θ₀ + A z.
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
             let cands: Vec<Candidate> = xs
@@ -746,17 +742,17 @@ impl SoftPromptTuner {
                 .map(|e| e.loss)
                 .collect())
         };
-        drive(
-            &mut opt,
-            &mut reports,
+        let (best, reports) = optimize(
             &self.config,
+            self.space,
+            x0,
             objective.settings(),
             country,
             checkpoint,
+            resume,
             evaluate,
             on_generation,
         )?;
-        let best = opt.result();
         let soft = self.soft_of(&best.x);
         let tuned = [Candidate::Soft(Arc::new(soft.clone()))];
         let eval = objective.evaluate(lm, &tuned)?.remove(0);

@@ -13,7 +13,7 @@
 //! marginals have the country (every dimension at the level the survey gives it), otherwise
 //! the first country line alone. Identical personas are scored once per run.
 
-use super::{drive, start_or_resume, Candidate, TunerConfig, Vsm13Eval, Vsm13Objective};
+use super::{optimize, Candidate, TunerConfig, Vsm13Eval, Vsm13Objective};
 use crate::BenchError;
 use culturesteer_core::de::{BoundHandling, DeConfig, GenerationReport, Init, Space, StopReason};
 use culturesteer_data::personas::{ValueDimension, ValueProfile};
@@ -244,15 +244,6 @@ impl BlackBoxTuner {
         let x0 = self.start.encode(lines);
         let space = Space::Direct { dim: x0.len() };
         let country = objective.country();
-        let (mut opt, mut reports) = start_or_resume(
-            &self.config,
-            space,
-            x0,
-            objective.settings(),
-            country,
-            checkpoint,
-            resume,
-        )?;
         let mut cache: HashMap<String, Vsm13Eval> = known.iter().cloned().collect();
         let preloaded = cache.len();
         let evaluate = |xs: &[Vec<f64>]| -> Result<Vec<f64>, BenchError> {
@@ -272,17 +263,17 @@ impl BlackBoxTuner {
             }
             Ok(texts.iter().map(|t| cache[t].loss).collect())
         };
-        drive(
-            &mut opt,
-            &mut reports,
+        let (best, reports) = optimize(
             &self.config,
+            space,
+            x0,
             objective.settings(),
             country,
             checkpoint,
+            resume,
             evaluate,
             on_generation,
         )?;
-        let best = opt.result();
         let choice = PersonaChoice::decode(&best.x, lines);
         let text = self.text(&choice);
         let in_sample = match cache.get(&text) {
