@@ -256,7 +256,8 @@ impl Worker {
             return;
         }
         // Admitted before the next step, together with every other request that arrived
-        // meanwhile (their prompts evaluated in one plan).
+        // meanwhile (their prompts evaluated in one plan, or, where the backend co-schedules
+        // prefill, in the following steps' decodes).
         self.waiting.push_back(Waiting {
             request,
             top_logprobs,

@@ -162,14 +162,15 @@ impl LlamaLm {
             .first()
             .ok_or_else(|| self.slots_taken())?;
         // `max_tokens` 0 needs no prompt evaluation: the first step ends the stream.
-        let loaded = if request.max_tokens == 0 {
-            prompt.len()
+        let (loaded, done) = if request.max_tokens == 0 {
+            (0, prompt.len())
         } else {
-            self.load_cached_prefix(&prompt, seq)
+            let n = self.load_cached_prefix(&prompt, seq);
+            (n, n)
         };
         self.totals.add(&RunStats {
             tokens_requested: prompt.len(),
-            tokens_loaded: loaded.min(prompt.len()),
+            tokens_loaded: loaded,
             ..RunStats::default()
         });
         let id = StreamId(self.streams.next);
@@ -182,8 +183,8 @@ impl LlamaLm {
             prompt_len: prompt.len(),
             top,
             logits: Vec::new(),
-            rest: prompt.get(loaded..).unwrap_or_default().to_vec(),
-            rest_pos: loaded,
+            rest: prompt.get(done..).unwrap_or_default().to_vec(),
+            rest_pos: done,
         });
         Ok(id)
     }
