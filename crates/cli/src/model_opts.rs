@@ -82,6 +82,7 @@ pub struct ModelOpts {
     /// Batched generation decodes the next token of all its sequences in one call (faster where
     /// several rows cost little more than one, as on GPUs; about 1.1× on 2 CPU cores); off by
     /// default because a generated text may then depend slightly on which prompts share a call.
+    /// In `serve`, new requests' prompts are also evaluated in the running generations' decodes.
     #[arg(long)]
     pub parallel_generation: bool,
     /// Keep the KV cache in f32 instead of f16 (with an f32 model from `model fetch --f32`, the

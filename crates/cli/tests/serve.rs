@@ -676,3 +676,60 @@ fn real_model_choose_reuses_persona_prefixes_across_requests() {
     let without: Vec<Vec<f64>> = questions.iter().map(|q| ask(&plain, q)).collect();
     assert_eq!(with, without, "the prefix cache changed an answer");
 }
+
+#[test]
+fn real_model_parallel_generation_co_schedules_new_prompts_with_running_generations() {
+    let server = Server::start(&["--parallel-generation", "--ctx", "256", "--slots", "4"]);
+    let addr = server.addr.clone();
+    let long = format!(
+        "{} Tell me about the sea.",
+        "The weather was calm and the harbour was quiet that morning. ".repeat(12)
+    );
+    // Several generations at once, one with a long prompt, one streamed.
+    let prompts = [
+        "Once upon a time",
+        "The capital of France is",
+        long.as_str(),
+    ];
+    let handles: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            let addr = addr.clone();
+            let b = serde_json::json!({"prompt": p, "max_tokens": 24, "temperature": 0});
+            std::thread::spawn(move || {
+                let b = b.to_string();
+                let mut s = TcpStream::connect(&addr).unwrap();
+                write!(s, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()).unwrap();
+                let (status, text) = read_response(&mut s);
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+                (status, v)
+            })
+        })
+        .collect();
+    let streamed = serde_json::json!({"prompt": "Name three rivers.", "max_tokens": 16, "temperature": 0, "stream": true});
+    let (status, sse) = server.http("POST", "/v1/completions", &streamed.to_string());
+    assert_eq!(status, 200, "{sse}");
+    assert!(sse.contains("[DONE]"), "{sse}");
+    assert!(
+        sse.contains("\"finish_reason\":\"length\"") || sse.contains("\"finish_reason\":\"stop\""),
+        "{sse}"
+    );
+    // A prompt over the context is refused before it starts, while the others run.
+    let (status, e) = server.json(
+        "/v1/completions",
+        serde_json::json!({"prompt": "word ".repeat(400), "max_tokens": 4}),
+    );
+    assert_eq!(status, 422, "{e}");
+    for (p, h) in prompts.iter().zip(handles) {
+        let (status, v) = h.join().unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 3, "{v}");
+        assert!(
+            v["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+            "{p:.30}: {v}"
+        );
+    }
+    let (status, m) = server.http("GET", "/metrics", "");
+    assert_eq!(status, 200, "{m}");
+    assert!(m.contains("culturesteer_stream_slots 4"), "{m}");
+}

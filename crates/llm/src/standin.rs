@@ -87,7 +87,13 @@ pub struct StandIn {
     step_delay: std::time::Duration,
     next_stream: u64,
     open: Vec<(StreamId, std::collections::VecDeque<TokenId>, Generation)>,
+    /// Steps a queued stream's prompt takes (by prompt text; `None`: queued streams open at
+    /// once), and the steps each pending stream still waits.
+    prefill: Option<PrefillScript>,
+    pending: Vec<(StreamId, usize)>,
 }
+
+type PrefillScript = Box<dyn Fn(&str) -> usize + Send>;
 
 /// FNV-1a, the default script's source of pseudo-randomness.
 fn fnv(parts: &[&str]) -> u64 {
@@ -124,6 +130,8 @@ impl StandIn {
             step_delay: std::time::Duration::ZERO,
             next_stream: 0,
             open: Vec::new(),
+            prefill: None,
+            pending: Vec::new(),
         }
     }
 
@@ -150,6 +158,14 @@ impl StandIn {
     /// its scripted reply one character per step.
     pub fn with_stream_slots(mut self, slots: usize) -> Self {
         self.slots = slots;
+        self
+    }
+
+    /// Streams opened with [`Streams::queue_streams`] wait `steps(prompt)` steps, without a
+    /// step of their own, before they emit (a co-scheduled prefill, as the llama backend's with
+    /// `parallel_generation`).
+    pub fn with_prefill_steps(mut self, steps: impl Fn(&str) -> usize + Send + 'static) -> Self {
+        self.prefill = Some(Box::new(steps));
         self
     }
 
@@ -359,11 +375,33 @@ impl Streams for StandIn {
         Ok(id)
     }
 
+    fn queue_streams(
+        &mut self,
+        requests: &[(&GenerateRequest, Option<usize>)],
+    ) -> Vec<Result<StreamId>> {
+        requests
+            .iter()
+            .map(|(r, top)| {
+                let id = self.open_stream(r, *top)?;
+                if let Some(steps) = &self.prefill {
+                    self.pending.push((id, steps(&r.prompt.text)));
+                }
+                Ok(id)
+            })
+            .collect()
+    }
+
     fn step_streams(&mut self) -> Result<Vec<StreamStep>> {
         self.log.step(self.open.len());
         std::thread::sleep(self.step_delay);
         let mut out = Vec::with_capacity(self.open.len());
+        let mut waited = Vec::new();
         for (id, rest, g) in &mut self.open {
+            if let Some((_, n)) = self.pending.iter_mut().find(|(p, n)| p == id && *n > 0) {
+                *n -= 1;
+                waited.push(*id);
+                continue;
+            }
             let token = rest.pop_front().map(|t| StepToken {
                 token: t,
                 piece: char::from_u32(t.0 as u32).map_or_else(String::new, String::from),
@@ -377,12 +415,15 @@ impl Streams for StandIn {
                 finished: rest.is_empty().then(|| g.clone()),
             });
         }
-        self.open.retain(|(_, rest, _)| !rest.is_empty());
+        self.open
+            .retain(|(id, rest, _)| !rest.is_empty() || waited.contains(id));
+        self.pending.retain(|(_, n)| *n > 0);
         Ok(out)
     }
 
     fn close_stream(&mut self, id: StreamId) {
         self.open.retain(|(i, _, _)| *i != id);
+        self.pending.retain(|(i, _)| *i != id);
     }
 }
 

@@ -3,11 +3,16 @@
 //!
 //! A backend that offers it returns itself from
 //! [`LanguageModel::streams`](crate::LanguageModel::streams). Each open stream owns one KV
-//! sequence: its prompt is evaluated when it is opened, and every [`Streams::step_streams`]
-//! picks one more token for every open stream and decodes those tokens. A stream's tokens do
+//! sequence: its prompt is evaluated when it is opened (or, when queued with
+//! [`Streams::queue_streams`] on a backend that co-schedules prefill, a slice of it at each
+//! step, in the same decode as the running streams' tokens), and every
+//! [`Streams::step_streams`] picks one more token for every generating stream and decodes
+//! those tokens. A stream's tokens do
 //! not depend on which other streams are open when the backend decodes one sequence per call
 //! (the llama backend's default); with shared decode calls they are the same up to the
-//! engine's rounding (tested on the real model: greedy tokens equal the alone run's).
+//! engine's rounding (tested on the real model: greedy tokens equal the alone run's; with
+//! co-scheduled prefill, up to the alone run's first near-tie, as prompt log-probs move by up
+//! to ~0.2 nats in multi-sequence micro-batches).
 
 use crate::error::Result;
 use crate::types::{GenerateRequest, Generation, TokenId, TokenLogprob};
@@ -74,8 +79,23 @@ pub trait Streams {
             .collect()
     }
 
-    /// One token for every open stream. Streams that end are closed and carry their
-    /// [`Generation`]. An error leaves every stream closed.
+    /// Opens a stream for each request with its prompt *pending*: the request is checked now
+    /// (the same checks and errors as [`Streams::open_stream_batch`], slots included), and a
+    /// backend that co-schedules prefill evaluates the prompt during the following
+    /// [`Streams::step_streams`] calls, together with the running streams' tokens; the stream
+    /// reports its first step once its prompt is done. One result per request, in order. The
+    /// default evaluates the prompts now ([`Streams::open_stream_batch`]).
+    fn queue_streams(
+        &mut self,
+        requests: &[(&GenerateRequest, Option<usize>)],
+    ) -> Vec<Result<StreamId>> {
+        self.open_stream_batch(requests)
+    }
+
+    /// One token for every open stream whose prompt has been evaluated (streams whose queued
+    /// prompt is still pending get no step; a slice of their prompt is evaluated instead).
+    /// Streams that end are closed and carry their [`Generation`]. An error leaves every
+    /// stream closed.
     fn step_streams(&mut self) -> Result<Vec<StreamStep>>;
 
     /// Closes a stream early (its reader went away) and frees its slot; unknown ids are

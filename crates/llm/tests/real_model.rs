@@ -743,3 +743,297 @@ fn real_model_prefix_cache_loads_earlier_prompts_and_changes_no_number() {
         "{st:?}"
     );
 }
+
+/// Runs `reqs` as queued streams (co-scheduled prefill): request `i` is queued before step
+/// `arrive[i]`, and `interlude` is scored before step `score_at` (scoring must leave pending
+/// prompts alone). Checks that every step decodes in one call of at most `budget` tokens.
+/// Returns each request's streamed text, generation, step tokens (with the top two) and the
+/// step of its first token, and the most tokens a step decoded while it also advanced a
+/// running stream.
+#[allow(clippy::type_complexity)]
+fn run_queued(
+    lm: &mut LlamaLm,
+    reqs: &[GenerateRequest],
+    arrive: &[usize],
+    interlude: &[ScoreRequest],
+    score_at: usize,
+    budget: usize,
+) -> (Vec<(String, Generation, Vec<StepToken>, usize)>, usize) {
+    let mut ids: Vec<Option<StreamId>> = vec![None; reqs.len()];
+    let mut out: Vec<(String, Option<Generation>, Vec<StepToken>, Option<usize>)> =
+        vec![(String::new(), None, vec![], None); reqs.len()];
+    let mut mixed = 0;
+    for step in 0..400 {
+        let now: Vec<usize> = (0..reqs.len()).filter(|&i| arrive[i] == step).collect();
+        if !now.is_empty() {
+            let batch: Vec<(&GenerateRequest, Option<usize>)> =
+                now.iter().map(|&i| (&reqs[i], Some(2))).collect();
+            for (&i, id) in now.iter().zip(lm.streams().unwrap().queue_streams(&batch)) {
+                ids[i] = Some(id.expect("queued"));
+            }
+        }
+        if step == score_at {
+            lm.score(interlude).unwrap();
+        }
+        let before = lm.totals();
+        let steps = lm.streams().unwrap().step_streams().unwrap();
+        let d = lm.totals().since(&before);
+        assert!(
+            d.decode_calls <= 1,
+            "step {step}: {} decode calls",
+            d.decode_calls
+        );
+        assert!(d.tokens_evaluated <= budget, "step {step}: {d:?}");
+        if !steps.is_empty() {
+            mixed = mixed.max(d.tokens_evaluated);
+        }
+        for s in steps {
+            let i = ids.iter().position(|id| *id == Some(s.id)).unwrap();
+            out[i].0.push_str(&s.text);
+            if s.token.is_some() {
+                out[i].3.get_or_insert(step);
+            }
+            out[i].2.extend(s.token);
+            if let Some(g) = s.finished {
+                out[i].1 = Some(g);
+            }
+        }
+        if step > *arrive.iter().max().unwrap() && lm.streams().unwrap().open_streams() == 0 {
+            break;
+        }
+    }
+    let got = out
+        .into_iter()
+        .map(|(t, g, k, first)| {
+            (
+                t,
+                g.expect("every stream finished"),
+                k,
+                first.expect("every stream generated"),
+            )
+        })
+        .collect();
+    (got, mixed)
+}
+
+/// Log-prob gap under which two tokens count as tied: llama.cpp's multi-sequence micro-batches
+/// move a prompt's log-probs by up to ~0.2 nats (measured on this model), which can flip a
+/// greedy pick between near-equal tokens.
+const NEAR_TIE: f64 = 0.5;
+
+/// Each request run alone as a stream, opened with its prompt evaluated exactly (the same
+/// tokens and log-probs as `generate`): its step tokens with the top two.
+fn alone_steps(lm: &mut LlamaLm, reqs: &[GenerateRequest]) -> Vec<(Generation, Vec<StepToken>)> {
+    reqs.iter()
+        .map(|r| {
+            let s = lm.streams().unwrap();
+            s.open_stream(r, Some(2)).unwrap();
+            let mut tokens = vec![];
+            loop {
+                let mut steps = s.step_streams().unwrap();
+                let step = steps.pop().unwrap();
+                tokens.extend(step.token);
+                if let Some(g) = step.finished {
+                    return (g, tokens);
+                }
+            }
+        })
+        .collect()
+}
+
+/// Asserts that `got` picks the alone run's tokens with log-probs within [`NEAR_TIE`], up to
+/// the alone run's first near-tie (top two within [`NEAR_TIE`]), where a flip is rounding and
+/// comparison stops. Returns how many tokens were compared.
+fn same_up_to_near_tie(got: &[StepToken], alone: &[StepToken], what: &str) -> usize {
+    for (k, a) in alone.iter().enumerate() {
+        let margin = a.top[0].logprob - a.top[1].logprob;
+        match got.get(k) {
+            Some(g) if g.token == a.token => {
+                assert!(
+                    (g.logprob - a.logprob).abs() < NEAR_TIE,
+                    "{what}: token {k} log-prob {} vs alone {}",
+                    g.logprob,
+                    a.logprob
+                );
+            }
+            _ if margin < NEAR_TIE => return k,
+            g => panic!("{what}: token {k} is {g:?}, alone {a:?} (top-two gap {margin:.3})"),
+        }
+    }
+    alone.len()
+}
+
+fn queued_requests(lm: &LlamaLm) -> Vec<GenerateRequest> {
+    let ask = |text: String| GenerateRequest {
+        prompt: lm.chat_prompt(&[ChatMessage::user(text)]).unwrap(),
+        max_tokens: 16,
+        sampling: Sampling::Greedy,
+        stop: vec![],
+    };
+    vec![
+        ask("Name three rivers in Europe.".into()),
+        ask("Write one sentence about the sea.".into()),
+        // Longer than two steps' budget: its prompt is spread over several steps.
+        ask(format!(
+            "{} {} {} Summarise these three people in one sentence.",
+            PERSONAS[0], PERSONAS[1], PERSONAS[2]
+        )),
+        ask("What is a good breakfast?".into()),
+    ]
+}
+
+#[test]
+fn real_model_queued_streams_co_schedule_prefill_and_give_each_request_its_alone_tokens() {
+    let budget = 64;
+    let mut lm = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 4,
+            ctx_per_seq: 512,
+            stream_slots: 4,
+            n_batch: budget,
+            n_ubatch: budget,
+            parallel_generation: true,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let reqs = queued_requests(&lm);
+    let alone = alone_steps(&mut lm, &reqs);
+    let generated = reqs
+        .iter()
+        .map(|r| lm.generate(std::slice::from_ref(r)).unwrap().remove(0));
+    for ((g, _), again) in alone.iter().zip(generated) {
+        assert_eq!(
+            g.tokens, again.tokens,
+            "a stream alone generates as `generate` does"
+        );
+    }
+    assert!(
+        alone[2].0.prompt_tokens > 2 * budget,
+        "{}",
+        alone[2].0.prompt_tokens
+    );
+    let interlude: Vec<ScoreRequest> = requests(&lm).into_iter().take(2).collect();
+    // Two at once, the long one while they run, the last while the long one is still pending.
+    let arrive = [0, 0, 3, 4];
+    let (got, mixed) = run_queued(&mut lm, &reqs, &arrive, &interlude, 5, budget);
+    let mut compared = 0;
+    for (i, ((text, g, tokens, first), (a, a_tokens))) in got.iter().zip(&alone).enumerate() {
+        let what = format!("request {i}: {:?} vs alone {:?}", g.text, a.text);
+        let n = same_up_to_near_tie(tokens, a_tokens, &what);
+        eprintln!("request {i}: {n} of {} tokens as alone", a.tokens.len());
+        compared += n;
+        assert_eq!(text, &g.text, "streamed text adds up to the generation");
+        assert_eq!(g.prompt_tokens, a.prompt_tokens);
+        // The prompt is decoded at the arrival step (and later ones), the first token comes
+        // at the step after its last prompt token.
+        assert!(
+            *first > arrive[i],
+            "request {i}: first token at step {first}"
+        );
+    }
+    let total: usize = alone.iter().map(|(a, _)| a.tokens.len()).sum();
+    assert!(
+        2 * compared >= total,
+        "only {compared} of {total} tokens before a near-tie"
+    );
+    // The long prompt needs at least three steps (under budget - running tokens each).
+    assert!(
+        got[2].3 >= arrive[2] + 3,
+        "long prompt generated from step {}",
+        got[2].3
+    );
+    // Prompt tokens shared a decode call with running streams' tokens.
+    assert!(
+        mixed > 4,
+        "at most {mixed} tokens in a step that advanced a stream"
+    );
+    assert_eq!(lm.streams().unwrap().open_streams(), 0);
+}
+
+#[test]
+fn real_model_queued_streams_load_cached_prefixes_and_keep_their_tokens() {
+    let mut lm = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 4,
+            ctx_per_seq: 512,
+            stream_slots: 4,
+            prefix_cache: 4,
+            parallel_generation: true,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let reqs = queued_requests(&lm);
+    // Alone, one by one: their prompts go into the prefix cache.
+    let alone = alone_steps(&mut lm, &reqs);
+    let before = lm.cache_stats().tokens_loaded;
+    let (got, _) = run_queued(&mut lm, &reqs, &[0, 1, 1, 2], &[], usize::MAX, 2048);
+    let loaded = lm.cache_stats().tokens_loaded - before;
+    assert!(
+        loaded >= alone[2].0.prompt_tokens - 16,
+        "the long prompt came from the cache: {loaded} tokens loaded"
+    );
+    let mut compared = 0;
+    for (i, ((_, g, tokens, _), (a, a_tokens))) in got.iter().zip(&alone).enumerate() {
+        let what = format!("request {i}: {:?} vs alone {:?}", g.text, a.text);
+        compared += same_up_to_near_tie(tokens, a_tokens, &what);
+    }
+    let total: usize = alone.iter().map(|(a, _)| a.tokens.len()).sum();
+    assert!(
+        2 * compared >= total,
+        "only {compared} of {total} tokens before a near-tie"
+    );
+}
+
+#[test]
+fn real_model_queued_streams_are_checked_when_queued() {
+    let mut lm = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 2,
+            ctx_per_seq: 64,
+            stream_slots: 1,
+            parallel_generation: true,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let ask = |text: String| GenerateRequest {
+        prompt: Prompt::from(text),
+        max_tokens: 4,
+        sampling: Sampling::Greedy,
+        stop: vec![],
+    };
+    let long = ask(PERSONAS[0].into());
+    let short = ask("The sea is".into());
+    let calls = lm.totals().decode_calls;
+    let r = lm
+        .streams()
+        .unwrap()
+        .queue_streams(&[(&long, None), (&short, None), (&short, None)]);
+    // Checked without decoding anything.
+    assert_eq!(lm.totals().decode_calls, calls);
+    assert!(
+        matches!(r[0], Err(LlmError::PromptTooLong { limit: 64, .. })),
+        "{:?}",
+        r[0]
+    );
+    assert!(r[1].is_ok(), "{:?}", r[1]);
+    assert!(
+        matches!(&r[2], Err(LlmError::Context(m)) if m.contains("slots")),
+        "{:?}",
+        r[2]
+    );
+    // The one queued stream generates.
+    let s = lm.streams().unwrap();
+    assert_eq!(s.open_streams(), 1);
+    let mut n = 0;
+    while s.open_streams() > 0 && n < 20 {
+        s.step_streams().unwrap();
+        n += 1;
+    }
+    assert_eq!(s.open_streams(), 0);
+}

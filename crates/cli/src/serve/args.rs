@@ -29,7 +29,9 @@ pub struct ServeArgs {
     pub max_queue: usize,
     /// Generations that run at once (continuous generation: requests join and leave between
     /// tokens; each slot keeps one sequence of the KV cache). More wait for a free slot.
-    /// With `--parallel-generation` the running generations share one decode per token.
+    /// With `--parallel-generation` the running generations share one decode per token, and
+    /// new requests' prompts are evaluated in that same decode (up to `n_batch` tokens a step,
+    /// a long prompt over several steps) instead of stalling the running ones.
     #[arg(long, default_value_t = 8)]
     pub slots: usize,
     /// Prompts whose KV is kept between requests (each a sequence of the KV cache, least

@@ -613,3 +613,34 @@ async fn generated_tokens_carry_their_logprobs_whole_and_streamed() {
         .collect();
     assert_eq!(tokens, [" ", "w", "o", "r"], "{chunks:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_generations_wait_for_their_prompt_and_a_client_that_leaves_meanwhile_frees_its_slot(
+) {
+    // One slot; a prompt "slow…" takes (practically) forever to evaluate, others 3 steps.
+    let lm = StandIn::new()
+        .with_replies(|p| format!("<{p}>"))
+        .with_stream_slots(1)
+        .with_prefill_steps(|p| if p.starts_with("slow") { 1_000_000 } else { 3 })
+        .with_step_delay(std::time::Duration::from_millis(2));
+    let log = lm.log();
+    let (app, _) = app_on(lm, Access::default());
+    let (st, v) = call(&app, "POST", "/v1/completions", Some(complete("quick", 64))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["text"], "<quick>", "{v}");
+    // Three waiting steps, then one per character and the finishing one.
+    assert_eq!(log.steps().len(), 3 + "<quick>".len(), "{:?}", log.steps());
+    let gone = tokio::spawn({
+        let app = app.clone();
+        async move { call(&app, "POST", "/v1/completions", Some(complete("slow", 8))).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    gone.abort();
+    // The slot is freed although the stream never stepped: the next request gets it.
+    let next = call(&app, "POST", "/v1/completions", Some(complete("next", 64)));
+    let (st, v) = tokio::time::timeout(std::time::Duration::from_secs(20), next)
+        .await
+        .expect("the slot of the client that left was freed");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["text"], "<next>", "{v}");
+}

@@ -256,7 +256,8 @@ impl Worker {
             return;
         }
         // Admitted before the next step, together with every other request that arrived
-        // meanwhile (their prompts evaluated in one plan).
+        // meanwhile (their prompts evaluated in one plan, or, where the backend co-schedules
+        // prefill, in the following steps' decodes).
         self.waiting.push_back(Waiting {
             request,
             top_logprobs,
@@ -264,7 +265,10 @@ impl Worker {
         });
     }
 
-    /// Opens streams for waiting generations while slots are free, all in one batch.
+    /// Opens streams for waiting generations while slots are free, all in one batch: queued
+    /// (`Streams::queue_streams`), so a backend that co-schedules prefill evaluates their
+    /// prompts during the next steps, with the running generations' tokens; a request it
+    /// refuses (too long, no slot) is answered now.
     fn admit(&mut self) {
         let Some(streams) = self.lm.streams() else {
             return;
@@ -287,7 +291,7 @@ impl Worker {
         }
         let asked: Vec<(&GenerateRequest, Option<usize>)> =
             batch.iter().map(|w| (&w.request, w.top_logprobs)).collect();
-        let opened = streams.open_stream_batch(&asked);
+        let opened = streams.queue_streams(&asked);
         for (mut w, r) in batch.into_iter().zip(opened) {
             match r {
                 Ok(id) => self.running.push((id, w.sink)),
@@ -299,11 +303,21 @@ impl Worker {
     }
 
     /// One token for every running generation; ended ones and those whose client went away
-    /// leave.
+    /// leave (checked before the step too: a stream whose prompt is still being evaluated
+    /// gets no step, so nothing is sent to notice its client left).
     fn step(&mut self) {
         let Some(streams) = self.lm.streams() else {
             return;
         };
+        let mut k = 0;
+        while k < self.running.len() {
+            if (self.running[k].1.gone)() {
+                let (id, _) = self.running.swap_remove(k);
+                streams.close_stream(id);
+            } else {
+                k += 1;
+            }
+        }
         if self.running.is_empty() {
             return;
         }

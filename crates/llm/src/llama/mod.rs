@@ -74,6 +74,8 @@ pub struct LlamaConfig {
     /// as on GPUs; about 1.1× on 2 CPU cores, where generation is compute-bound).
     /// Off by default: llama.cpp's multi-sequence micro-batches give slightly different logits
     /// from single ones, so a generated text would depend on which prompts share its call.
+    /// Streams queued with [`crate::streams::Streams::queue_streams`] then also have their
+    /// prompts evaluated in the steps' decodes (co-scheduled prefill, `llama/streams.rs`).
     pub parallel_generation: bool,
     /// Scoring decodes all segments of a scheduling wave together (llama.cpp splits them into
     /// equal multi-sequence micro-batches) and shares prefixes at any token. Faster on small

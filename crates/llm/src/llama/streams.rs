@@ -4,14 +4,21 @@
 //! into the stream's sequence; each step decodes one token per open stream: one sequence per
 //! decode call by default, so a stream's tokens do not depend on the others, or all in one call
 //! with `parallel_generation`.
+//!
+//! With `parallel_generation`, [`Streams::queue_streams`] co-schedules prefill (continuous
+//! batching as llama.cpp's server does it): a queued stream is checked and given its sequence
+//! at once (a prefix the prefix cache holds is copied in), and each step's decode call carries
+//! one token per generating stream plus as many pending prompt tokens as fit in `n_batch`,
+//! oldest stream first (a long prompt spreads over several steps). The step that decodes a
+//! prompt's last token keeps its logits; the stream generates from the next step on. Such KV
+//! depends on what shared the call, so it is not stored in the prefix cache.
 
-use super::{decode_next, generation_paths, GenState, LlamaLm, RunStats};
+use super::{generation_paths, GenState, LlamaLm, RunStats};
 use crate::backend::LanguageModel;
 use crate::error::{LlmError, Result};
 use crate::sampling::{log_sum_exp, top_k};
 use crate::streams::{StepToken, StreamId, StreamStep, Streams};
 use crate::types::{GenerateRequest, TokenId, TokenLogprob};
-use llama_cpp_2::token::LlamaToken;
 
 /// The open streams of one backend.
 #[derive(Default)]
@@ -33,8 +40,78 @@ struct Open {
     state: GenState,
     prompt_len: usize,
     top: Option<usize>,
-    /// The logits the next token is picked from.
+    /// The logits the next token is picked from (empty while the prompt is pending).
     logits: Vec<f32>,
+    /// Prompt tokens still to be decoded (a queued stream's pending prompt; empty once the
+    /// stream generates), the first at position `rest_pos`.
+    rest: Vec<TokenId>,
+    rest_pos: usize,
+}
+
+impl Open {
+    fn pending(&self) -> bool {
+        !self.rest.is_empty()
+    }
+}
+
+/// One token of a step's decode: a generating stream's next token or a pending prompt token.
+struct Entry {
+    seq: usize,
+    token: TokenId,
+    pos: usize,
+    /// The stream (index into the open list) that takes this entry's logits.
+    logits_for: Option<usize>,
+}
+
+/// Decodes a step's entries and gives each flagged entry's logits to its stream. With
+/// `parallel`, in as few calls as `budget` (≤ `n_batch`) allows, ordered by sequence (with one
+/// KV stream per sequence, llama.cpp's split puts only consecutive sequence ids into one
+/// micro-batch); otherwise one sequence per call, cut at multiples of `n_ubatch` in absolute
+/// position.
+fn decode_entries(
+    ctx: &mut super::raw::Context,
+    entries: &mut [Entry],
+    parallel: bool,
+    budget: usize,
+    n_ubatch: usize,
+    open: &mut [Open],
+    stats: &mut RunStats,
+) -> Result<()> {
+    entries.sort_by_key(|e| (e.seq, e.pos));
+    let mut calls: Vec<&[Entry]> = Vec::new();
+    if parallel {
+        calls.extend(entries.chunks(budget.max(1)));
+    } else {
+        let mut start = 0;
+        for k in 1..=entries.len() {
+            if k == entries.len()
+                || entries[k].seq != entries[start].seq
+                || entries[k].pos.is_multiple_of(n_ubatch.max(1))
+            {
+                calls.push(&entries[start..k]);
+                start = k;
+            }
+        }
+    }
+    let capacity = calls.iter().map(|c| c.len()).max().unwrap_or(1).max(1);
+    let mut batch = super::raw::Batch::tokens(capacity);
+    for call in calls {
+        batch.clear();
+        for e in call {
+            batch.add_token(e.token, e.pos, e.seq, e.logits_for.is_some())?;
+        }
+        ctx.decode(&mut batch)?;
+        stats.decode_calls += 1;
+        stats.tokens_evaluated += call.len();
+        for (row, e) in call.iter().enumerate() {
+            if let Some(i) = e.logits_for {
+                if let Some(o) = open.get_mut(i) {
+                    o.logits = ctx.logits_ith(row)?.to_vec();
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The log-probability of `token` under `logits` and the `k` most likely tokens (ids only;
@@ -47,6 +124,102 @@ fn step_logprobs(logits: &[f32], token: TokenId, k: usize) -> (f64, Vec<(TokenId
         .map(|i| (TokenId(i as i32), lp(i)))
         .collect();
     (lp(token.0 as usize), top)
+}
+
+impl LlamaLm {
+    /// The stream sequences no open stream holds, lowest first.
+    fn free_stream_seqs(&self) -> Vec<usize> {
+        let n_seq = self.config.n_seq;
+        (n_seq..n_seq + self.config.stream_slots)
+            .filter(|s| self.streams.open.iter().all(|o| o.seq != *s))
+            .collect()
+    }
+
+    fn slots_taken(&self) -> LlmError {
+        LlmError::Context(format!(
+            "all {} stream slots are taken",
+            self.config.stream_slots
+        ))
+    }
+
+    /// Most tokens one step decodes in one call: `n_batch` (llama.cpp caps it at the context).
+    fn step_budget(&self) -> usize {
+        let c = &self.config;
+        c.n_batch
+            .min(c.ctx_per_seq * (c.n_seq + c.stream_slots + c.prefix_cache))
+            .max(1)
+    }
+
+    /// Checks a request, takes a free slot and opens a stream whose prompt the next steps
+    /// decode (see the module documentation).
+    fn queue_stream(&mut self, request: &GenerateRequest, top: Option<usize>) -> Result<StreamId> {
+        let prompt = self
+            .generation_prompts(std::slice::from_ref(request))?
+            .pop()
+            .ok_or_else(|| LlmError::Decode("no prompt was checked".into()))?;
+        let seq = *self
+            .free_stream_seqs()
+            .first()
+            .ok_or_else(|| self.slots_taken())?;
+        // `max_tokens` 0 needs no prompt evaluation: the first step ends the stream.
+        let (loaded, done) = if request.max_tokens == 0 {
+            (0, prompt.len())
+        } else {
+            let n = self.load_cached_prefix(&prompt, seq);
+            (n, n)
+        };
+        self.totals.add(&RunStats {
+            tokens_requested: prompt.len(),
+            tokens_loaded: loaded,
+            ..RunStats::default()
+        });
+        let id = StreamId(self.streams.next);
+        self.streams.next += 1;
+        self.streams.open.push(Open {
+            id,
+            seq,
+            state: GenState::new(request, prompt.len()),
+            request: request.clone(),
+            prompt_len: prompt.len(),
+            top,
+            logits: Vec::new(),
+            rest: prompt.get(done..).unwrap_or_default().to_vec(),
+            rest_pos: done,
+        });
+        Ok(id)
+    }
+
+    /// Copies the longest block-aligned prefix of `prompt` that the prefix cache holds into
+    /// `seq` (never the whole prompt: its last token's logits are needed); returns its length.
+    fn load_cached_prefix(&mut self, prompt: &[TokenId], seq: usize) -> usize {
+        let Some(block) = self.sharing() else {
+            return 0;
+        };
+        if !self.cache.enabled() || self.config.pack_sequences {
+            return 0;
+        }
+        let best = self
+            .cache
+            .listed()
+            .into_iter()
+            .map(|(s, t)| (s, t.iter().zip(prompt).take_while(|(a, b)| a == b).count()))
+            .max_by_key(|&(_, n)| n);
+        self.cache.stats.tokens_planned += prompt.len();
+        let Some((src, shared)) = best else {
+            return 0;
+        };
+        let cut = shared.min(prompt.len().saturating_sub(1)) / block.max(1) * block.max(1);
+        if cut == 0 {
+            return 0;
+        }
+        self.cache.touch(src);
+        self.cache.stats.tokens_loaded += cut;
+        self.inner.with_dependent_mut(|_, ctx| {
+            ctx.copy_seq(src, seq);
+            ctx.remove_from(seq, cut);
+        });
+        cut
+    }
 }
 
 impl Streams for LlamaLm {
@@ -84,10 +257,7 @@ impl Streams for LlamaLm {
                 .collect();
         }
         let n_seq = self.config.n_seq;
-        let mut free = (n_seq..n_seq + self.config.stream_slots)
-            .filter(|s| self.streams.open.iter().all(|o| o.seq != *s))
-            .collect::<Vec<_>>()
-            .into_iter();
+        let mut free = self.free_stream_seqs().into_iter();
         let mut out: Vec<Option<Result<StreamId>>> = requests.iter().map(|_| None).collect();
         // (request index, prompt tokens, stream sequence)
         let mut valid: Vec<(usize, Vec<TokenId>, usize)> = Vec::new();
@@ -95,12 +265,7 @@ impl Streams for LlamaLm {
             match self.generation_prompts(std::slice::from_ref(*r)) {
                 Ok(mut p) => match free.next() {
                     Some(seq) => valid.push((i, p.remove(0), seq)),
-                    None => {
-                        out[i] = Some(Err(LlmError::Context(format!(
-                            "all {} stream slots are taken",
-                            self.config.stream_slots
-                        ))))
-                    }
+                    None => out[i] = Some(Err(self.slots_taken())),
                 },
                 Err(e) => out[i] = Some(Err(e)),
             }
@@ -145,6 +310,8 @@ impl Streams for LlamaLm {
                             prompt_len: prompt.len(),
                             top,
                             logits,
+                            rest: Vec::new(),
+                            rest_pos: prompt.len(),
                         });
                         out[*i] = Some(Ok(id));
                     }
@@ -168,18 +335,47 @@ impl Streams for LlamaLm {
             .collect()
     }
 
+    /// With `parallel_generation`, checks each request and opens its stream with the prompt
+    /// pending (co-scheduled prefill, see the module documentation); requests with a soft
+    /// prompt are opened at once. Without it (the exact default): [`Streams::open_stream_batch`].
+    fn queue_streams(
+        &mut self,
+        requests: &[(&GenerateRequest, Option<usize>)],
+    ) -> Vec<Result<StreamId>> {
+        if !self.config.parallel_generation {
+            return self.open_stream_batch(requests);
+        }
+        requests
+            .iter()
+            .map(|(r, top)| {
+                if r.prompt.soft.is_some() {
+                    self.open_stream(r, *top)
+                } else {
+                    self.queue_stream(r, *top)
+                }
+            })
+            .collect()
+    }
+
     fn step_streams(&mut self) -> Result<Vec<StreamStep>> {
         let n_vocab = self.n_vocab;
         let limit = self.config.ctx_per_seq;
         let parallel = self.config.parallel_generation;
+        let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
+        let budget = self.step_budget();
         let open = &mut self.streams.open;
-        let mut picked: Vec<(String, Option<(TokenId, f64, Vec<(TokenId, f64)>)>)> =
-            Vec::with_capacity(open.len());
+        // `None` for streams whose prompt is pending (no step for them).
+        type Picked = (String, Option<(TokenId, f64, Vec<(TokenId, f64)>)>);
+        let mut picked: Vec<Option<Picked>> = Vec::with_capacity(open.len());
         let mut stats = RunStats::default();
         let result = self.inner.with_dependent_mut(|model, ctx| -> Result<()> {
             let vocab = model.vocab();
-            let mut active: Vec<(usize, LlamaToken, usize)> = Vec::new();
+            let mut entries: Vec<Entry> = Vec::new();
             for (i, o) in open.iter_mut().enumerate() {
+                if o.pending() {
+                    picked.push(None);
+                    continue;
+                }
                 let mut text = String::new();
                 let before = o.state.tokens.len();
                 let logits = &o.logits[..n_vocab.min(o.logits.len())];
@@ -207,33 +403,51 @@ impl Streams for LlamaLm {
                     }
                 });
                 if let Some(tok) = tok {
-                    active.push((i, tok, o.state.pos));
+                    entries.push(Entry {
+                        seq: o.seq,
+                        token: TokenId(tok.0),
+                        pos: o.state.pos,
+                        logits_for: Some(i),
+                    });
                     o.state.pos += 1;
                 }
-                picked.push((text, token));
+                picked.push(Some((text, token)));
             }
-            if active.is_empty() {
+            // Pending prompts, oldest stream first, in the room the call has left.
+            let mut room = budget.saturating_sub(entries.len());
+            let mut queued: Vec<usize> = (0..open.len()).filter(|&i| open[i].pending()).collect();
+            queued.sort_by_key(|&i| open[i].id);
+            for i in queued {
+                if room == 0 {
+                    break;
+                }
+                let o = &mut open[i];
+                let n = room.min(o.rest.len());
+                let finishes = n == o.rest.len();
+                for (k, &t) in o.rest[..n].iter().enumerate() {
+                    entries.push(Entry {
+                        seq: o.seq,
+                        token: t,
+                        pos: o.rest_pos + k,
+                        logits_for: (finishes && k + 1 == n).then_some(i),
+                    });
+                }
+                o.rest.drain(..n);
+                o.rest_pos += n;
+                room -= n;
+            }
+            if entries.is_empty() {
                 return Ok(());
             }
-            let slots: Vec<usize> = open.iter().map(|o| o.seq).collect();
-            let mut current: Vec<Vec<f32>> = open
-                .iter_mut()
-                .map(|o| std::mem::take(&mut o.logits))
-                .collect();
-            let mut batch = super::raw::Batch::tokens(active.len().max(1));
-            let r = decode_next(
+            decode_entries(
                 ctx,
-                &mut batch,
-                &active,
-                &slots,
+                &mut entries,
                 parallel,
-                &mut current,
+                budget,
+                n_ubatch,
+                open,
                 &mut stats,
-            );
-            for (o, l) in open.iter_mut().zip(current) {
-                o.logits = l;
-            }
-            r
+            )
         });
         self.totals.add(&stats);
         if let Err(e) = result {
@@ -245,7 +459,10 @@ impl Streams for LlamaLm {
         }
         let mut out = Vec::with_capacity(picked.len());
         let mut finished = Vec::new();
-        for (o, (text, token)) in self.streams.open.iter().zip(picked) {
+        for (o, p) in self.streams.open.iter().zip(picked) {
+            let Some((text, token)) = p else {
+                continue;
+            };
             out.push(StreamStep {
                 id: o.id,
                 text,
