@@ -25,9 +25,12 @@ pub struct ItemRecord {
     pub method: String,
     pub country: CountryCode,
     pub item_id: String,
-    /// Probability of each option.
+    /// Probability of each option (a NaN is written as null and read back as NaN).
+    #[serde(deserialize_with = "nan_for_null")]
     pub probs: Vec<f64>,
-    /// The option scores the probabilities came from.
+    /// The option scores the probabilities came from (an option with probability 0 has
+    /// -inf, written as null and read back as -inf).
+    #[serde(deserialize_with = "neg_inf_for_null")]
     pub logprobs: Vec<f64>,
     /// The item's benchmark data (copied from [`Item::meta`]).
     pub meta: serde_json::Value,
@@ -41,6 +44,21 @@ pub struct ItemRecord {
     /// Method diagnostics.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub diagnostics: serde_json::Value,
+}
+
+/// JSON has no infinities or NaN, so serde_json writes them as null; a record must read back
+/// all the same (a run resumes from its records).
+fn floats_or<'de, D: serde::Deserializer<'de>>(d: D, null: f64) -> Result<Vec<f64>, D::Error> {
+    let v: Vec<Option<f64>> = Vec::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(null)).collect())
+}
+
+fn neg_inf_for_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    floats_or(d, f64::NEG_INFINITY)
+}
+
+fn nan_for_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    floats_or(d, f64::NAN)
 }
 
 /// One row of a per-country breakdown (e.g. a moral dimension): model vs human.
@@ -135,5 +153,32 @@ pub fn unknown_country(bench: &dyn Benchmark, code: &str) -> BenchError {
         bench: bench.name().into(),
         code: code.into(),
         valid: valid.join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_with_a_zero_probability_option_reads_back() {
+        let r = ItemRecord {
+            method: "palette".into(),
+            country: CountryCode::new("AUS").unwrap(),
+            item_id: "q1".into(),
+            probs: vec![0.75, 0.0, 0.25],
+            logprobs: vec![-0.3, f64::NEG_INFINITY, -1.4],
+            meta: serde_json::Value::Null,
+            prompt_id: String::new(),
+            options: vec![],
+            diagnostics: serde_json::Value::Null,
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains("[-0.3,null,-1.4]"), "{line}");
+        let back: ItemRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r);
+        let nan: ItemRecord =
+            serde_json::from_str(&line.replace("[0.75,0.0,0.25]", "[0.75,null,0.25]")).unwrap();
+        assert!(nan.probs[1].is_nan());
     }
 }
