@@ -438,12 +438,18 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
             let Some(group) = cell.get(&(m.to_string(), b.to_string())) else {
                 continue;
             };
-            let verdicts: Vec<&VerdictFile> = group
+            // A method that ran again in a later run of the group counts once (the cell's).
+            let mut verdicts: Vec<&VerdictFile> = Vec::new();
+            for v in group
                 .iter()
                 .flat_map(|r| &r.methods)
                 .map(|v| &v.verdict)
                 .filter(|v| v.same_as.is_none())
-                .collect();
+            {
+                if verdicts.iter().all(|w| w.method != v.method) {
+                    verdicts.push(v);
+                }
+            }
             if verdicts.iter().all(|v| v.macro_ci95.is_none()) {
                 // No interval to judge by (e.g. VSM13's indices cannot be resampled over items).
                 let ahead: Vec<&str> = verdicts
@@ -659,15 +665,19 @@ mod tests {
         let (_w, mut w) = written(&run(
             "multitp-disca",
             0.5,
-            &[("vanilla", 0.52), ("wvs-profile", 0.47)],
+            &[("vanilla", 0.45), ("wvs-profile", 0.47)],
         ));
         w.macro_countries = vec![CountryCode::new("DEU").unwrap()];
         let md = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), w)]).unwrap();
         assert!(md.contains("| | vanilla | 0.550 |"), "{md}");
         assert!(md.contains("| | wvs-profile | 0.470 |"), "{md}");
         assert!(
-            md.contains("multitp-disca on gemma: vanilla also ran beside wvs-profile on their 1 countries (macro 0.520)"),
+            md.contains("multitp-disca on gemma: vanilla also ran beside wvs-profile on their 1 countries (macro 0.450)"),
             "{md}"
+        );
+        assert!(
+            md.contains("- gemma, multitp-disca: no intervals, so no method can be called better than chance; by point value ahead of the uniform floor: disca, wvs-profile."),
+            "each method named once: {md}"
         );
 
         // Runs of one benchmark measured with other options are not one row.
