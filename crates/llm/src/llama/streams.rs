@@ -31,6 +31,33 @@ impl StreamTable {
     pub(super) fn open(&self) -> usize {
         self.open.len()
     }
+
+    /// Opens a stream on sequence `seq` for a request whose prompt has `prompt_len` tokens:
+    /// generating from `logits`, or with `rest` of the prompt pending from position
+    /// `prompt_len - rest.len()`.
+    fn add(
+        &mut self,
+        seq: usize,
+        (request, top): (&GenerateRequest, Option<usize>),
+        prompt_len: usize,
+        logits: Vec<f32>,
+        rest: Vec<TokenId>,
+    ) -> StreamId {
+        let id = StreamId(self.next);
+        self.next += 1;
+        self.open.push(Open {
+            id,
+            seq,
+            state: GenState::new(request, prompt_len),
+            request: request.clone(),
+            prompt_len,
+            top,
+            logits,
+            rest_pos: prompt_len - rest.len(),
+            rest,
+        });
+        id
+    }
 }
 
 struct Open {
@@ -173,20 +200,10 @@ impl LlamaLm {
             tokens_loaded: loaded,
             ..RunStats::default()
         });
-        let id = StreamId(self.streams.next);
-        self.streams.next += 1;
-        self.streams.open.push(Open {
-            id,
-            seq,
-            state: GenState::new(request, prompt.len()),
-            request: request.clone(),
-            prompt_len: prompt.len(),
-            top,
-            logits: Vec::new(),
-            rest: prompt.get(done..).unwrap_or_default().to_vec(),
-            rest_pos: done,
-        });
-        Ok(id)
+        let rest = prompt.get(done..).unwrap_or_default().to_vec();
+        Ok(self
+            .streams
+            .add(seq, (request, top), prompt.len(), Vec::new(), rest))
     }
 
     /// Copies the longest block-aligned prefix of `prompt` that the prefix cache holds into
@@ -299,20 +316,9 @@ impl Streams for LlamaLm {
                         let seq = *seq;
                         self.inner
                             .with_dependent_mut(|_, ctx| ctx.copy_seq(slot, seq));
-                        let (request, top) = requests[*i];
-                        let id = StreamId(self.streams.next);
-                        self.streams.next += 1;
-                        self.streams.open.push(Open {
-                            id,
-                            seq,
-                            state: GenState::new(request, prompt.len()),
-                            request: request.clone(),
-                            prompt_len: prompt.len(),
-                            top,
-                            logits,
-                            rest: Vec::new(),
-                            rest_pos: prompt.len(),
-                        });
+                        let id =
+                            self.streams
+                                .add(seq, requests[*i], prompt.len(), logits, Vec::new());
                         out[*i] = Some(Ok(id));
                     }
                 }
