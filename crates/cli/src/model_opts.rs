@@ -91,9 +91,21 @@ pub struct ModelOpts {
     pub kv_f32: bool,
     /// Score the prompts of a batch together in multi-sequence decode calls, sharing prefixes
     /// at any token: faster on small prompts, but log-probabilities then depend slightly on
-    /// which prompts share a call (off by default: results do not depend on batching).
+    /// which prompts share a call, and in `serve` on what the prefix cache kept from earlier
+    /// requests (off by default: results do not depend on batching).
     #[arg(long)]
     pub pack_sequences: bool,
+    /// Use llama.cpp's flash attention: faster decodes of many sequences at once on CPU (the
+    /// KV stays f16), but log-probabilities then differ by up to ~0.1 nats with what shares a
+    /// micro-batch, so batched and single scoring disagree (off by default)
+    #[arg(long)]
+    pub flash_attn: bool,
+    /// One KV cache for all sequences instead of one per sequence: llama.cpp then decodes the
+    /// tokens of many sequences in one micro-batch (new prompts and running generations of
+    /// `serve --parallel-generation` in one pass instead of several), but log-probabilities
+    /// depend on what shares a call (llama.cpp #24962; off by default)
+    #[arg(long)]
+    pub kv_unified: bool,
 }
 
 fn parse_chat_format(s: &str) -> Result<ChatFormat, String> {
@@ -122,6 +134,8 @@ impl ModelOpts {
             parallel_generation: self.parallel_generation,
             kv_f32: self.kv_f32,
             pack_sequences: self.pack_sequences,
+            flash_attention: Some(self.flash_attn),
+            kv_unified: self.kv_unified,
             ..LlamaConfig::default()
         }
     }

@@ -744,6 +744,54 @@ fn real_model_prefix_cache_loads_earlier_prompts_and_changes_no_number() {
     );
 }
 
+#[test]
+fn real_model_packed_scoring_loads_and_fills_the_prefix_cache() {
+    let mut packed = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 8,
+            ctx_per_seq: 512,
+            prefix_cache: 16,
+            pack_sequences: true,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let reqs = requests(&packed);
+    let late: Vec<ScoreRequest> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % SCENARIOS.len() >= 2)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let early: Vec<ScoreRequest> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % SCENARIOS.len() < 2)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let (_, s1) = packed.score_with_stats(&early).unwrap();
+    assert_eq!(s1.tokens_loaded, 0, "nothing to load at first");
+    let (second, s2) = packed.score_with_stats(&late).unwrap();
+    // The persona prefixes (~70 tokens each) came from the cache, cut at any token.
+    assert!(s2.tokens_loaded >= PERSONAS.len() * 60, "{s2:?}");
+    // Packed KV depends on what shared a call: close to the exact scores, not equal.
+    let exact = lm().score(&late).unwrap();
+    let d = max_diff(&second, &exact);
+    // The same prompts packed from scratch, for scale.
+    let mut fresh = lm();
+    fresh.set_pack_sequences(true);
+    let scratch = fresh.score(&late);
+    fresh.set_pack_sequences(false);
+    drop(fresh);
+    let d0 = max_diff(&scratch.unwrap(), &exact);
+    eprintln!("packed: max Δ = {d0} from scratch, {d} with the prefix cache ({s2:?})");
+    assert!(
+        d <= (2.0 * d0).max(0.5),
+        "max |Δ log-prob| packed with the prefix cache = {d}, from scratch {d0}"
+    );
+}
+
 /// Runs `reqs` as queued streams (co-scheduled prefill): request `i` is queued before step
 /// `arrive[i]`, and `interlude` is scored before step `score_at` (scoring must leave pending
 /// prompts alone). Checks that every step decodes in one call of at most `budget` tokens.
@@ -893,13 +941,15 @@ fn real_model_queued_streams_co_schedule_prefill_and_give_each_request_its_alone
             stream_slots: 4,
             n_batch: budget,
             n_ubatch: budget,
-            parallel_generation: true,
             ..LlamaConfig::default()
         },
     )
     .expect("load");
     let reqs = queued_requests(&lm);
+    // Alone in the exact mode, which keeps no finished stream's KV: the queued prompts below
+    // are then decoded from scratch.
     let alone = alone_steps(&mut lm, &reqs);
+    lm.set_parallel_generation(true);
     let generated = reqs
         .iter()
         .map(|r| lm.generate(std::slice::from_ref(r)).unwrap().remove(0));
@@ -961,14 +1011,15 @@ fn real_model_queued_streams_load_cached_prefixes_and_keep_their_tokens() {
             ctx_per_seq: 512,
             stream_slots: 4,
             prefix_cache: 4,
-            parallel_generation: true,
             ..LlamaConfig::default()
         },
     )
     .expect("load");
     let reqs = queued_requests(&lm);
-    // Alone, one by one: their prompts go into the prefix cache.
+    // Alone, one by one: their prompts go into the prefix cache (in the exact mode, which
+    // keeps no finished stream's KV, so the queued prompts must come from the cache).
     let alone = alone_steps(&mut lm, &reqs);
+    lm.set_parallel_generation(true);
     let before = lm.cache_stats().tokens_loaded;
     let (got, _) = run_queued(&mut lm, &reqs, &[0, 1, 1, 2], &[], usize::MAX, 2048);
     let loaded = lm.cache_stats().tokens_loaded - before;
@@ -986,6 +1037,77 @@ fn real_model_queued_streams_load_cached_prefixes_and_keep_their_tokens() {
         2 * compared >= total,
         "only {compared} of {total} tokens before a near-tie"
     );
+}
+
+/// Runs one queued request to its end; returns its step tokens and the number of tokens the
+/// steps decoded.
+fn run_one_queued(lm: &mut LlamaLm, r: &GenerateRequest) -> (Generation, Vec<StepToken>, usize) {
+    let before = lm.totals();
+    let s = lm.streams().unwrap();
+    let id = s
+        .queue_streams(&[(r, Some(2))])
+        .pop()
+        .unwrap()
+        .expect("queued");
+    let mut tokens = vec![];
+    for _ in 0..400 {
+        for step in s.step_streams().unwrap() {
+            assert_eq!(step.id, id);
+            tokens.extend(step.token);
+            if let Some(g) = step.finished {
+                let evaluated = lm.totals().since(&before).tokens_evaluated;
+                return (g, tokens, evaluated);
+            }
+        }
+    }
+    panic!("the stream did not finish");
+}
+
+#[test]
+fn real_model_queued_streams_reuse_a_finished_streams_kv() {
+    let mut lm = LlamaLm::load(
+        &model_path(),
+        LlamaConfig {
+            n_seq: 2,
+            ctx_per_seq: 256,
+            stream_slots: 2,
+            parallel_generation: true,
+            ..LlamaConfig::default()
+        },
+    )
+    .expect("load");
+    let reqs = queued_requests(&lm);
+    let first = &reqs[0];
+    let (g, a_tokens, evaluated) = run_one_queued(&mut lm, first);
+    let n = g.prompt_tokens;
+    // The prompt and every generated token but the last (whose logits nothing reads).
+    assert_eq!(evaluated, n + g.tokens.len() - 1);
+    // The same request again: its slot holds the prompt, so only the last prompt token is
+    // decoded, then one token per step; the tokens are the first run's.
+    let loaded = lm.totals().tokens_loaded;
+    let (again, b_tokens, evaluated) = run_one_queued(&mut lm, first);
+    assert_eq!(lm.totals().tokens_loaded - loaded, n - 1);
+    assert_eq!(evaluated, 1 + again.tokens.len() - 1);
+    let same = same_up_to_near_tie(&b_tokens, &a_tokens, "the same request again");
+    assert!(same > 0, "{:?} vs {:?}", again.text, g.text);
+    // A request that shares only the chat template's opening reuses that much.
+    let other = &reqs[1];
+    let shared = lm
+        .tokenize(&first.prompt.text)
+        .unwrap()
+        .iter()
+        .zip(lm.tokenize(&other.prompt.text).unwrap())
+        .take_while(|(a, b)| **a == *b)
+        .count();
+    assert!(shared > 0 && shared < n, "{shared}");
+    let loaded = lm.totals().tokens_loaded;
+    let (o, o_tokens, _) = run_one_queued(&mut lm, other);
+    assert_eq!(lm.totals().tokens_loaded - loaded, shared);
+    // Its tokens are the ones it gets in a fresh exact run.
+    lm.set_parallel_generation(false);
+    let fresh = alone_steps(&mut lm, std::slice::from_ref(other));
+    same_up_to_near_tie(&o_tokens, &fresh[0].1, "a request sharing a prefix");
+    assert_eq!(o.prompt_tokens, fresh[0].0.prompt_tokens);
 }
 
 #[test]

@@ -270,6 +270,8 @@ pub fn invocation(model: &ModelOpts) -> serde_json::Value {
         "n_ubatch": model.config().n_ubatch,
         "kv_f32": model.kv_f32,
         "pack_sequences": model.pack_sequences,
+        "flash_attn": model.flash_attn,
+        "kv_unified": model.kv_unified,
         "llama_cpp": culturesteer_llm::ENGINE,
         "host_cpu": cpu,
         "host_cores": std::thread::available_parallelism().map_or(1, |n| n.get()),

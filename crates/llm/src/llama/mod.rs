@@ -80,7 +80,8 @@ pub struct LlamaConfig {
     /// Scoring decodes all segments of a scheduling wave together (llama.cpp splits them into
     /// equal multi-sequence micro-batches) and shares prefixes at any token. Faster on small
     /// calls, but log-probs then depend slightly on which prompts share a call, so it is off by
-    /// default: the exact mode's results do not depend on batching at all.
+    /// default: the exact mode's results do not depend on batching at all. The prefix cache
+    /// then keeps packed prompts too, so a result may also depend on earlier calls.
     pub pack_sequences: bool,
     /// KV sequences kept for continuous generation ([`crate::streams`]; the server's
     /// `--slots`), beyond the `n_seq` that scoring and batch generation use. 0 = none.
@@ -453,17 +454,25 @@ impl LlamaLm {
             .with_dependent_mut(|_, ctx| ctx.set_adapters(&on))
     }
 
-    /// What [`reset_work`] may empty: `Some(n_seq)` while streams are open or the prefix
-    /// cache holds anything.
+    /// Forgets what the prefix cache and the free stream sequences keep (before the whole
+    /// KV cache is emptied).
+    fn forget_kept_kv(&mut self) {
+        self.cache.forget();
+        self.streams.forget_kept();
+    }
+
+    /// What [`reset_work`] may empty: `Some(n_seq)` while streams are open, free stream
+    /// sequences keep a finished stream's KV or the prefix cache holds anything.
     fn work(&self) -> Option<usize> {
-        (self.streams.open() > 0 || !self.cache.is_empty()).then_some(self.config.n_seq)
+        (self.streams.open() > 0 || self.streams.holds_kept() || !self.cache.is_empty())
+            .then_some(self.config.n_seq)
     }
 
     /// The plan for `paths`: prefixes shared within the call and, with a prefix cache, loaded
-    /// from the prompts it keeps (not with packed sequences, whose KV is not exact).
+    /// from the prompts it keeps (cut at any token with packed sequences).
     fn plan(&mut self, paths: &[PathSpec]) -> Plan {
         match self.sharing() {
-            Some(block) if self.cache.enabled() && !self.config.pack_sequences => {
+            Some(block) if self.cache.enabled() => {
                 let plan = Plan::build_with_cache(paths, &self.cache.listed(), block);
                 for seq in plan.loaded.iter().flatten() {
                     self.cache.touch(*seq);
@@ -643,8 +652,7 @@ impl LlamaLm {
         let scale = self.embd_input_scale;
         let mut scaled = vec![0f32; dim];
         let work = self.work();
-        let mut cache =
-            (self.cache.enabled() && !self.config.pack_sequences).then_some(&mut self.cache);
+        let mut cache = self.cache.enabled().then_some(&mut self.cache);
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             reset_work(ctx, work);
             let mut batch = Batch::tokens(n_ubatch);
@@ -667,7 +675,13 @@ impl LlamaLm {
                 if let Some(batch) = packed.as_mut() {
                     // All segments of the wave in as few calls as fit n_batch, ordered by
                     // slot (llama.cpp's multi-stream split wants increasing sequence ids).
-                    let mut chunks: Vec<_> = w.chunks.iter().collect();
+                    let mut chunks = Vec::with_capacity(w.chunks.len());
+                    for c in &w.chunks {
+                        match plan.loaded_from(c.seg) {
+                            Some(src) => load_segment(ctx, plan, c, src, stats),
+                            None => chunks.push(c),
+                        }
+                    }
                     chunks.sort_by_key(|c| c.slot);
                     let mut read_rows: Vec<(usize, usize)> = Vec::new();
                     batch.clear();
@@ -709,9 +723,7 @@ impl LlamaLm {
                             stats,
                         )?;
                     }
-                    for &s in &w.release {
-                        ctx.clear_seq(s);
-                    }
+                    release_slots(ctx, plan, w, cache.as_deref_mut());
                     continue;
                 }
                 // One sequence per decode call, cut at multiples of n_ubatch in absolute
@@ -723,11 +735,7 @@ impl LlamaLm {
                 for c in &w.chunks {
                     let seg = &plan.segments[c.seg];
                     if let Some(src) = plan.loaded_from(c.seg) {
-                        // The prefix cache holds this segment's path: its whole sequence is
-                        // copied and cut at the segment's end.
-                        ctx.copy_seq(src, c.slot);
-                        ctx.remove_from(c.slot, seg.start + seg.tokens.len());
-                        stats.tokens_loaded += seg.tokens.len();
+                        load_segment(ctx, plan, c, src, stats);
                         continue;
                     }
                     let mut off = 0;
@@ -812,19 +820,7 @@ impl LlamaLm {
                         off = end;
                     }
                 }
-                for &s in &w.release {
-                    // A finished prompt goes into the prefix cache before its slot is emptied.
-                    if let Some(leaf) = w.chunks.iter().find(|c| c.slot == s) {
-                        let tokens = plan.path_tokens(leaf.seg);
-                        if let Some(seq) = cache.as_mut().and_then(|c| c.place(&tokens)) {
-                            ctx.copy_seq(s, seq);
-                            if let Some(c) = cache.as_mut() {
-                                c.record(seq, tokens);
-                            }
-                        }
-                    }
-                    ctx.clear_seq(s);
-                }
+                release_slots(ctx, plan, w, cache.as_deref_mut());
             }
             Ok(())
         })?;
@@ -835,9 +831,6 @@ impl LlamaLm {
         Ok((results, leaves, rows))
     }
 
-    /// Bare engine baseline for benchmarks: decodes each token list as its own sequence in one
-    /// batch (logits only at each list's last token), then `gen` greedy tokens one step at a time
-    /// on the first sequence. Returns (prefill seconds, generation seconds).
     /// Seconds one decode call takes for tokens `from..` of each sequence after tokens `..from`
     /// were decoded (untimed) into the cache: the engine's throughput at a given context depth.
     pub fn raw_decode_from(&mut self, seqs: &[Vec<TokenId>], from: usize) -> Result<f64> {
@@ -853,6 +846,7 @@ impl LlamaLm {
                 what: "raw benchmark batch exceeds the context settings".into(),
             });
         }
+        self.forget_kept_kv();
         self.inner.with_dependent_mut(|_, ctx| -> Result<f64> {
             ctx.clear_kv();
             let mut batch = Batch::tokens(n_batch);
@@ -882,6 +876,9 @@ impl LlamaLm {
         })
     }
 
+    /// Bare engine baseline for benchmarks: decodes each token list as its own sequence in one
+    /// batch (logits only at each list's last token), then `gen` greedy tokens one step at a time
+    /// on the first sequence. Returns (prefill seconds, generation seconds).
     pub fn raw_decode(&mut self, seqs: &[Vec<TokenId>], gen: usize) -> Result<(f64, f64)> {
         let n_batch = self.config.n_batch;
         if seqs.len() > self.config.n_seq || seqs.iter().map(|s| s.len()).sum::<usize>() > n_batch {
@@ -891,6 +888,7 @@ impl LlamaLm {
             });
         }
         let n_vocab = self.n_vocab;
+        self.forget_kept_kv();
         self.inner
             .with_dependent_mut(|_, ctx| -> Result<(f64, f64)> {
                 ctx.clear_kv();
@@ -1637,7 +1635,8 @@ impl LanguageModel for LlamaLm {
             self.expert_scales = scales.to_vec();
             self.apply_expert_scales()?;
             // Kept prompts were evaluated under the old scales.
-            let seqs = self.cache.forget();
+            let mut seqs = self.cache.forget();
+            seqs.extend(self.streams.forget_kept());
             self.inner.with_dependent_mut(|_, ctx| {
                 for s in seqs {
                     ctx.clear_seq(s);
@@ -1978,6 +1977,42 @@ fn reset_work(ctx: &mut Context, keep_streams: Option<usize>) {
                 ctx.clear_seq(s);
             }
         }
+    }
+}
+
+/// The prefix cache holds chunk `c`'s path in sequence `src`: that whole sequence is copied
+/// into the chunk's slot and cut at the segment's end.
+fn load_segment(
+    ctx: &mut Context,
+    plan: &Plan,
+    c: &crate::plan::Chunk,
+    src: usize,
+    stats: &mut RunStats,
+) {
+    let seg = &plan.segments[c.seg];
+    ctx.copy_seq(src, c.slot);
+    ctx.remove_from(c.slot, seg.start + seg.tokens.len());
+    stats.tokens_loaded += seg.tokens.len();
+}
+
+/// Empties the slots wave `w` releases; a finished prompt goes into the prefix cache first.
+fn release_slots(
+    ctx: &mut Context,
+    plan: &Plan,
+    w: &crate::plan::Wave,
+    mut cache: Option<&mut cache::PrefixCache>,
+) {
+    for &s in &w.release {
+        if let Some(leaf) = w.chunks.iter().find(|c| c.slot == s) {
+            let tokens = plan.path_tokens(leaf.seg);
+            if let Some(c) = cache.as_deref_mut() {
+                if let Some(seq) = c.place(&tokens) {
+                    ctx.copy_seq(s, seq);
+                    c.record(seq, tokens);
+                }
+            }
+        }
+        ctx.clear_seq(s);
     }
 }
 

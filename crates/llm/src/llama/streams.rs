@@ -12,6 +12,13 @@
 //! oldest stream first (a long prompt spreads over several steps). The step that decodes a
 //! prompt's last token keeps its logits; the stream generates from the next step on. Such KV
 //! depends on what shared the call, so it is not stored in the prefix cache.
+//!
+//! With `parallel_generation`, a finished stream's sequence also keeps its KV (prompt and
+//! decoded tokens) until another stream needs the slot: a queued prompt takes the free
+//! sequence that shares the longest prefix with it and decodes only the rest, as llama.cpp's
+//! server reuses a slot's cache (a chat's next turn, or requests that share a system prompt,
+//! skip what the slot holds). The exact default keeps nothing: its KV must not depend on what
+//! was decoded before.
 
 use super::{generation_paths, GenState, LlamaLm, RunStats};
 use crate::backend::LanguageModel;
@@ -25,6 +32,15 @@ use crate::types::{GenerateRequest, TokenId, TokenLogprob};
 pub(super) struct StreamTable {
     next: u64,
     open: Vec<Open>,
+    /// Free stream sequences that still hold the KV of a finished stream (kept with
+    /// `parallel_generation`, see [`LlamaLm::pick_stream_seq`]), least recently released first.
+    kept: Vec<Kept>,
+}
+
+/// A free stream sequence's KV: `tokens` at positions `0..tokens.len()`.
+struct Kept {
+    seq: usize,
+    tokens: Vec<TokenId>,
 }
 
 impl StreamTable {
@@ -32,29 +48,45 @@ impl StreamTable {
         self.open.len()
     }
 
-    /// Opens a stream on sequence `seq` for a request whose prompt has `prompt_len` tokens:
-    /// generating from `logits`, or with `rest` of the prompt pending from position
-    /// `prompt_len - rest.len()`.
+    /// Whether any free stream sequence holds KV worth keeping.
+    pub(super) fn holds_kept(&self) -> bool {
+        !self.kept.is_empty()
+    }
+
+    /// Forgets every kept sequence's KV and returns the sequences (for the caller to empty,
+    /// or after it emptied the whole cache).
+    pub(super) fn forget_kept(&mut self) -> Vec<usize> {
+        self.kept.drain(..).map(|k| k.seq).collect()
+    }
+
+    /// Opens a stream on sequence `seq`, whose first `in_kv` prompt tokens are in the KV
+    /// cache: generating from `logits`, or with the rest of the prompt pending. With `keep`,
+    /// the stream's KV outlives it for a later prompt that starts the same way.
     fn add(
         &mut self,
         seq: usize,
         (request, top): (&GenerateRequest, Option<usize>),
-        prompt_len: usize,
+        prompt: Vec<TokenId>,
+        in_kv: usize,
         logits: Vec<f32>,
-        rest: Vec<TokenId>,
+        keep: bool,
     ) -> StreamId {
         let id = StreamId(self.next);
         self.next += 1;
+        let prompt_len = prompt.len();
+        let rest = prompt.get(in_kv..).unwrap_or_default().to_vec();
         self.open.push(Open {
             id,
             seq,
             state: GenState::new(request, prompt_len),
             request: request.clone(),
-            prompt_len,
+            prompt,
             top,
             logits,
             rest_pos: prompt_len - rest.len(),
             rest,
+            kv_len: in_kv,
+            keep,
         });
         id
     }
@@ -65,7 +97,7 @@ struct Open {
     seq: usize,
     request: GenerateRequest,
     state: GenState,
-    prompt_len: usize,
+    prompt: Vec<TokenId>,
     top: Option<usize>,
     /// The logits the next token is picked from (empty while the prompt is pending).
     logits: Vec<f32>,
@@ -73,11 +105,18 @@ struct Open {
     /// stream generates), the first at position `rest_pos`.
     rest: Vec<TokenId>,
     rest_pos: usize,
+    /// Positions `0..kv_len` of the sequence hold the KV of the prompt and then the
+    /// generated tokens.
+    kv_len: usize,
+    /// Whether the sequence's KV is kept when the stream ends.
+    keep: bool,
 }
 
 impl Open {
+    /// Whether prompt tokens wait to be decoded (never for a stream that is done already,
+    /// as with `max_tokens` 0).
     fn pending(&self) -> bool {
-        !self.rest.is_empty()
+        !self.rest.is_empty() && self.state.done.is_none()
     }
 }
 
@@ -133,7 +172,9 @@ fn decode_entries(
         for (row, e) in call.iter().enumerate() {
             if let Some(i) = e.logits_for {
                 if let Some(o) = open.get_mut(i) {
-                    o.logits = ctx.logits_ith(row)?.to_vec();
+                    // The stream's buffer is reused: no allocation per token.
+                    o.logits.clear();
+                    o.logits.extend_from_slice(ctx.logits_ith(row)?);
                 }
             }
         }
@@ -154,12 +195,72 @@ fn step_logprobs(logits: &[f32], token: TokenId, k: usize) -> (f64, Vec<(TokenId
 }
 
 impl LlamaLm {
-    /// The stream sequences no open stream holds, lowest first.
+    /// The stream sequences no open stream holds: empty ones (lowest first), then those that
+    /// keep a finished stream's KV (least recently released first).
     fn free_stream_seqs(&self) -> Vec<usize> {
         let n_seq = self.config.n_seq;
+        let t = &self.streams;
+        let held = |s: &usize| t.open.iter().any(|o| o.seq == *s);
+        let kept = |s: &usize| t.kept.iter().any(|k| k.seq == *s);
         (n_seq..n_seq + self.config.stream_slots)
-            .filter(|s| self.streams.open.iter().all(|o| o.seq != *s))
+            .filter(|s| !held(s) && !kept(s))
+            .chain(t.kept.iter().map(|k| k.seq))
             .collect()
+    }
+
+    /// Empties free stream sequence `seq` if it keeps a finished stream's KV.
+    fn evict_kept(&mut self, seq: usize) {
+        if let Some(k) = self.streams.kept.iter().position(|k| k.seq == seq) {
+            self.streams.kept.remove(k);
+            self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
+        }
+    }
+
+    /// A free stream sequence for `prompt` and how many of its first tokens that sequence
+    /// already holds. As llama.cpp's server reuses a slot's cache: the kept sequence sharing
+    /// the longest prefix with the prompt (cut after it, and before the prompt's last token,
+    /// whose logits are needed); else an empty sequence, else the least recently released.
+    fn pick_stream_seq(&mut self, prompt: &[TokenId]) -> Result<(usize, usize)> {
+        let best = self
+            .streams
+            .kept
+            .iter()
+            .enumerate()
+            .map(|(k, kept)| {
+                let n = kept.tokens.iter().zip(prompt).take_while(|(a, b)| a == b);
+                (k, n.count().min(prompt.len().saturating_sub(1)))
+            })
+            .filter(|&(_, n)| n > 0)
+            .max_by_key(|&(k, n)| (n, k));
+        if let Some((k, n)) = best {
+            let seq = self.streams.kept.remove(k).seq;
+            self.inner
+                .with_dependent_mut(|_, ctx| ctx.remove_from(seq, n));
+            return Ok((seq, n));
+        }
+        let seq = *self
+            .free_stream_seqs()
+            .first()
+            .ok_or_else(|| self.slots_taken())?;
+        self.evict_kept(seq);
+        Ok((seq, 0))
+    }
+
+    /// Ends open stream `i`: its sequence keeps the stream's KV (prompt and decoded tokens)
+    /// when the stream allows it, else is emptied.
+    fn release(&mut self, i: usize) -> Open {
+        let o = self.streams.open.swap_remove(i);
+        let seq = o.seq;
+        if o.keep && o.kv_len > 0 {
+            let all = o.prompt.iter().chain(&o.state.tokens);
+            let tokens: Vec<TokenId> = all.take(o.kv_len).copied().collect();
+            self.inner
+                .with_dependent_mut(|_, ctx| ctx.remove_from(seq, tokens.len()));
+            self.streams.kept.push(Kept { seq, tokens });
+        } else {
+            self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
+        }
+        o
     }
 
     fn slots_taken(&self) -> LlmError {
@@ -178,19 +279,19 @@ impl LlamaLm {
     }
 
     /// Checks a request, takes a free slot and opens a stream whose prompt the next steps
-    /// decode (see the module documentation).
+    /// decode (see the module documentation). The stream's KV is kept when it ends (soft
+    /// prompts aside): a later prompt that starts the same way decodes only the rest.
     fn queue_stream(&mut self, request: &GenerateRequest, top: Option<usize>) -> Result<StreamId> {
         let prompt = self
             .generation_prompts(std::slice::from_ref(request))?
             .pop()
             .ok_or_else(|| LlmError::Decode("no prompt was checked".into()))?;
-        let seq = *self
-            .free_stream_seqs()
-            .first()
-            .ok_or_else(|| self.slots_taken())?;
+        let (seq, held) = self.pick_stream_seq(&prompt)?;
         // `max_tokens` 0 needs no prompt evaluation: the first step ends the stream.
-        let (loaded, done) = if request.max_tokens == 0 {
-            (0, prompt.len())
+        let (loaded, in_kv) = if request.max_tokens == 0 {
+            (0, held)
+        } else if held > 0 {
+            (held, held)
         } else {
             let n = self.load_cached_prefix(&prompt, seq);
             (n, n)
@@ -200,19 +301,20 @@ impl LlamaLm {
             tokens_loaded: loaded,
             ..RunStats::default()
         });
-        let rest = prompt.get(done..).unwrap_or_default().to_vec();
+        let keep = request.prompt.soft.is_none();
         Ok(self
             .streams
-            .add(seq, (request, top), prompt.len(), Vec::new(), rest))
+            .add(seq, (request, top), prompt, in_kv, Vec::new(), keep))
     }
 
-    /// Copies the longest block-aligned prefix of `prompt` that the prefix cache holds into
-    /// `seq` (never the whole prompt: its last token's logits are needed); returns its length.
+    /// Copies the longest prefix of `prompt` that the prefix cache holds into `seq`, cut on
+    /// the block grid (any token with `pack_sequences`) and never the whole prompt (its last
+    /// token's logits are needed); returns its length.
     fn load_cached_prefix(&mut self, prompt: &[TokenId], seq: usize) -> usize {
         let Some(block) = self.sharing() else {
             return 0;
         };
-        if !self.cache.enabled() || self.config.pack_sequences {
+        if !self.cache.enabled() {
             return 0;
         }
         let best = self
@@ -259,9 +361,8 @@ impl Streams for LlamaLm {
     }
 
     /// Validates each request, then evaluates the valid prompts in one plan per group of
-    /// `n_seq` (prefixes shared; packed into multi-sequence decodes with `pack_sequences`,
-    /// whose KV then depends on the batch and is kept out of the prefix cache) and moves each
-    /// into its stream's sequence.
+    /// `n_seq` (prefixes shared; packed into multi-sequence decodes with `pack_sequences`),
+    /// keeps them in the prefix cache and moves each into its stream's sequence.
     fn open_stream_batch(
         &mut self,
         requests: &[(&GenerateRequest, Option<usize>)],
@@ -287,7 +388,6 @@ impl Streams for LlamaLm {
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
-        let packed = self.config.pack_sequences;
         for group in valid.chunks(n_seq.max(1)) {
             let prompts: Vec<Vec<TokenId>> = group.iter().map(|(_, p, _)| p.clone()).collect();
             let paths = generation_paths(&prompts);
@@ -300,9 +400,7 @@ impl Streams for LlamaLm {
             let run = self.run_plan(&plan, true, &full, &mut stats);
             match run {
                 Ok((_, leaves, rows)) => {
-                    if !packed {
-                        self.store_leaves(&plan, &leaves);
-                    }
+                    self.store_leaves(&plan, &leaves);
                     for (k, (i, prompt, seq)) in group.iter().enumerate() {
                         let leaf = plan.path_leaf[k];
                         let slot = leaves.iter().find(|(l, _)| *l == leaf).map(|(_, s)| *s);
@@ -314,11 +412,19 @@ impl Streams for LlamaLm {
                             continue;
                         };
                         let seq = *seq;
+                        self.evict_kept(seq);
                         self.inner
                             .with_dependent_mut(|_, ctx| ctx.copy_seq(slot, seq));
-                        let id =
-                            self.streams
-                                .add(seq, requests[*i], prompt.len(), logits, Vec::new());
+                        let (r, _) = requests[*i];
+                        let keep = self.config.parallel_generation && r.prompt.soft.is_none();
+                        let id = self.streams.add(
+                            seq,
+                            requests[*i],
+                            prompt.clone(),
+                            prompt.len(),
+                            logits,
+                            keep,
+                        );
                         out[*i] = Some(Ok(id));
                     }
                 }
@@ -408,7 +514,8 @@ impl Streams for LlamaLm {
                         None => (t, f64::NAN, vec![]),
                     }
                 });
-                if let Some(tok) = tok {
+                // A stream's last token is not decoded: nothing reads its logits.
+                if let Some(tok) = tok.filter(|_| o.state.done.is_none()) {
                     entries.push(Entry {
                         seq: o.seq,
                         token: TokenId(tok.0),
@@ -416,6 +523,7 @@ impl Streams for LlamaLm {
                         logits_for: Some(i),
                     });
                     o.state.pos += 1;
+                    o.kv_len += 1;
                 }
                 picked.push(Some((text, token)));
             }
@@ -440,6 +548,7 @@ impl Streams for LlamaLm {
                 }
                 o.rest.drain(..n);
                 o.rest_pos += n;
+                o.kv_len += n;
                 room -= n;
             }
             if entries.is_empty() {
@@ -457,10 +566,14 @@ impl Streams for LlamaLm {
         });
         self.totals.add(&stats);
         if let Err(e) = result {
-            let ids: Vec<StreamId> = self.streams.open.iter().map(|o| o.id).collect();
-            for id in ids {
-                self.close_stream(id);
-            }
+            // The failed call's KV is unknown: every stream sequence is emptied.
+            let mut seqs: Vec<usize> = self.streams.open.drain(..).map(|o| o.seq).collect();
+            seqs.extend(self.streams.forget_kept());
+            self.inner.with_dependent_mut(|_, ctx| {
+                for s in seqs {
+                    ctx.clear_seq(s);
+                }
+            });
             return Err(e);
         }
         let mut out = Vec::with_capacity(picked.len());
@@ -498,10 +611,8 @@ impl Streams for LlamaLm {
                 .iter()
                 .position(|o| o.id == id)
                 .ok_or_else(|| LlmError::Decode("a finished stream vanished".into()))?;
-            let o = self.streams.open.swap_remove(i);
-            let seq = o.seq;
-            self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
-            let (g, rest) = o.state.finish(o.prompt_len);
+            let o = self.release(i);
+            let (g, rest) = o.state.finish(o.prompt.len());
             if let Some(step) = out.iter_mut().find(|s| s.id == id) {
                 step.text.push_str(&rest);
                 step.finished = Some(g);
@@ -512,8 +623,7 @@ impl Streams for LlamaLm {
 
     fn close_stream(&mut self, id: StreamId) {
         if let Some(i) = self.streams.open.iter().position(|o| o.id == id) {
-            let seq = self.streams.open.swap_remove(i).seq;
-            self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
+            self.release(i);
         }
     }
 }
