@@ -103,17 +103,23 @@ impl Metrics {
     pub fn render(&self, queued: usize) -> String {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        out.push_str(
-            "# HELP culturesteer_requests_total HTTP requests answered, by route and status.\n",
+        family(
+            &mut out,
+            "culturesteer_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status.",
         );
-        out.push_str("# TYPE culturesteer_requests_total counter\n");
         for ((route, status), n) in &m.requests {
             out.push_str(&format!(
                 "culturesteer_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"
             ));
         }
-        out.push_str("# HELP culturesteer_request_duration_seconds Time to answer a request (until its headers; a stream runs on after).\n");
-        out.push_str("# TYPE culturesteer_request_duration_seconds histogram\n");
+        family(
+            &mut out,
+            "culturesteer_request_duration_seconds",
+            "histogram",
+            "Time to answer a request (until its headers; a stream runs on after).",
+        );
         for (route, l) in &m.latency {
             let mut cumulative = 0;
             for (b, c) in BUCKETS.iter().zip(&l.counts) {
@@ -135,20 +141,27 @@ impl Metrics {
                 l.count
             ));
         }
-        out.push_str("# HELP culturesteer_tokens_total Tokens of answered non-streamed completions, by kind (rate() gives tokens/s).\n");
-        out.push_str("# TYPE culturesteer_tokens_total counter\n");
+        family(
+            &mut out,
+            "culturesteer_tokens_total",
+            "counter",
+            "Tokens of answered non-streamed completions, by kind (rate() gives tokens/s).",
+        );
         out.push_str(&format!(
             "culturesteer_tokens_total{{kind=\"prompt\"}} {}\nculturesteer_tokens_total{{kind=\"generated\"}} {}\n",
             m.prompt_tokens, m.generated_tokens
         ));
-        out.push_str("# HELP culturesteer_queue_depth Requests waiting for or running on the model thread.\n");
-        out.push_str("# TYPE culturesteer_queue_depth gauge\n");
+        family(
+            &mut out,
+            "culturesteer_queue_depth",
+            "gauge",
+            "Requests waiting for or running on the model thread.",
+        );
         out.push_str(&format!("culturesteer_queue_depth {queued}\n"));
         let e = *self.engine.lock().unwrap_or_else(|e| e.into_inner());
         let gauge = |out: &mut String, name: &str, help: &str, v: String| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-            ));
+            family(out, name, "gauge", help);
+            out.push_str(&format!("{name} {v}\n"));
         };
         gauge(
             &mut out,
@@ -169,7 +182,12 @@ impl Metrics {
             e.slots.to_string(),
         );
         if let Some(c) = e.cache {
-            out.push_str("# HELP culturesteer_prefix_cache_tokens_total Prompt tokens planned with the prefix cache, and those loaded from it instead of decoded (their ratio is the hit rate).\n# TYPE culturesteer_prefix_cache_tokens_total counter\n");
+            family(
+                &mut out,
+                "culturesteer_prefix_cache_tokens_total",
+                "counter",
+                "Prompt tokens planned with the prefix cache, and those loaded from it instead of decoded (their ratio is the hit rate).",
+            );
             out.push_str(&format!(
                 "culturesteer_prefix_cache_tokens_total{{kind=\"planned\"}} {}\nculturesteer_prefix_cache_tokens_total{{kind=\"loaded\"}} {}\n",
                 c.tokens_planned, c.tokens_loaded
@@ -227,6 +245,11 @@ pub(super) async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
+/// Writes a metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -250,5 +273,10 @@ mod unit {
             "culturesteer_request_duration_seconds_bucket{route=\"/v1/choose\",le=\"+Inf\"} 3\n"
         ));
         assert!(text.contains("culturesteer_queue_depth 2\n"));
+        assert!(text.contains("# TYPE culturesteer_request_duration_seconds histogram\n"));
+        assert_eq!(
+            text.matches("# HELP ").count(),
+            text.matches("# TYPE ").count()
+        );
     }
 }

@@ -182,13 +182,16 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
         .iter()
         .filter_map(|c| view.floor.get(c).copied())
         .collect();
-    let values_of = |m: usize| -> Vec<f64> {
-        complete
-            .iter()
-            .filter_map(|&c| view.get(m, c))
-            .map(|x| x.value)
-            .collect()
-    };
+    // Each method's values on the complete countries (for the country bootstrap).
+    let values: Vec<Vec<f64>> = (0..view.methods.len())
+        .map(|m| {
+            complete
+                .iter()
+                .filter_map(|&c| view.get(m, c))
+                .map(|x| x.value)
+                .collect()
+        })
+        .collect();
     let vanilla = view.methods.iter().position(|m| *m == "vanilla");
     let same_as = input.same_as_parent.iter().map(|(v, p)| MethodVerdict {
         method: v.clone(),
@@ -214,7 +217,7 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
             let country_ci = match input.bootstrap.is_empty() {
                 false => None,
                 true => country_bootstrap(
-                    &values_of(mi),
+                    &values[mi],
                     macro_floor.map(|_| floors.as_slice()),
                     &input.benchmark,
                 ),
@@ -234,7 +237,7 @@ pub fn verdicts(input: &ReportInput) -> Vec<MethodVerdict> {
                         .and_then(percentile_ci)
                 }
                 (None, Some(_), Some(vi)) => {
-                    country_bootstrap(&values_of(mi), Some(&values_of(vi)), &input.benchmark)
+                    country_bootstrap(&values[mi], Some(&values[vi]), &input.benchmark)
                         .and_then(|(_, d)| d)
                 }
                 _ => None,
