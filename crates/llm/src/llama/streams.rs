@@ -254,8 +254,6 @@ impl LlamaLm {
         if o.keep && o.kv_len > 0 {
             let all = o.prompt.iter().chain(&o.state.tokens);
             let tokens: Vec<TokenId> = all.take(o.kv_len).copied().collect();
-            self.inner
-                .with_dependent_mut(|_, ctx| ctx.remove_from(seq, tokens.len()));
             self.streams.kept.push(Kept { seq, tokens });
         } else {
             self.inner.with_dependent_mut(|_, ctx| ctx.clear_seq(seq));
@@ -514,8 +512,9 @@ impl Streams for LlamaLm {
                         None => (t, f64::NAN, vec![]),
                     }
                 });
-                // A stream's last token is not decoded: nothing reads its logits.
-                if let Some(tok) = tok.filter(|_| o.state.done.is_none()) {
+                // `advance` gives no token to decode once the stream is done (its last token's
+                // logits would be read by nothing).
+                if let Some(tok) = tok {
                     entries.push(Entry {
                         seq: o.seq,
                         token: TokenId(tok.0),
