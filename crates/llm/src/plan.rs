@@ -502,6 +502,131 @@ pub fn schedule(
     Ok((waves, leaves))
 }
 
+/// Where a sequence's KV comes from before a [`TagGroup`] is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Nothing: the sequence starts empty.
+    Empty,
+    /// The holder sequence's KV up to this position (segments decoded by earlier groups).
+    Holder(usize),
+    /// A sequence outside the plan (the prefix cache) up to this position.
+    Loaded { seq: usize, end: usize },
+}
+
+/// One decode of the tagged schedule ([`tagged_groups`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagGroup {
+    /// Each leaf slot's KV before the decode. Set before [`TagGroup::holder`], since a leaf may
+    /// copy from the holder's old content.
+    pub setup: Vec<(usize, Source)>,
+    /// The holder's KV before the decode: the part of its old path later groups still need.
+    pub holder: Source,
+    /// Segments to decode, parents before children, each with every sequence its tokens join:
+    /// the slots of the leaves below it, and the holder when a later group needs it.
+    pub segs: Vec<(SegId, Vec<usize>)>,
+    /// Leaves and their slots; emptied after the decode.
+    pub leaves: Vec<(SegId, usize)>,
+}
+
+/// Orders the plan for one KV cache shared by all sequences (llama.cpp's unified cache), where
+/// a token can belong to several sequences at once: instead of decoding a parent, copying its
+/// sequence and decoding the children in later waves, every segment's tokens are tagged with
+/// the sequences of all leaves below it, so a whole subtree is one decode (cut only at the
+/// batch size) and nothing is copied. Leaves go in tree order in groups of `n_slots - 1`, each
+/// leaf in its own slot; slot `n_slots - 1` (the returned holder) keeps the path that later
+/// groups share with this one, so no segment is decoded twice. Returns the groups and the
+/// holder's slot.
+pub fn tagged_groups(plan: &Plan, n_slots: usize) -> Result<(Vec<TagGroup>, usize), String> {
+    if n_slots < 2 {
+        return Err(format!(
+            "tagged decoding needs at least 2 parallel sequences, got {n_slots}"
+        ));
+    }
+    let holder = n_slots - 1;
+    let n = plan.segments.len();
+    let mut order: Vec<SegId> = Vec::with_capacity(n);
+    let mut stack: Vec<SegId> = plan.roots.iter().rev().copied().collect();
+    while let Some(s) = stack.pop() {
+        order.push(s);
+        stack.extend(plan.segments[s].children.iter().rev());
+    }
+    let mut rank = vec![0usize; n];
+    for (i, &s) in order.iter().enumerate() {
+        rank[s] = i;
+    }
+    let leaves: Vec<SegId> = order
+        .iter()
+        .copied()
+        .filter(|&s| plan.segments[s].children.is_empty())
+        .collect();
+    // Root-first chain of a segment.
+    let chain = |s: SegId| {
+        let mut c: Vec<SegId> =
+            std::iter::successors(Some(s), |&x| plan.segments[x].parent).collect();
+        c.reverse();
+        c
+    };
+    let end = |s: SegId| plan.segments[s].start + plan.segments[s].tokens.len();
+    // Loaded segments are available from the start; decoded ones once their group has run.
+    let mut available: Vec<bool> = (0..n).map(|s| plan.loaded_from(s).is_some()).collect();
+    // The source of a path's available prefix (available segments form a prefix of any path:
+    // a loaded segment's parent is loaded, a decoded one's parent was decoded or loaded first).
+    let source = |path: &[SegId], available: &[bool]| match path
+        .iter()
+        .take_while(|&&s| available[s])
+        .last()
+    {
+        None => Source::Empty,
+        Some(&a) => match plan.loaded_from(a) {
+            Some(seq) => Source::Loaded { seq, end: end(a) },
+            None => Source::Holder(end(a)),
+        },
+    };
+    let per_group = n_slots - 1;
+    let mut groups = Vec::with_capacity(leaves.len().div_ceil(per_group));
+    for (gi, group) in leaves.chunks(per_group).enumerate() {
+        let paths: Vec<Vec<SegId>> = group.iter().map(|&l| chain(l)).collect();
+        let setup = paths
+            .iter()
+            .enumerate()
+            .map(|(slot, p)| (slot, source(p, &available)))
+            .collect();
+        let mut tags: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (slot, p) in paths.iter().enumerate() {
+            for &s in p.iter().filter(|&&s| !available[s]) {
+                tags.entry(rank[s]).or_default().push(slot);
+            }
+        }
+        // The next group's first path: what of it is available after this group stays in the
+        // holder (the holder starts from its part available now).
+        let next = leaves.get((gi + 1) * per_group).map(|&l| chain(l));
+        let holder_src = match &next {
+            None => Source::Empty,
+            Some(p) => {
+                for &s in p {
+                    match tags.get_mut(&rank[s]) {
+                        Some(t) => t.push(holder),
+                        None if available[s] => {}
+                        None => break,
+                    }
+                }
+                source(p, &available)
+            }
+        };
+        let segs: Vec<(SegId, Vec<usize>)> = tags.into_iter().map(|(r, t)| (order[r], t)).collect();
+        for (s, _) in &segs {
+            available[*s] = true;
+        }
+        groups.push(TagGroup {
+            setup,
+            holder: holder_src,
+            segs,
+            leaves: group.iter().copied().zip(0..).collect(),
+        });
+    }
+    Ok((groups, holder))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,6 +874,145 @@ mod tests {
         // Each path decodes only its last unit (17 tokens: 12 on the grid + a leaf of 5 fused
         // into one block of ≥ 4 → 9 or fewer), never a read inside a loaded segment.
         assert!(decoded <= 3 * 9, "{decoded} tokens decoded");
+    }
+
+    /// Runs the tagged schedule on token lists (a sequence = its tokens in position order) and
+    /// returns each read's context. Checks what llama.cpp checks of a batch whose tokens belong
+    /// to several sequences (they hold the same positions beforehand, positions continue each
+    /// sequence), that every segment is decoded exactly once and that loads come from cache.
+    fn simulate_tagged(
+        plan: &Plan,
+        n_slots: usize,
+        cached: &[Vec<TokenId>],
+    ) -> Vec<Option<Vec<TokenId>>> {
+        let (groups, holder) = tagged_groups(plan, n_slots).unwrap();
+        let mut seqs: Vec<Vec<TokenId>> = vec![vec![]; n_slots];
+        let mut read_ctx: Vec<Option<Vec<TokenId>>> = vec![None; plan.reads.len()];
+        let mut decoded = vec![0usize; plan.segments.len()];
+        let set = |seqs: &mut Vec<Vec<TokenId>>, seq: usize, src: Source| {
+            seqs[seq] = match src {
+                Source::Empty => vec![],
+                Source::Holder(end) => {
+                    assert!(seqs[holder].len() >= end, "the holder lacks [0, {end})");
+                    seqs[holder][..end].to_vec()
+                }
+                Source::Loaded { seq: c, end } => cached[c][..end].to_vec(),
+            };
+        };
+        for g in &groups {
+            for &(slot, src) in &g.setup {
+                assert_ne!(slot, holder);
+                assert!(seqs[slot].is_empty(), "leaf slot {slot} not empty");
+                set(&mut seqs, slot, src);
+            }
+            set(&mut seqs, holder, g.holder);
+            for (s, tags) in &g.segs {
+                let seg = &plan.segments[*s];
+                decoded[*s] += 1;
+                assert!(plan.loaded_from(*s).is_none(), "a loaded segment decoded");
+                for &t in tags {
+                    assert_eq!(seqs[t].len(), seg.start, "segment {s} in seq {t}");
+                    assert_eq!(seqs[t], seqs[tags[0]], "coupled sequences diverged");
+                }
+                for (off, tok) in seg.tokens.iter().enumerate() {
+                    for &t in tags {
+                        seqs[t].push(*tok);
+                    }
+                    if let Some(&r) = seg.reads.get(&off) {
+                        assert!(read_ctx[r].is_none(), "read produced twice");
+                        read_ctx[r] = Some(seqs[tags[0]].clone());
+                    }
+                }
+            }
+            for &(leaf, slot) in &g.leaves {
+                assert_eq!(
+                    seqs[slot],
+                    plan.path_tokens(leaf),
+                    "leaf {leaf} in slot {slot}"
+                );
+                seqs[slot].clear();
+            }
+        }
+        for (s, &d) in decoded.iter().enumerate() {
+            let want = usize::from(plan.loaded_from(s).is_none());
+            assert_eq!(d, want, "segment {s} decoded {d} times");
+        }
+        read_ctx
+    }
+
+    fn check_tagged(paths: &[PathSpec], plan: &Plan, n_slots: usize, cached: &[Vec<TokenId>]) {
+        let ctx = simulate_tagged(plan, n_slots, cached);
+        for (pi, p) in paths.iter().enumerate() {
+            for (qi, q) in p.queries.iter().enumerate() {
+                let r = plan.path_reads[pi][qi];
+                assert_eq!(
+                    ctx[r].as_deref(),
+                    Some(&p.tokens[..=q.at]),
+                    "path {pi} query {qi} with {n_slots} slots"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tagged_groups_decode_each_segment_once_in_any_number_of_slots() {
+        // Personas × scenarios × two label orders, as DISCA asks, plus prefix paths.
+        let mut paths = Vec::new();
+        for persona in 0..5 {
+            for scen in 0..7 {
+                for order in 0..2 {
+                    let mut v = vec![1, 2, 100 + persona, 100 + persona];
+                    v.extend((0..(3 + scen % 3)).map(|k| 1000 + scen * 10 + k));
+                    v.extend([5000 + order, 6000]);
+                    paths.push(path(&v));
+                }
+            }
+        }
+        let mut p = path(&[1, 2, 3, 4, 5]);
+        p.queries.push(Query {
+            at: 1,
+            tokens: vec![TokenId(9)],
+            top_k: 0,
+        });
+        paths.extend([p, path(&[1, 2, 3]), path(&[7, 8])]);
+        for share in [Some(1), Some(2), Some(4), None] {
+            let plan = Plan::build(&paths, share);
+            for slots in [2, 3, 4, 8, 16, 200] {
+                check_tagged(&paths, &plan, slots, &[]);
+            }
+        }
+        // One group when the leaves fit: a DISCA question's ten prompts in 16 sequences.
+        let plan = Plan::build(&paths[..10], Some(1));
+        let (groups, holder) = tagged_groups(&plan, 16).unwrap();
+        assert_eq!((groups.len(), holder), (1, 15));
+        assert_eq!(groups[0].holder, Source::Empty);
+        assert!(tagged_groups(&plan, 1).is_err());
+    }
+
+    #[test]
+    fn tagged_groups_load_from_the_cache() {
+        let seq = |persona: i32, scen: i32| {
+            let mut v: Vec<i32> = (0..10).map(|k| 100 * persona + k).collect();
+            v.extend((0..7).map(|k| 1000 * scen + k));
+            v
+        };
+        let cached = vec![t(&seq(1, 1)), t(&[5; 12]), t(&seq(2, 9))];
+        let listed: Vec<(usize, &[TokenId])> = cached
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.as_slice()))
+            .collect();
+        let paths: Vec<PathSpec> = [(1, 2), (1, 3), (2, 2), (2, 3), (3, 1), (1, 1)]
+            .iter()
+            .map(|&(p, s)| path(&seq(p, s)))
+            .collect();
+        for block in [1, 4] {
+            let plan = Plan::build_with_cache(&paths, &listed, block);
+            assert!(plan.tokens_loaded() > 0);
+            for slots in [2, 3, 4, 16] {
+                check_tagged(&paths, &plan, slots, &cached);
+            }
+        }
     }
 
     #[test]

@@ -1159,3 +1159,75 @@ fn real_model_queued_streams_are_checked_when_queued() {
     }
     assert_eq!(s.open_streams(), 0);
 }
+
+#[test]
+fn real_model_tagged_scoring_on_one_kv_cache_decodes_the_tree_once_and_keeps_the_cache_sound() {
+    let load = |unified: bool, cache: usize, n_seq: usize| {
+        LlamaLm::load(
+            &model_path(),
+            LlamaConfig {
+                n_seq,
+                ctx_per_seq: 512,
+                prefix_cache: cache,
+                pack_sequences: true,
+                kv_unified: unified,
+                ..LlamaConfig::default()
+            },
+        )
+        .expect("load")
+    };
+    // Packed scoring in waves (one KV cache per sequence) as the reference for the plan.
+    let mut waves = load(false, 0, 16);
+    let reqs = requests(&waves);
+    let (by_waves, sw) = waves.score_with_stats(&reqs).unwrap();
+    drop(waves);
+    // One cache for all sequences: the tree decoded by tags, each group of leaves in one
+    // decode (36 leaves: every prompt with three continuations).
+    let mut wide = load(true, 0, 16);
+    let (by_tags, st) = wide.score_with_stats(&reqs).unwrap();
+    drop(wide);
+    assert_eq!(
+        st.tokens_evaluated, sw.tokens_evaluated,
+        "every segment decoded once, as in waves"
+    );
+    assert!(
+        st.decode_calls < sw.decode_calls,
+        "{} calls by tags, {} in waves",
+        st.decode_calls,
+        sw.decode_calls
+    );
+    // Four sequences = three leaves per group: the holder carries the shared prefixes from
+    // group to group, and still nothing is decoded twice.
+    let mut tagged = load(true, 2, 4);
+    let (narrow, sn) = tagged.score_with_stats(&reqs).unwrap();
+    assert_eq!(sn.tokens_evaluated, sw.tokens_evaluated);
+    let exact = lm().score(&reqs).unwrap();
+    let d0 = max_diff(&by_waves, &exact);
+    let d = max_diff(&by_tags, &exact).max(max_diff(&narrow, &exact));
+    eprintln!("packed vs exact: max Δ = {d0} in waves, {d} by tags");
+    let tol = (2.0 * d0).max(0.5);
+    assert!(d <= tol, "max |Δ log-prob| by tags = {d}, in waves {d0}");
+    // Two cache sequences replaced again and again (each persona's prompts in turn, twice):
+    // a sequence that takes a new prompt must hold only that prompt's KV (llama.cpp's copy on
+    // one cache only adds cells to the destination).
+    for round in 0..2 {
+        for p in 0..PERSONAS.len() {
+            let idx: Vec<usize> = (0..reqs.len())
+                .filter(|i| i / SCENARIOS.len() == p)
+                .collect();
+            let part: Vec<ScoreRequest> = idx.iter().map(|&i| reqs[i].clone()).collect();
+            let want: Vec<ScoreResult> = idx.iter().map(|&i| exact[i].clone()).collect();
+            let (got, s) = tagged.score_with_stats(&part).unwrap();
+            let d = max_diff(&got, &want);
+            assert!(
+                d <= tol,
+                "round {round}, persona {p}: max |Δ log-prob| {d} ({s:?})"
+            );
+        }
+    }
+    let cache = tagged.prefix_cache().expect("a prefix cache");
+    assert!(
+        cache.replaced > 0 && cache.tokens_loaded > 0,
+        "the cache was replaced and loaded from: {cache:?}"
+    );
+}

@@ -20,6 +20,8 @@ pub(super) struct PrefixCache {
     first_seq: usize,
     entries: Vec<Option<Entry>>,
     clock: u64,
+    /// Sequences the running call loads from: never replaced before the call ends.
+    pinned: Vec<usize>,
     pub(super) stats: CacheStats,
 }
 
@@ -32,6 +34,7 @@ impl PrefixCache {
             first_seq,
             entries: (0..slots).map(|_| None).collect(),
             clock: 0,
+            pinned: Vec::new(),
             stats: CacheStats {
                 slots,
                 ..CacheStats::default()
@@ -67,6 +70,17 @@ impl PrefixCache {
         }
     }
 
+    /// Keeps these sequences (the sources of a call's loads) from being replaced until
+    /// [`PrefixCache::unpin`]: a call stores its finished prompts while later parts of it may
+    /// still load from the cache.
+    pub(super) fn pin(&mut self, seqs: impl IntoIterator<Item = usize>) {
+        self.pinned.extend(seqs);
+    }
+
+    pub(super) fn unpin(&mut self) {
+        self.pinned.clear();
+    }
+
     /// The sequence to store `tokens` into, or `None` when they are not worth storing: short,
     /// with soft-prompt rows, or nearly held already (an entry shares at least three quarters
     /// of them: the other label order or another continuation of the same prompt adds little,
@@ -95,13 +109,18 @@ impl PrefixCache {
             self.touch(self.first_seq + i);
             return None;
         }
-        let i = self
-            .entries
-            .iter()
-            .position(|e| e.as_ref().is_some_and(|e| tokens.starts_with(&e.tokens)))
+        let free = |i: &usize| !self.pinned.contains(&(self.first_seq + i));
+        let i = (0..self.entries.len())
+            .filter(free)
+            .find(|&i| {
+                self.entries[i]
+                    .as_ref()
+                    .is_some_and(|e| tokens.starts_with(&e.tokens))
+            })
             .or_else(|| self.entries.iter().position(Option::is_none))
             .or_else(|| {
                 (0..self.entries.len())
+                    .filter(free)
                     .min_by_key(|&i| self.entries[i].as_ref().map_or(0, |e| e.used))
             })?;
         Some(self.first_seq + i)
@@ -174,6 +193,23 @@ mod tests {
         let mut soft = toks(40, 0);
         soft[3] = TokenId(-2);
         assert_eq!(c.place(&soft), None, "soft-prompt rows are per call");
+        // A pinned entry (a source of the running call) is neither replaced nor evicted.
+        let (s_now, t_now) = (c.listed()[0].0, c.listed()[1].0);
+        c.touch(t_now);
+        c.pin([s_now]);
+        assert_eq!(
+            c.place(&toks(40, 7000)),
+            Some(t_now),
+            "the pinned LRU entry stays"
+        );
+        c.pin([t_now]);
+        assert_eq!(
+            c.place(&toks(40, 8000)),
+            None,
+            "everything pinned: nothing stored"
+        );
+        c.unpin();
+        assert_eq!(c.place(&toks(40, 8000)), Some(s_now));
         assert_eq!(c.forget().len(), 2);
         assert!(c.is_empty());
     }

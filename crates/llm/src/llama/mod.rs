@@ -9,7 +9,8 @@ use crate::backend::{LanguageModel, ModelDescription};
 use crate::chat::{merge_system_into_user, render_gemma, render_plain, ChatFormat};
 use crate::error::{LlmError, Result};
 use crate::plan::{
-    schedule, unique_prefix_depths, KvOp, PathSpec, Plan, Query, Read, DEPTH_BUCKETS,
+    schedule, tagged_groups, unique_prefix_depths, KvOp, PathSpec, Plan, Query, Read, SegId,
+    Source, DEPTH_BUCKETS,
 };
 use crate::sampling::{argmax, log_sum_exp, sample_top_p, top_k};
 use crate::types::*;
@@ -629,7 +630,129 @@ impl LlamaLm {
 
     /// Evaluates a plan and answers its reads. With `keep_leaves`, leaf sequences stay in the
     /// cache and their slots are returned, and full logit rows are kept for reads flagged `full`.
+    /// Packed scoring on one KV cache for all sequences decodes the tree by tags
+    /// ([`LlamaLm::run_tagged`]); everything else in waves. The prefix-cache sequences the plan
+    /// loads from are not replaced while it runs.
     fn run_plan(
+        &mut self,
+        plan: &Plan,
+        keep_leaves: bool,
+        full_rows: &[bool],
+        stats: &mut RunStats,
+    ) -> Result<(
+        Vec<ReadResult>,
+        Vec<(usize, usize)>,
+        HashMap<usize, Vec<f32>>,
+    )> {
+        let tagged = self.config.pack_sequences
+            && self.config.kv_unified
+            && !keep_leaves
+            && self.soft.is_empty()
+            && self.config.n_seq >= 2;
+        self.cache.pin(plan.loaded.iter().flatten().copied());
+        let out = if tagged {
+            self.run_tagged(plan, full_rows, stats)
+                .map(|(r, rows)| (r, Vec::new(), rows))
+        } else {
+            self.run_waves(plan, keep_leaves, full_rows, stats)
+        };
+        self.cache.unpin();
+        out
+    }
+
+    /// Decodes a plan by tags ([`tagged_groups`]): each group of leaves in one decode (cut
+    /// only at `n_batch`), every token once for all the sequences below it. Needs one KV cache
+    /// for all sequences (`kv_unified`), where a token may belong to several.
+    fn run_tagged(
+        &mut self,
+        plan: &Plan,
+        full_rows: &[bool],
+        stats: &mut RunStats,
+    ) -> Result<(Vec<ReadResult>, HashMap<usize, Vec<f32>>)> {
+        let (groups, holder) = tagged_groups(plan, self.config.n_seq).map_err(LlmError::Context)?;
+        let n_vocab = self.n_vocab;
+        let n_batch = self.config.n_batch;
+        let n_seq = self.config.n_seq;
+        let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
+        let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
+        let work = self.work();
+        let mut cache = self.cache.enabled().then_some(&mut self.cache);
+        stats.tokens_loaded += plan.tokens_loaded();
+        self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
+            reset_work(ctx, work);
+            let mut batch = Batch::tagged(n_batch, n_seq);
+            let mut read_rows: Vec<(usize, usize)> = Vec::new();
+            let set = |ctx: &mut Context, seq: usize, src: Source| match src {
+                Source::Empty => ctx.clear_seq(seq),
+                Source::Holder(end) => {
+                    ctx.copy_seq(holder, seq);
+                    ctx.remove_from(seq, end);
+                }
+                Source::Loaded { seq: from, end } => {
+                    ctx.copy_seq(from, seq);
+                    ctx.remove_from(seq, end);
+                }
+            };
+            for g in &groups {
+                for &(slot, src) in &g.setup {
+                    set(ctx, slot, src);
+                }
+                set(ctx, holder, g.holder);
+                for (s, tags) in &g.segs {
+                    let seg = &plan.segments[*s];
+                    for (o, &t) in seg.tokens.iter().enumerate() {
+                        if batch.len() == n_batch || read_rows.len() == MAX_READS_PER_CALL {
+                            decode_and_read(
+                                ctx,
+                                &mut batch,
+                                &mut read_rows,
+                                plan,
+                                &mut results,
+                                &mut rows,
+                                full_rows,
+                                n_vocab,
+                                stats,
+                            )?;
+                        }
+                        let read = seg.reads.get(&o).copied();
+                        batch.add_token_tagged(t, seg.start + o, tags, read.is_some())?;
+                        if let Some(r) = read {
+                            read_rows.push((batch.len() - 1, r));
+                        }
+                    }
+                }
+                if batch.len() > 0 {
+                    decode_and_read(
+                        ctx,
+                        &mut batch,
+                        &mut read_rows,
+                        plan,
+                        &mut results,
+                        &mut rows,
+                        full_rows,
+                        n_vocab,
+                        stats,
+                    )?;
+                }
+                for &(leaf, slot) in &g.leaves {
+                    release_leaf(ctx, plan, leaf, slot, cache.as_deref_mut());
+                }
+            }
+            ctx.clear_seq(holder);
+            Ok(())
+        })?;
+        let results = results
+            .into_iter()
+            .enumerate()
+            .map(|(r, x)| {
+                x.ok_or_else(|| LlmError::Decode(format!("read {r} was not produced by the plan")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((results, rows))
+    }
+
+    /// [`LlamaLm::run_plan`] in scheduling waves over the work sequences.
+    fn run_waves(
         &mut self,
         plan: &Plan,
         keep_leaves: bool,
@@ -2003,17 +2126,30 @@ fn release_slots(
     mut cache: Option<&mut cache::PrefixCache>,
 ) {
     for &s in &w.release {
-        if let Some(leaf) = w.chunks.iter().find(|c| c.slot == s) {
-            let tokens = plan.path_tokens(leaf.seg);
-            if let Some(c) = cache.as_deref_mut() {
-                if let Some(seq) = c.place(&tokens) {
-                    ctx.copy_seq(s, seq);
-                    c.record(seq, tokens);
-                }
-            }
+        match w.chunks.iter().find(|c| c.slot == s) {
+            Some(leaf) => release_leaf(ctx, plan, leaf.seg, s, cache.as_deref_mut()),
+            None => ctx.clear_seq(s),
         }
-        ctx.clear_seq(s);
     }
+}
+
+/// Empties `slot`, which holds the path of segment `leaf`; the path goes into the prefix
+/// cache first.
+fn release_leaf(
+    ctx: &mut Context,
+    plan: &Plan,
+    leaf: SegId,
+    slot: usize,
+    cache: Option<&mut cache::PrefixCache>,
+) {
+    if let Some(c) = cache {
+        let tokens = plan.path_tokens(leaf);
+        if let Some(seq) = c.place(&tokens) {
+            ctx.copy_seq(slot, seq);
+            c.record(seq, tokens);
+        }
+    }
+    ctx.clear_seq(slot);
 }
 
 /// Decodes a packed batch, extracts its reads and empties it.

@@ -58,13 +58,26 @@ unsafe impl Send for LoraAdapter {}
 pub(crate) struct Batch {
     raw: sys::llama_batch,
     capacity: usize,
+    /// Sequence ids one token may belong to.
+    max_seqs: usize,
 }
 
 impl Batch {
     pub(crate) fn tokens(capacity: usize) -> Self {
-        // SAFETY: allocates arrays for `capacity` tokens with one sequence id each.
-        let raw = unsafe { sys::llama_batch_init(capacity as i32, 0, 1) };
-        Self { raw, capacity }
+        Self::tagged(capacity, 1)
+    }
+
+    /// A batch whose tokens may each belong to up to `max_seqs` sequences (with one KV cache
+    /// for all sequences, llama.cpp stores such a token once for all of them).
+    pub(crate) fn tagged(capacity: usize, max_seqs: usize) -> Self {
+        let max_seqs = max_seqs.max(1);
+        // SAFETY: allocates arrays for `capacity` tokens with `max_seqs` sequence ids each.
+        let raw = unsafe { sys::llama_batch_init(capacity as i32, 0, max_seqs as i32) };
+        Self {
+            raw,
+            capacity,
+            max_seqs,
+        }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -104,6 +117,38 @@ impl Batch {
         let i = self.slot(pos, seq, logits)?;
         // SAFETY: i < capacity (checked in slot).
         unsafe { *self.raw.token.add(i) = token.0 };
+        Ok(())
+    }
+
+    /// Adds a token that belongs to every sequence of `seqs` (at least one; see
+    /// [`Batch::tagged`]).
+    pub(crate) fn add_token_tagged(
+        &mut self,
+        token: TokenId,
+        pos: usize,
+        seqs: &[usize],
+        logits: bool,
+    ) -> Result<()> {
+        let (&first, rest) = seqs
+            .split_first()
+            .ok_or_else(|| LlmError::Decode("a token without a sequence".into()))?;
+        if seqs.len() > self.max_seqs {
+            return Err(LlmError::Decode(format!(
+                "a token in {} sequences, the batch allows {}",
+                seqs.len(),
+                self.max_seqs
+            )));
+        }
+        let i = self.slot(pos, first, logits)?;
+        // SAFETY: i < capacity (checked in slot); each token's id array holds max_seqs entries.
+        unsafe {
+            *self.raw.token.add(i) = token.0;
+            *self.raw.n_seq_id.add(i) = seqs.len() as i32;
+            let ids = *self.raw.seq_id.add(i);
+            for (k, &s) in rest.iter().enumerate() {
+                *ids.add(k + 1) = s as i32;
+            }
+        }
         Ok(())
     }
 }
@@ -305,8 +350,15 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_seq_rm(self.memory(), seq as i32, pos as i32, -1) };
     }
 
-    /// Copies every position of sequence `src` into `dst`.
+    /// Makes sequence `dst` a copy of `src`. `dst` is emptied first: with one KV cache for all
+    /// sequences llama.cpp's copy only adds `dst` to `src`'s cells, so whatever `dst` held
+    /// before would stay beside the copy (two cells at one position); with one cache per
+    /// sequence the copy replaces the whole cache anyway.
     pub(crate) fn copy_seq(&mut self, src: usize, dst: usize) {
+        if src == dst {
+            return;
+        }
+        self.clear_seq(dst);
         // SAFETY: as above.
         unsafe { sys::llama_memory_seq_cp(self.memory(), src as i32, dst as i32, -1, -1) };
     }
