@@ -693,6 +693,22 @@ impl LlamaLm {
                     ctx.remove_from(seq, end);
                 }
             };
+            let mut flush = |ctx: &mut Context,
+                             batch: &mut Batch,
+                             read_rows: &mut Vec<(usize, usize)>,
+                             stats: &mut RunStats| {
+                decode_and_read(
+                    ctx,
+                    batch,
+                    read_rows,
+                    plan,
+                    &mut results,
+                    &mut rows,
+                    full_rows,
+                    n_vocab,
+                    stats,
+                )
+            };
             for g in &groups {
                 for &(slot, src) in &g.setup {
                     set(ctx, slot, src);
@@ -702,17 +718,7 @@ impl LlamaLm {
                     let seg = &plan.segments[*s];
                     for (o, &t) in seg.tokens.iter().enumerate() {
                         if batch.len() == n_batch || read_rows.len() == MAX_READS_PER_CALL {
-                            decode_and_read(
-                                ctx,
-                                &mut batch,
-                                &mut read_rows,
-                                plan,
-                                &mut results,
-                                &mut rows,
-                                full_rows,
-                                n_vocab,
-                                stats,
-                            )?;
+                            flush(ctx, &mut batch, &mut read_rows, stats)?;
                         }
                         let read = seg.reads.get(&o).copied();
                         batch.add_token_tagged(t, seg.start + o, tags, read.is_some())?;
@@ -722,17 +728,7 @@ impl LlamaLm {
                     }
                 }
                 if batch.len() > 0 {
-                    decode_and_read(
-                        ctx,
-                        &mut batch,
-                        &mut read_rows,
-                        plan,
-                        &mut results,
-                        &mut rows,
-                        full_rows,
-                        n_vocab,
-                        stats,
-                    )?;
+                    flush(ctx, &mut batch, &mut read_rows, stats)?;
                 }
                 for &(leaf, slot) in &g.leaves {
                     release_leaf(ctx, plan, leaf, slot, cache.as_deref_mut());
