@@ -102,8 +102,9 @@ pub struct ModelOpts {
     pub flash_attn: bool,
     /// One KV cache for all sequences instead of one per sequence: llama.cpp then decodes the
     /// tokens of many sequences in one micro-batch (new prompts and running generations of
-    /// `serve --parallel-generation` in one pass instead of several), but log-probabilities
-    /// depend on what shares a call (llama.cpp #24962; off by default)
+    /// `serve --parallel-generation` in one pass instead of several; with --pack-sequences a
+    /// scoring call's whole prefix tree in one decode, each shared token stored once), but
+    /// log-probabilities depend on what shares a call (llama.cpp #24962; off by default)
     #[arg(long)]
     pub kv_unified: bool,
 }
