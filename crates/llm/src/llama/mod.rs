@@ -236,6 +236,14 @@ const MAX_SEQUENCES: usize = 256;
 /// 4 bytes, 1 MiB a row on Gemma 3) grows to the largest call and stays that large.
 const MAX_READS_PER_CALL: usize = 64;
 
+/// What running a plan gives: each read's result, the (segment, slot) of leaves kept in the
+/// cache, and the full logit rows asked for.
+type PlanOutput = (
+    Vec<ReadResult>,
+    Vec<(usize, usize)>,
+    HashMap<usize, Vec<f32>>,
+);
+
 /// Statistics of the last `score` or `generate` call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunStats {
@@ -639,11 +647,7 @@ impl LlamaLm {
         keep_leaves: bool,
         full_rows: &[bool],
         stats: &mut RunStats,
-    ) -> Result<(
-        Vec<ReadResult>,
-        Vec<(usize, usize)>,
-        HashMap<usize, Vec<f32>>,
-    )> {
+    ) -> Result<PlanOutput> {
         let tagged = self.config.pack_sequences
             && self.config.kv_unified
             && !keep_leaves
@@ -737,14 +741,7 @@ impl LlamaLm {
             ctx.clear_seq(holder);
             Ok(())
         })?;
-        let results = results
-            .into_iter()
-            .enumerate()
-            .map(|(r, x)| {
-                x.ok_or_else(|| LlmError::Decode(format!("read {r} was not produced by the plan")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((results, rows))
+        Ok((all_reads(results)?, rows))
     }
 
     /// [`LlamaLm::run_plan`] in scheduling waves over the work sequences.
@@ -754,11 +751,7 @@ impl LlamaLm {
         keep_leaves: bool,
         full_rows: &[bool],
         stats: &mut RunStats,
-    ) -> Result<(
-        Vec<ReadResult>,
-        Vec<(usize, usize)>,
-        HashMap<usize, Vec<f32>>,
-    )> {
+    ) -> Result<PlanOutput> {
         let (waves, leaves) =
             schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
         let n_vocab = self.n_vocab;
@@ -943,11 +936,7 @@ impl LlamaLm {
             }
             Ok(())
         })?;
-        let results = results
-            .into_iter()
-            .map(|r| r.expect("every read is produced by the schedule"))
-            .collect();
-        Ok((results, leaves, rows))
+        Ok((all_reads(results)?, leaves, rows))
     }
 
     /// Seconds one decode call takes for tokens `from..` of each sequence after tokens `..from`
@@ -2112,6 +2101,15 @@ fn load_segment(
     ctx.copy_seq(src, c.slot);
     ctx.remove_from(c.slot, seg.start + seg.tokens.len());
     stats.tokens_loaded += seg.tokens.len();
+}
+
+/// Every read's result, or an error naming one the run did not produce.
+fn all_reads(results: Vec<Option<ReadResult>>) -> Result<Vec<ReadResult>> {
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(r, x)| x.ok_or_else(|| LlmError::Decode(format!("read {r} was not produced"))))
+        .collect()
 }
 
 /// Empties the slots wave `w` releases; a finished prompt goes into the prefix cache first.
