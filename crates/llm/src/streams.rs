@@ -6,8 +6,8 @@
 //! sequence: its prompt is evaluated when it is opened (or, when queued with
 //! [`Streams::queue_streams`] on a backend that co-schedules prefill, a slice of it at each
 //! step, in the same decode as the running streams' tokens), and every
-//! [`Streams::step_streams`] picks one more token for every generating stream and decodes
-//! those tokens. A stream's tokens do
+//! [`Streams::step_streams`] decodes the tokens picked last and picks one more token for every
+//! generating stream. A stream's tokens do
 //! not depend on which other streams are open when the backend decodes one sequence per call
 //! (the llama backend's default); with shared decode calls they are the same up to the
 //! engine's rounding (tested on the real model: greedy tokens equal the alone run's; with

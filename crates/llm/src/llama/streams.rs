@@ -10,8 +10,13 @@
 //! at once (a prefix the prefix cache holds is copied in), and each step's decode call carries
 //! one token per generating stream plus as many pending prompt tokens as fit in `n_batch`,
 //! oldest stream first (a long prompt spreads over several steps). The step that decodes a
-//! prompt's last token keeps its logits; the stream generates from the next step on. Such KV
-//! depends on what shared the call, so it is not stored in the prefix cache.
+//! prompt's last token picks the stream's first token. Such KV depends on what shared the
+//! call, so it is not stored in the prefix cache.
+//!
+//! A step decodes the tokens the previous step picked, then picks each stream's next token
+//! from the logits it just produced (as llama.cpp's server samples right after a decode): a
+//! stream that ends is answered by the step that gave its last logits, and its slot is free
+//! for the next request one step sooner than if picking waited for the next step.
 //!
 //! With `parallel_generation`, a finished stream's sequence also keeps its KV (prompt and
 //! decoded tokens) until another stream needs the slot: a queued prompt takes the free
@@ -82,6 +87,8 @@ impl StreamTable {
             request: request.clone(),
             prompt,
             top,
+            fresh: !logits.is_empty(),
+            next: None,
             logits,
             rest_pos: prompt_len - rest.len(),
             rest,
@@ -99,8 +106,13 @@ struct Open {
     state: GenState,
     prompt: Vec<TokenId>,
     top: Option<usize>,
-    /// The logits the next token is picked from (empty while the prompt is pending).
+    /// The logits of the last decoded position (empty while the prompt is pending).
     logits: Vec<f32>,
+    /// Whether `logits` wait to be picked from (set by the decode that wrote them, or by an
+    /// open that evaluated the prompt).
+    fresh: bool,
+    /// The token picked from the last logits, to be decoded by the next step.
+    next: Option<TokenId>,
     /// Prompt tokens still to be decoded (a queued stream's pending prompt; empty once the
     /// stream generates), the first at position `rest_pos`.
     rest: Vec<TokenId>,
@@ -175,6 +187,7 @@ fn decode_entries(
                     // The stream's buffer is reused: no allocation per token.
                     o.logits.clear();
                     o.logits.extend_from_slice(ctx.logits_ith(row)?);
+                    o.fresh = true;
                 }
             }
         }
@@ -192,6 +205,55 @@ fn step_logprobs(logits: &[f32], token: TokenId, k: usize) -> (f64, Vec<(TokenId
         .map(|i| (TokenId(i as i32), lp(i)))
         .collect();
     (lp(token.0 as usize), top)
+}
+
+/// What a step reports for one stream.
+#[derive(Default)]
+struct Picked {
+    /// Whether the stream picked at this step.
+    reported: bool,
+    /// Text that became final.
+    text: String,
+    /// The picked token, its log-prob (NaN unless asked for) and the top alternatives.
+    token: Option<(TokenId, f64, Vec<(TokenId, f64)>)>,
+}
+
+/// Picks stream `i`'s next token from its fresh logits (sampler, stop strings and limits as
+/// in [`GenState::advance`]); the next step decodes it unless the stream ended.
+fn pick(
+    o: &mut Open,
+    i: usize,
+    n_vocab: usize,
+    vocab: &llama_cpp_2::vocab::LlamaVocab<'_>,
+    limit: usize,
+    out: &mut Picked,
+) {
+    o.fresh = false;
+    out.reported = true;
+    if o.state.done.is_some() {
+        return;
+    }
+    let logits = &o.logits[..n_vocab.min(o.logits.len())];
+    let before = o.state.tokens.len();
+    let next = {
+        let mut sink = |_: usize, t: &str| {
+            out.text.push_str(t);
+            true
+        };
+        o.state
+            .advance(&o.request, i, logits, vocab, limit, Some(&mut sink))
+    };
+    o.next = next.map(|t| TokenId(t.0));
+    // `advance` keeps a token that ended the stream by length, and gives none to decode (its
+    // logits would be read by nothing).
+    out.token = o.state.tokens.get(before).map(|&t| match o.top {
+        Some(k) => {
+            let (lp, top) = step_logprobs(logits, t, k);
+            (t, lp, top)
+        }
+        // Not asked: the log-sum-exp over the vocabulary is skipped.
+        None => (t, f64::NAN, vec![]),
+    });
 }
 
 impl LlamaLm {
@@ -474,57 +536,22 @@ impl Streams for LlamaLm {
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let budget = self.step_budget();
         let open = &mut self.streams.open;
-        // `None` for streams whose prompt is pending (no step for them).
-        type Picked = (String, Option<(TokenId, f64, Vec<(TokenId, f64)>)>);
-        let mut picked: Vec<Option<Picked>> = Vec::with_capacity(open.len());
+        let mut picked: Vec<Picked> = open.iter().map(|_| Picked::default()).collect();
         let mut stats = RunStats::default();
         let result = self.inner.with_dependent_mut(|model, ctx| -> Result<()> {
-            let vocab = model.vocab();
+            // The tokens picked at the end of the last step.
             let mut entries: Vec<Entry> = Vec::new();
             for (i, o) in open.iter_mut().enumerate() {
-                if o.pending() {
-                    picked.push(None);
-                    continue;
-                }
-                let mut text = String::new();
-                let before = o.state.tokens.len();
-                let logits = &o.logits[..n_vocab.min(o.logits.len())];
-                let tok = {
-                    let mut sink = |_: usize, t: &str| {
-                        text.push_str(t);
-                        true
-                    };
-                    if o.state.done.is_some() {
-                        None
-                    } else {
-                        o.state
-                            .advance(&o.request, i, logits, &vocab, limit, Some(&mut sink))
-                    }
-                };
-                let token = (o.state.tokens.len() > before).then(|| {
-                    let t = o.state.tokens[before];
-                    match o.top {
-                        Some(k) => {
-                            let (lp, top) = step_logprobs(logits, t, k);
-                            (t, lp, top)
-                        }
-                        // Not asked: the log-sum-exp over the vocabulary is skipped.
-                        None => (t, f64::NAN, vec![]),
-                    }
-                });
-                // `advance` gives no token to decode once the stream is done (its last token's
-                // logits would be read by nothing).
-                if let Some(tok) = tok {
+                if let Some(token) = o.next.take() {
                     entries.push(Entry {
                         seq: o.seq,
-                        token: TokenId(tok.0),
+                        token,
                         pos: o.state.pos,
                         logits_for: Some(i),
                     });
                     o.state.pos += 1;
                     o.kv_len += 1;
                 }
-                picked.push(Some((text, token)));
             }
             // Pending prompts, oldest stream first, in the room the call has left.
             let mut room = budget.saturating_sub(entries.len());
@@ -550,18 +577,27 @@ impl Streams for LlamaLm {
                 o.kv_len += n;
                 room -= n;
             }
-            if entries.is_empty() {
-                return Ok(());
+            if !entries.is_empty() {
+                decode_entries(
+                    ctx,
+                    &mut entries,
+                    parallel,
+                    budget,
+                    n_ubatch,
+                    open,
+                    &mut stats,
+                )?;
             }
-            decode_entries(
-                ctx,
-                &mut entries,
-                parallel,
-                budget,
-                n_ubatch,
-                open,
-                &mut stats,
-            )
+            // Every stream with new logits (from this decode, or from an open that evaluated
+            // its prompt) picks its next token now: a stream that ends is answered by this
+            // step, not after the next decode, and a freed slot can take a new request sooner.
+            let vocab = model.vocab();
+            for (i, o) in open.iter_mut().enumerate() {
+                if o.fresh {
+                    pick(o, i, n_vocab, &vocab, limit, &mut picked[i]);
+                }
+            }
+            Ok(())
         });
         self.totals.add(&stats);
         if let Err(e) = result {
@@ -578,13 +614,15 @@ impl Streams for LlamaLm {
         let mut out = Vec::with_capacity(picked.len());
         let mut finished = Vec::new();
         for (o, p) in self.streams.open.iter().zip(picked) {
-            let Some((text, token)) = p else {
+            // A stream reports when it picked, and once when it is done (`max_tokens` 0 ends
+            // a stream without a pick).
+            if !p.reported && o.state.done.is_none() {
                 continue;
-            };
+            }
             out.push(StreamStep {
                 id: o.id,
-                text,
-                token: token.map(|(t, logprob, top)| StepToken {
+                text: p.text,
+                token: p.token.map(|(t, logprob, top)| StepToken {
                     token: t,
                     piece: self.token_piece(t),
                     logprob,
