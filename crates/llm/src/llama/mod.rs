@@ -674,11 +674,9 @@ impl LlamaLm {
         stats: &mut RunStats,
     ) -> Result<(Vec<ReadResult>, HashMap<usize, Vec<f32>>)> {
         let (groups, holder) = tagged_groups(plan, self.config.n_seq).map_err(LlmError::Context)?;
-        let n_vocab = self.n_vocab;
         let n_batch = self.config.n_batch;
         let n_seq = self.config.n_seq;
-        let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
-        let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
+        let mut reads = Reads::new(plan, full_rows, self.n_vocab);
         let work = self.work();
         let mut cache = self.cache.enabled().then_some(&mut self.cache);
         stats.tokens_loaded += plan.tokens_loaded();
@@ -697,22 +695,6 @@ impl LlamaLm {
                     ctx.remove_from(seq, end);
                 }
             };
-            let mut flush = |ctx: &mut Context,
-                             batch: &mut Batch,
-                             read_rows: &mut Vec<(usize, usize)>,
-                             stats: &mut RunStats| {
-                decode_and_read(
-                    ctx,
-                    batch,
-                    read_rows,
-                    plan,
-                    &mut results,
-                    &mut rows,
-                    full_rows,
-                    n_vocab,
-                    stats,
-                )
-            };
             for g in &groups {
                 for &(slot, src) in &g.setup {
                     set(ctx, slot, src);
@@ -722,7 +704,7 @@ impl LlamaLm {
                     let seg = &plan.segments[*s];
                     for (o, &t) in seg.tokens.iter().enumerate() {
                         if batch.len() == n_batch || read_rows.len() == MAX_READS_PER_CALL {
-                            flush(ctx, &mut batch, &mut read_rows, stats)?;
+                            decode_and_read(ctx, &mut batch, &mut read_rows, &mut reads, stats)?;
                         }
                         let read = seg.reads.get(&o).copied();
                         batch.add_token_tagged(t, seg.start + o, tags, read.is_some())?;
@@ -732,7 +714,7 @@ impl LlamaLm {
                     }
                 }
                 if batch.len() > 0 {
-                    flush(ctx, &mut batch, &mut read_rows, stats)?;
+                    decode_and_read(ctx, &mut batch, &mut read_rows, &mut reads, stats)?;
                 }
                 for &(leaf, slot) in &g.leaves {
                     release_leaf(ctx, plan, leaf, slot, cache.as_deref_mut());
@@ -741,7 +723,7 @@ impl LlamaLm {
             ctx.clear_seq(holder);
             Ok(())
         })?;
-        Ok((all_reads(results)?, rows))
+        reads.finish()
     }
 
     /// [`LlamaLm::run_plan`] in scheduling waves over the work sequences.
@@ -754,11 +736,9 @@ impl LlamaLm {
     ) -> Result<PlanOutput> {
         let (waves, leaves) =
             schedule(plan, self.config.n_seq, keep_leaves).map_err(LlmError::Context)?;
-        let n_vocab = self.n_vocab;
         let n_ubatch = self.config.n_ubatch.min(self.config.n_batch);
         let block = self.config.prefix_block;
-        let mut results: Vec<Option<ReadResult>> = vec![None; plan.reads.len()];
-        let mut rows: HashMap<usize, Vec<f32>> = HashMap::new();
+        let mut reads = Reads::new(plan, full_rows, self.n_vocab);
         let soft = self.soft.clone();
         let dim = soft.first().map_or(0, |s| s.dim);
         let scale = self.embd_input_scale;
@@ -803,17 +783,7 @@ impl LlamaLm {
                             if batch.len() == self.config.n_batch
                                 || read_rows.len() == MAX_READS_PER_CALL
                             {
-                                decode_and_read(
-                                    ctx,
-                                    batch,
-                                    &mut read_rows,
-                                    plan,
-                                    &mut results,
-                                    &mut rows,
-                                    full_rows,
-                                    n_vocab,
-                                    stats,
-                                )?;
+                                decode_and_read(ctx, batch, &mut read_rows, &mut reads, stats)?;
                             }
                             let read = seg.reads.get(&o).copied();
                             batch.add_token(t, seg.start + o, c.slot, read.is_some())?;
@@ -823,17 +793,7 @@ impl LlamaLm {
                         }
                     }
                     if batch.len() > 0 {
-                        decode_and_read(
-                            ctx,
-                            batch,
-                            &mut read_rows,
-                            plan,
-                            &mut results,
-                            &mut rows,
-                            full_rows,
-                            n_vocab,
-                            stats,
-                        )?;
+                        decode_and_read(ctx, batch, &mut read_rows, &mut reads, stats)?;
                     }
                     release_slots(ctx, plan, w, cache.as_deref_mut());
                     continue;
@@ -921,14 +881,7 @@ impl LlamaLm {
                         };
                         stats.decode_calls += 1;
                         stats.tokens_evaluated += n;
-                        for (row, r) in read_rows {
-                            let logits = ctx.logits_ith(row)?;
-                            let logits = &logits[..n_vocab.min(logits.len())];
-                            results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
-                            if full_rows.get(r).copied().unwrap_or(false) {
-                                rows.insert(r, logits.to_vec());
-                            }
-                        }
+                        reads.take_all(ctx, &mut read_rows)?;
                         off = end;
                     }
                 }
@@ -936,7 +889,8 @@ impl LlamaLm {
             }
             Ok(())
         })?;
-        Ok((all_reads(results)?, leaves, rows))
+        let (results, rows) = reads.finish()?;
+        Ok((results, leaves, rows))
     }
 
     /// Seconds one decode call takes for tokens `from..` of each sequence after tokens `..from`
@@ -2103,13 +2057,50 @@ fn load_segment(
     stats.tokens_loaded += seg.tokens.len();
 }
 
-/// Every read's result, or an error naming one the run did not produce.
-fn all_reads(results: Vec<Option<ReadResult>>) -> Result<Vec<ReadResult>> {
-    results
-        .into_iter()
-        .enumerate()
-        .map(|(r, x)| x.ok_or_else(|| LlmError::Decode(format!("read {r} was not produced"))))
-        .collect()
+/// What a plan's decode calls read: each read's result, and the whole logit row of the reads
+/// `full_rows` asks for.
+struct Reads<'p> {
+    plan: &'p Plan,
+    full_rows: &'p [bool],
+    n_vocab: usize,
+    results: Vec<Option<ReadResult>>,
+    rows: HashMap<usize, Vec<f32>>,
+}
+
+impl<'p> Reads<'p> {
+    fn new(plan: &'p Plan, full_rows: &'p [bool], n_vocab: usize) -> Self {
+        Reads {
+            plan,
+            full_rows,
+            n_vocab,
+            results: vec![None; plan.reads.len()],
+            rows: HashMap::new(),
+        }
+    }
+
+    /// Takes each (row of the last decode, read index) of `read_rows`, emptying it.
+    fn take_all(&mut self, ctx: &Context, read_rows: &mut Vec<(usize, usize)>) -> Result<()> {
+        for (row, r) in read_rows.drain(..) {
+            let logits = ctx.logits_ith(row)?;
+            let logits = &logits[..self.n_vocab.min(logits.len())];
+            self.results[r] = Some(ReadResult::extract(logits, &self.plan.reads[r]));
+            if self.full_rows.get(r).copied().unwrap_or(false) {
+                self.rows.insert(r, logits.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// Every read's result, or an error naming one the run did not produce; and the rows.
+    fn finish(self) -> Result<(Vec<ReadResult>, HashMap<usize, Vec<f32>>)> {
+        let results = self
+            .results
+            .into_iter()
+            .enumerate()
+            .map(|(r, x)| x.ok_or_else(|| LlmError::Decode(format!("read {r} was not produced"))))
+            .collect::<Result<_>>()?;
+        Ok((results, self.rows))
+    }
 }
 
 /// Empties the slots wave `w` releases; a finished prompt goes into the prefix cache first.
@@ -2146,30 +2137,19 @@ fn release_leaf(
     ctx.clear_seq(slot);
 }
 
-/// Decodes a packed batch, extracts its reads and empties it.
-#[allow(clippy::too_many_arguments)]
+/// Decodes `batch`, takes the reads at `read_rows` (row in the batch, read index) into `reads`,
+/// and empties both for the next call.
 fn decode_and_read(
     ctx: &mut Context,
     batch: &mut Batch,
     read_rows: &mut Vec<(usize, usize)>,
-    plan: &Plan,
-    results: &mut [Option<ReadResult>],
-    rows: &mut HashMap<usize, Vec<f32>>,
-    full_rows: &[bool],
-    n_vocab: usize,
+    reads: &mut Reads<'_>,
     stats: &mut RunStats,
 ) -> Result<()> {
     ctx.decode(batch)?;
     stats.decode_calls += 1;
     stats.tokens_evaluated += batch.len();
-    for (row, r) in read_rows.drain(..) {
-        let logits = ctx.logits_ith(row)?;
-        let logits = &logits[..n_vocab.min(logits.len())];
-        results[r] = Some(ReadResult::extract(logits, &plan.reads[r]));
-        if full_rows.get(r).copied().unwrap_or(false) {
-            rows.insert(r, logits.to_vec());
-        }
-    }
+    reads.take_all(ctx, read_rows)?;
     batch.clear();
     Ok(())
 }
