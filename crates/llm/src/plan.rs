@@ -697,20 +697,31 @@ mod tests {
         read_ctx
     }
 
-    fn check(paths: &[PathSpec], share: Option<usize>, n_slots: usize) -> Plan {
-        let plan = Plan::build(paths, share);
-        let (waves, _) = schedule(&plan, n_slots, false).unwrap();
-        let ctx = simulate(&plan, &waves, n_slots);
+    /// Each query's read saw exactly its path's tokens up to the query (`ctx`: the tokens
+    /// each read's sequence held, from a simulation).
+    fn assert_reads_see_their_paths(
+        paths: &[PathSpec],
+        plan: &Plan,
+        ctx: &[Option<Vec<TokenId>>],
+        what: &str,
+    ) {
         for (pi, p) in paths.iter().enumerate() {
             for (qi, q) in p.queries.iter().enumerate() {
                 let r = plan.path_reads[pi][qi];
                 assert_eq!(
                     ctx[r].as_deref(),
                     Some(&p.tokens[..=q.at]),
-                    "path {pi} query {qi}"
+                    "path {pi} query {qi}{what}"
                 );
             }
         }
+    }
+
+    fn check(paths: &[PathSpec], share: Option<usize>, n_slots: usize) -> Plan {
+        let plan = Plan::build(paths, share);
+        let (waves, _) = schedule(&plan, n_slots, false).unwrap();
+        let ctx = simulate(&plan, &waves, n_slots);
+        assert_reads_see_their_paths(paths, &plan, &ctx, "");
         if let Some(block) = share {
             for s in &plan.segments {
                 let end = s.start + s.tokens.len();
@@ -942,16 +953,7 @@ mod tests {
 
     fn check_tagged(paths: &[PathSpec], plan: &Plan, n_slots: usize, cached: &[Vec<TokenId>]) {
         let ctx = simulate_tagged(plan, n_slots, cached);
-        for (pi, p) in paths.iter().enumerate() {
-            for (qi, q) in p.queries.iter().enumerate() {
-                let r = plan.path_reads[pi][qi];
-                assert_eq!(
-                    ctx[r].as_deref(),
-                    Some(&p.tokens[..=q.at]),
-                    "path {pi} query {qi} with {n_slots} slots"
-                );
-            }
-        }
+        assert_reads_see_their_paths(paths, plan, &ctx, &format!(" with {n_slots} slots"));
     }
 
     #[test]
