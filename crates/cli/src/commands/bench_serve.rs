@@ -3,7 +3,8 @@
 //!
 //! With `--against URL` the same run then drives another OpenAI-compatible server on this
 //! machine (llama.cpp's `llama-server`, built by `scripts/build-llama-server`) with the mix that
-//! both serve, chat + completions, and prints the two side by side.
+//! both serve, chat + completions, and prints the two side by side; `--rounds N` repeats both,
+//! alternating which goes first, and adds each round's ratio and their median.
 
 use crate::model_opts::ModelOpts;
 use crate::serve::{self, ServeArgs};
@@ -40,6 +41,11 @@ pub struct ServeBenchArgs {
     /// Model name to send to the --against server (default: the first one its /v1/models lists).
     #[arg(long, value_name = "NAME", requires = "against")]
     pub against_model: Option<String>,
+    /// With --against: drive the two servers this many times each (at most 10), alternating
+    /// which goes first, and report every round's ratio and their median beside the figures
+    /// over all rounds (a busy or shared machine moves one 30 s run by ±10% or more).
+    #[arg(long, default_value_t = 1, requires = "against")]
+    pub rounds: usize,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -55,6 +61,17 @@ fn memory_mib() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// The middle value (the mean of the two middle ones for an even count; NaN when empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
@@ -212,6 +229,9 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     }
     if !(a.duration > 0.0 && a.duration <= 600.0) {
         bail!("--duration must be between 0 and 600 seconds");
+    }
+    if a.rounds == 0 || a.rounds > 10 {
+        bail!("--rounds must be between 1 and 10");
     }
     match a.against.clone() {
         Some(url) => run_against(&a, &url),
@@ -413,14 +433,46 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
         ));
         (r, t0.elapsed().as_secs_f64())
     };
-    let (ours_results, ours_wall) = timed(&ours, mix(our_model));
-    // Ours stops before the peer runs so the two never share the CPU.
+    // Each round drives both servers in turn (the idle one waits for requests and uses no
+    // CPU); every other round the peer goes first, so a machine that speeds up or slows down
+    // during the run weighs on both alike.
+    let (mut ours_results, mut ours_wall) = (Vec::new(), 0.0);
+    let (mut peer_results, mut peer_wall) = (Vec::new(), 0.0);
+    let mut ratios = Vec::with_capacity(a.rounds);
+    for round in 0..a.rounds {
+        let run_ours = || timed(&ours, mix(our_model.clone()));
+        let run_peer = || timed(&peer, mix(peer_model.clone()));
+        let ((o, ow), (p, pw)) = if round % 2 == 0 {
+            let o = run_ours();
+            (o, run_peer())
+        } else {
+            let p = run_peer();
+            (run_ours(), p)
+        };
+        let ratio = summarize(&o, ow).rps / summarize(&p, pw).rps;
+        if a.rounds > 1 {
+            eprintln!(
+                "bench serve: round {} of {}: ours/peer {ratio:.2}x",
+                round + 1,
+                a.rounds
+            );
+        }
+        ratios.push(ratio);
+        ours_results.extend(o);
+        ours_wall += ow;
+        peer_results.extend(p);
+        peer_wall += pw;
+    }
     running.shutdown()?;
-    let (peer_results, peer_wall) = timed(&peer, mix(peer_model.clone()));
     let o = summarize(&ours_results, ours_wall);
     let p = summarize(&peer_results, peer_wall);
+    let rounds = if a.rounds > 1 {
+        format!(", {} rounds alternating which goes first", a.rounds)
+    } else {
+        String::new()
+    };
     println!(
-        "bench serve --against {peer}: {} clients, {} s each, chat + completions (max_tokens {}); our steering kinds (/v1/choose, culture) are not in the shared mix",
+        "bench serve --against {peer}: {} clients, {} s each{rounds}, chat + completions (max_tokens {}); our steering kinds (/v1/choose, culture) are not in the shared mix",
         a.clients, a.duration, a.max_tokens
     );
     println!(
@@ -443,6 +495,14 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
         o.p95 / p.p95,
         ""
     );
+    if a.rounds > 1 {
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+        println!(
+            "ours/peer requests/s by round: {} (median {:.2}x); the table's figures are over all rounds",
+            each.join(", "),
+            median(&ratios)
+        );
+    }
     println!("peer model: {peer_model}; our threads: {threads} (start the peer with the same)");
     for (name, s) in [("ours", &o), ("peer", &p)] {
         if let Some(e) = &s.first_error {
@@ -464,6 +524,14 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::loopback_base;
+
+    #[test]
+    fn the_median_of_round_ratios() {
+        assert!(super::median(&[]).is_nan());
+        assert_eq!(super::median(&[0.9]), 0.9);
+        assert_eq!(super::median(&[1.2, 0.8, 1.0]), 1.0);
+        assert_eq!(super::median(&[1.2, 0.8, 1.0, 0.6]), 0.9);
+    }
 
     #[test]
     fn only_loopback_targets_are_accepted() {
