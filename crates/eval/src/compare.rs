@@ -233,6 +233,13 @@ fn grid_cell(v: &VerdictFile, floor: Option<f64>, lower: bool) -> String {
         Some(_) if v.clearly_beats_floor == Some(true) => s = format!("**{s}**"),
         Some(true) => s.push_str(" < floor"),
         Some(false) => s.push_str(" ≈ floor"),
+        // No interval (too few countries for a country bootstrap): never bold, and where its
+        // point value sits against its run's floor is said in words.
+        None if v.macro_ci95.is_none() => s.push_str(match v.beats_floor {
+            Some(true) => " (no interval; ahead of floor by point value)",
+            Some(false) => " (no interval; not ahead of floor)",
+            None => " (no interval)",
+        }),
         None => {}
     }
     s
@@ -493,6 +500,26 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
                     format!("; clearly better than vanilla: {}", ahead.join(", "))
                 });
             }
+            // Methods without an interval in a group that has some (e.g. a costly method run
+            // on too few countries for a country bootstrap) are named, never judged.
+            let bare: Vec<String> = verdicts
+                .iter()
+                .filter(|v| v.macro_ci95.is_none() && v.macro_value.is_some())
+                .map(|v| {
+                    let side = match v.beats_floor {
+                        Some(true) => "ahead of",
+                        Some(false) => "not ahead of",
+                        None => "unknown against",
+                    };
+                    format!("{} ({side} its run's floor by point value)", v.method)
+                })
+                .collect();
+            if !bare.is_empty() {
+                line.push_str(&format!(
+                    "; no interval, so not judged: {}",
+                    bare.join(", ")
+                ));
+            }
             out.push_str(&line);
             out.push_str(".\n");
         }
@@ -614,7 +641,10 @@ mod tests {
             md.contains("| multitp-disca (MIS ↓) | uniform floor | 0.500 | 0.500 |"),
             "{md}"
         );
-        assert!(md.contains("| | disca | 0.460 | – |"), "{md}");
+        assert!(
+            md.contains("| | disca | 0.460 (no interval; ahead of floor by point value) | – |"),
+            "{md}"
+        );
         assert!(
             md.contains("- smol, multitp-disca: no intervals, so no method can be called better than chance; by point value ahead of the uniform floor: vanilla."),
             "runs without intervals are never called better than chance: {md}"
@@ -629,10 +659,13 @@ mod tests {
         (disca.macro_ci95, disca.clearly_beats_floor) = (Some((0.42, 0.48)), Some(true));
         disca.vanilla_diff_ci95 = Some((-0.12, -0.02));
         let md = grid_markdown(&[("gemma".into(), sure.clone())]).unwrap();
-        assert!(md.contains("; clearly better than vanilla: disca."), "{md}");
+        assert!(
+            md.contains("; clearly better than vanilla: disca; no interval, so not judged: vanilla (not ahead of its run's floor by point value)."),
+            "a method without an interval beside ones with is named, not judged: {md}"
+        );
         sure.methods[1].verdict.vanilla_diff_ci95 = Some((-0.12, 0.02));
         let md = grid_markdown(&[("gemma".into(), sure)]).unwrap();
-        assert!(md.contains("; none clearly better than vanilla."), "{md}");
+        assert!(md.contains("; none clearly better than vanilla;"), "{md}");
         assert!(
             md.contains("| | disca | **0.460 [0.420, 0.480]** |"),
             "{md}"
@@ -645,7 +678,10 @@ mod tests {
         );
         let (_p, p) = written(&run("multitp-disca", 0.45, &[("palette", 0.47)]));
         let md = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), p)]).unwrap();
-        assert!(md.contains("| | palette | 0.470 |"), "{md}");
+        assert!(
+            md.contains("| | palette | 0.470 (no interval; not ahead of floor) |"),
+            "judged against its own run's floor (0.45), not the table's (0.5): {md}"
+        );
         assert!(
             md.contains(
                 "multitp-disca on gemma: palette ran on other items (its own uniform floor 0.450"
@@ -669,8 +705,14 @@ mod tests {
         ));
         w.macro_countries = vec![CountryCode::new("DEU").unwrap()];
         let md = grid_markdown(&[("gemma".into(), a.clone()), ("gemma".into(), w)]).unwrap();
-        assert!(md.contains("| | vanilla | 0.550 |"), "{md}");
-        assert!(md.contains("| | wvs-profile | 0.470 |"), "{md}");
+        assert!(
+            md.contains("| | vanilla | 0.550 (no interval; not ahead of floor) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| | wvs-profile | 0.470 (no interval; ahead of floor by point value) |"),
+            "{md}"
+        );
         assert!(
             md.contains("multitp-disca on gemma: vanilla also ran beside wvs-profile on their 1 countries (macro 0.450)"),
             "{md}"
@@ -744,6 +786,22 @@ mod tests {
         assert_eq!(
             grid_cell(&by_countries((2.0, 9.0), false), Some(288.0), true),
             "280.000 [250.000, 310.000] ᶜ < floor"
+        );
+        // Too few countries for a country bootstrap: no interval, never bold, the point value's
+        // side of the floor in words.
+        let bare = |beats: bool| VerdictFile {
+            macro_ci95: None,
+            beats_floor: Some(beats),
+            clearly_beats_floor: None,
+            ..v(325.0, (0.0, 0.0), false)
+        };
+        assert_eq!(
+            grid_cell(&bare(false), Some(321.5), true),
+            "325.000 (no interval; not ahead of floor)"
+        );
+        assert_eq!(
+            grid_cell(&bare(true), Some(330.0), true),
+            "325.000 (no interval; ahead of floor by point value)"
         );
     }
 }
