@@ -65,7 +65,8 @@ impl StreamTable {
     }
 
     /// Opens a stream on sequence `seq`, whose first `in_kv` prompt tokens are in the KV
-    /// cache: generating from `logits`, or with the rest of the prompt pending. With `keep`,
+    /// cache: generating from `logits` (an open that evaluated the prompt), or with the rest
+    /// of the prompt pending (`None`). With `keep`,
     /// the stream's KV outlives it for a later prompt that starts the same way.
     fn add(
         &mut self,
@@ -73,7 +74,7 @@ impl StreamTable {
         (request, top): (&GenerateRequest, Option<usize>),
         prompt: Vec<TokenId>,
         in_kv: usize,
-        logits: Vec<f32>,
+        logits: Option<Vec<f32>>,
         keep: bool,
     ) -> StreamId {
         let id = StreamId(self.next);
@@ -87,9 +88,8 @@ impl StreamTable {
             request: request.clone(),
             prompt,
             top,
-            fresh: !logits.is_empty(),
+            opened: logits,
             next: None,
-            logits,
             rest_pos: prompt_len - rest.len(),
             rest,
             kv_len: in_kv,
@@ -106,11 +106,9 @@ struct Open {
     state: GenState,
     prompt: Vec<TokenId>,
     top: Option<usize>,
-    /// The logits of the last decoded position (empty while the prompt is pending).
-    logits: Vec<f32>,
-    /// Whether `logits` wait to be picked from (set by the decode that wrote them, or by an
-    /// open that evaluated the prompt).
-    fresh: bool,
+    /// The logits of the prompt's last position, from an open that evaluated the prompt,
+    /// until the next step picks from them (a step's decodes are picked from in place).
+    opened: Option<Vec<f32>>,
     /// The token picked from the last logits, to be decoded by the next step.
     next: Option<TokenId>,
     /// Prompt tokens still to be decoded (a queued stream's pending prompt; empty once the
@@ -141,7 +139,8 @@ struct Entry {
     logits_for: Option<usize>,
 }
 
-/// Decodes a step's entries and gives each flagged entry's logits to its stream. With
+/// Decodes a step's entries and hands each flagged entry's logits row, in place right after
+/// the call that produced it, to `take` (with the entry's stream): nothing is copied. With
 /// `parallel`, in as few calls as `budget` (≤ `n_batch`) allows, ordered by sequence (with one
 /// KV stream per sequence, llama.cpp's split puts only consecutive sequence ids into one
 /// micro-batch); otherwise one sequence per call, cut at multiples of `n_ubatch` in absolute
@@ -152,8 +151,8 @@ fn decode_entries(
     parallel: bool,
     budget: usize,
     n_ubatch: usize,
-    open: &mut [Open],
     stats: &mut RunStats,
+    mut take: impl FnMut(usize, &[f32]),
 ) -> Result<()> {
     entries.sort_by_key(|e| (e.seq, e.pos));
     let mut calls: Vec<&[Entry]> = Vec::new();
@@ -183,12 +182,7 @@ fn decode_entries(
         stats.tokens_evaluated += call.len();
         for (row, e) in call.iter().enumerate() {
             if let Some(i) = e.logits_for {
-                if let Some(o) = open.get_mut(i) {
-                    // The stream's buffer is reused: no allocation per token.
-                    o.logits.clear();
-                    o.logits.extend_from_slice(ctx.logits_ith(row)?);
-                    o.fresh = true;
-                }
+                take(i, ctx.logits_ith(row)?);
             }
         }
     }
@@ -218,22 +212,20 @@ struct Picked {
     token: Option<(TokenId, f64, Vec<(TokenId, f64)>)>,
 }
 
-/// Picks stream `i`'s next token from its fresh logits (sampler, stop strings and limits as
-/// in [`GenState::advance`]); the next step decodes it unless the stream ended.
+/// Picks stream `i`'s next token from `logits`, its last position's (sampler, stop strings
+/// and limits as in [`GenState::advance`]); the next step decodes it unless the stream ended.
 fn pick(
     o: &mut Open,
     i: usize,
-    n_vocab: usize,
+    logits: &[f32],
     vocab: &llama_cpp_2::vocab::LlamaVocab<'_>,
     limit: usize,
     out: &mut Picked,
 ) {
-    o.fresh = false;
     out.reported = true;
     if o.state.done.is_some() {
         return;
     }
-    let logits = &o.logits[..n_vocab.min(o.logits.len())];
     let before = o.state.tokens.len();
     let next = {
         let mut sink = |_: usize, t: &str| {
@@ -364,7 +356,7 @@ impl LlamaLm {
         let keep = request.prompt.soft.is_none();
         Ok(self
             .streams
-            .add(seq, (request, top), prompt, in_kv, Vec::new(), keep))
+            .add(seq, (request, top), prompt, in_kv, None, keep))
     }
 
     /// Copies the longest prefix of `prompt` that the prefix cache holds into `seq`, cut on
@@ -482,7 +474,7 @@ impl Streams for LlamaLm {
                             requests[*i],
                             prompt.clone(),
                             prompt.len(),
-                            logits,
+                            Some(logits),
                             keep,
                         );
                         out[*i] = Some(Ok(id));
@@ -577,6 +569,11 @@ impl Streams for LlamaLm {
                 o.kv_len += n;
                 room -= n;
             }
+            // Every stream with new logits (from this decode, or from an open that evaluated
+            // its prompt) picks its next token now: a stream that ends is answered by this
+            // step, not after the next decode, and a freed slot can take a new request sooner.
+            // A decoded row is picked from where llama.cpp wrote it, before the next call.
+            let vocab = model.vocab();
             if !entries.is_empty() {
                 decode_entries(
                     ctx,
@@ -584,17 +581,18 @@ impl Streams for LlamaLm {
                     parallel,
                     budget,
                     n_ubatch,
-                    open,
                     &mut stats,
+                    |i, row| {
+                        if let (Some(o), Some(out)) = (open.get_mut(i), picked.get_mut(i)) {
+                            pick(o, i, &row[..n_vocab.min(row.len())], &vocab, limit, out);
+                        }
+                    },
                 )?;
             }
-            // Every stream with new logits (from this decode, or from an open that evaluated
-            // its prompt) picks its next token now: a stream that ends is answered by this
-            // step, not after the next decode, and a freed slot can take a new request sooner.
-            let vocab = model.vocab();
             for (i, o) in open.iter_mut().enumerate() {
-                if o.fresh {
-                    pick(o, i, n_vocab, &vocab, limit, &mut picked[i]);
+                if let Some(logits) = o.opened.take() {
+                    let row = &logits[..n_vocab.min(logits.len())];
+                    pick(o, i, row, &vocab, limit, &mut picked[i]);
                 }
             }
             Ok(())
