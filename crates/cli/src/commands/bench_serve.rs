@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub struct ServeBenchArgs {
     /// The server's `--prefix-cache` (prompts kept between requests; 0 = off).
     #[arg(long, default_value_t = 16)]
     pub prefix_cache: usize,
+    /// The server's `--admit-wait` (milliseconds).
+    #[arg(long, default_value_t = 10.0, value_name = "MS")]
+    pub admit_wait: f64,
     /// Also drive another OpenAI-compatible server on this machine (e.g. llama.cpp's
     /// llama-server, see scripts/bench-serve-peer), after ours, with the mix both serve (chat +
     /// completions; our steering kinds are left out) and print both side by side. Loopback only:
@@ -46,6 +50,11 @@ pub struct ServeBenchArgs {
     /// over all rounds (a busy or shared machine moves one 30 s run by ±10% or more).
     #[arg(long, default_value_t = 1, requires = "against")]
     pub rounds: usize,
+    /// Also write every request as a CSV row (server, round, client, kind, start_s, latency_s,
+    /// completion_tokens, error; start_s from the start of its server's round), to see where a
+    /// latency tail comes from.
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelOpts,
 }
@@ -104,9 +113,14 @@ pub(crate) fn loopback_base(url: &str) -> Result<String> {
     Ok(s.strip_suffix("/v1").unwrap_or(s).to_string())
 }
 
-/// One request's outcome: its kind, latency in seconds, completion tokens, error.
+/// One request's outcome: its client and kind, when it was sent (seconds from the start of
+/// the drive), latency in seconds, completion tokens, error.
 struct Sample {
+    /// The round (1 without --rounds).
+    round: usize,
+    client: usize,
     kind: usize,
+    start: f64,
     secs: f64,
     tokens: u64,
     err: Option<String>,
@@ -124,6 +138,7 @@ async fn drive(
     clients: usize,
     deadline: Instant,
 ) -> Vec<Sample> {
+    let t0 = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = client.clone();
@@ -154,7 +169,10 @@ async fn drive(
                     Err(e) => (0, Some(e.to_string())),
                 };
                 out.push(Sample {
+                    round: 1,
+                    client: c,
                     kind: k,
+                    start: t.duration_since(t0).as_secs_f64(),
                     secs: t.elapsed().as_secs_f64(),
                     tokens,
                     err,
@@ -168,6 +186,50 @@ async fn drive(
         all.extend(t.await.unwrap_or_default());
     }
     all
+}
+
+/// Opens the `--samples` file (before the run, so a bad path costs no run).
+fn samples_writer(path: Option<&PathBuf>) -> Result<Option<csv::Writer<std::fs::File>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("--samples {}: cannot create the file", path.display()))?;
+    w.write_record([
+        "server",
+        "round",
+        "client",
+        "kind",
+        "start_s",
+        "latency_s",
+        "completion_tokens",
+        "error",
+    ])?;
+    Ok(Some(w))
+}
+
+/// Writes each server's samples as CSV rows (see `--samples`).
+fn write_samples(
+    w: &mut csv::Writer<std::fs::File>,
+    kinds: &[&str],
+    runs: &[(&str, &[Sample])],
+) -> Result<()> {
+    for (server, samples) in runs {
+        for s in *samples {
+            w.write_record([
+                server.to_string(),
+                s.round.to_string(),
+                s.client.to_string(),
+                kinds.get(s.kind).copied().unwrap_or("?").to_string(),
+                format!("{:.4}", s.start),
+                format!("{:.4}", s.secs),
+                s.tokens.to_string(),
+                s.err.clone().unwrap_or_default(),
+            ])?;
+        }
+    }
+    w.flush().context("--samples: writing the file")?;
+    Ok(())
 }
 
 fn sorted_latencies(results: &[Sample], kind: Option<usize>) -> Vec<f64> {
@@ -199,6 +261,7 @@ fn serve_args(a: &ServeBenchArgs) -> ServeArgs {
         seed: 42,
         palette: crate::commands::eval::PaletteOpts::default(),
         drain_timeout: 30.0,
+        admit_wait: a.admit_wait,
         api_key: None,
         api_key_env_in: None,
         allow_origin: vec![],
@@ -241,6 +304,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
 
 /// Without --against: our server alone, with the steering kinds in the mix, and its memory.
 fn run_ours(a: &ServeBenchArgs) -> Result<()> {
+    let mut samples = samples_writer(a.samples.as_ref())?;
     let running = serve::start(&serve_args(a)).context("starting the server")?;
     let base = format!("http://{}", running.addr);
     let (rss0, _) = memory_mib();
@@ -321,6 +385,9 @@ fn run_ours(a: &ServeBenchArgs) -> Result<()> {
         pct(&all, 0.5),
         pct(&all, 0.95)
     );
+    if let Some(w) = &mut samples {
+        write_samples(w, &kinds, &[("ours", &results)])?;
+    }
     let sampled = peak.lock().map(|p| *p).unwrap_or(0.0);
     println!("memory: RSS {rss0:.0} MiB after load, {rss1:.0} MiB at the end, peak {:.0} MiB (growth ratio {:.2})", hwm.max(sampled), rss1 / rss0.max(1.0));
     if let Some(e) = errors.first() {
@@ -328,6 +395,32 @@ fn run_ours(a: &ServeBenchArgs) -> Result<()> {
         bail!("{} of {} requests failed", errors.len(), results.len());
     }
     Ok(())
+}
+
+/// A server's busy slots per decode from its `/metrics`, over its life: ours (generations
+/// held per generation step) or llama.cpp's server (`llamacpp:n_busy_slots_per_decode`, when
+/// started with `--metrics`). How full the shared decodes are does not depend on the
+/// machine's speed, unlike requests/s. `None` when the server reports neither.
+async fn busy_per_decode(client: &reqwest::Client, base: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    if let Some(v) = value("llamacpp:n_busy_slots_per_decode") {
+        return Some(v);
+    }
+    let steps = value("culturesteer_generation_steps_total")?;
+    let held = value("culturesteer_generation_step_streams_total")?;
+    (steps > 0.0).then(|| held / steps)
 }
 
 /// The first model id a server's GET /v1/models lists.
@@ -381,6 +474,7 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
     // Refuse a non-loopback target before anything else, and fail fast on an unreachable one
     // before our model is loaded.
     let peer = loopback_base(url)?;
+    let mut samples = samples_writer(a.samples.as_ref())?;
     let rt = runtime()?;
     let client = http_client(Duration::from_secs(600))?;
     let probe = http_client(Duration::from_secs(10))?;
@@ -442,7 +536,7 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
     for round in 0..a.rounds {
         let run_ours = || timed(&ours, mix(our_model.clone()));
         let run_peer = || timed(&peer, mix(peer_model.clone()));
-        let ((o, ow), (p, pw)) = if round % 2 == 0 {
+        let ((mut o, ow), (mut p, pw)) = if round % 2 == 0 {
             let o = run_ours();
             (o, run_peer())
         } else {
@@ -458,11 +552,20 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
             );
         }
         ratios.push(ratio);
+        for s in o.iter_mut().chain(p.iter_mut()) {
+            s.round = round + 1;
+        }
         ours_results.extend(o);
         ours_wall += ow;
         peer_results.extend(p);
         peer_wall += pw;
     }
+    let busy = rt.block_on(async {
+        (
+            busy_per_decode(&probe, &ours).await,
+            busy_per_decode(&probe, &peer).await,
+        )
+    });
     running.shutdown()?;
     let o = summarize(&ours_results, ours_wall);
     let p = summarize(&peer_results, peer_wall);
@@ -503,7 +606,20 @@ fn run_against(a: &ServeBenchArgs, url: &str) -> Result<()> {
             median(&ratios)
         );
     }
+    let shown = |v: Option<f64>| v.map_or("not reported".to_string(), |v| format!("{v:.2}"));
+    println!(
+        "busy slots per decode (how full the shared decodes are; the machine's speed does not move it): ours {}, peer {}",
+        shown(busy.0),
+        shown(busy.1)
+    );
     println!("peer model: {peer_model}; our threads: {threads} (start the peer with the same)");
+    if let Some(w) = &mut samples {
+        write_samples(
+            w,
+            &kinds,
+            &[("ours", &ours_results), ("peer", &peer_results)],
+        )?;
+    }
     for (name, s) in [("ours", &o), ("peer", &p)] {
         if let Some(e) = &s.first_error {
             println!("first error ({name}): {e}");

@@ -65,6 +65,13 @@ pub struct ServeArgs {
     /// second signal) the process exits.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// Milliseconds to wait, after a step that ended generations and left at least half the
+    /// slots free, for as many new requests before stepping the generations still running:
+    /// clients that send their next request when an answer comes then share the next decode
+    /// instead of waiting for the one after it. At most 1000; 0: never wait. Tokens are the
+    /// same either way.
+    #[arg(long, default_value_t = 10.0, value_name = "MS")]
+    pub admit_wait: f64,
     /// Require `Authorization: Bearer KEY` on every request but `GET /health`.
     #[arg(long, conflicts_with = "api_key_env_in", value_name = "KEY")]
     pub api_key: Option<String>,

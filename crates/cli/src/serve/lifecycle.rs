@@ -177,6 +177,9 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     {
         bail!("--drain-timeout must be a number of seconds in (0, 3600]");
     }
+    if !(args.admit_wait.is_finite() && (0.0..=1000.0).contains(&args.admit_wait)) {
+        bail!("--admit-wait must be a number of milliseconds in [0, 1000]");
+    }
     if args.max_queue == 0
         || args.max_prompts == 0
         || args.max_request_tokens == 0
@@ -204,6 +207,7 @@ pub fn start(args: &ServeArgs) -> Result<Running> {
     );
     worker.palette = Some(args.palette.settings().parts(&data)?);
     worker.max_waiting = args.max_queue;
+    worker.admit_wait = std::time::Duration::from_secs_f64(args.admit_wait / 1000.0);
     let limits = Limits {
         max_tokens: args.max_tokens_limit,
         max_queue: args.max_queue,

@@ -60,6 +60,11 @@ pub struct Metrics {
 struct Inner {
     prompt_tokens: u64,
     generated_tokens: u64,
+    /// Generation steps run (one shared decode each with `--parallel-generation`), and the
+    /// generations they held, summed over steps: their ratio is the busy slots per step, as
+    /// llama.cpp's server reports busy slots per decode.
+    steps: u64,
+    step_streams: u64,
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Latency>,
 }
@@ -78,6 +83,13 @@ impl Metrics {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         m.prompt_tokens += prompt as u64;
         m.generated_tokens += generated as u64;
+    }
+
+    /// A generation step that holds `streams` generations (counted as it starts).
+    pub fn count_step(&self, streams: usize) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.steps += 1;
+        m.step_streams += streams as u64;
     }
 
     /// The model thread's latest report.
@@ -181,6 +193,26 @@ impl Metrics {
             "Stream slots (--slots).",
             e.slots.to_string(),
         );
+        family(
+            &mut out,
+            "culturesteer_generation_steps_total",
+            "counter",
+            "Generation steps run (one token for every running generation).",
+        );
+        out.push_str(&format!(
+            "culturesteer_generation_steps_total {}\n",
+            m.steps
+        ));
+        family(
+            &mut out,
+            "culturesteer_generation_step_streams_total",
+            "counter",
+            "Generations held by the steps, summed over steps (divided by the steps: busy slots per step).",
+        );
+        out.push_str(&format!(
+            "culturesteer_generation_step_streams_total {}\n",
+            m.step_streams
+        ));
         if let Some(c) = e.cache {
             family(
                 &mut out,

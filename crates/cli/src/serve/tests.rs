@@ -461,6 +461,9 @@ async fn metrics_count_requests_by_route_and_status() {
         "culturesteer_queue_depth 0",
         "culturesteer_tokens_total{kind=\"prompt\"} 5",
         "culturesteer_tokens_total{kind=\"generated\"} 4",
+        // Four steps of one generation (each counted as it starts, before its answer).
+        "culturesteer_generation_steps_total 4",
+        "culturesteer_generation_step_streams_total 4",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

@@ -154,6 +154,11 @@ pub struct Worker {
     pub palette: Option<(PaletteConfig, PaletteTemplates, ContinentMap)>,
     /// Most generations that may wait for a stream slot (more are refused as busy).
     pub max_waiting: usize,
+    /// How long the model thread waits, after a step that ended generations and left at least
+    /// half the slots free, for that many new requests before it steps the few still running
+    /// (`serve --admit-wait`; zero: never waits). Clients that send their next request as
+    /// soon as an answer comes then join the next decode instead of the one after it.
+    pub admit_wait: std::time::Duration,
     panels: HashMap<CountryCode, Vec<String>>,
     bos: Option<Option<TokenId>>,
     running: Vec<(StreamId, GenSink)>,
@@ -178,6 +183,7 @@ impl Worker {
             seed,
             palette: None,
             max_waiting: 64,
+            admit_wait: std::time::Duration::ZERO,
             panels: HashMap::new(),
             bos: None,
             running: Vec::new(),
@@ -190,16 +196,25 @@ impl Worker {
     /// sender is gone and the last generation has ended. A panicking job is reported and the
     /// loop goes on; a panicking step ends the generations it was advancing.
     pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        // Requests that may come back soon (generations the last step ended), and until when
+        // to wait for them.
+        let mut expect = 0usize;
+        let mut until = std::time::Instant::now();
         loop {
             let busy = !self.running.is_empty() || !self.waiting.is_empty();
-            let next = if busy {
+            let wait = until.saturating_duration_since(std::time::Instant::now());
+            let next = if !busy {
+                jobs.recv().map_err(|_| true)
+            } else if expect > 0 && !wait.is_zero() {
+                jobs.recv_timeout(wait)
+                    .map_err(|e| e == mpsc::RecvTimeoutError::Disconnected)
+            } else {
                 jobs.try_recv()
                     .map_err(|e| e == mpsc::TryRecvError::Disconnected)
-            } else {
-                jobs.recv().map_err(|_| true)
             };
             match next {
                 Ok(job) => {
+                    expect = expect.saturating_sub(1);
                     let run = std::panic::AssertUnwindSafe(|| job(&mut self));
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!("a request panicked in the model thread; continuing");
@@ -210,15 +225,29 @@ impl Worker {
                 Err(true) if !busy => break,
                 Err(_) => {}
             }
+            expect = 0;
             let step = std::panic::AssertUnwindSafe(|| {
                 self.admit();
-                self.step();
+                self.step()
             });
-            if std::panic::catch_unwind(step).is_err() {
-                tracing::error!("a generation step panicked in the model thread; continuing");
-                self.fail_all(ApiError::internal(
-                    "the generation failed inside the engine",
-                ));
+            match std::panic::catch_unwind(step) {
+                Ok(ended) => {
+                    // Many slots just came free: their clients' next requests are likely on
+                    // the way (a closed loop answers within milliseconds); a step run now
+                    // would decode the few remaining streams alone and leave those requests
+                    // for the step after it.
+                    let slots = self.lm.streams().map_or(0, |s| s.stream_slots());
+                    if ended > 0 && self.running.len() * 2 <= slots && !self.admit_wait.is_zero() {
+                        expect = ended;
+                        until = std::time::Instant::now() + self.admit_wait;
+                    }
+                }
+                Err(_) => {
+                    tracing::error!("a generation step panicked in the model thread; continuing");
+                    self.fail_all(ApiError::internal(
+                        "the generation failed inside the engine",
+                    ));
+                }
             }
             self.report();
         }
@@ -304,10 +333,11 @@ impl Worker {
 
     /// One token for every running generation; ended ones and those whose client went away
     /// leave (checked before the step too: a stream whose prompt is still being evaluated
-    /// gets no step, so nothing is sent to notice its client left).
-    fn step(&mut self) {
+    /// gets no step, so nothing is sent to notice its client left). Returns how many
+    /// generations ended (finished or failed, not those whose client left).
+    fn step(&mut self) -> usize {
         let Some(streams) = self.lm.streams() else {
-            return;
+            return 0;
         };
         let mut k = 0;
         while k < self.running.len() {
@@ -319,9 +349,21 @@ impl Worker {
             }
         }
         if self.running.is_empty() {
-            return;
+            return 0;
         }
-        match streams.step_streams() {
+        let mut ended = 0;
+        if let Some(m) = &self.metrics {
+            m.count_step(self.running.len());
+        }
+        let t = std::time::Instant::now();
+        let result = streams.step_streams();
+        // CULTURESTEER_LOG=culturesteer=debug: one line per step (how full, how long).
+        tracing::debug!(
+            streams = self.running.len(),
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "generation step"
+        );
+        match result {
             Ok(steps) => {
                 for step in steps {
                     let id = step.id;
@@ -332,15 +374,21 @@ impl Worker {
                     };
                     let keep = self.running[k].1.send(Ok(step));
                     if done || !keep {
-                        if !done {
+                        if done {
+                            ended += 1;
+                        } else {
                             streams.close_stream(id);
                         }
                         self.running.swap_remove(k);
                     }
                 }
             }
-            Err(e) => self.fail_all(model_error(e)),
+            Err(e) => {
+                ended = self.running.len();
+                self.fail_all(model_error(e));
+            }
         }
+        ended
     }
 
     /// Ends every running generation with `e` (the backend has closed their streams).
@@ -595,6 +643,72 @@ mod tests {
             swapped,
             two.replace("Option A: x\nOption B: y", "Option B: x\nOption A: y")
         );
+    }
+
+    /// Four clients in a closed loop on four slots: each sends its next request when its
+    /// answer comes, the k-th after k × 15 ms. With an admission wait the model thread holds
+    /// the next step until all four are back, so every step holds all four generations;
+    /// without one (the old loop) it stepped the first returner alone.
+    #[test]
+    fn answered_clients_that_come_back_share_the_next_step() {
+        use culturesteer_llm::standin::StandIn;
+        use std::time::Duration;
+        let run = |wait: Duration| -> Vec<usize> {
+            let lm = StandIn::new()
+                .with_replies(|_| "abcd".into())
+                .with_stream_slots(4)
+                .with_step_delay(Duration::from_millis(5));
+            let log = lm.log();
+            let mut worker = Worker::new(
+                Box::new(lm),
+                DataSource::Embedded,
+                None,
+                culturesteer_registry::disca_preset(culturesteer_registry::Preset::Paper),
+                42,
+            );
+            worker.admit_wait = wait;
+            let (tx, rx) = mpsc::channel::<Job>();
+            // A client's request; when answered, its next one comes back after a delay.
+            fn send(tx: mpsc::Sender<Job>, client: u64, left: usize) {
+                let back = tx.clone();
+                let job: Job = Box::new(move |w: &mut Worker| {
+                    let request = GenerateRequest {
+                        prompt: format!("client {client}").into(),
+                        max_tokens: 16,
+                        sampling: culturesteer_llm::Sampling::Greedy,
+                        stop: vec![],
+                    };
+                    let on_step = move |m: Result<StreamStep, ApiError>| {
+                        if matches!(&m, Ok(s) if s.finished.is_some()) && left > 1 {
+                            let back = back.clone();
+                            std::thread::spawn(move || {
+                                std::thread::sleep(Duration::from_millis(15 * client));
+                                send(back, client, left - 1);
+                            });
+                        }
+                        true
+                    };
+                    let sink = GenSink {
+                        on_step: Box::new(on_step),
+                        gone: Box::new(|| false),
+                    };
+                    w.generate(request, None, sink);
+                });
+                let _ = tx.send(job);
+            }
+            // The first four arrive before the thread starts: they share the first step.
+            for c in 0..4 {
+                send(tx.clone(), c, 3);
+            }
+            drop(tx);
+            worker.run(rx);
+            log.steps()
+        };
+        let steps = run(Duration::from_millis(500));
+        assert_eq!(steps.len(), 12, "three waves of four tokens: {steps:?}");
+        assert!(steps.iter().all(|&n| n == 4), "{steps:?}");
+        let steps = run(Duration::ZERO);
+        assert!(steps.iter().any(|&n| n < 4), "without a wait: {steps:?}");
     }
 
     #[test]
