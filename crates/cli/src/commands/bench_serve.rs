@@ -398,9 +398,10 @@ fn run_ours(a: &ServeBenchArgs) -> Result<()> {
 }
 
 /// A server's busy slots per decode from its `/metrics`, over its life: ours (generations
-/// held per generation step) or llama.cpp's server (`llamacpp:n_busy_slots_per_decode`, when
-/// started with `--metrics`). How full the shared decodes are does not depend on the
-/// machine's speed, unlike requests/s. `None` when the server reports neither.
+/// held per generation step: one shared decode each with `--parallel-generation`) or
+/// llama.cpp's server (`llamacpp:n_busy_slots_per_decode`, when started with `--metrics`).
+/// How full the shared decodes are does not depend on the machine's speed, unlike requests/s.
+/// `None` when the server reports neither.
 async fn busy_per_decode(client: &reqwest::Client, base: &str) -> Option<f64> {
     let text = client
         .get(format!("{base}/metrics"))
@@ -410,6 +411,11 @@ async fn busy_per_decode(client: &reqwest::Client, base: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
+    busy_from_metrics(&text)
+}
+
+/// [`busy_per_decode`] from a Prometheus text exposition.
+fn busy_from_metrics(text: &str) -> Option<f64> {
     let value = |name: &str| -> Option<f64> {
         text.lines()
             .filter(|l| !l.starts_with('#'))
@@ -647,6 +653,18 @@ mod tests {
         assert_eq!(super::median(&[0.9]), 0.9);
         assert_eq!(super::median(&[1.2, 0.8, 1.0]), 1.0);
         assert_eq!(super::median(&[1.2, 0.8, 1.0, 0.6]), 0.9);
+    }
+
+    #[test]
+    fn busy_slots_per_decode_are_read_from_either_servers_metrics() {
+        let peer = "# HELP llamacpp:n_busy_slots_per_decode Average number of busy slots per llama_decode() call\n# TYPE llamacpp:n_busy_slots_per_decode counter\nllamacpp:n_busy_slots_per_decode 14.7616\n";
+        assert_eq!(super::busy_from_metrics(peer), Some(14.7616));
+        let ours = "culturesteer_generation_steps_total 200\nculturesteer_generation_step_streams_total 2900\n";
+        assert_eq!(super::busy_from_metrics(ours), Some(14.5));
+        let idle =
+            "culturesteer_generation_steps_total 0\nculturesteer_generation_step_streams_total 0\n";
+        assert_eq!(super::busy_from_metrics(idle), None);
+        assert_eq!(super::busy_from_metrics("other_metric 3\n"), None);
     }
 
     #[test]

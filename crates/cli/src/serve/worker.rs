@@ -235,10 +235,12 @@ impl Worker {
                     // Many slots just came free: their clients' next requests are likely on
                     // the way (a closed loop answers within milliseconds); a step run now
                     // would decode the few remaining streams alone and leave those requests
-                    // for the step after it.
+                    // for the step after it. Requests already waiting fill slots without it.
                     let slots = self.lm.streams().map_or(0, |s| s.stream_slots());
-                    if ended > 0 && self.running.len() * 2 <= slots && !self.admit_wait.is_zero() {
-                        expect = ended;
+                    let missing = ended.saturating_sub(self.waiting.len());
+                    if missing > 0 && self.running.len() * 2 <= slots && !self.admit_wait.is_zero()
+                    {
+                        expect = missing;
                         until = std::time::Instant::now() + self.admit_wait;
                     }
                 }
