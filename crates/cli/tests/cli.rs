@@ -135,6 +135,16 @@ fn real_model_bad_input_exits_2_with_one_line() {
             ],
             "unknown method",
         ),
+        (
+            vec![
+                "serve".into(),
+                "--port".into(),
+                "0".into(),
+                "--admit-wait".into(),
+                "1e30".into(),
+            ],
+            "--admit-wait",
+        ),
     ];
     for (args, needle) in cases {
         let o = bin().args(&args).stdin(Stdio::null()).output().unwrap();

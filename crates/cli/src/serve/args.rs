@@ -68,8 +68,9 @@ pub struct ServeArgs {
     /// Milliseconds to wait, after a step that ended generations and left at least half the
     /// slots free, for as many new requests before stepping the generations still running:
     /// clients that send their next request when an answer comes then share the next decode
-    /// instead of waiting for the one after it. At most 1000; 0: never wait. Tokens are the
-    /// same either way.
+    /// instead of waiting for the one after it. At most 1000; 0: never wait. In the exact
+    /// default the tokens are the same either way (with `--parallel-generation` they can move
+    /// at near-ties with what shares a decode, as they do anyway).
     #[arg(long, default_value_t = 10.0, value_name = "MS")]
     pub admit_wait: f64,
     /// Require `Authorization: Bearer KEY` on every request but `GET /health`.
