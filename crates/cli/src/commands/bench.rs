@@ -71,9 +71,15 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The middle value (the mean of the two middle ones for an even count; NaN when empty).
+pub(crate) fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 const WORDS: &[&str] = &[
@@ -198,7 +204,7 @@ fn engine(a: EngineArgs) -> Result<()> {
         let (pf, _) = lm.raw_decode(std::slice::from_ref(&p200), 0)?;
         bare.push(p200.len() as f64 / pf);
     }
-    let (o, b) = (median(ours), median(bare));
+    let (o, b) = (median(&ours), median(&bare));
     let pp1 = o;
     println!("prompt processing, 1 × {} tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", p200.len(), o / b);
 
@@ -226,7 +232,7 @@ fn engine(a: EngineArgs) -> Result<()> {
         let (pf, _) = lm.raw_decode(&batch, 0)?;
         bare.push(total as f64 / pf);
     }
-    let (o, b) = (median(ours), median(bare));
+    let (o, b) = (median(&ours), median(&bare));
     println!("prompt processing, 8 × 200 tokens : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
 
     // 3. Generation: 32 greedy tokens after the 200-token prompt.
@@ -252,7 +258,7 @@ fn engine(a: EngineArgs) -> Result<()> {
         ours.push(n as f64 / (total - pf).max(1e-9));
         bare.push(n as f64 / gen.max(1e-9));
     }
-    let (o, b) = (median(ours), median(bare));
+    let (o, b) = (median(&ours), median(&bare));
     let gen_ours = o;
     println!("generation, 32 tokens after 200   : {o:8.1} tok/s   bare llama.cpp decode {b:8.1} tok/s   ratio {:.3}", o / b);
 
@@ -322,7 +328,7 @@ fn engine(a: EngineArgs) -> Result<()> {
             }
         }
     }
-    let (tn, tr) = (median(naive_t), median(reuse_t));
+    let (tn, tr) = (median(&naive_t), median(&reuse_t));
     println!(
         "  naive : {naive_tok:6} tokens evaluated in {tn:7.3} s ({:8.1} tok/s)",
         naive_tok as f64 / tn

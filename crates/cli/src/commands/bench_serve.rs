@@ -6,6 +6,7 @@
 //! both serve, chat + completions, and prints the two side by side; `--rounds N` repeats both,
 //! alternating which goes first, and adds each round's ratio and their median.
 
+use super::bench::median;
 use crate::model_opts::ModelOpts;
 use crate::serve::{self, ServeArgs};
 use anyhow::{bail, Context, Result};
@@ -70,17 +71,6 @@ fn memory_mib() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
-}
-
-/// The middle value (the mean of the two middle ones for an even count; NaN when empty).
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
