@@ -1238,3 +1238,54 @@ fn real_model_tagged_scoring_on_one_kv_cache_decodes_the_tree_once_and_keeps_the
         "the cache was replaced and loaded from: {cache:?}"
     );
 }
+
+/// Loading must not leave an OpenMP worker pool on the loading thread: libgomp keeps one pool
+/// per thread that started a parallel region, and with more pooled threads than CPUs every
+/// barrier of a later decode on another thread (`serve`'s model thread) sleeps instead of
+/// spinning (measured: ~1,400 sleeps a second per compute thread, a fifth of the CPUs idle).
+/// libgomp's workers take the name of the thread that started them.
+#[cfg(target_os = "linux")]
+#[test]
+fn real_model_loading_leaves_no_openmp_workers_on_the_loading_thread() {
+    const NAME: &str = "omp-load-probe";
+    let loader = std::thread::Builder::new()
+        .name(NAME.into())
+        .spawn(|| {
+            let lm = LlamaLm::load(
+                &model_path(),
+                LlamaConfig {
+                    threads: Some(2),
+                    n_seq: 1,
+                    ctx_per_seq: 256,
+                    ..LlamaConfig::default()
+                },
+            )
+            .expect("load");
+            let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+            let me = me.file_name().map(|s| s.to_os_string());
+            // A pool that is going away may take a moment to end its threads.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                let workers = std::fs::read_dir("/proc/self/task")
+                    .expect("/proc/self/task")
+                    .filter_map(|e| e.ok())
+                    .filter(|e| Some(e.file_name()) != me)
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path().join("comm"))
+                            .is_ok_and(|c| c.trim_end() == NAME)
+                    })
+                    .count();
+                if workers == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{workers} OpenMP worker thread(s) of the loading thread outlived the load"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            drop(lm);
+        })
+        .expect("spawn");
+    loader.join().expect("the loading thread");
+}

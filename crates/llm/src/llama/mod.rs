@@ -423,7 +423,24 @@ impl LlamaLm {
     /// One throw-away decode: the very first decode of a fresh context gave slightly different
     /// logits from every later one (enough to flip seeded sampling), so results would depend
     /// on whether a call was the first.
+    ///
+    /// It runs on a thread of its own that ends with it. llama.cpp computes with OpenMP, and
+    /// libgomp gives every thread that starts a parallel region a pool of its own workers, kept
+    /// until that thread ends; once the process holds more such threads than CPUs, every
+    /// barrier sleeps instead of spinning (libgomp's "throttled" wait). Loaded here, the warm-up
+    /// would leave the loading thread's pool alive beside the pool of the thread that decodes
+    /// afterwards (`serve`'s model thread): measured under `bench serve`, ~1,400 sleeps per
+    /// second per compute thread and a fifth of the CPUs idle, where llama-server's one pool
+    /// spins.
     fn warm_up(&mut self) -> Result<()> {
+        std::thread::scope(|s| {
+            s.spawn(|| self.warm_up_here())
+                .join()
+                .unwrap_or_else(|_| Err(LlmError::Config("the warm-up decode panicked".into())))
+        })
+    }
+
+    fn warm_up_here(&mut self) -> Result<()> {
         let bos = self.bos.unwrap_or(TokenId(0));
         self.inner.with_dependent_mut(|_, ctx| -> Result<()> {
             let mut batch = Batch::tokens(8);
