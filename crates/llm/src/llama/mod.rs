@@ -436,7 +436,7 @@ impl LlamaLm {
         std::thread::scope(|s| {
             s.spawn(|| self.warm_up_here())
                 .join()
-                .unwrap_or_else(|_| Err(LlmError::Config("the warm-up decode panicked".into())))
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     }
 
