@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use culturesteer_core::CountryCode;
 
 use crate::error::DataError;
-use crate::json::{numbers_of, parse_jsonl, Rec};
+use crate::json::{parse_jsonl, shares_of, Rec};
 use crate::source::DataSource;
 
 /// Path relative to the data root.
@@ -271,23 +271,7 @@ pub fn parse_goqa(file: &str, text: &str) -> Result<GlobalOpinionQa, DataError> 
         let mut distributions = Vec::new();
         for (label, v) in r.object("distributions")? {
             let field = format!("distributions.{label}");
-            let shares = numbers_of(&r, &field, v)?;
-            if shares.len() != options.len() {
-                return Err(r.err(
-                    &field,
-                    format!("{} shares for {} options", shares.len(), options.len()),
-                ));
-            }
-            if let Some((i, x)) = shares.iter().enumerate().find(|(_, x)| **x < 0.0) {
-                return Err(r.err(&format!("{field}[{i}]"), format!("{x} is negative")));
-            }
-            let sum: f64 = shares.iter().sum();
-            if (sum - 1.0).abs() > SUM_TOLERANCE {
-                return Err(r.err(
-                    &field,
-                    format!("shares sum to {sum}, outside 1 ± {SUM_TOLERANCE}"),
-                ));
-            }
+            let shares = shares_of(&r, &field, v, options.len(), SUM_TOLERANCE)?;
             let (_, country, sample) = parse_country_label(label);
             distributions.push(CountryDistribution {
                 label: label.clone(),

@@ -123,6 +123,32 @@ impl<'a> Rec<'a> {
     }
 }
 
+/// Interprets `v` (the value of `field` of `rec`) as a distribution over `n` options: `n`
+/// finite shares, each ≥ 0, whose sum lies within `tolerance` of 1.
+pub(crate) fn shares_of(
+    rec: &Rec<'_>,
+    field: &str,
+    v: &Value,
+    n: usize,
+    tolerance: f64,
+) -> Result<Vec<f64>, DataError> {
+    let shares = numbers_of(rec, field, v)?;
+    if shares.len() != n {
+        return Err(rec.err(field, format!("{} shares for {n} options", shares.len())));
+    }
+    if let Some((i, x)) = shares.iter().enumerate().find(|(_, x)| **x < 0.0) {
+        return Err(rec.err(&format!("{field}[{i}]"), format!("{x} is negative")));
+    }
+    let sum: f64 = shares.iter().sum();
+    if (sum - 1.0).abs() > tolerance {
+        return Err(rec.err(
+            field,
+            format!("shares sum to {sum}, outside 1 ± {tolerance}"),
+        ));
+    }
+    Ok(shares)
+}
+
 /// Interprets `v` (the value of `field` of `rec`) as an array of finite numbers.
 pub(crate) fn numbers_of(rec: &Rec<'_>, field: &str, v: &Value) -> Result<Vec<f64>, DataError> {
     let arr = match v {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use culturesteer_core::CountryCode;
 
 use crate::error::DataError;
-use crate::json::{numbers_of, parse_jsonl, Rec};
+use crate::json::{parse_jsonl, shares_of, Rec};
 use crate::source::DataSource;
 
 /// Item marginals.
@@ -145,23 +145,7 @@ pub fn parse_wvs_marginals(
         for (k, v) in r.object("distributions")? {
             let field = format!("distributions.{k}");
             let c = code_of(k, &field)?;
-            let shares = numbers_of(&r, &field, v)?;
-            if shares.len() != options.len() {
-                return Err(r.err(
-                    &field,
-                    format!("{} shares for {} options", shares.len(), options.len()),
-                ));
-            }
-            if let Some((i, x)) = shares.iter().enumerate().find(|(_, x)| **x < 0.0) {
-                return Err(r.err(&format!("{field}[{i}]"), format!("{x} is negative")));
-            }
-            let sum: f64 = shares.iter().sum();
-            if (sum - 1.0).abs() > SUM_TOLERANCE {
-                return Err(r.err(
-                    &field,
-                    format!("shares sum to {sum}, outside 1 ± {SUM_TOLERANCE}"),
-                ));
-            }
+            let shares = shares_of(&r, &field, v, options.len(), SUM_TOLERANCE)?;
             distributions.insert(c, shares);
         }
         let mut answered_share = BTreeMap::new();

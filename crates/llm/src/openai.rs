@@ -280,6 +280,32 @@ fn positions(choice: &Value) -> Option<Vec<(Option<f64>, TopList)>> {
     )
 }
 
+/// The one generation of a completion or chat response: the text at `text_at` (a JSON pointer
+/// into the choice; `what` names it in the error), why it stopped, and the prompt's token count
+/// when the server reports usage.
+fn generation_of(v: &Value, url: &str, text_at: &str, what: &str) -> Result<Generation> {
+    let c = choices(v, url, 1)?.remove(0);
+    let text = c
+        .pointer(text_at)
+        .and_then(Value::as_str)
+        .ok_or_else(|| http_err(url, format!("choice has no {what}")))?
+        .to_string();
+    let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    };
+    let prompt_tokens = v
+        .pointer("/usage/prompt_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as usize;
+    Ok(Generation {
+        text,
+        tokens: vec![],
+        prompt_tokens,
+        finish_reason,
+    })
+}
+
 /// The choices of a completion response, ordered by their `index`.
 fn choices(v: &Value, url: &str, expected: usize) -> Result<Vec<Value>> {
     let arr = v.get("choices").and_then(Value::as_array).ok_or_else(|| {
@@ -880,27 +906,7 @@ impl OpenAiLm {
             body["stop"] = json!(req.stop);
         }
         let v = self.post("/v1/completions", &body).await?;
-        let url = self.completions_url();
-        let c = choices(&v, &url, 1)?.remove(0);
-        let text = c
-            .get("text")
-            .and_then(Value::as_str)
-            .ok_or_else(|| http_err(&url, "choice has no \"text\""))?
-            .to_string();
-        let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
-            Some("length") => FinishReason::Length,
-            _ => FinishReason::Stop,
-        };
-        let prompt_tokens = v
-            .pointer("/usage/prompt_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        Ok(Generation {
-            text,
-            tokens: vec![],
-            prompt_tokens,
-            finish_reason,
-        })
+        generation_of(&v, &self.completions_url(), "/text", "\"text\"")
     }
 
     fn chat_url(&self) -> String {
@@ -1042,27 +1048,12 @@ impl OpenAiLm {
             body["stop"] = json!(req.stop);
         }
         let v = self.post("/v1/chat/completions", &body).await?;
-        let url = self.chat_url();
-        let c = choices(&v, &url, 1)?.remove(0);
-        let text = c
-            .pointer("/message/content")
-            .and_then(Value::as_str)
-            .ok_or_else(|| http_err(&url, "choice has no \"message\".\"content\" text"))?
-            .to_string();
-        let finish_reason = match c.get("finish_reason").and_then(Value::as_str) {
-            Some("length") => FinishReason::Length,
-            _ => FinishReason::Stop,
-        };
-        let prompt_tokens = v
-            .pointer("/usage/prompt_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        Ok(Generation {
-            text,
-            tokens: vec![],
-            prompt_tokens,
-            finish_reason,
-        })
+        generation_of(
+            &v,
+            &self.chat_url(),
+            "/message/content",
+            "\"message\".\"content\" text",
+        )
     }
 
     fn resolved_template(&self) -> Result<Template> {
