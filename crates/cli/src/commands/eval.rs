@@ -13,8 +13,10 @@ use culturesteer_eval::Benchmark;
 use culturesteer_registry::{
     build_methods, load_benchmark, BenchOptions, MethodContext, PaletteSettings, Preset,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// `BENCH` takes the names of the benchmark registry, each with its help line.
 fn bench_names() -> clap::builder::PossibleValuesParser {
@@ -183,21 +185,83 @@ pub enum ReaderArg {
     GenerateParse,
 }
 
-struct Bar(ProgressBar);
+/// The run's progress: a bar on a terminal. When stderr is not a terminal (a log, a background
+/// job) the bar is hidden, so a plain line goes there instead after a finished batch, at most
+/// one every [`PLAIN_EVERY`] and always the last: how many items, the rate and the ETA.
+struct Bar {
+    bar: ProgressBar,
+    plain: Option<Plain>,
+}
+
+const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+struct Plain {
+    total: u64,
+    done: u64,
+    what: String,
+    started: Instant,
+    said: Option<Instant>,
+}
+
+impl Bar {
+    fn new(bar: ProgressBar) -> Self {
+        let plain = (!std::io::stderr().is_terminal()).then(|| Plain {
+            total: 0,
+            done: 0,
+            what: String::new(),
+            started: Instant::now(),
+            said: None,
+        });
+        Self { bar, plain }
+    }
+}
+
+impl Plain {
+    fn line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let per_min = self.done as f64 / secs * 60.0;
+        let eta = if self.done == 0 {
+            "unknown".to_string()
+        } else {
+            let left = (self.total - self.done.min(self.total)) as f64 / (per_min / 60.0);
+            HumanDuration(Duration::from_secs_f64(left)).to_string()
+        };
+        format!(
+            "eval: {}/{} items (now {}), {per_min:.1} items/min, ETA {eta}",
+            self.done, self.total, self.what
+        )
+    }
+}
 
 impl Progress for Bar {
     fn start(&mut self, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(0);
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        if let Some(p) = &mut self.plain {
+            p.total = total;
+            p.done = 0;
+            p.started = Instant::now();
+            p.said = None;
+        }
     }
     fn inc(&mut self, n: u64) {
-        self.0.inc(n);
+        self.bar.inc(n);
+        if let Some(p) = &mut self.plain {
+            p.done += n;
+            if p.done >= p.total || p.said.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
+                eprintln!("{}", p.line());
+                p.said = Some(Instant::now());
+            }
+        }
     }
     fn message(&mut self, msg: &str) {
-        self.0.set_message(msg.to_string());
+        self.bar.set_message(msg.to_string());
+        if let Some(p) = &mut self.plain {
+            p.what = msg.to_string();
+        }
     }
     fn finish(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 
@@ -366,7 +430,7 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
             inv
         },
     };
-    let mut bar = Bar(bar);
+    let mut bar = Bar::new(bar);
     let outcome = runner::run(
         bench.as_ref(),
         &mut methods,
