@@ -2,6 +2,7 @@
 
 mod commands;
 mod model_opts;
+mod progress;
 mod serve;
 mod vsm13_opts;
 

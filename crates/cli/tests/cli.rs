@@ -310,7 +310,7 @@ fn real_model_every_benchmark_runs_end_to_end_for_two_countries() {
         assert!(!err.contains("not scored"), "{bench}: {err}");
         // stderr is not a terminal here: the progress comes as plain lines, the last at the end.
         assert!(
-            err.contains(&format!("eval: {0}/{0} items (now ", 4 * n)),
+            err.contains(&format!("eval: {0}/{0} items (", 4 * n)),
             "{bench}: no final progress line in {err}"
         );
         // The manifest says how the run was made; scores.json holds the numbers for programs.

@@ -167,6 +167,11 @@ fn real_model_tune_blackbox_searches_persona_texts_and_reports() {
     ]);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{stderr}");
+    // stderr is not a terminal: the progress comes as plain lines, one at least for the end.
+    assert!(
+        stderr.contains("tune: 2/2 generations (best loss "),
+        "no final progress line in {stderr}"
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for row in [
         "**target**",

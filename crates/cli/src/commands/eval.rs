@@ -1,22 +1,20 @@
 //! `culturesteer eval BENCH`: run methods on a benchmark, resumably, and report.
 
 use crate::model_opts::ModelOpts;
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_eval::multitp::{Aggregation, MultiTpReader};
 use culturesteer_eval::report::{render_summary, scores_json};
-use culturesteer_eval::runner::{self, Progress, RunConfig};
+use culturesteer_eval::runner::{self, RunConfig};
 use culturesteer_eval::seeds::{render_seeds, seeds_json, SeedRun};
 use culturesteer_eval::Benchmark;
 use culturesteer_registry::{
     build_methods, load_benchmark, BenchOptions, MethodContext, PaletteSettings, Preset,
 };
-use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 /// `BENCH` takes the names of the benchmark registry, each with its help line.
 fn bench_names() -> clap::builder::PossibleValuesParser {
@@ -185,83 +183,21 @@ pub enum ReaderArg {
     GenerateParse,
 }
 
-/// The run's progress: a bar on a terminal. When stderr is not a terminal (a log, a background
-/// job) the bar is hidden, so a plain line goes there instead after a finished batch, at most
-/// one every [`PLAIN_EVERY`] and always the last: how many items, the rate and the ETA.
-struct Bar {
-    bar: ProgressBar,
-    plain: Option<Plain>,
-}
+/// The runner's progress updates go to the CLI's progress (a bar, or plain lines on a log).
+struct Bar(Progress);
 
-const PLAIN_EVERY: Duration = Duration::from_secs(30);
-
-struct Plain {
-    total: u64,
-    done: u64,
-    what: String,
-    started: Instant,
-    said: Option<Instant>,
-}
-
-impl Bar {
-    fn new(bar: ProgressBar) -> Self {
-        let plain = (!std::io::stderr().is_terminal()).then(|| Plain {
-            total: 0,
-            done: 0,
-            what: String::new(),
-            started: Instant::now(),
-            said: None,
-        });
-        Self { bar, plain }
-    }
-}
-
-impl Plain {
-    fn line(&self) -> String {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let per_min = self.done as f64 / secs * 60.0;
-        let eta = if self.done == 0 {
-            "unknown".to_string()
-        } else {
-            let left = (self.total - self.done.min(self.total)) as f64 / (per_min / 60.0);
-            HumanDuration(Duration::from_secs_f64(left)).to_string()
-        };
-        format!(
-            "eval: {}/{} items (now {}), {per_min:.1} items/min, ETA {eta}",
-            self.done, self.total, self.what
-        )
-    }
-}
-
-impl Progress for Bar {
+impl runner::Progress for Bar {
     fn start(&mut self, total: u64) {
-        self.bar.set_length(total);
-        self.bar.set_position(0);
-        if let Some(p) = &mut self.plain {
-            p.total = total;
-            p.done = 0;
-            p.started = Instant::now();
-            p.said = None;
-        }
+        self.0.restart(total);
     }
     fn inc(&mut self, n: u64) {
-        self.bar.inc(n);
-        if let Some(p) = &mut self.plain {
-            p.done += n;
-            if p.done >= p.total || p.said.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
-                eprintln!("{}", p.line());
-                p.said = Some(Instant::now());
-            }
-        }
+        self.0.inc(n);
     }
     fn message(&mut self, msg: &str) {
-        self.bar.set_message(msg.to_string());
-        if let Some(p) = &mut self.plain {
-            p.what = msg.to_string();
-        }
+        self.0.set_message(msg.to_string());
     }
     fn finish(&mut self) {
-        self.bar.finish_and_clear();
+        self.0.finish();
     }
 }
 
@@ -409,13 +345,11 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         );
     }
     let mut opened = a.model.open()?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = Progress::new(
+        "{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
+        0,
+        "eval",
+        "items",
     );
     let cfg = RunConfig {
         out_dir: a.out.clone(),
@@ -430,7 +364,7 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
             inv
         },
     };
-    let mut bar = Bar::new(bar);
+    let mut bar = Bar(bar);
     let outcome = runner::run(
         bench.as_ref(),
         &mut methods,

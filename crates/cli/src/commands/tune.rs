@@ -2,6 +2,7 @@
 //! prompt (local GGUF models) or of a persona template's discrete choices (any model, HTTP included).
 
 use crate::model_opts::ModelOpts;
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use culturesteer_core::de::{DeConfig, GenerationReport, Strategy};
@@ -22,7 +23,6 @@ use culturesteer_eval::Benchmark;
 use culturesteer_llm::soft_prompt::{self, SoftPromptManifest};
 use culturesteer_llm::LanguageModel;
 use culturesteer_methods::Country;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -249,21 +249,18 @@ fn setup(a: &TuneArgs) -> Result<Setup> {
     })
 }
 
-fn progress(generations: usize) -> ProgressBar {
-    let bar = ProgressBar::new(generations as u64 + 1);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
+fn progress(generations: usize) -> Progress {
+    Progress::new(
+        "{spinner} generation {pos}/{len} [{bar:30}] {msg}  ETA {eta}",
+        generations as u64 + 1,
+        "tune",
+        "generations",
+    )
 }
 
-fn show(bar: &ProgressBar, r: &GenerationReport) {
-    bar.set_position(r.generation as u64 + 1);
+fn show(bar: &mut Progress, r: &GenerationReport) {
     bar.set_message(format!("best loss {:.1}", r.best));
+    bar.set_position(r.generation as u64 + 1);
 }
 
 /// What `finish` reports about the tuned candidate.
@@ -439,7 +436,7 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
         s.country.name, s.country.code, config.de.np, config.de.max_generations
     );
     let rows = baselines(lm, &objective, candidate_of(&start_text), "start persona")?;
-    let bar = progress(config.de.max_generations);
+    let mut bar = progress(config.de.max_generations);
     // The naive model (no persona) and the start persona are scored already; with held-out
     // items only the start's own answers equal its objective value.
     let mut known = vec![(start_text.clone(), rows[2].1.clone())];
@@ -452,9 +449,9 @@ fn blackbox(a: BlackboxArgs) -> Result<()> {
         &s.checkpoint,
         a.tune.resume,
         &known,
-        &mut |r| show(&bar, r),
+        &mut |r| show(&mut bar, r),
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     write_atomic(
         &a.tune.out.join("persona.txt"),
         &format!("{}\n", outcome.text),
@@ -544,11 +541,11 @@ fn softprompt(a: SoftpromptArgs) -> Result<()> {
         Candidate::Soft(Arc::new(tuner.theta0().clone())),
         "soft prompt θ₀ (init text)",
     )?;
-    let bar = progress(config.de.max_generations);
+    let mut bar = progress(config.de.max_generations);
     let outcome = tuner.run(lm, &mut objective, &s.checkpoint, a.tune.resume, &mut |r| {
-        show(&bar, r)
+        show(&mut bar, r)
     })?;
-    bar.finish_and_clear();
+    bar.finish();
 
     let mut manifest = SoftPromptManifest::for_model(&lm.describe(), &outcome.soft);
     manifest.country = Some(country.code.to_string());
