@@ -21,6 +21,9 @@ struct Plain {
     unit: &'static str,
     total: u64,
     done: u64,
+    /// Units of work seen since the clock started (the rate's numerator: a resumed run's
+    /// position starts beyond 0).
+    worked: u64,
     message: String,
     started: Instant,
     said: Option<(Instant, u64)>,
@@ -41,6 +44,7 @@ impl Progress {
             unit,
             total: len,
             done: 0,
+            worked: 0,
             message: String::new(),
             started: Instant::now(),
             said: None,
@@ -55,25 +59,33 @@ impl Progress {
         if let Some(p) = &mut self.plain {
             p.total = len;
             p.done = 0;
+            p.worked = 0;
             p.started = Instant::now();
             p.said = None;
         }
     }
 
-    pub fn set_position(&mut self, pos: u64) {
+    /// `n` more units done.
+    pub fn inc(&mut self, n: u64) {
+        let pos = self.bar.position() + n;
+        self.moved(pos, n);
+    }
+
+    /// One unit of work brought the count to `pos` (a resumed run's first step lands beyond 1).
+    pub fn step_to(&mut self, pos: u64) {
+        self.moved(pos, 1);
+    }
+
+    fn moved(&mut self, pos: u64, worked: u64) {
         self.bar.set_position(pos);
         if let Some(p) = &mut self.plain {
             p.done = pos;
+            p.worked += worked;
             let due = p.said.is_none_or(|(t, _)| t.elapsed() >= PLAIN_EVERY);
             if p.done >= p.total || due {
                 p.say();
             }
         }
-    }
-
-    pub fn inc(&mut self, n: u64) {
-        let pos = self.bar.position() + n;
-        self.set_position(pos);
     }
 
     pub fn set_message(&mut self, message: String) {
@@ -97,11 +109,11 @@ impl Progress {
 impl Plain {
     fn say(&mut self) {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let per_min = self.done as f64 / secs * 60.0;
+        let per_min = self.worked as f64 / secs * 60.0;
         let left = self.total.saturating_sub(self.done);
         let eta = if left == 0 {
             "0 seconds".to_string()
-        } else if self.done == 0 {
+        } else if self.worked == 0 {
             "unknown".to_string()
         } else {
             HumanDuration(Duration::from_secs_f64(left as f64 / per_min * 60.0)).to_string()

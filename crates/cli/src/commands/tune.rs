@@ -260,7 +260,7 @@ fn progress(generations: usize) -> Progress {
 
 fn show(bar: &mut Progress, r: &GenerationReport) {
     bar.set_message(format!("best loss {:.1}", r.best));
-    bar.set_position(r.generation as u64 + 1);
+    bar.step_to(r.generation as u64 + 1);
 }
 
 /// What `finish` reports about the tuned candidate.
