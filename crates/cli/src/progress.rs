@@ -15,16 +15,14 @@ pub struct Progress {
     plain: Option<Plain>,
 }
 
-/// The plain-line view: `{label}: {done}/{total} {unit} ({message}), {rate} {unit}/min, ETA …`.
+/// The plain-line view: `{label}: {done}/{total} {unit} ({message}), {rate} {unit}/min, ETA …`
+/// (position, length and message are the bar's).
 struct Plain {
     label: &'static str,
     unit: &'static str,
-    total: u64,
-    done: u64,
     /// Units of work seen since the clock started (the rate's numerator: a resumed run's
     /// position starts beyond 0).
     worked: u64,
-    message: String,
     started: Instant,
     said: Option<(Instant, u64)>,
 }
@@ -42,10 +40,7 @@ impl Progress {
         let plain = (!std::io::stderr().is_terminal()).then(|| Plain {
             label,
             unit,
-            total: len,
-            done: 0,
             worked: 0,
-            message: String::new(),
             started: Instant::now(),
             said: None,
         });
@@ -57,8 +52,6 @@ impl Progress {
         self.bar.set_length(len);
         self.bar.set_position(0);
         if let Some(p) = &mut self.plain {
-            p.total = len;
-            p.done = 0;
             p.worked = 0;
             p.started = Instant::now();
             p.said = None;
@@ -79,38 +72,36 @@ impl Progress {
     fn moved(&mut self, pos: u64, worked: u64) {
         self.bar.set_position(pos);
         if let Some(p) = &mut self.plain {
-            p.done = pos;
             p.worked += worked;
             let due = p.said.is_none_or(|(t, _)| t.elapsed() >= PLAIN_EVERY);
-            if p.done >= p.total || due {
-                p.say();
+            if pos >= self.bar.length().unwrap_or(0) || due {
+                p.say(&self.bar);
             }
         }
     }
 
     pub fn set_message(&mut self, message: String) {
-        if let Some(p) = &mut self.plain {
-            p.message.clone_from(&message);
-        }
         self.bar.set_message(message);
     }
 
     /// Clears the bar; on a log, says the last position if no line has said it yet.
     pub fn finish(&mut self) {
         self.bar.finish_and_clear();
+        let done = self.bar.position();
         if let Some(p) = &mut self.plain {
-            if p.said.map(|(_, d)| d) != Some(p.done) && p.done > 0 {
-                p.say();
+            if p.said.map(|(_, d)| d) != Some(done) && done > 0 {
+                p.say(&self.bar);
             }
         }
     }
 }
 
 impl Plain {
-    fn say(&mut self) {
+    fn say(&mut self, bar: &ProgressBar) {
+        let (done, total) = (bar.position(), bar.length().unwrap_or(0));
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let per_min = self.worked as f64 / secs * 60.0;
-        let left = self.total.saturating_sub(self.done);
+        let left = total.saturating_sub(done);
         let eta = if left == 0 {
             "0 seconds".to_string()
         } else if self.worked == 0 {
@@ -118,15 +109,32 @@ impl Plain {
         } else {
             HumanDuration(Duration::from_secs_f64(left as f64 / per_min * 60.0)).to_string()
         };
-        let message = if self.message.is_empty() {
+        let message = bar.message();
+        let message = if message.is_empty() {
             String::new()
         } else {
-            format!(" ({})", self.message)
+            format!(" ({message})")
         };
         eprintln!(
-            "{}: {}/{} {}{message}, {per_min:.1} {}/min, ETA {eta}",
-            self.label, self.done, self.total, self.unit, self.unit
+            "{}: {done}/{total} {}{message}, {per_min:.1} {}/min, ETA {eta}",
+            self.label, self.unit, self.unit
         );
-        self.said = Some((Instant::now(), self.done));
+        self.said = Some((Instant::now(), done));
+    }
+}
+
+/// The eval runner reports to the same progress.
+impl culturesteer_eval::runner::Progress for Progress {
+    fn start(&mut self, total: u64) {
+        self.restart(total);
+    }
+    fn inc(&mut self, n: u64) {
+        Progress::inc(self, n);
+    }
+    fn message(&mut self, msg: &str) {
+        self.set_message(msg.to_string());
+    }
+    fn finish(&mut self) {
+        Progress::finish(self);
     }
 }

@@ -183,24 +183,6 @@ pub enum ReaderArg {
     GenerateParse,
 }
 
-/// The runner's progress updates go to the CLI's progress (a bar, or plain lines on a log).
-struct Bar(Progress);
-
-impl runner::Progress for Bar {
-    fn start(&mut self, total: u64) {
-        self.0.restart(total);
-    }
-    fn inc(&mut self, n: u64) {
-        self.0.inc(n);
-    }
-    fn message(&mut self, msg: &str) {
-        self.0.set_message(msg.to_string());
-    }
-    fn finish(&mut self) {
-        self.0.finish();
-    }
-}
-
 impl PaletteOpts {
     /// The registry's Cultural Palette settings from the flags.
     pub fn settings(&self) -> PaletteSettings {
@@ -345,7 +327,7 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         );
     }
     let mut opened = a.model.open()?;
-    let bar = Progress::new(
+    let mut bar = Progress::new(
         "{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
         0,
         "eval",
@@ -364,7 +346,6 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
             inv
         },
     };
-    let mut bar = Bar(bar);
     let outcome = runner::run(
         bench.as_ref(),
         &mut methods,
