@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use culturesteer_core::CountryCode;
 
 use crate::error::DataError;
-use crate::source::DataSource;
+use crate::source::{read_file, DataSource};
 use crate::table::Csv;
 
 /// The continent table, relative to the data root.
@@ -169,12 +169,8 @@ impl ContinentMap {
     /// A CSV file with the columns `iso3,continent` and optionally `source` (other columns are
     /// ignored).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, DataError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&path.display().to_string(), &text)
+        let (file, text) = read_file(path.as_ref())?;
+        Self::parse(&file, &text)
     }
 
     /// Parses the CSV text; `file` names it in errors. Each code must be three uppercase
@@ -490,12 +486,8 @@ impl PaletteTemplates {
 
     /// A template file in the format of `data/palette/templates.json`.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, DataError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&path.display().to_string(), &text)
+        let (file, text) = read_file(path.as_ref())?;
+        Self::parse(&file, &text)
     }
 
     /// Parses and validates the JSON text; `file` names it in errors. Checks: format 1; every

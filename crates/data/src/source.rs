@@ -106,6 +106,16 @@ pub enum DataSource {
     Dir(PathBuf),
 }
 
+/// Reads a file; errors name it. Returns how messages name the file and its text.
+pub fn read_file(path: &Path) -> Result<(String, String), DataError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    Ok((name, text))
+}
+
 impl DataSource {
     /// A data directory source.
     pub fn dir(path: impl Into<PathBuf>) -> Self {
@@ -130,15 +140,7 @@ impl DataSource {
                 .ok_or_else(|| DataError::NotEmbedded {
                     path: self.display_path(rel),
                 }),
-            DataSource::Dir(d) => {
-                let path = join(d, rel);
-                std::fs::read_to_string(&path)
-                    .map(Cow::Owned)
-                    .map_err(|source| DataError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })
-            }
+            DataSource::Dir(d) => read_file(&join(d, rel)).map(|(_, text)| Cow::Owned(text)),
         }
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use culturesteer_core::CountryCode;
 
 use crate::error::DataError;
+use crate::source::read_file;
 
 use super::{Persona, PersonaPanel, PersonaSourceKind};
 
@@ -177,11 +178,8 @@ impl PersonaFile {
 
 /// Reads a persona JSON file ([`parse_persona_json`]).
 pub fn load_persona_json(path: &Path) -> Result<PersonaFile, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse_persona_json(&path.display().to_string(), &text)
+    let (file, text) = read_file(path)?;
+    parse_persona_json(&file, &text)
 }
 
 /// Parses a persona JSON file. Two shapes:
