@@ -485,19 +485,34 @@ pub fn grid_markdown(runs: &[(String, ScoresFile)]) -> Result<String, BenchError
             };
             // Against vanilla: the paired interval of the difference, where the run has one.
             let lower = group[0].metric.lower_is_better;
-            let judged: Vec<(&str, bool)> = verdicts
+            // A gain is named with its size (a tiny one can be clear), as the interval of the
+            // gain in the metric's own units, better direction positive.
+            let gains: Vec<(&VerdictFile, (f64, f64))> = verdicts
                 .iter()
                 .filter_map(|v| {
                     let (a, b) = v.vanilla_diff_ci95?;
-                    Some((v.method.as_str(), if lower { b < 0.0 } else { a > 0.0 }))
+                    Some((*v, if lower { (-b, -a) } else { (a, b) }))
                 })
                 .collect();
-            if !judged.is_empty() {
-                let ahead: Vec<&str> = judged.iter().filter(|(_, y)| *y).map(|(n, _)| *n).collect();
+            if !gains.is_empty() {
+                let metric = &group[0].metric.name;
+                let ahead: Vec<String> = gains
+                    .iter()
+                    .filter(|(_, (lo, _))| *lo > 0.0)
+                    .map(|(v, (lo, hi))| {
+                        let pct = v
+                            .gain_vs_vanilla_pct
+                            .map_or(String::new(), |p| format!("{p:+.1}%, "));
+                        format!("{} ({pct}gain {lo:.3} to {hi:.3} {metric})", v.method)
+                    })
+                    .collect();
                 line.push_str(&if ahead.is_empty() {
                     "; none clearly better than vanilla".to_string()
                 } else {
-                    format!("; clearly better than vanilla: {}", ahead.join(", "))
+                    format!(
+                        "; clearly better than vanilla (95% interval of the gain): {}",
+                        ahead.join(", ")
+                    )
                 });
             }
             // Methods without an interval in a group that has some (e.g. a costly method run
@@ -660,8 +675,9 @@ mod tests {
         disca.vanilla_diff_ci95 = Some((-0.12, -0.02));
         let md = grid_markdown(&[("gemma".into(), sure.clone())]).unwrap();
         assert!(
-            md.contains("; clearly better than vanilla: disca; no interval, so not judged: vanilla (not ahead of its run's floor by point value)."),
-            "a method without an interval beside ones with is named, not judged: {md}"
+            md.contains("; clearly better than vanilla (95% interval of the gain): disca (")
+                && md.contains("%, gain 0.020 to 0.120 MIS); no interval, so not judged: vanilla (not ahead of its run's floor by point value)."),
+            "a gain is named with its size; a method without an interval beside ones with is named, not judged: {md}"
         );
         sure.methods[1].verdict.vanilla_diff_ci95 = Some((-0.12, 0.02));
         let md = grid_markdown(&[("gemma".into(), sure)]).unwrap();
