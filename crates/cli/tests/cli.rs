@@ -254,6 +254,56 @@ fn real_model_killed_eval_resumes_with_every_item_exactly_once() {
     assert_eq!(lines(&results).len(), 14);
 }
 
+/// `--jobs 2` answers with two copies of the model: the same records as one copy (exact
+/// scoring does not depend on which copy, or what it answered before), and the manifest says
+/// how it ran.
+#[test]
+fn real_model_eval_jobs_give_the_answers_of_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let sorted = |out: &Path| {
+        let mut v: Vec<String> = lines(&out.join("results.jsonl"))
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let go = |jobs: &str| {
+        let out = dir.path().join(format!("jobs-{jobs}"));
+        let o = run(&[
+            "eval",
+            "multitp-disca",
+            "--method",
+            "disca",
+            "--countries",
+            "USA,DEU",
+            "--limit",
+            "1",
+            "--bootstrap",
+            "0",
+            "--jobs",
+            jobs,
+            "--out",
+            &out.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        out
+    };
+    let (one, two) = (go("1"), go("2"));
+    let records = sorted(&one);
+    assert_eq!(
+        records.len(),
+        8,
+        "disca and vanilla on 2 items of 2 countries"
+    );
+    assert_eq!(sorted(&two), records);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(two.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["invocation"]["jobs"], 2);
+    let o = run(&["eval", "vsm13", "--jobs", "0", "--out", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
 fn lines_count(p: &Path) -> usize {
     std::fs::read_to_string(p)
         .map(|s| s.matches('\n').count())

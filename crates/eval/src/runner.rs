@@ -225,12 +225,14 @@ pub fn load_results(path: &Path) -> Result<Vec<ItemRecord>, BenchError> {
     Ok(records)
 }
 
-/// Runs `methods` on `bench` for the configured countries, resuming from `cfg.out_dir`.
-///
-/// Phases: [`resolve_items`] (bad input fails before anything is written), [`open_manifest`]
-/// (a directory holding another run is refused), [`load_done`], [`answer_missing`] (appended
-/// and flushed per batch), [`score_all`] (scores, views, floors, bootstrap replicates), then
-/// the report and the manifest's end time.
+/// One copy of the methods and of the model. [`run_jobs`] gives each its own thread.
+pub struct Worker<'a> {
+    pub methods: &'a mut [Box<dyn Method>],
+    pub lm: &'a mut dyn LanguageModel,
+}
+
+/// Runs `methods` on `bench` for the configured countries, resuming from `cfg.out_dir`: one
+/// worker ([`run_jobs`]).
 pub fn run(
     bench: &dyn Benchmark,
     methods: &mut [Box<dyn Method>],
@@ -240,16 +242,54 @@ pub fn run(
     cfg: &RunConfig,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, BenchError> {
-    if methods.is_empty() {
+    run_jobs(
+        bench,
+        &mut [Worker { methods, lm }],
+        model_sha256,
+        data,
+        cfg,
+        progress,
+    )
+}
+
+/// Runs the workers' methods on `bench` for the configured countries, resuming from
+/// `cfg.out_dir`. Every worker holds the same methods (same names, same order) over a copy of
+/// one model; with more than one, each answers whole (method, country) units on its own
+/// thread, taking the next unit when it is done (`eval --jobs N`). An item's answer does not
+/// depend on which worker gave it, so the records are those of one worker, in another order.
+///
+/// Phases: [`resolve_items`] (bad input fails before anything is written), [`open_manifest`]
+/// (a directory holding another run is refused), [`load_done`], [`answer_missing`] (appended
+/// and flushed per batch), [`score_all`] (scores, views, floors, bootstrap replicates), then
+/// the report and the manifest's end time.
+pub fn run_jobs(
+    bench: &dyn Benchmark,
+    workers: &mut [Worker<'_>],
+    model_sha256: &str,
+    data: &DataSource,
+    cfg: &RunConfig,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, BenchError> {
+    let Some(first) = workers.first() else {
+        return Err(BenchError::Invalid("no worker given".into()));
+    };
+    if first.methods.is_empty() {
         return Err(BenchError::Invalid("no method given".into()));
     }
+    let names = |w: &Worker<'_>| -> Vec<String> {
+        w.methods.iter().map(|m| m.name().to_string()).collect()
+    };
+    if workers.iter().any(|w| names(w) != names(first)) {
+        return Err(BenchError::Invalid(
+            "the workers hold different methods".into(),
+        ));
+    }
     let (countries, items) = resolve_items(bench, cfg)?;
-    let mut manifest = open_manifest(bench, methods, lm, model_sha256, data, cfg)?;
+    let mut manifest = open_manifest(bench, first.methods, &*first.lm, model_sha256, data, cfg)?;
     let results_path = cfg.out_dir.join("results.jsonl");
     let (mut records, mut done) = load_done(&results_path)?;
     let (answered, skipped) = answer_missing(
-        methods,
-        lm,
+        workers,
         &countries,
         &items,
         cfg,
@@ -258,7 +298,7 @@ pub fn run(
         &mut done,
         progress,
     )?;
-    let scored = score_all(bench, methods, &countries, &items, &records, cfg);
+    let scored = score_all(bench, workers[0].methods, &countries, &items, &records, cfg);
     let same_as_parent = views_equal_to_their_method(&scored, &countries);
     let report = ReportInput {
         benchmark: bench.name().to_string(),
@@ -382,12 +422,14 @@ fn load_done(results_path: &Path) -> Result<(Vec<ItemRecord>, Done), BenchError>
     Ok((records, done))
 }
 
+/// (method index, country index, the items it has not answered yet): what one worker answers
+/// at a time.
+type Unit = (usize, usize, Vec<Item>);
+
 /// Asks every method for the items it has not answered yet, in batches, appending and flushing
 /// each batch's records. Returns (items answered now, items found done).
-#[allow(clippy::too_many_arguments)]
 fn answer_missing(
-    methods: &mut [Box<dyn Method>],
-    lm: &mut dyn LanguageModel,
+    workers: &mut [Worker<'_>],
     countries: &[Country],
     items: &[Vec<Item>],
     cfg: &RunConfig,
@@ -396,16 +438,23 @@ fn answer_missing(
     done: &mut Done,
     progress: &mut dyn Progress,
 ) -> Result<(usize, usize), BenchError> {
-    let mut todo_total = 0u64;
+    let names: Vec<String> = workers[0]
+        .methods
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let mut units: Vec<Unit> = Vec::new();
     let mut skipped = 0usize;
-    for m in methods.iter() {
-        for (c, its) in countries.iter().zip(items) {
-            for it in its {
-                if done.contains(&(m.name().to_string(), c.code, it.id.clone())) {
-                    skipped += 1;
-                } else {
-                    todo_total += 1;
-                }
+    for (mi, mname) in names.iter().enumerate() {
+        for (ci, (c, its)) in countries.iter().zip(items).enumerate() {
+            let todo: Vec<Item> = its
+                .iter()
+                .filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone())))
+                .cloned()
+                .collect();
+            skipped += its.len() - todo.len();
+            if !todo.is_empty() {
+                units.push((mi, ci, todo));
             }
         }
     }
@@ -415,50 +464,96 @@ fn answer_missing(
         .open(results_path)
         .map_err(io_err(results_path))?;
     file.seek(SeekFrom::End(0)).map_err(io_err(results_path))?;
-    progress.start(todo_total);
+    progress.start(units.iter().map(|u| u.2.len() as u64).sum());
     let mut answered = 0usize;
-    // Answers of country-independent methods, reused across countries within this run.
-    let mut shared: HashMap<String, Answer> = HashMap::new();
-    for m in methods.iter_mut() {
-        let mname = m.name().to_string();
-        for (c, its) in countries.iter().zip(items) {
-            let todo: Vec<Item> = its
-                .iter()
-                .filter(|it| !done.contains(&(mname.clone(), c.code, it.id.clone())))
-                .cloned()
-                .collect();
-            if todo.is_empty() {
-                continue;
-            }
-            progress.message(&format!("{mname} {}", c.code));
-            for chunk in todo.chunks(cfg.batch_size.max(1)) {
-                let answers = answer_cached(&mut **m, lm, c, chunk, &mut shared)?;
-                let mut buf = String::new();
-                for (it, a) in chunk.iter().zip(answers) {
-                    let rec = ItemRecord {
-                        method: mname.clone(),
-                        country: c.code,
-                        item_id: it.id.clone(),
-                        probs: a.probs,
-                        logprobs: a.logprobs,
-                        meta: it.meta.clone(),
-                        prompt_id: prompt_id(&it.prompt),
-                        options: it.question.options.clone(),
-                        diagnostics: a.diagnostics,
-                    };
-                    buf.push_str(
-                        &serde_json::to_string(&rec)
-                            .map_err(|e| BenchError::Invalid(e.to_string()))?,
-                    );
-                    buf.push('\n');
-                    done.insert((mname.clone(), c.code, it.id.clone()));
-                    records.push(rec);
-                }
-                write_flush(&mut file, buf.as_bytes()).map_err(io_err(results_path))?;
-                answered += chunk.len();
+    // Appends one answered batch to the file and the run's records.
+    let mut keep = |mi: usize, ci: usize, chunk: &[Item], answers: Vec<Answer>| {
+        let mname = &names[mi];
+        let c = &countries[ci];
+        let mut buf = String::new();
+        for (it, a) in chunk.iter().zip(answers) {
+            let rec = ItemRecord {
+                method: mname.clone(),
+                country: c.code,
+                item_id: it.id.clone(),
+                probs: a.probs,
+                logprobs: a.logprobs,
+                meta: it.meta.clone(),
+                prompt_id: prompt_id(&it.prompt),
+                options: it.question.options.clone(),
+                diagnostics: a.diagnostics,
+            };
+            buf.push_str(
+                &serde_json::to_string(&rec).map_err(|e| BenchError::Invalid(e.to_string()))?,
+            );
+            buf.push('\n');
+            done.insert((mname.clone(), c.code, it.id.clone()));
+            records.push(rec);
+        }
+        write_flush(&mut file, buf.as_bytes()).map_err(io_err(results_path))?;
+        answered += chunk.len();
+        Ok::<(), BenchError>(())
+    };
+    let batch = cfg.batch_size.max(1);
+    if let [one] = workers {
+        // Answers of country-independent methods, reused across countries within this run.
+        let mut shared: HashMap<String, Answer> = HashMap::new();
+        for (mi, ci, todo) in units {
+            progress.message(&format!("{} {}", names[mi], countries[ci].code));
+            for chunk in todo.chunks(batch) {
+                let m = &mut *one.methods[mi];
+                let answers = answer_cached(m, &mut *one.lm, &countries[ci], chunk, &mut shared)?;
+                keep(mi, ci, chunk, answers)?;
                 progress.inc(chunk.len() as u64);
             }
         }
+    } else {
+        // Each worker takes the next unit off the queue and sends every answered batch here,
+        // where the file is written; the first error stops every worker at its next batch.
+        let queue = std::sync::Mutex::new(std::collections::VecDeque::from(units));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<
+            Result<(usize, usize, Vec<Item>, Vec<Answer>), BenchError>,
+        >();
+        std::thread::scope(|scope| -> Result<(), BenchError> {
+            for w in workers.iter_mut() {
+                let (tx, queue, stop) = (tx.clone(), &queue, &stop);
+                scope.spawn(move || {
+                    let mut shared: HashMap<String, Answer> = HashMap::new();
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                        let Some((mi, ci, todo)) = next else { return };
+                        for chunk in todo.chunks(batch) {
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                return;
+                            }
+                            let m = &mut *w.methods[mi];
+                            let got =
+                                answer_cached(m, &mut *w.lm, &countries[ci], chunk, &mut shared)
+                                    .map(|a| (mi, ci, chunk.to_vec(), a));
+                            let failed = got.is_err();
+                            if tx.send(got).is_err() || failed {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for got in rx {
+                let kept = got.and_then(|(mi, ci, chunk, answers)| {
+                    progress.message(&format!("{} {}", names[mi], countries[ci].code));
+                    keep(mi, ci, &chunk, answers)?;
+                    progress.inc(chunk.len() as u64);
+                    Ok(())
+                });
+                if let Err(e) = kept {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })?;
     }
     progress.finish();
     Ok((answered, skipped))

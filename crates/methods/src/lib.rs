@@ -243,7 +243,7 @@ pub enum MethodError {
 
 /// A steering method. Implementations should pass the whole batch to the model at once so
 /// shared prefixes are evaluated once.
-pub trait Method {
+pub trait Method: Send {
     /// Name as given to `--method`.
     fn name(&self) -> &str;
     /// Options that identify the configuration (for the run manifest).

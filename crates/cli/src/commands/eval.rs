@@ -1,6 +1,6 @@
 //! `culturesteer eval BENCH`: run methods on a benchmark, resumably, and report.
 
-use crate::model_opts::ModelOpts;
+use crate::model_opts::{ModelOpts, OpenedModel};
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -11,6 +11,7 @@ use culturesteer_eval::report::{render_summary, scores_json};
 use culturesteer_eval::runner::{self, RunConfig};
 use culturesteer_eval::seeds::{render_seeds, seeds_json, SeedRun};
 use culturesteer_eval::Benchmark;
+use culturesteer_methods::Method;
 use culturesteer_registry::{
     build_methods, load_benchmark, BenchOptions, MethodContext, PaletteSettings, Preset,
 };
@@ -77,6 +78,14 @@ pub struct EvalArgs {
     /// Items per model call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Copies of the model answering at once, each taking whole (method, country) units with
+    /// 1/N of the threads. On CPU one small model does not keep every core busy: two jobs on 2
+    /// cores answered SmolLM2's DISCA items 1.25x as fast as one. The answers do not depend on
+    /// N (each item is answered by one copy, with the same batches); memory grows with N (each
+    /// copy has its own context and caches).
+    #[arg(long, env = "CULTURESTEER_JOBS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Print the machine-readable scores (the run's scores.json) instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -260,6 +269,21 @@ pub fn invocation(model: &ModelOpts) -> serde_json::Value {
     })
 }
 
+/// The runner's workers: each set of methods with its copy of the model.
+fn workers<'a>(
+    methods: &'a mut [Vec<Box<dyn Method>>],
+    opened: &'a mut [OpenedModel],
+) -> Vec<runner::Worker<'a>> {
+    methods
+        .iter_mut()
+        .zip(opened.iter_mut())
+        .map(|(m, o)| runner::Worker {
+            methods: m.as_mut_slice(),
+            lm: o.lm.as_mut(),
+        })
+        .collect()
+}
+
 /// What `execute` did: the run, and with `--seeds N` every seed's report (the first is the run).
 pub struct Executed {
     pub outcome: runner::RunOutcome,
@@ -318,15 +342,33 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         palette: &palette,
         gaps: &gaps,
     };
-    let mut methods = build_methods(&a.method, &method_ctx(a.seed))?;
-    if a.seeds > 1 && !methods.iter().any(|m| m.stochastic()) {
+    let jobs = usize::from(a.jobs);
+    // One set of methods per job (each copy of the model answers with its own).
+    let mut methods: Vec<Vec<_>> = (0..jobs)
+        .map(|_| build_methods(&a.method, &method_ctx(a.seed)))
+        .collect::<Result<_, _>>()?;
+    if a.seeds > 1 && !methods[0].iter().any(|m| m.stochastic()) {
         bail!(
             "--seeds {}: none of the methods ({}) depends on the seed; run once",
             a.seeds,
             a.method.join(",")
         );
     }
-    let mut opened = a.model.open()?;
+    // With --jobs N, each copy of the model gets 1/N of the threads.
+    let model = if jobs > 1 {
+        let total = a
+            .model
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        ModelOpts {
+            threads: Some((total / jobs).max(1)),
+            ..a.model.clone()
+        }
+    } else {
+        a.model.clone()
+    };
+    let mut opened: Vec<_> = (0..jobs).map(|_| model.open()).collect::<Result<_>>()?;
+    let identity = opened[0].identity.clone();
     let mut bar = Progress::new(
         "{spinner} {msg:<24} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
         0,
@@ -341,16 +383,16 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
         seed: a.seed,
         bootstrap: a.bootstrap,
         invocation: {
-            let mut inv = invocation(&a.model);
+            let mut inv = invocation(&model);
             inv["items_per_call"] = a.batch.into();
+            inv["jobs"] = jobs.into();
             inv
         },
     };
-    let outcome = runner::run(
+    let outcome = runner::run_jobs(
         bench.as_ref(),
-        &mut methods,
-        opened.lm.as_mut(),
-        &opened.identity,
+        &mut workers(&mut methods, &mut opened),
+        &identity,
         &data,
         &cfg,
         &mut bar,
@@ -362,10 +404,14 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
     }];
     for k in 1..a.seeds {
         let seed = a.seed + k;
-        let mut stochastic: Vec<_> = build_methods(&a.method, &method_ctx(seed))?
-            .into_iter()
-            .filter(|m| m.stochastic())
-            .collect();
+        let mut stochastic: Vec<Vec<_>> = (0..jobs)
+            .map(|_| {
+                Ok(build_methods(&a.method, &method_ctx(seed))?
+                    .into_iter()
+                    .filter(|m| m.stochastic())
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
         let cfg = RunConfig {
             out_dir: a.out.join("seeds").join(format!("seed-{seed}")),
             seed,
@@ -377,11 +423,10 @@ pub fn execute(a: &EvalArgs) -> Result<Executed> {
             a.seeds,
             cfg.out_dir.display()
         );
-        let o = runner::run(
+        let o = runner::run_jobs(
             bench.as_ref(),
-            &mut stochastic,
-            opened.lm.as_mut(),
-            &opened.identity,
+            &mut workers(&mut stochastic, &mut opened),
+            &identity,
             &data,
             &cfg,
             &mut bar,
