@@ -79,10 +79,11 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Copies of the model answering at once, each taking whole (method, country) units with
-    /// 1/N of the threads. On CPU one small model does not keep every core busy: two jobs on 2
-    /// cores answered SmolLM2's DISCA items 1.25x as fast as one. The answers do not depend on
-    /// N (each item is answered by one copy, with the same batches); memory grows with N (each
-    /// copy has its own context and caches).
+    /// 1/N of the threads: for machines with many cores, where one small model's threads do
+    /// not scale (on 2 cores, 2 jobs answered SmolLM2's DISCA items only 1.01-1.05x as fast as
+    /// one job of 2 threads). The answers do not depend on N (each item is answered by one
+    /// copy, with the same batches); memory grows with N (each copy has its own context and
+    /// caches).
     #[arg(long, env = "CULTURESTEER_JOBS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
