@@ -293,8 +293,8 @@ fn real_model_eval_jobs_give_the_answers_of_one_job() {
     let records = sorted(&one);
     assert_eq!(
         records.len(),
-        8,
-        "disca and vanilla on 2 items of 2 countries"
+        4,
+        "disca and vanilla on an item of 2 countries"
     );
     assert_eq!(sorted(&two), records);
     let manifest: serde_json::Value =
