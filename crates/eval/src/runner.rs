@@ -254,8 +254,8 @@ pub fn run(
 
 /// Runs the workers' methods on `bench` for the configured countries, resuming from
 /// `cfg.out_dir`. Every worker holds the same methods (same names, same order) over a copy of
-/// one model; with more than one, each answers whole (method, country) units on its own
-/// thread, taking the next unit when it is done (`eval --jobs N`). An item's answer does not
+/// one model; with more than one, each answers one batch of one (method, country) at a time on
+/// its own thread, taking the next batch off a shared queue when it is done (`eval --jobs N`). An item's answer does not
 /// depend on which worker gave it, so the records are those of one worker, in another order.
 ///
 /// Phases: [`resolve_items`] (bad input fails before anything is written), [`open_manifest`]
@@ -276,10 +276,10 @@ pub fn run_jobs(
     if first.methods.is_empty() {
         return Err(BenchError::Invalid("no method given".into()));
     }
-    let names = |w: &Worker<'_>| -> Vec<String> {
-        w.methods.iter().map(|m| m.name().to_string()).collect()
-    };
-    if workers.iter().any(|w| names(w) != names(first)) {
+    if workers
+        .iter()
+        .any(|w| method_names(w.methods) != method_names(first.methods))
+    {
         return Err(BenchError::Invalid(
             "the workers hold different methods".into(),
         ));
@@ -422,9 +422,15 @@ fn load_done(results_path: &Path) -> Result<(Vec<ItemRecord>, Done), BenchError>
     Ok((records, done))
 }
 
-/// (method index, country index, the items it has not answered yet): what one worker answers
-/// at a time.
+/// (method index, country index, at most one batch of items it has not answered yet): what one
+/// worker answers at a time. A unit is one batch, not a whole (method, country), so that the
+/// workers share even a single country's items.
 type Unit = (usize, usize, Vec<Item>);
+
+/// The methods' names, in order.
+fn method_names(methods: &[Box<dyn Method>]) -> Vec<String> {
+    methods.iter().map(|m| m.name().to_string()).collect()
+}
 
 /// Asks every method for the items it has not answered yet, in batches, appending and flushing
 /// each batch's records. Returns (items answered now, items found done).
@@ -438,11 +444,8 @@ fn answer_missing(
     done: &mut Done,
     progress: &mut dyn Progress,
 ) -> Result<(usize, usize), BenchError> {
-    let names: Vec<String> = workers[0]
-        .methods
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect();
+    let names = method_names(workers[0].methods);
+    let batch = cfg.batch_size.max(1);
     let mut units: Vec<Unit> = Vec::new();
     let mut skipped = 0usize;
     for (mi, mname) in names.iter().enumerate() {
@@ -453,9 +456,7 @@ fn answer_missing(
                 .cloned()
                 .collect();
             skipped += its.len() - todo.len();
-            if !todo.is_empty() {
-                units.push((mi, ci, todo));
-            }
+            units.extend(todo.chunks(batch).map(|chunk| (mi, ci, chunk.to_vec())));
         }
     }
     let mut file = OpenOptions::new()
@@ -494,22 +495,19 @@ fn answer_missing(
         answered += chunk.len();
         Ok::<(), BenchError>(())
     };
-    let batch = cfg.batch_size.max(1);
     if let [one] = workers {
         // Answers of country-independent methods, reused across countries within this run.
         let mut shared: HashMap<String, Answer> = HashMap::new();
-        for (mi, ci, todo) in units {
+        for (mi, ci, chunk) in units {
             progress.message(&format!("{} {}", names[mi], countries[ci].code));
-            for chunk in todo.chunks(batch) {
-                let m = &mut *one.methods[mi];
-                let answers = answer_cached(m, &mut *one.lm, &countries[ci], chunk, &mut shared)?;
-                keep(mi, ci, chunk, answers)?;
-                progress.inc(chunk.len() as u64);
-            }
+            let m = &mut *one.methods[mi];
+            let answers = answer_cached(m, &mut *one.lm, &countries[ci], &chunk, &mut shared)?;
+            keep(mi, ci, &chunk, answers)?;
+            progress.inc(chunk.len() as u64);
         }
     } else {
-        // Each worker takes the next unit off the queue and sends every answered batch here,
-        // where the file is written; the first error stops every worker at its next batch.
+        // Each worker takes the next batch off the queue and sends its answers here, where
+        // the file is written; the first error stops every worker before its next batch.
         let queue = std::sync::Mutex::new(std::collections::VecDeque::from(units));
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::channel::<
@@ -521,20 +519,17 @@ fn answer_missing(
                 scope.spawn(move || {
                     let mut shared: HashMap<String, Answer> = HashMap::new();
                     loop {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
                         let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                        let Some((mi, ci, todo)) = next else { return };
-                        for chunk in todo.chunks(batch) {
-                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                                return;
-                            }
-                            let m = &mut *w.methods[mi];
-                            let got =
-                                answer_cached(m, &mut *w.lm, &countries[ci], chunk, &mut shared)
-                                    .map(|a| (mi, ci, chunk.to_vec(), a));
-                            let failed = got.is_err();
-                            if tx.send(got).is_err() || failed {
-                                return;
-                            }
+                        let Some((mi, ci, chunk)) = next else { return };
+                        let m = &mut *w.methods[mi];
+                        let got = answer_cached(m, &mut *w.lm, &countries[ci], &chunk, &mut shared)
+                            .map(|a| (mi, ci, chunk, a));
+                        let failed = got.is_err();
+                        if tx.send(got).is_err() || failed {
+                            return;
                         }
                     }
                 });
@@ -606,7 +601,7 @@ fn score_all(
     records: &[ItemRecord],
     cfg: &RunConfig,
 ) -> Scored {
-    let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
+    let method_names = method_names(methods);
     let views: Vec<(String, View)> = methods
         .iter()
         .flat_map(|m| m.views().into_iter().map(|v| (m.name().to_string(), v)))

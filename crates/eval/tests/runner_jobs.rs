@@ -160,3 +160,47 @@ fn a_failing_worker_stops_the_run_and_the_resume_completes_it() {
     one_worker(clean.path());
     assert_eq!(sorted_records(dir.path()), sorted_records(clean.path()));
 }
+
+#[test]
+fn one_countrys_items_are_shared_by_the_workers() {
+    // One method on one country: 6 items in batches of 2 are three units of work, not one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.countries = vec![CountryCode::new("USA").unwrap()];
+    c.limit = Some(6);
+    let mut sets: Vec<Vec<Box<dyn Method>>> =
+        (0..3).map(|_| vec![Box::new(Vanilla) as _]).collect();
+    let mut models: Vec<StandIn> = (0..3)
+        .map(|_| {
+            StandIn::new().with_logprobs(|p, c| {
+                std::thread::sleep(Duration::from_millis(20));
+                pseudo_random_logprob(p, c)
+            })
+        })
+        .collect();
+    let logs: Vec<_> = models.iter().map(StandIn::log).collect();
+    let mut workers: Vec<Worker> = sets
+        .iter_mut()
+        .zip(models.iter_mut())
+        .map(|(m, lm)| Worker {
+            methods: m.as_mut_slice(),
+            lm,
+        })
+        .collect();
+    let outcome = run_jobs(
+        &bench(),
+        &mut workers,
+        "stand-in",
+        &DataSource::Embedded,
+        &c,
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!((outcome.answered, outcome.skipped), (6, 0));
+    assert_eq!(sorted_records(dir.path()).len(), 6);
+    let busy = logs.iter().filter(|l| l.scored_prompts() > 0).count();
+    assert!(
+        busy >= 2,
+        "one country's batches were spread over the workers ({busy} of 3 asked)"
+    );
+}

@@ -78,8 +78,8 @@ pub struct EvalArgs {
     /// Items per model call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Copies of the model answering at once, each taking whole (method, country) units with
-    /// 1/N of the threads: for machines with many cores, where one small model's threads do
+    /// Copies of the model answering at once, each taking the next batch of items off one queue
+    /// with 1/N of the threads: for machines with many cores, where one small model's threads do
     /// not scale (on 2 cores, 2 jobs answered SmolLM2's DISCA items only 1.01-1.05x as fast as
     /// one job of 2 threads). The answers do not depend on N (each item is answered by one
     /// copy, with the same batches); memory grows with N (each copy has its own context and
