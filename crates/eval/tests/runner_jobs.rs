@@ -5,7 +5,8 @@
 use culturesteer_core::CountryCode;
 use culturesteer_data::DataSource;
 use culturesteer_eval::multitp::{MultiTpDisca, MultiTpDiscaOptions};
-use culturesteer_eval::runner::{run, run_jobs, NoProgress, RunConfig, Worker};
+use culturesteer_eval::runner::{run, run_jobs, NoProgress, RunConfig, RunOutcome, Worker};
+use culturesteer_eval::BenchError;
 use culturesteer_llm::standin::{pseudo_random_logprob, StandIn};
 use culturesteer_methods::{CountryPrompt, Method, Vanilla};
 use std::path::Path;
@@ -69,6 +70,30 @@ fn one_worker(dir: &Path) -> usize {
     .answered
 }
 
+/// `run_jobs` with one worker per (methods, model) pair.
+fn jobs(
+    sets: &mut [Vec<Box<dyn Method>>],
+    models: &mut [StandIn],
+    cfg: &RunConfig,
+) -> Result<RunOutcome, BenchError> {
+    let mut workers: Vec<Worker> = sets
+        .iter_mut()
+        .zip(models.iter_mut())
+        .map(|(m, lm)| Worker {
+            methods: m.as_mut_slice(),
+            lm,
+        })
+        .collect();
+    run_jobs(
+        &bench(),
+        &mut workers,
+        "stand-in",
+        &DataSource::Embedded,
+        cfg,
+        &mut NoProgress,
+    )
+}
+
 #[test]
 fn jobs_give_the_records_and_scores_of_one_worker() {
     let one = tempfile::tempdir().unwrap();
@@ -78,23 +103,7 @@ fn jobs_give_the_records_and_scores_of_one_worker() {
     let mut sets: Vec<Vec<Box<dyn Method>>> = (0..3).map(|_| methods()).collect();
     let mut models: Vec<StandIn> = (0..3).map(|_| slow()).collect();
     let logs: Vec<_> = models.iter().map(StandIn::log).collect();
-    let mut workers: Vec<Worker> = sets
-        .iter_mut()
-        .zip(models.iter_mut())
-        .map(|(m, lm)| Worker {
-            methods: m.as_mut_slice(),
-            lm,
-        })
-        .collect();
-    let outcome = run_jobs(
-        &bench(),
-        &mut workers,
-        "stand-in",
-        &DataSource::Embedded,
-        &cfg(three.path()),
-        &mut NoProgress,
-    )
-    .unwrap();
+    let outcome = jobs(&mut sets, &mut models, &cfg(three.path())).unwrap();
     assert_eq!((outcome.answered, outcome.skipped), (30, 0));
     assert_eq!(sorted_records(three.path()), sorted_records(one.path()));
     let scores = |d: &Path| std::fs::read_to_string(d.join("scores.json")).unwrap();
@@ -110,32 +119,14 @@ fn jobs_give_the_records_and_scores_of_one_worker() {
 fn a_failing_worker_stops_the_run_and_the_resume_completes_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut sets: Vec<Vec<Box<dyn Method>>> = (0..2).map(|_| methods()).collect();
-    let mut good = slow().with_logprobs(|p, c| {
+    let good = slow().with_logprobs(|p, c| {
         std::thread::sleep(Duration::from_millis(20));
         pseudo_random_logprob(p, c)
     });
-    let mut bad = StandIn::refusing();
-    let (a, b) = sets.split_at_mut(1);
-    let mut workers = vec![
-        Worker {
-            methods: a[0].as_mut_slice(),
-            lm: &mut good,
-        },
-        Worker {
-            methods: b[0].as_mut_slice(),
-            lm: &mut bad,
-        },
-    ];
-    let e = run_jobs(
-        &bench(),
-        &mut workers,
-        "stand-in",
-        &DataSource::Embedded,
-        &cfg(dir.path()),
-        &mut NoProgress,
-    )
-    .err()
-    .expect("the refusing worker's error ends the run");
+    let mut models = vec![good, StandIn::refusing()];
+    let e = jobs(&mut sets, &mut models, &cfg(dir.path()))
+        .err()
+        .expect("the refusing worker's error ends the run");
     assert!(
         e.to_string().contains("this backend does not support"),
         "{e}"
@@ -179,23 +170,7 @@ fn one_countrys_items_are_shared_by_the_workers() {
         })
         .collect();
     let logs: Vec<_> = models.iter().map(StandIn::log).collect();
-    let mut workers: Vec<Worker> = sets
-        .iter_mut()
-        .zip(models.iter_mut())
-        .map(|(m, lm)| Worker {
-            methods: m.as_mut_slice(),
-            lm,
-        })
-        .collect();
-    let outcome = run_jobs(
-        &bench(),
-        &mut workers,
-        "stand-in",
-        &DataSource::Embedded,
-        &c,
-        &mut NoProgress,
-    )
-    .unwrap();
+    let outcome = jobs(&mut sets, &mut models, &c).unwrap();
     assert_eq!((outcome.answered, outcome.skipped), (6, 0));
     assert_eq!(sorted_records(dir.path()).len(), 6);
     let busy = logs.iter().filter(|l| l.scored_prompts() > 0).count();
