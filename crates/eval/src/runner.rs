@@ -255,8 +255,9 @@ pub fn run(
 /// Runs the workers' methods on `bench` for the configured countries, resuming from
 /// `cfg.out_dir`. Every worker holds the same methods (same names, same order) over a copy of
 /// one model; with more than one, each answers one batch of one (method, country) at a time on
-/// its own thread, taking the next batch off a shared queue when it is done (`eval --jobs N`). An item's answer does not
-/// depend on which worker gave it, so the records are those of one worker, in another order.
+/// its own thread, taking the next batch off a shared queue when it is done (`eval --jobs N`).
+/// An item's answer does not depend on which worker gave it, so the records are those of one
+/// worker, in another order.
 ///
 /// Phases: [`resolve_items`] (bad input fails before anything is written), [`open_manifest`]
 /// (a directory holding another run is refused), [`load_done`], [`answer_missing`] (appended
